@@ -1,0 +1,87 @@
+"""smsq producers: enqueue SMS send requests into Redis and read their outcomes.
+
+Importing this package loads neither httpx, tenacity nor the ``worker`` package.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from producers.config import ProducerSettings
+from producers.contract import Lane, SendRequest, parse_request
+from producers.enqueue import Enqueued, Producer, Refused
+from producers.errors import (
+    ConfigError,
+    InvalidRequestError,
+    RedisUnavailableError,
+    SmsqError,
+)
+from producers.records import DeadLetter, MessageRecord
+from producers.states import State
+from producers.store import MessageStore
+
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Mapping
+
+    from redis import Redis
+
+__all__ = [
+    "ConfigError",
+    "DeadLetter",
+    "Enqueued",
+    "InvalidRequestError",
+    "Lane",
+    "MessageRecord",
+    "MessageStore",
+    "Producer",
+    "ProducerSettings",
+    "RedisUnavailableError",
+    "Refused",
+    "SendRequest",
+    "SmsqError",
+    "State",
+    "enqueue",
+    "enqueue_many",
+    "parse_request",
+    "status",
+]
+
+_default: Producer | None = None
+
+
+def connect(settings: ProducerSettings | None = None) -> Redis:
+    """A Redis client for ``REDIS_URL`` with bounded socket timeouts."""
+    from redis import Redis
+
+    settings = settings or ProducerSettings.from_env()
+    return Redis.from_url(settings.redis_url, socket_timeout=10, socket_connect_timeout=5,
+                          health_check_interval=30)
+
+
+def _producer() -> Producer:
+    global _default
+    if _default is None:
+        settings = ProducerSettings.from_env()
+        _default = Producer(connect(settings), settings)
+    return _default
+
+
+def enqueue(request: Mapping[str, Any] | SendRequest) -> Enqueued:
+    """Enqueue one request with settings from the environment (``REDIS_URL`` …).
+
+    Raises:
+        InvalidRequestError: names the field that breaks the contract.
+        RedisUnavailableError: Redis could not be reached.
+    """
+    return _producer().enqueue(request)
+
+
+def enqueue_many(requests: Iterable[Mapping[str, Any] | SendRequest]) -> list[Enqueued | Refused]:
+    """Enqueue a batch in one Redis round trip; results come in input order."""
+    return _producer().enqueue_many(requests)
+
+
+def status(key: str) -> MessageRecord | None:
+    """The outcome record of the message with idempotency key ``key``."""
+    return MessageStore(_producer()._redis).get(key)

@@ -1,0 +1,89 @@
+"""Producer-side settings, read from the environment only when asked."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from producers.errors import ConfigError
+
+
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+DEFAULT_COUNTRY = "FR"
+OUTCOME_TTL_S = 30 * 24 * 3600
+"""How long a message's outcome, history and dead letter stay readable (30 days)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ProducerSettings:
+    """What producers need: where Redis is, how to read national numbers, how long to keep."""
+
+    redis_url: str = DEFAULT_REDIS_URL
+    default_country: str = DEFAULT_COUNTRY
+    outcome_ttl_s: int = OUTCOME_TTL_S
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> ProducerSettings:
+        """Read ``REDIS_URL``, ``SMSQ_DEFAULT_COUNTRY`` and ``SMSQ_OUTCOME_TTL_S``.
+
+        Raises:
+            ConfigError: a value is invalid; names the variable, never its value.
+        """
+        env = os.environ if environ is None else environ
+        return cls(
+            redis_url=env.get("REDIS_URL") or DEFAULT_REDIS_URL,
+            default_country=read_country(env, "SMSQ_DEFAULT_COUNTRY"),
+            outcome_ttl_s=read_int(env, "SMSQ_OUTCOME_TTL_S", OUTCOME_TTL_S, minimum=60),
+        )
+
+    def __repr__(self) -> str:
+        return (
+            f"ProducerSettings(redis_url={redact_url(self.redis_url)!r}, "
+            f"default_country={self.default_country!r}, outcome_ttl_s={self.outcome_ttl_s})"
+        )
+
+
+def read_int(env: Mapping[str, str], name: str, default: int, *, minimum: int) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(name, "must be a whole number") from None
+    if value < minimum:
+        raise ConfigError(name, f"must be at least {minimum}")
+    return value
+
+
+def read_float(env: Mapping[str, str], name: str, default: float, *, minimum: float) -> float:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(name, "must be a number") from None
+    if not value >= minimum:
+        raise ConfigError(name, f"must be at least {minimum}")
+    return value
+
+
+def read_country(env: Mapping[str, str], name: str) -> str:
+    import phonenumbers
+
+    value = (env.get(name) or DEFAULT_COUNTRY).strip().upper()
+    if value not in phonenumbers.SUPPORTED_REGIONS:
+        raise ConfigError(name, "must be an ISO 3166 two-letter country code such as FR")
+    return value
+
+
+def redact_url(url: str) -> str:
+    """``redis://user:secret@host`` → ``redis://user:***@host``, for messages and reprs."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or "@" not in rest:
+        return url
+    credentials, _, host = rest.rpartition("@")
+    user = credentials.partition(":")[0]
+    return f"{scheme}://{user}:***@{host}"

@@ -1,0 +1,283 @@
+"""Wire contract v1: the JSON send request any backend can produce, and its validation."""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from producers.errors import InvalidRequestError
+from producers.phones import PhoneError, normalise_phone
+from producers.segments import count_segments
+
+
+SEND_SMS_JOB = "worker.jobs.send_sms"
+"""The only callable a worker runs; stored in every job, so it is a long-lived contract."""
+
+KEY_MAX_CHARS = 200
+MAX_RECIPIENTS = 10_000
+TEXT_MAX_CHARS = 640
+"""AllMySMS refuses longer messages with status 111."""
+CAMPAIGN_MAX_CHARS = 100
+VALID_FOR_MAX_S = 30 * 24 * 3600
+SENDER_PATTERN = re.compile(r"[A-Za-z][A-Za-z0-9]{2,10}")
+"""TPOA: 3-11 letters and digits, starting with a letter."""
+PLACEHOLDER_PATTERN = re.compile(r"#param_([0-9]+)#")
+FIELDS = frozenset({"key", "to", "text", "sender", "send_at", "campaign", "lane", "valid_for_s"})
+
+
+class Lane(StrEnum):
+    """Priority lanes, one RQ queue each; workers drain them in this order."""
+
+    URGENT = "urgent"
+    DEFAULT = "default"
+    BULK = "bulk"
+
+
+LANE_ORDER = (Lane.URGENT, Lane.DEFAULT, Lane.BULK)
+
+
+def queue_name(lane: Lane) -> str:
+    """RQ queue name of a lane (``smsq-urgent``)."""
+    return f"smsq-{lane.value}"
+
+
+@dataclass(frozen=True, slots=True)
+class Recipient:
+    phone: str
+    """International digits without ``+``."""
+    params: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class RefusedNumber:
+    """A recipient dropped before any provider call."""
+
+    field: str
+    """Where it was in the request: ``to[3]``."""
+    phone: str
+    """As the producer wrote it."""
+    reason: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SendRequest:
+    """A validated, normalised send request."""
+
+    key: str
+    recipients: tuple[Recipient, ...]
+    text: str
+    sender: str | None = None
+    send_at: datetime | None = None
+    campaign: str | None = None
+    lane: Lane = Lane.DEFAULT
+    valid_for_s: float | None = None
+    refused_numbers: tuple[RefusedNumber, ...] = ()
+    dynamic: int = 0
+    """Highest ``#param_N#`` used in ``text``; each recipient carries that many params."""
+    segments: int = field(default=1)
+    """SMS parts per recipient (the longest after substitution)."""
+    encoding: str = "gsm7"
+
+    def to_stored(self) -> dict[str, Any]:
+        """The JSON form kept in the outcome store and read back by the worker."""
+        return {
+            "key": self.key,
+            "to": [{"phone": r.phone, "params": list(r.params)} for r in self.recipients],
+            "text": self.text,
+            "sender": self.sender,
+            "send_at": self.send_at.isoformat() if self.send_at else None,
+            "campaign": self.campaign,
+            "lane": self.lane.value,
+            "valid_for_s": self.valid_for_s,
+            "dynamic": self.dynamic,
+        }
+
+    @classmethod
+    def from_stored(cls, data: Mapping[str, Any]) -> SendRequest:
+        """Rebuild a request written by :meth:`to_stored` (already validated)."""
+        send_at = data.get("send_at")
+        return cls(
+            key=data["key"],
+            recipients=tuple(Recipient(r["phone"], tuple(r["params"])) for r in data["to"]),
+            text=data["text"],
+            sender=data.get("sender"),
+            send_at=datetime.fromisoformat(send_at) if send_at else None,
+            campaign=data.get("campaign"),
+            lane=Lane(data.get("lane", "default")),
+            valid_for_s=data.get("valid_for_s"),
+            dynamic=int(data.get("dynamic", 0)),
+        )
+
+
+def parse_request(obj: object, *, default_region: str = "FR") -> SendRequest:
+    """Validate a decoded JSON send request and normalise it.
+
+    Recipients with an invalid number are dropped and listed in ``refused_numbers``; the request
+    is refused only when none is left.
+
+    Raises:
+        InvalidRequestError: names the first field that breaks the contract and why.
+    """
+    if not isinstance(obj, Mapping):
+        raise InvalidRequestError("request", "must be a JSON object")
+    unknown = sorted(set(obj) - FIELDS)
+    if unknown:
+        raise InvalidRequestError(str(unknown[0]), "unknown field")
+    key = _key(obj.get("key"))
+    text = _text(obj.get("text"))
+    placeholders = [int(n) for n in PLACEHOLDER_PATTERN.findall(text)]
+    if any(n == 0 for n in placeholders):
+        raise InvalidRequestError("text", "placeholders are numbered from #param_1#")
+    dynamic = max(placeholders, default=0)
+    recipients, refused = _recipients(obj.get("to"), default_region, dynamic)
+    counts = [count_segments(_substitute(text, r.params)) for r in recipients]
+    longest = max(counts, key=lambda c: (c.segments, c.encoding == "ucs2"))
+    return SendRequest(
+        key=key,
+        recipients=recipients,
+        text=text,
+        sender=_sender(obj.get("sender")),
+        send_at=_send_at(obj.get("send_at")),
+        campaign=_optional_text(obj.get("campaign"), "campaign", CAMPAIGN_MAX_CHARS),
+        lane=_lane(obj.get("lane")),
+        valid_for_s=_valid_for(obj.get("valid_for_s")),
+        refused_numbers=refused,
+        dynamic=dynamic,
+        segments=longest.segments,
+        encoding="ucs2" if any(c.encoding == "ucs2" for c in counts) else "gsm7",
+    )
+
+
+def _substitute(text: str, params: tuple[str, ...]) -> str:
+    if not params:
+        return text
+    return PLACEHOLDER_PATTERN.sub(lambda m: params[int(m.group(1)) - 1], text)
+
+
+def _key(value: object) -> str:
+    if value is None:
+        raise InvalidRequestError("key", "is required")
+    if not isinstance(value, str):
+        raise InvalidRequestError("key", "must be a string")
+    if not 1 <= len(value) <= KEY_MAX_CHARS:
+        raise InvalidRequestError("key", f"must be 1 to {KEY_MAX_CHARS} characters")
+    return value
+
+
+def _text(value: object) -> str:
+    if value is None:
+        raise InvalidRequestError("text", "is required")
+    if not isinstance(value, str):
+        raise InvalidRequestError("text", "must be a string")
+    if not value.strip():
+        raise InvalidRequestError("text", "must not be empty")
+    if len(value) > TEXT_MAX_CHARS:
+        raise InvalidRequestError(
+            "text", f"is {len(value)} characters; AllMySMS accepts at most {TEXT_MAX_CHARS}"
+        )
+    return value
+
+
+def _recipients(
+    value: object, default_region: str, dynamic: int
+) -> tuple[tuple[Recipient, ...], tuple[RefusedNumber, ...]]:
+    if value is None:
+        raise InvalidRequestError("to", "is required")
+    items: list[object] = [value] if isinstance(value, str | Mapping) else value  # type: ignore[assignment]
+    if not isinstance(items, list):
+        raise InvalidRequestError("to", "must be a list of phone numbers or recipient objects")
+    if not 1 <= len(items) <= MAX_RECIPIENTS:
+        raise InvalidRequestError("to", f"must hold 1 to {MAX_RECIPIENTS} recipients")
+    recipients: dict[str, Recipient] = {}
+    refused: list[RefusedNumber] = []
+    for index, item in enumerate(items):
+        where = f"to[{index}]"
+        raw, params = _recipient(item, where)
+        if len(params) < dynamic:
+            raise InvalidRequestError(
+                f"{where}.params", f"text uses #param_{dynamic}# but only {len(params)} given"
+            )
+        try:
+            phone = normalise_phone(raw, default_region)
+        except PhoneError as exc:
+            refused.append(RefusedNumber(where, raw, exc.reason))
+            continue
+        recipients.setdefault(phone, Recipient(phone, params[:dynamic]))
+    if not recipients:
+        detail = "; ".join(f"{r.field}: {r.reason}" for r in refused[:5])
+        raise InvalidRequestError("to", f"no valid recipient ({detail})")
+    return tuple(recipients.values()), tuple(refused)
+
+
+def _recipient(item: object, where: str) -> tuple[str, tuple[str, ...]]:
+    if isinstance(item, str):
+        return item, ()
+    if not isinstance(item, Mapping):
+        raise InvalidRequestError(where, "must be a phone string or {\"phone\", \"params\"}")
+    extra = sorted(set(item) - {"phone", "params"})
+    if extra:
+        raise InvalidRequestError(f"{where}.{extra[0]}", "unknown field")
+    phone = item.get("phone")
+    if not isinstance(phone, str):
+        raise InvalidRequestError(f"{where}.phone", "is required and must be a string")
+    params = item.get("params", [])
+    if not isinstance(params, list) or not all(isinstance(p, str) for p in params):
+        raise InvalidRequestError(f"{where}.params", "must be a list of strings")
+    return phone, tuple(params)
+
+
+def _sender(value: object) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or not SENDER_PATTERN.fullmatch(value):
+        raise InvalidRequestError(
+            "sender", "must be 3 to 11 letters and digits, starting with a letter"
+        )
+    return value
+
+
+def _send_at(value: object) -> datetime | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise InvalidRequestError("send_at", "must be an ISO-8601 string")
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise InvalidRequestError("send_at", "is not an ISO-8601 date-time") from None
+    if moment.tzinfo is None:
+        raise InvalidRequestError("send_at", "must carry a UTC offset (e.g. +01:00 or Z)")
+    return moment.astimezone(UTC)
+
+
+def _optional_text(value: object, name: str, max_chars: int) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or not 1 <= len(value) <= max_chars:
+        raise InvalidRequestError(name, f"must be a string of 1 to {max_chars} characters")
+    return value
+
+
+def _lane(value: object) -> Lane:
+    if value is None:
+        return Lane.DEFAULT
+    try:
+        return Lane(str(value)) if isinstance(value, str) else Lane("")
+    except ValueError:
+        names = " | ".join(lane.value for lane in LANE_ORDER)
+        raise InvalidRequestError("lane", f"must be one of {names}") from None
+
+
+def _valid_for(value: object) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise InvalidRequestError("valid_for_s", "must be a number of seconds")
+    if not 0 < value <= VALID_FOR_MAX_S:
+        raise InvalidRequestError("valid_for_s", f"must be between 0 and {VALID_FOR_MAX_S}")
+    return float(value)

@@ -1,0 +1,195 @@
+"""Enqueue send requests: one atomic Redis script per batch, idempotent by key."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from producers import keys
+from producers.config import ProducerSettings
+from producers.contract import SEND_SMS_JOB, SendRequest, parse_request, queue_name
+from producers.errors import InvalidRequestError
+from producers.records import utc_now_iso
+from producers.redis_errors import translate_redis_errors
+from producers.states import State
+
+
+if TYPE_CHECKING:
+    from redis import Redis
+    from redis.commands.core import Script
+
+JOB_DESCRIPTION = "smsq.send_sms"
+"""Neutral RQ job description: RQ logs it, so it must hold no phone number or text."""
+
+WAKE_TOKENS_MAX = 64
+"""Idle workers block on the wake list; more tokens than workers would only be trimmed."""
+
+# Each item: [msg_key, history_key, job_key, queue_key, job_id, record_json, history_json,
+# job_json]. A message whose record exists is a duplicate and returns its state; otherwise the
+# record, its first history entry, the RQ job hash and the queue entry are written together.
+_ENQUEUE_LUA = """
+local items = cjson.decode(ARGV[1])
+local ttl = tonumber(ARGV[2])
+local out = {}
+local pushed = 0
+local function hset_all(key, obj)
+  for field, value in pairs(obj) do redis.call('HSET', key, field, value) end
+end
+for i, it in ipairs(items) do
+  local state = redis.call('HGET', it[1], 'state')
+  if state then
+    out[i] = state
+  else
+    hset_all(it[1], cjson.decode(it[6]))
+    redis.call('EXPIRE', it[1], ttl)
+    redis.call('RPUSH', it[2], it[7])
+    redis.call('EXPIRE', it[2], ttl)
+    hset_all(it[3], cjson.decode(it[8]))
+    redis.call('RPUSH', it[4], it[5])
+    redis.call('SADD', 'rq:queues', it[4])
+    out[i] = ''
+    pushed = pushed + 1
+  end
+end
+if pushed > 0 then
+  for _ = 1, math.min(pushed, tonumber(ARGV[4])) do redis.call('LPUSH', ARGV[3], '1') end
+  redis.call('LTRIM', ARGV[3], 0, tonumber(ARGV[4]) - 1)
+end
+return out
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Enqueued:
+    """A request the store holds: new (``duplicate`` False) or already there under its key."""
+
+    key: str
+    message_id: str
+    state: State
+    duplicate: bool
+    refused_numbers: tuple[dict[str, str], ...] = ()
+
+    def as_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"key": self.key, "state": self.state.value}
+        if self.duplicate:
+            data["duplicate"] = True
+        if self.refused_numbers:
+            data["refused_numbers"] = list(self.refused_numbers)
+        return data
+
+
+@dataclass(frozen=True, slots=True)
+class Refused:
+    """A request refused at enqueue; nothing was written for it."""
+
+    key: str | None
+    error: InvalidRequestError
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"key": self.key, "error": self.error.as_dict()}
+
+
+class Producer:
+    """Enqueues send requests into Redis for smsq workers."""
+
+    def __init__(self, connection: Redis, settings: ProducerSettings | None = None) -> None:
+        self._redis = connection
+        self._settings = settings or ProducerSettings()
+        self._script: Script = connection.register_script(_ENQUEUE_LUA)
+
+    def enqueue(self, request: Mapping[str, Any] | SendRequest, *, source: str = "python"
+                ) -> Enqueued:
+        """Validate and enqueue one request; a known key returns the existing message.
+
+        Raises:
+            InvalidRequestError: the request breaks the contract; names the field.
+            RedisUnavailableError: Redis could not be reached.
+        """
+        result = self.enqueue_many([request], source=source)[0]
+        if isinstance(result, Refused):
+            raise result.error
+        return result
+
+    def enqueue_many(self, requests: Iterable[Mapping[str, Any] | SendRequest], *,
+                     source: str = "python") -> list[Enqueued | Refused]:
+        """Validate and enqueue a batch in one Redis round trip, answering in input order.
+
+        Raises:
+            RedisUnavailableError: Redis could not be reached; retrying with the same keys is safe.
+        """
+        results: list[Enqueued | Refused | None] = []
+        accepted: list[tuple[int, SendRequest]] = []
+        for raw in requests:
+            try:
+                request = raw if isinstance(raw, SendRequest) else parse_request(
+                    raw, default_region=self._settings.default_country)
+            except InvalidRequestError as error:
+                key = raw.get("key") if isinstance(raw, Mapping) else None
+                results.append(Refused(key if isinstance(key, str) else None, error))
+                continue
+            accepted.append((len(results), request))
+            results.append(None)
+        if accepted:
+            now = time.time()
+            items = [_item(request, now, source) for _, request in accepted]
+            with translate_redis_errors():
+                states = self._script(
+                    args=[json.dumps(items), self._settings.outcome_ttl_s, keys.WAKE,
+                          WAKE_TOKENS_MAX])
+            for (index, request), state in zip(accepted, states, strict=True):
+                existing = state.decode() if isinstance(state, bytes) else state
+                results[index] = Enqueued(
+                    key=request.key,
+                    message_id=keys.message_id(request.key),
+                    state=State(existing) if existing else State.QUEUED,
+                    duplicate=bool(existing),
+                    refused_numbers=tuple(_refused(request)),
+                )
+        return [r for r in results if r is not None]
+
+
+def _refused(request: SendRequest) -> list[dict[str, str]]:
+    return [{"field": r.field, "phone": r.phone, "reason": r.reason}
+            for r in request.refused_numbers]
+
+
+def _item(request: SendRequest, now: float, source: str) -> list[str]:
+    mid = keys.message_id(request.key)
+    jid = keys.job_id(mid)
+    queue = queue_name(request.lane)
+    stamp = utc_now_iso()
+    record: dict[str, str] = {
+        "key": request.key,
+        "message_id": mid,
+        "state": State.QUEUED.value,
+        "lane": request.lane.value,
+        "job_id": jid,
+        "source": source,
+        "created_at": stamp,
+        "updated_at": stamp,
+        "request": json.dumps(request.to_stored(), ensure_ascii=False),
+        "recipients": str(len(request.recipients)),
+        "segments": str(request.segments),
+        "encoding": request.encoding,
+        "refused_numbers": json.dumps(_refused(request), ensure_ascii=False),
+        "attempts": "0",
+    }
+    if request.valid_for_s is not None:
+        record["expires_at"] = repr(now + request.valid_for_s)
+    history = {"state": State.QUEUED.value, "at": stamp, "lane": request.lane.value}
+    if request.refused_numbers:
+        history["refused_numbers"] = str(len(request.refused_numbers))
+    rq_stamp = stamp.replace("+00:00", "Z")
+    job = {
+        "data": json.dumps([SEND_SMS_JOB, None, [mid], {}]),
+        "origin": queue,
+        "status": "queued",
+        "description": JOB_DESCRIPTION,
+        "created_at": rq_stamp,
+        "enqueued_at": rq_stamp,
+    }
+    return [keys.message(mid), keys.history(mid), keys.rq_job(jid), keys.rq_queue(queue), jid,
+            json.dumps(record, ensure_ascii=False), json.dumps(history), json.dumps(job)]

@@ -1,0 +1,77 @@
+"""Every exception smsq raises on purpose.
+
+::
+
+    SmsqError
+     ├── ConfigError             a setting is missing or invalid; the process stops at start-up
+     ├── InvalidRequestError     a send request breaks the wire contract (names the field)
+     ├── RedisUnavailableError   Redis could not be reached; nothing was written
+     ├── ProviderError           talking to AllMySMS went wrong
+     │    ├── NotSentError          it provably never reached AllMySMS (the only retried error)
+     │    ├── OutcomeUnknownError   it may have reached AllMySMS: never resent automatically
+     │    └── RejectedError         AllMySMS answered with a status in 102-118
+     └── RefusedJobError         a job in Redis names a callable or data smsq does not run
+
+Messages never carry a phone number, a message text or the provider apiKey.
+"""
+
+from __future__ import annotations
+
+
+class SmsqError(Exception):
+    """Base of every exception smsq raises on purpose."""
+
+
+class ConfigError(SmsqError):
+    """A setting is missing or invalid; ``variable`` names it, never its value."""
+
+    def __init__(self, variable: str, reason: str) -> None:
+        super().__init__(f"{variable}: {reason}")
+        self.variable = variable
+        self.reason = reason
+
+
+class InvalidRequestError(SmsqError):
+    """A send request breaks the wire contract."""
+
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(f"{field}: {reason}")
+        self.field = field
+        self.reason = reason
+
+    def as_dict(self) -> dict[str, str]:
+        return {"field": self.field, "reason": self.reason}
+
+
+class RedisUnavailableError(SmsqError):
+    """Redis could not be reached or answered with an error; nothing was written."""
+
+
+class ProviderError(SmsqError):
+    """Talking to AllMySMS went wrong."""
+
+
+class NotSentError(ProviderError):
+    """The request provably never reached AllMySMS (connect refused or timed out, pool full)."""
+
+
+class OutcomeUnknownError(ProviderError):
+    """The request may have reached AllMySMS; whether the SMS left is unknown."""
+
+    def __init__(self, reason: str, *, http_status: int | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.http_status = http_status
+
+
+class RejectedError(ProviderError):
+    """AllMySMS answered with a business status that is not a success."""
+
+    def __init__(self, code: int, reason: str) -> None:
+        super().__init__(f"provider status {code}: {reason}")
+        self.code = code
+        self.reason = reason
+
+
+class RefusedJobError(SmsqError):
+    """A job in Redis that smsq refuses to run (foreign callable, bad data)."""

@@ -1,0 +1,54 @@
+"""Every Redis key smsq writes, built in one place.
+
+RQ's own keys (``rq:queue:<name>``, ``rq:job:<id>``) follow from the queue names and job ids
+built here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+
+PREFIX = "smsq"
+
+INTAKE = f"{PREFIX}:intake"
+"""List where any backend RPUSHes a JSON send request (the redis-cli contract)."""
+INTAKE_PROCESSING = f"{PREFIX}:intake:processing"
+"""Intake requests a worker took and has not yet turned into messages."""
+WAKE = f"{PREFIX}:wake"
+"""Tokens pushed on enqueue so idle workers wake at once instead of polling."""
+DEAD_LETTERS = f"{PREFIX}:dead"
+"""Sorted set of dead-letter ids scored by the time they were recorded (epoch seconds)."""
+
+
+def message_id(key: str) -> str:
+    """Stable id of a message derived from its idempotency key (any text, 1-200 chars)."""
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()[:32]
+
+
+def message(mid: str) -> str:
+    """Hash holding one message's request and outcome."""
+    return f"{PREFIX}:msg:{mid}"
+
+
+def history(mid: str) -> str:
+    """List of one message's state changes, oldest first (JSON entries)."""
+    return f"{PREFIX}:msg:{mid}:history"
+
+
+def dead_letter(dead_id: str) -> str:
+    """Hash describing one dead letter."""
+    return f"{PREFIX}:dead:{dead_id}"
+
+
+def job_id(mid: str) -> str:
+    """RQ job id of a message's send job."""
+    return f"smsq-{mid}"
+
+
+def rq_job(jid: str) -> str:
+    return f"rq:job:{jid}"
+
+
+def rq_queue(queue_name: str) -> str:
+    return f"rq:queue:{queue_name}"

@@ -1,0 +1,27 @@
+"""Turn redis-py connection failures into one clear smsq error."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import redis.exceptions
+
+from producers.errors import RedisUnavailableError
+
+
+@contextmanager
+def translate_redis_errors() -> Iterator[None]:
+    """Raise :class:`RedisUnavailableError` for connection errors and timeouts.
+
+    The message names the failure class, never the URL (it may hold a password).
+    """
+    try:
+        yield
+    except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
+        raise RedisUnavailableError(
+            f"Redis is unreachable ({type(exc).__name__}); "
+            "retrying with the same keys is safe, duplicates are ignored"
+        ) from exc
+    except redis.exceptions.ResponseError as exc:
+        raise RedisUnavailableError(f"Redis refused the command: {exc}") from exc

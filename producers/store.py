@@ -1,0 +1,55 @@
+"""Read side of the outcome store: message records, their history, and dead letters."""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING
+
+from producers import keys
+from producers.records import DeadLetter, MessageRecord
+from producers.redis_errors import translate_redis_errors
+
+
+if TYPE_CHECKING:
+    from redis import Redis
+
+
+class MessageStore:
+    """Reads what workers wrote; producers and operators use it, never the worker's internals."""
+
+    def __init__(self, connection: Redis) -> None:
+        self._redis = connection
+
+    def get(self, key: str) -> MessageRecord | None:
+        """The record of the message whose idempotency key is ``key``, or None."""
+        return self.get_by_id(keys.message_id(key))
+
+    def get_by_id(self, message_id: str) -> MessageRecord | None:
+        with translate_redis_errors():
+            pipe = self._redis.pipeline(transaction=False)
+            pipe.hgetall(keys.message(message_id))
+            pipe.lrange(keys.history(message_id), 0, -1)
+            raw, history = pipe.execute()
+        if not raw:
+            return None
+        return MessageRecord.from_redis(_text(raw), [_str(h) for h in history])
+
+    def dead_letters(self, *, limit: int = 100, ttl_s: int | None = None) -> list[DeadLetter]:
+        """Newest dead letters first; entries older than ``ttl_s`` are pruned on the way."""
+        with translate_redis_errors():
+            if ttl_s is not None:
+                self._redis.zremrangebyscore(keys.DEAD_LETTERS, "-inf", time.time() - ttl_s)
+            ids = self._redis.zrevrange(keys.DEAD_LETTERS, 0, limit - 1)
+            pipe = self._redis.pipeline(transaction=False)
+            for dead_id in ids:
+                pipe.hgetall(keys.dead_letter(_str(dead_id)))  # type: ignore[arg-type]
+            rows = pipe.execute()
+        return [DeadLetter.from_redis(_text(row)) for row in rows if row]
+
+
+def _str(value: bytes | str) -> str:
+    return value.decode("utf-8") if isinstance(value, bytes) else value
+
+
+def _text(raw: dict[bytes, bytes] | dict[str, str]) -> dict[str, str]:
+    return {_str(k): _str(v) for k, v in raw.items()}

@@ -1,0 +1,10 @@
+"""``python -m worker`` is ``smsq``."""
+
+from __future__ import annotations
+
+import sys
+
+from worker.cli import main
+
+
+sys.exit(main())

@@ -1,0 +1,161 @@
+"""Write side of the outcome store: the send guard (claim) and state transitions, atomically.
+
+Every state change is one Lua script: it checks the current state (compare-and-set), writes the
+fields, appends the history entry and, for a terminal non-success, records the dead letter, so a
+message can never hold two terminal states and a key can be claimed for sending only once.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from producers import keys
+from producers.records import utc_now_iso
+from producers.states import DEAD_LETTER_STATES, State
+
+
+if TYPE_CHECKING:
+    from redis import Redis
+
+_LIB = """
+local function apply(msg, hist, dead_set, dead_key, new_state, fields, entry, dead, now, ttl)
+  redis.call('HSET', msg, 'state', new_state)
+  for field, value in pairs(fields) do redis.call('HSET', msg, field, tostring(value)) end
+  redis.call('EXPIRE', msg, ttl)
+  redis.call('RPUSH', hist, entry)
+  redis.call('EXPIRE', hist, ttl)
+  if dead then
+    for field, value in pairs(dead) do redis.call('HSET', dead_key, field, tostring(value)) end
+    redis.call('EXPIRE', dead_key, ttl)
+    redis.call('ZADD', dead_set, now, dead['dead_id'])
+  end
+end
+"""
+
+# KEYS: msg, history, dead set, dead hash. ARGV: now epoch, now iso, ttl, worker.
+# Returns {outcome, request?}: 'claimed' (state is now sending), 'expired', 'missing', or the
+# state the message already had.
+_CLAIM_LUA = _LIB + """
+local state = redis.call('HGET', KEYS[1], 'state')
+if not state then return {'missing'} end
+if state ~= 'queued' then return {state} end
+local now = tonumber(ARGV[1])
+local expires = redis.call('HGET', KEYS[1], 'expires_at')
+if expires and expires ~= '' and now > tonumber(expires) then
+  local fields = {updated_at = ARGV[2], error = 'valid_for_s ran out before the send started'}
+  local entry = cjson.encode({state = 'expired', at = ARGV[2], worker = ARGV[4]})
+  local dead = {dead_id = redis.call('HGET', KEYS[1], 'message_id'), kind = 'message',
+    state = 'expired', reason = fields.error, at = ARGV[2],
+    key = redis.call('HGET', KEYS[1], 'key'),
+    message_id = redis.call('HGET', KEYS[1], 'message_id'),
+    lane = redis.call('HGET', KEYS[1], 'lane'), job_id = redis.call('HGET', KEYS[1], 'job_id')}
+  apply(KEYS[1], KEYS[2], KEYS[3], KEYS[4], 'expired', fields, entry, dead, now, ARGV[3])
+  return {'expired'}
+end
+local fields = {updated_at = ARGV[2], claimed_by = ARGV[4]}
+local entry = cjson.encode({state = 'sending', at = ARGV[2], worker = ARGV[4]})
+apply(KEYS[1], KEYS[2], KEYS[3], KEYS[4], 'sending', fields, entry, nil, now, ARGV[3])
+return {'claimed', redis.call('HGET', KEYS[1], 'request')}
+"""
+
+# KEYS: msg, history, dead set, dead hash. ARGV: expected state, new state, fields json,
+# history json, dead-letter json or '', now epoch, ttl. Returns 'ok' or the actual state.
+_TRANSITION_LUA = _LIB + """
+local state = redis.call('HGET', KEYS[1], 'state')
+if state ~= ARGV[1] then return state or 'missing' end
+local dead = nil
+if ARGV[5] ~= '' then dead = cjson.decode(ARGV[5]) end
+apply(KEYS[1], KEYS[2], KEYS[3], KEYS[4], ARGV[2], cjson.decode(ARGV[3]), ARGV[4], dead,
+  tonumber(ARGV[6]), ARGV[7])
+return 'ok'
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    outcome: str
+    """``claimed``, ``expired``, ``missing``, or the state the message already had."""
+    request: dict[str, Any] | None = None
+
+
+class Ledger:
+    """State changes of messages, each one atomic and checked against the expected state."""
+
+    def __init__(self, connection: Redis, *, ttl_s: int, worker_name: str) -> None:
+        self._redis = connection
+        self._ttl_s = ttl_s
+        self._worker = worker_name
+        self._claim = connection.register_script(_CLAIM_LUA)
+        self._transition = connection.register_script(_TRANSITION_LUA)
+
+    def claim(self, message_id: str) -> Claim:
+        """Take the send guard: ``queued`` → ``sending``, or ``expired`` past ``valid_for_s``.
+
+        Only one caller, ever, gets ``claimed`` for a message: a second job, an RQ re-run or a
+        duplicate enqueue all find the state already moved on and send nothing.
+        """
+        raw = self._claim(keys=_keys(message_id),
+                          args=[time.time(), utc_now_iso(), self._ttl_s, self._worker])
+        outcome = _str(raw[0])
+        request = json.loads(_str(raw[1])) if outcome == "claimed" else None
+        return Claim(outcome, request)
+
+    def finish(self, message_id: str, state: State, fields: dict[str, Any], *,
+               reason: str, record: dict[str, str], expected: State = State.SENDING) -> bool:
+        """Move a message from ``expected`` to terminal ``state``; False if it was not there.
+
+        Args:
+            fields: record fields to set (None values are skipped).
+            reason: short operator-facing reason, stored in history and in the dead letter.
+            record: identifying fields of the message (key, lane, job_id) for the dead letter.
+        """
+        now = utc_now_iso()
+        clean = {k: _field(v) for k, v in fields.items() if v is not None}
+        clean["updated_at"] = now
+        entry: dict[str, Any] = {"state": state.value, "at": now, "reason": reason}
+        for name in ("provider_status", "attempts", "error"):
+            if fields.get(name) is not None:
+                entry[name] = fields[name]
+        dead = ""
+        if state in DEAD_LETTER_STATES:
+            dead = json.dumps({
+                "dead_id": message_id, "kind": "message", "state": state.value, "reason": reason,
+                "at": now, "message_id": message_id,
+                "provider_status": fields.get("provider_status") or "",
+                **{k: record.get(k, "") for k in ("key", "lane", "job_id")},
+            })
+        result = self._transition(
+            keys=_keys(message_id),
+            args=[expected.value, state.value, json.dumps(clean), json.dumps(entry), dead,
+                  time.time(), self._ttl_s],
+        )
+        return _str(result) == "ok"
+
+
+def record_dead_letter(connection: Redis, dead_id: str, fields: dict[str, str], *,
+                       ttl_s: int) -> None:
+    """Record a dead letter that is not a message (a refused job, an unreadable intake entry)."""
+    data: dict[str, str] = {"dead_id": dead_id, "at": utc_now_iso(), **fields}
+    pipe = connection.pipeline(transaction=True)
+    pipe.hset(keys.dead_letter(dead_id), mapping=data)  # type: ignore[arg-type]
+    pipe.expire(keys.dead_letter(dead_id), ttl_s)
+    pipe.zadd(keys.DEAD_LETTERS, {dead_id: time.time()})
+    pipe.execute()
+
+
+def _keys(message_id: str) -> list[str]:
+    return [keys.message(message_id), keys.history(message_id), keys.DEAD_LETTERS,
+            keys.dead_letter(message_id)]
+
+
+def _field(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, ensure_ascii=False)
+
+
+def _str(value: bytes | str) -> str:
+    return value.decode("utf-8") if isinstance(value, bytes) else value

@@ -1,0 +1,87 @@
+"""Start a private ``redis-server`` on a free loopback port (the demo and the test suite)."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+from redis import Redis
+
+
+START_TIMEOUT_S = 10.0
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class RedisServer:
+    """A redis-server child process in its own temporary directory."""
+
+    def __init__(self, *, port: int | None = None, appendonly: bool = False,
+                 directory: Path | None = None) -> None:
+        self.port = port or free_port()
+        self.appendonly = appendonly
+        self._own_dir = directory is None
+        self.directory = directory or Path(tempfile.mkdtemp(prefix="smsq-redis-"))
+        self._process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> RedisServer:
+        """Start and wait until it answers PING.
+
+        Raises:
+            FileNotFoundError: no ``redis-server`` on PATH.
+            TimeoutError: it did not answer within ``START_TIMEOUT_S``.
+        """
+        binary = shutil.which("redis-server")
+        if binary is None:
+            raise FileNotFoundError(
+                "redis-server is not installed (Debian/Ubuntu: apt-get install redis-server)")
+        self._process = subprocess.Popen(  # noqa: S603 - our own argument list
+            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "yes" if self.appendonly else "no", "--dir", str(self.directory),
+             "--maxmemory-policy", "noeviction", "--protected-mode", "yes"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        client = Redis(port=self.port, socket_connect_timeout=0.5)
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while time.monotonic() < deadline:
+            try:
+                client.ping()
+            except OSError:
+                time.sleep(0.05)
+            except Exception:  # noqa: BLE001 - redis-py wraps connection refusals variously
+                time.sleep(0.05)
+            else:
+                client.close()
+                return self
+        self.stop()
+        raise TimeoutError(f"redis-server did not start on port {self.port}")
+
+    def stop(self) -> None:
+        if self._process is not None and self._process.poll() is None:
+            self._process.terminate()
+            try:
+                self._process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+                self._process.wait()
+        self._process = None
+        if self._own_dir:
+            shutil.rmtree(self.directory, ignore_errors=True)
+
+    def __enter__(self) -> RedisServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

@@ -1,0 +1,209 @@
+"""The RQ worker smsq runs: lanes drained in priority order without a lossy dequeue path,
+JSON only, and no callable but ``send_sms``.
+
+Why not plain rq: a worker listening on several queues pops with BLPOP and keeps no trace of the
+job until it starts, so a crash in between loses it (rq 3.0 still does this). Here every lane is
+read with LMOVE into that lane's intermediate list, which RQ's own maintenance recovers, and the
+worker blocks on a wake list instead of on the queues.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+import redis.exceptions
+import structlog
+from rq.exceptions import NoSuchJobError
+from rq.intermediate_queue import IntermediateQueue
+from rq.job import Job, JobStatus
+from rq.queue import Queue
+from rq.registry import FailedJobRegistry
+from rq.serializers import JSONSerializer
+from rq.worker import SimpleWorker
+
+from producers import keys
+from producers.contract import LANE_ORDER, SEND_SMS_JOB, Lane, queue_name
+from producers.enqueue import Producer
+from worker.intake import INTAKE_BATCH, Intake
+from worker.jobs import MESSAGE_ID_PATTERN
+from worker.ledger import record_dead_letter
+from worker.runtime import Runtime
+
+
+if TYPE_CHECKING:
+    from redis import Redis
+
+log = structlog.get_logger()
+
+RESULT_TTL_S = 0
+"""RQ's own success results are dropped at once: smsq's outcome store is the record."""
+MAINTENANCE_INTERVAL_S = 60
+"""How often a worker runs RQ's registry cleanup (abandoned and stuck jobs)."""
+WORKER_TTL_S = 60
+
+# Move the first job id found, in lane order, into that lane's intermediate list.
+_DEQUEUE_LUA = """
+for i, queue in ipairs(KEYS) do
+  local job_id = redis.call('LMOVE', queue, queue .. ':intermediate', 'LEFT', 'RIGHT')
+  if job_id then return {queue, job_id} end
+end
+return false
+"""
+
+
+class LaneQueue(Queue):
+    """An RQ queue whose multi-queue dequeue keeps the job in an intermediate list."""
+
+    @classmethod
+    def dequeue_any(
+        cls, queues: Iterable[Queue], timeout: int | None, connection: Redis,
+        job_class: type[Job] | None = None, serializer: Any = None,
+        death_penalty_class: Any = None,
+    ) -> tuple[Job, Queue] | None:
+        """Non-blocking: the first job of the first non-empty lane, or None.
+
+        A job id without a job hash becomes a dead letter instead of vanishing.
+        """
+        queue_keys = [queue.key for queue in queues]
+        script = connection.register_script(_DEQUEUE_LUA)
+        while True:
+            found = script(keys=queue_keys)
+            if not found:
+                return None
+            queue_key, job_id = (v.decode() if isinstance(v, bytes) else v for v in found)
+            try:
+                result = cls._fetch_dequeued_job(
+                    connection, queue_key, job_id, job_class=job_class, serializer=serializer,
+                    death_penalty_class=death_penalty_class)
+            except NoSuchJobError:  # pragma: no cover - _fetch_dequeued_job returns None
+                result = None
+            if result is None:
+                _dead_letter_missing_job(connection, queue_key, job_id)
+                continue
+            return result
+
+
+def _dead_letter_missing_job(connection: Redis, queue_key: str, job_id: str) -> None:
+    connection.lrem(IntermediateQueue.get_intermediate_queue_key(queue_key), 1, job_id)
+    record_dead_letter(connection, f"job-{job_id}"[:120], {
+        "kind": "job", "state": "refused", "job_id": job_id[:100],
+        "lane": queue_key.removeprefix("rq:queue:smsq-"),
+        "reason": "job id in the queue has no job hash (written by something other than smsq?)",
+    }, ttl_s=30 * 24 * 3600)
+    log.warning("sms.job.refused", job_id=job_id[:100], reason="no job hash")
+
+
+class SmsWorker(SimpleWorker):
+    """Runs ``send_sms`` jobs in-process, so the HTTP keep-alive connection survives jobs."""
+
+    queue_class = LaneQueue
+
+    def __init__(self, queues: list[Queue], *, runtime: Runtime, **kwargs: Any) -> None:
+        super().__init__(queues, connection=runtime.redis, serializer=JSONSerializer,
+                         queue_class=LaneQueue, log_job_description=False,
+                         default_result_ttl=RESULT_TTL_S,
+                         maintenance_interval=MAINTENANCE_INTERVAL_S,
+                         worker_ttl=WORKER_TTL_S, **kwargs)
+        self.runtime = runtime
+        settings = runtime.settings
+        self.intake = Intake(runtime.redis, Producer(runtime.redis, settings.producer),
+                             ttl_s=settings.producer.outcome_ttl_s)
+
+    def bootstrap(self, *args: Any, **kwargs: Any) -> None:
+        super().bootstrap(*args, **kwargs)
+        recovered = self.intake.recover()
+        if recovered:
+            log.info("sms.intake.recovered", entries=recovered)
+
+    def dequeue_job_and_maintain_ttl(
+        self, timeout: int | None, max_idle_time: int | None = None
+    ) -> tuple[Job, Queue] | None:
+        """Drain the intake, take a job if any lane has one, else wait on the wake list.
+
+        In burst mode (``timeout`` None) an empty pass returns None; otherwise it waits until a
+        job arrives, ``max_idle_time`` passes, or a stop signal interrupts it.
+        """
+        idle_since = time.monotonic()
+        while True:
+            self._drain_intake()
+            result = super().dequeue_job_and_maintain_ttl(None)
+            if result is not None or timeout is None:
+                return result
+            if max_idle_time is not None and time.monotonic() - idle_since >= max_idle_time:
+                return None
+            try:
+                self.connection.blpop([keys.WAKE], timeout=self.runtime.settings.idle_wait_s)
+            except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError):
+                time.sleep(self.runtime.settings.idle_wait_s)
+
+    def _drain_intake(self) -> None:
+        try:
+            while self.intake.drain() == INTAKE_BATCH:
+                pass
+        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError):
+            log.warning("sms.intake.unavailable")
+
+    def execute_job(self, job: Job, queue: Queue) -> None:
+        """Refuse anything but a well-formed ``send_sms`` job, then run it in-process."""
+        problem = refusal_reason(job)
+        if problem is not None:
+            self._refuse(job, queue, problem)
+            return
+        job.timeout = self.runtime.settings.job_timeout_s
+        job.failure_ttl = self.runtime.settings.producer.outcome_ttl_s
+        job.retries_left = None
+        super().execute_job(job, queue)
+
+    def prepare_job_execution(self, job: Job, remove_from_intermediate_queue: bool = False
+                              ) -> None:
+        # Every lane is dequeued through its intermediate list, whatever the number of lanes.
+        super().prepare_job_execution(job, remove_from_intermediate_queue=True)
+
+    def _refuse(self, job: Job, queue: Queue, reason: str) -> None:
+        ttl_s = self.runtime.settings.producer.outcome_ttl_s
+        with self.connection.pipeline() as pipe:
+            pipe.lrem(queue.intermediate_queue_key, 1, job.id)
+            job.set_status(JobStatus.FAILED, pipeline=pipe)
+            FailedJobRegistry(queue.name, connection=self.connection, serializer=JSONSerializer
+                              ).add(job, ttl=ttl_s, pipeline=pipe)
+            pipe.execute()
+        record_dead_letter(self.connection, f"job-{job.id}"[:120], {
+            "kind": "job", "state": "refused", "job_id": job.id[:100], "reason": reason,
+            "lane": queue.name.removeprefix("smsq-"),
+        }, ttl_s=ttl_s)
+        log.warning("sms.job.refused", job_id=job.id[:100], reason=reason)
+
+
+
+def refusal_reason(job: Job) -> str | None:
+    """Why smsq will not run ``job``, or None. Nothing in the job is imported or called."""
+    try:
+        func_name = job.func_name
+        args, kwargs = job.args, job.kwargs
+    except Exception as exc:  # noqa: BLE001 - any undecodable payload is refused, whatever broke
+        return f"job data is not readable JSON job data ({type(exc).__name__})"
+    if func_name != SEND_SMS_JOB:
+        return f"job names a foreign callable {str(func_name)[:100]!r}; only {SEND_SMS_JOB} runs"
+    if kwargs or len(args) != 1 or not isinstance(args[0], str) \
+            or not MESSAGE_ID_PATTERN.fullmatch(args[0]):
+        return "send_sms job arguments are not one message id"
+    if job._success_callback_name or job._failure_callback_name or job._stopped_callback_name:
+        return "job carries callbacks; smsq jobs never do"
+    if job.webhooks:
+        return "job carries webhooks; smsq jobs never do"
+    if job.instance is not None:
+        return "job names an instance method"
+    return None
+
+
+def lane_queues(connection: Redis, lanes: Iterable[Lane] = LANE_ORDER) -> list[Queue]:
+    """The RQ queues of ``lanes``, in priority order."""
+    return [LaneQueue(queue_name(lane), connection=connection, serializer=JSONSerializer)
+            for lane in lanes]
+
+
+def build_worker(runtime: Runtime, lanes: Iterable[Lane] = LANE_ORDER) -> SmsWorker:
+    ordered = [lane for lane in LANE_ORDER if lane in set(lanes)]
+    return SmsWorker(lane_queues(runtime.redis, ordered), runtime=runtime)

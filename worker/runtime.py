@@ -1,0 +1,68 @@
+"""Per-process dependencies (Redis, HTTP client, ledger, sender), built once and installed."""
+
+from __future__ import annotations
+
+import os
+import socket
+from dataclasses import dataclass
+from functools import partial
+
+from redis import Redis
+
+from producers.errors import ConfigError
+from worker.allmysms import AllMySmsClient
+from worker.connections import redis_from_settings
+from worker.ledger import Ledger
+from worker.retries import send_retrying
+from worker.sender import Sender
+from worker.settings import Settings
+
+
+@dataclass(frozen=True, slots=True)
+class Runtime:
+    settings: Settings
+    redis: Redis
+    client: AllMySmsClient
+    ledger: Ledger
+    sender: Sender
+
+
+_installed: Runtime | None = None
+
+
+def build_runtime(settings: Settings, *, redis: Redis | None = None,
+                  client: AllMySmsClient | None = None) -> Runtime:
+    """Build the process's dependencies from settings; tests pass their own pieces."""
+    connection = redis or redis_from_settings(settings)
+    http = client or AllMySmsClient.from_settings(settings)
+    ledger = Ledger(connection, ttl_s=settings.producer.outcome_ttl_s,
+                    worker_name=f"{socket.gethostname()}:{os.getpid()}")
+    sender = Sender(ledger=ledger, client=http, retrying=partial(send_retrying, settings))
+    return Runtime(settings, connection, http, ledger, sender)
+
+
+def install(runtime: Runtime) -> None:
+    global _installed
+    _installed = runtime
+
+
+def uninstall() -> None:
+    global _installed
+    if _installed is not None:
+        _installed.client.close()
+    _installed = None
+
+
+def current() -> Runtime:
+    """The installed runtime; built from the environment on first use in a bare process.
+
+    Raises:
+        ConfigError: the environment lacks a required setting.
+    """
+    if _installed is None:
+        settings = Settings.from_env()
+        settings.require_credentials()
+        install(build_runtime(settings))
+    if _installed is None:  # pragma: no cover - install() above always sets it
+        raise ConfigError("runtime", "could not be built")
+    return _installed

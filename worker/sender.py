@@ -1,0 +1,143 @@
+"""The send use case: claim the key, build the flux, POST with retries, classify, record."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import structlog
+import tenacity
+from rq.timeouts import JobTimeoutException
+
+from producers.contract import SendRequest
+from producers.errors import NotSentError, OutcomeUnknownError
+from producers.phones import mask_phone
+from producers.states import State
+from worker.allmysms import AllMySmsClient, ProviderReply
+from worker.codes import classify
+from worker.ledger import Ledger
+from worker.payload import build_flux
+
+
+log = structlog.get_logger()
+
+
+@dataclass(frozen=True, slots=True)
+class SendResult:
+    """What one job did, for the job's return value and tests."""
+
+    state: str
+    provider_status: int | None = None
+    attempts: int = 0
+
+
+class Sender:
+    """Sends one message at most once. Built once per worker process."""
+
+    def __init__(self, *, ledger: Ledger, client: AllMySmsClient,
+                 retrying: Callable[[], tenacity.Retrying]) -> None:
+        self._ledger = ledger
+        self._client = client
+        self._retrying = retrying
+
+    def send(self, message_id: str) -> SendResult:
+        """Claim, send and record one message.
+
+        Never raises for provider outcomes: every one ends in a terminal state in the store. A
+        message that is not ``queued`` any more (sent, in flight elsewhere, expired) is left as
+        it is and nothing is sent.
+        """
+        claim = self._ledger.claim(message_id)
+        if claim.outcome == "expired":
+            log.warning("sms.send.expired", state="expired")
+            return SendResult("expired")
+        if claim.outcome != "claimed" or claim.request is None:
+            log.warning("sms.send.skipped", state=claim.outcome)
+            return SendResult(claim.outcome)
+        request = SendRequest.from_stored(claim.request)
+        ids = {"key": request.key, "lane": request.lane.value, "job_id": f"smsq-{message_id}"}
+        structlog.contextvars.bind_contextvars(key=request.key, lane=request.lane.value)
+        log.info("sms.send.started", state="sending", recipients=len(request.recipients))
+        started = time.monotonic()
+        attempts = 0
+
+        def attempt() -> ProviderReply:
+            nonlocal attempts
+            attempts += 1
+            return self._client.send(build_flux(request, now=datetime.now(UTC)))
+
+        try:
+            reply = self._retrying()(attempt)
+        except NotSentError as exc:
+            return self._finish(message_id, ids, State.FAILED, started, attempts,
+                                reason=f"AllMySMS unreachable after {attempts} attempts",
+                                error=str(exc))
+        except OutcomeUnknownError as exc:
+            return self._finish(message_id, ids, State.UNKNOWN, started, attempts,
+                                reason=exc.reason, error=exc.reason,
+                                extra={"http_status": exc.http_status})
+        except JobTimeoutException:
+            return self._finish(message_id, ids, State.UNKNOWN, started, attempts,
+                                reason="job timeout during the send", error="JobTimeoutException")
+        except Exception as exc:  # noqa: BLE001 - a claimed message must never stay "sending"
+            return self._finish(message_id, ids, State.UNKNOWN, started, attempts,
+                                reason="unexpected error during the send",
+                                error=type(exc).__name__)
+        return self._record_reply(message_id, ids, request, reply, started, attempts)
+
+    def _record_reply(self, message_id: str, ids: dict[str, str], request: SendRequest,
+                      reply: ProviderReply, started: float, attempts: int) -> SendResult:
+        info = classify(reply.status)
+        if info is None:
+            return self._finish(message_id, ids, State.UNKNOWN, started, attempts,
+                                reason=f"unexpected provider status {reply.status}",
+                                error=f"unexpected provider status {reply.status}",
+                                reply=reply)
+        state = info.state
+        sent = set(reply.sms_ids)
+        missing = [r.phone for r in request.recipients if r.phone not in sent]
+        if state is State.SENT and (reply.invalid_numbers or (reply.sms_ids and missing)):
+            state = State.PARTIAL
+        reason = f"{reply.status} {info.meaning}"
+        if info.category == "credit":
+            reason += " (safe to requeue after a credit top-up)"
+        return self._finish(message_id, ids, state, started, attempts, reason=reason,
+                            reply=reply, category=info.category)
+
+    def _finish(self, message_id: str, ids: dict[str, str], state: State, started: float,
+                attempts: int, *, reason: str, error: str | None = None,
+                reply: ProviderReply | None = None, category: str | None = None,
+                extra: dict[str, Any] | None = None) -> SendResult:
+        duration_ms = round((time.monotonic() - started) * 1000)
+        fields: dict[str, Any] = {"attempts": attempts, "duration_ms": duration_ms,
+                                  "error": error, "reason": reason, "category": category}
+        if reply is not None:
+            fields.update(
+                provider_status=reply.status, provider_text=reply.status_text,
+                campaign_id=reply.campaign_id, sms_ids=reply.sms_ids,
+                invalid_numbers=reply.invalid_numbers, credits_used=reply.credits_used,
+                credits_left=reply.credits, nb_sms=reply.nb_sms, nb_contacts=reply.nb_contacts,
+            )
+        fields.update(extra or {})
+        recorded = self._ledger.finish(message_id, state, fields, reason=reason, record=ids)
+        event = _EVENTS[state]
+        level = log.info if state in (State.SENT, State.SCHEDULED) else log.warning
+        level(event, state=state.value, attempt=attempts,
+              provider_status=reply.status if reply else None, duration_ms=duration_ms,
+              error=error, invalid_numbers=[mask_phone(n) for n in reply.invalid_numbers]
+              if reply and reply.invalid_numbers else None, recorded=recorded)
+        return SendResult(state.value, reply.status if reply else None, attempts)
+
+
+_EVENTS = {
+    State.SENT: "sms.send.accepted",
+    State.SCHEDULED: "sms.send.scheduled",
+    State.PARTIAL: "sms.send.partial",
+    State.REJECTED: "sms.send.rejected",
+    State.UNKNOWN: "sms.send.outcome_unknown",
+    State.FAILED: "sms.send.failed",
+    State.EXPIRED: "sms.send.expired",
+}

@@ -1,0 +1,54 @@
+"""Plain-text views of the outcome store for operators (``smsq status``, ``smsq dlq list``)."""
+
+from __future__ import annotations
+
+from producers.records import DeadLetter, MessageRecord
+
+
+def render_status(record: MessageRecord) -> str:
+    lines = [
+        f"key:        {record.key}",
+        f"state:      {record.state.value}",
+        f"lane:       {record.lane}",
+        f"recipients: {record.recipients} ({record.segments} SMS part(s) each, "
+        f"{record.encoding})",
+        f"created:    {record.created_at}",
+        f"updated:    {record.updated_at}",
+        f"attempts:   {record.attempts}",
+    ]
+    if record.provider_status is not None:
+        lines.append(f"provider:   {record.provider_status} {record.provider_text or ''}".rstrip())
+    if record.campaign_id:
+        lines.append(f"campaign:   {record.campaign_id}")
+    if record.nb_sms is not None:
+        lines.append(f"billed:     {record.nb_sms} SMS, {record.credits_used} credits")
+    if record.error:
+        lines.append(f"error:      {record.error}")
+    for phone, sms_id in record.sms_ids.items():
+        lines.append(f"  sent      {phone}  smsId {sms_id}")
+    for phone in record.invalid_numbers:
+        lines.append(f"  invalid   {phone}  (refused by AllMySMS)")
+    for refused in record.refused_numbers:
+        lines.append(f"  refused   {refused['phone']}  ({refused['field']}: {refused['reason']})")
+    lines.append("history:")
+    for entry in record.history:
+        extra = ", ".join(f"{k}={v}" for k, v in entry.items() if k not in ("state", "at"))
+        lines.append(f"  {entry['at']}  {entry['state']:<9}  {extra}".rstrip())
+    return "\n".join(lines)
+
+
+def render_dead_letters(letters: list[DeadLetter]) -> str:
+    if not letters:
+        return "no dead letters"
+    rows = [("AT", "KIND", "STATE", "STATUS", "LANE", "KEY / JOB", "REASON")]
+    for letter in letters:
+        rows.append((
+            letter.at, letter.kind, letter.state or "", str(letter.provider_status or ""),
+            letter.lane or "", letter.key or letter.job_id or "", letter.reason,
+        ))
+    widths = [max(len(row[i]) for row in rows) for i in range(6)]
+    return "\n".join(
+        "  ".join(cell.ljust(width) for cell, width in zip(row[:6], widths, strict=True))
+        + "  " + row[6]
+        for row in rows
+    )
