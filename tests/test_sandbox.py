@@ -6,6 +6,7 @@ import json
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -51,9 +52,21 @@ def _provider() -> Iterator[SandboxProvider]:
     provider.stop()
 
 
+@pytest.fixture(name="control")
+def _control(provider: SandboxProvider) -> str:
+    """Root URL of the control endpoints (they sit beside, not under, /http/9.0)."""
+    return f"http://127.0.0.1:{provider.port}/_sandbox"
+
+
+@pytest.fixture(name="tls", scope="session")
+def _tls() -> ssl.SSLContext:
+    """One TLS context for every client: building one per httpx.Client costs ~20 ms."""
+    return ssl.create_default_context()
+
+
 @pytest.fixture(name="client")
-def _client(provider: SandboxProvider) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=provider.base_url, timeout=5) as client:
+def _client(provider: SandboxProvider, tls: ssl.SSLContext) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=provider.base_url, timeout=5, verify=tls) as client:
         yield client
 
 
@@ -196,6 +209,48 @@ def test_xml_flux_gets_xml_answer(provider: SandboxProvider, client: httpx.Clien
         "MESSAGE": "Prix <5€> & plus",
         "TPOA": "Shop",
         "SMS": [{"MOBILEPHONE": PHONE}, {"MOBILEPHONE": "33699999999"}],
+    }
+
+
+def test_official_xml_example_is_sent(provider: SandboxProvider, client: httpx.Client) -> None:
+    """The seed page's XML example (declaration, indentation, DYNAMIC) is personalised and sent."""
+    sms_data = """
+<?xml version="1.0" encoding="UTF-8"?>
+<DATA>
+   <MESSAGE><![CDATA[Bonjour #param_1# #param_2#]]></MESSAGE>
+   <DYNAMIC>2</DYNAMIC>
+   <CAMPAIGN_NAME>nom de campagne </CAMPAIGN_NAME>
+   <TPOA>allmysms</TPOA>
+   <SMS>
+      <MOBILEPHONE>33611111111</MOBILEPHONE>
+      <PARAM_1>Parametre 1</PARAM_1>
+      <PARAM_2>Parametre 2</PARAM_2>
+   </SMS>
+   <SMS>
+      <MOBILEPHONE>33622222222</MOBILEPHONE>
+      <PARAM_1>Parametre 1</PARAM_1>
+      <PARAM_2>Parametre 2</PARAM_2>
+   </SMS>
+</DATA>
+"""
+    root = xml_of(send(client, sms_data))
+
+    assert [root.findtext(k) for k in ("status", "nbContacts", "nbSms", "creditsUsed")] == [
+        "100",
+        "2",
+        "2",
+        "30",
+    ]
+    [entry] = provider.requests()
+    assert entry["data"] == {
+        "MESSAGE": "Bonjour #param_1# #param_2#",
+        "DYNAMIC": "2",
+        "CAMPAIGN_NAME": "nom de campagne",
+        "TPOA": "allmysms",
+        "SMS": [
+            {"MOBILEPHONE": "33611111111", "PARAM_1": "Parametre 1", "PARAM_2": "Parametre 2"},
+            {"MOBILEPHONE": "33622222222", "PARAM_1": "Parametre 1", "PARAM_2": "Parametre 2"},
+        ],
     }
 
 
@@ -622,11 +677,11 @@ def test_keep_alive_connection_is_reused(provider: SandboxProvider, client: http
     assert provider.connections_accepted == 1
 
 
-def test_latency_delays_every_answer() -> None:
+def test_latency_delays_every_answer(tls: ssl.SSLContext) -> None:
     """``latency_ms`` delays each sendSms answer."""
     with (
         SandboxProvider(login=LOGIN, api_key=API_KEY, latency_ms=150) as provider,
-        httpx.Client(base_url=provider.base_url) as client,
+        httpx.Client(base_url=provider.base_url, verify=tls) as client,
     ):
         started = time.monotonic()
         assert send(client, flux()).json()["status"] == 100
@@ -691,78 +746,88 @@ def test_reset_restores_credits_and_forgets_everything(
 # --- control endpoints -------------------------------------------------------------------------
 
 
-def test_control_endpoints_drive_the_sandbox(provider: SandboxProvider) -> None:
+def test_control_endpoints_drive_the_sandbox(client: httpx.Client, control: str) -> None:
     """Health, faults, credits and the request log can all be driven over HTTP."""
-    control = f"http://127.0.0.1:{provider.port}/_sandbox"
-    with httpx.Client(base_url=provider.base_url) as client:
-        assert client.get(f"{control}/health").json() == {"ok": True}
+    assert client.get(f"{control}/health").json() == {"ok": True}
 
-        assert (
-            client.post(f"{control}/faults", json={"action": "status", "status": 118}).status_code
-            == 201
-        )
-        assert send(client, flux()).json()["status"] == 118
+    fault = {"action": "status", "status": 118}
+    assert client.post(f"{control}/faults", json=fault).status_code == 201
+    assert send(client, flux()).json()["status"] == 118
 
-        client.post(f"{control}/faults", json={"action": "drop", "times": -1})
-        assert client.delete(f"{control}/faults").status_code == 200
+    client.post(f"{control}/faults", json={"action": "drop", "times": -1})
+    assert client.delete(f"{control}/faults").json() == {"ok": True}
 
-        assert client.post(f"{control}/credits", json={"credits": 0}).json() == {"credits": 0}
-        assert send(client, flux()).json()["status"] == 103
+    assert client.post(f"{control}/credits", json={"credits": 0}).json() == {"credits": 0}
+    assert send(client, flux()).json()["status"] == 103
 
-        log = client.get(f"{control}/requests").json()
-        assert [(e["status"], e["fault"]) for e in log] == [(118, "status"), (103, None)]
-        assert client.delete(f"{control}/requests").status_code == 200
-        assert client.get(f"{control}/requests").json() == []
+    log = client.get(f"{control}/requests").json()
+    assert [(e["seq"], e["status"], e["fault"]) for e in log] == [
+        (1, 118, "status"),
+        (2, 103, None),
+    ]
+    assert client.delete(f"{control}/requests").json() == {"ok": True}
+    assert client.get(f"{control}/requests").json() == []
 
 
 @pytest.mark.parametrize(
     ("path", "payload", "error"),
     [
-        (
-            "faults",
-            {"action": "status", "status": 42},
-            "status: must be an integer from 100 to 118",
-        ),
+        ("faults", {"action": "status", "status": 42}, "status: must be an integer from 100"),
         ("faults", {"action": "drop", "when": 1}, "when: unknown key"),
+        ("faults", [1, 2], "fault: expected an object"),
         ("credits", {"credits": -5}, "credits: must be a non-negative integer"),
         ("credits", {}, "credits: required"),
     ],
 )
 def test_control_endpoints_reject_bad_input_with_400(
-    provider: SandboxProvider, path: str, payload: dict[str, Any], error: str
+    client: httpx.Client, control: str, path: str, payload: Any, error: str
 ) -> None:
     """A bad fault or credit amount is answered 400 with an ``error`` naming the key."""
-    url = f"http://127.0.0.1:{provider.port}/_sandbox/{path}"
-    response = httpx.post(url, json=payload)
+    response = client.post(f"{control}/{path}", json=payload)
 
     assert response.status_code == 400
     assert response.json()["error"].startswith(error)
 
 
-def test_serve_prints_its_address_and_stops_on_sigterm() -> None:
+def test_control_endpoint_rejects_malformed_json_with_400(
+    client: httpx.Client, control: str
+) -> None:
+    """A control body that is not JSON is answered 400."""
+    response = client.post(f"{control}/faults", content=b"{nope")
+
+    assert response.status_code == 400
+    assert "error" in response.json()
+
+
+def test_serve_prints_its_address_and_stops_on_sigterm(tls: ssl.SSLContext) -> None:
     """``serve`` announces its URL on stdout and exits cleanly on SIGTERM."""
     code = (
         "from worker.sandbox import serve; serve(host='127.0.0.1', port=0, login='d', api_key='k')"
     )
     root = Path(__file__).resolve().parents[1]
     env = {**os.environ, "PYTHONPATH": str(root)}
-    with subprocess.Popen(
+    process = subprocess.Popen(
         [sys.executable, "-c", code],
         cwd=root,
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-    ) as process:
+    )
+    try:
         assert process.stdout is not None
         line = process.stdout.readline()
         assert line.startswith("sandbox listening on http://127.0.0.1:")
         base_url = line.split()[-1]
         assert base_url.endswith("/http/9.0")
-        health = base_url.removesuffix("/http/9.0") + "/_sandbox/health"
-        assert httpx.get(health).json() == {"ok": True}
-
+        with httpx.Client(verify=tls) as client:
+            health = client.get(base_url.removesuffix("/http/9.0") + "/_sandbox/health")
+        assert health.json() == {"ok": True}
         process.send_signal(signal.SIGTERM)
         stdout, stderr = process.communicate(timeout=10)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
 
     assert (process.returncode, stdout, stderr) == (0, "", "")

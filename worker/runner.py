@@ -90,7 +90,7 @@ def _dead_letter_missing_job(connection: Redis, queue_key: str, job_id: str) -> 
     record_dead_letter(connection, f"job-{job_id}"[:120], {
         "kind": "job", "state": "refused", "job_id": job_id[:100],
         "lane": queue_key.removeprefix("rq:queue:smsq-"),
-        "reason": "job id in the queue has no job hash (written by something other than smsq?)",
+        "reason": "job id in the queue has no job hash or no data (not written by smsq?)",
     }, ttl_s=30 * 24 * 3600)
     log.warning("sms.job.refused", job_id=job_id[:100], reason="no job hash")
 

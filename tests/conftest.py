@@ -1,0 +1,136 @@
+"""Fixtures: a real redis-server per session, the sandbox provider over real sockets, and real
+``smsq worker`` processes."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import structlog
+from redis import Redis
+
+from producers.config import ProducerSettings
+from producers.enqueue import Producer
+from producers.store import MessageStore
+from worker.redis_server import RedisServer
+from worker.sandbox import SandboxProvider
+
+
+ROOT = Path(__file__).resolve().parent.parent
+LOGIN = "smsq-test"
+API_KEY = "sk-test-6f1d2c9a8b7e4d3c2b1a"
+"""A recognisable fake apiKey: tests scan logs and Redis for it."""
+WORKER_TIMEOUT_S = 60
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    try:
+        server = RedisServer().start()
+    except FileNotFoundError as exc:
+        if os.environ.get("CI"):
+            pytest.fail(str(exc))
+        pytest.skip(str(exc))
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def redis(redis_server: RedisServer) -> Iterator[Redis]:
+    """A client on the session's redis-server, flushed before and after each test."""
+    client = Redis.from_url(redis_server.url)
+    client.flushdb()
+    yield client
+    client.flushdb()
+    client.close()
+
+
+@pytest.fixture
+def producer(redis: Redis) -> Producer:
+    return Producer(redis, ProducerSettings())
+
+
+@pytest.fixture
+def store(redis: Redis) -> MessageStore:
+    return MessageStore(redis)
+
+
+@pytest.fixture
+def sandbox() -> Iterator[SandboxProvider]:
+    provider = SandboxProvider(login=LOGIN, api_key=API_KEY)
+    provider.start()
+    yield provider
+    provider.stop()
+
+
+@pytest.fixture(autouse=True)
+def _reset_logging() -> Iterator[None]:
+    yield
+    structlog.reset_defaults()
+    structlog.contextvars.clear_contextvars()
+
+
+@dataclass
+class WorkerRun:
+    returncode: int
+    log: str
+
+    def events(self) -> list[dict[str, Any]]:
+        import json
+
+        out = []
+        for line in self.log.splitlines():
+            try:
+                out.append(json.loads(line))
+            except ValueError:
+                continue
+        return out
+
+
+@dataclass
+class Workers:
+    """Runs ``smsq worker`` as real processes against the test redis-server and sandbox."""
+
+    redis_url: str
+    base_url: str
+    log_dir: Path
+
+    def env(self, **overrides: str) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("SMSQ_", "ALLMYSMS_"))}
+        env.update({
+            "REDIS_URL": self.redis_url, "ALLMYSMS_LOGIN": LOGIN, "ALLMYSMS_API_KEY": API_KEY,
+            "ALLMYSMS_BASE_URL": self.base_url, "SMSQ_LOG_FORMAT": "json",
+            "SMSQ_LOG_LEVEL": "DEBUG", "SMSQ_HTTP_READ_TIMEOUT_S": "5",
+            "SMSQ_RETRY_INITIAL_WAIT_S": "0.05", "SMSQ_RETRY_MAX_WAIT_S": "0.2",
+            "SMSQ_SEND_MAX_WAIT_S": "5", "PYTHONPATH": str(ROOT),
+        })
+        env.update(overrides)
+        return env
+
+    def run_burst(self, *args: str, **env: str) -> WorkerRun:
+        """Run ``smsq worker --burst`` to completion and return its exit code and log."""
+        proc = subprocess.run(
+            [sys.executable, "-m", "worker", "worker", "--burst", *args],
+            env=self.env(**env), capture_output=True, text=True, timeout=WORKER_TIMEOUT_S,
+            cwd=ROOT, check=False,
+        )
+        return WorkerRun(proc.returncode, proc.stdout + proc.stderr)
+
+    def smsq(self, *args: str, stdin: str | None = None, **env: str
+             ) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "worker", *args], env=self.env(**env), input=stdin,
+            capture_output=True, text=True, timeout=WORKER_TIMEOUT_S, cwd=ROOT, check=False,
+        )
+
+
+@pytest.fixture
+def workers(redis_server: RedisServer, redis: Redis, sandbox: SandboxProvider,
+            tmp_path: Path) -> Workers:
+    return Workers(redis_server.url, sandbox.base_url, tmp_path)

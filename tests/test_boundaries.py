@@ -1,0 +1,39 @@
+"""Import boundaries: producers stay light and never reach into the worker."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from tests.conftest import ROOT
+
+
+def test_importing_producers_loads_no_httpx_tenacity_or_worker() -> None:
+    """A fresh interpreter that imports producers has no httpx, tenacity or worker module."""
+    code = (
+        "import json, sys, producers\n"
+        "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in "
+        "('httpx', 'tenacity', 'worker', 'httpcore'))))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         cwd=ROOT, check=True)
+    assert json.loads(out.stdout) == []
+
+
+def test_producers_source_never_imports_worker() -> None:
+    """No module under producers/ names the worker package in an import."""
+    offenders = [
+        path.name for path in (ROOT / "producers").glob("*.py")
+        if any(line.lstrip().startswith(("import worker", "from worker"))
+               for line in path.read_text().splitlines())
+    ]
+    assert offenders == []
+
+
+def test_job_path_resolves_to_the_send_function() -> None:
+    """The job path stored in every job names worker.jobs.send_sms."""
+    from producers.contract import SEND_SMS_JOB
+    from worker.jobs import send_sms
+
+    assert SEND_SMS_JOB == f"{send_sms.__module__}.{send_sms.__name__}"

@@ -1,0 +1,127 @@
+"""Producers: atomic idempotent enqueue, one round trip per batch, other languages via Redis."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from typing import Any
+
+import pytest
+from redis import Redis
+
+from producers.config import ProducerSettings
+from producers.enqueue import Enqueued, Producer, Refused
+from producers.errors import InvalidRequestError, RedisUnavailableError
+from producers.states import State
+from producers.store import MessageStore
+from worker.redis_server import RedisServer, free_port
+from worker.sandbox import SandboxProvider
+from tests.conftest import Workers
+
+
+class CountingRedis(Redis):
+    """Counts commands sent to Redis (a pipeline or script call counts once)."""
+
+    calls = 0
+
+    def execute_command(self, *args: Any, **options: Any) -> Any:
+        CountingRedis.calls += 1
+        return super().execute_command(*args, **options)
+
+
+def test_a_batch_is_one_round_trip_whatever_its_size(redis_server: RedisServer,
+                                                     redis: Redis) -> None:
+    """enqueue_many of 1 or of 500 requests sends one command to Redis."""
+    producer = Producer(CountingRedis.from_url(redis_server.url))
+    producer.enqueue({"key": "warm-up", "text": "x", "to": ["0612345678"]})
+    counts = []
+    for size in (1, 500):
+        CountingRedis.calls = 0
+        producer.enqueue_many([{"key": f"{size}-{i}", "text": "x", "to": ["0612345678"]}
+                               for i in range(size)])
+        counts.append(CountingRedis.calls)
+    assert counts == [1, 1]
+    assert redis.llen("rq:queue:smsq-default") == 502
+
+
+def test_enqueue_many_answers_in_input_order(producer: Producer, redis: Redis) -> None:
+    """Accepted, refused and duplicate requests come back in the order they were given."""
+    results = producer.enqueue_many([
+        {"key": "a", "text": "x", "to": ["0612345678"]},
+        {"key": "b", "text": "", "to": ["0612345678"]},
+        {"key": "a", "text": "x", "to": ["0612345678"]},
+        "not an object",
+    ])
+    assert [r.as_dict() for r in results] == [
+        {"key": "a", "state": "queued"},
+        {"key": "b", "error": {"field": "text", "reason": "must not be empty"}},
+        {"key": "a", "state": "queued", "duplicate": True},
+        {"key": None, "error": {"field": "request", "reason": "must be a JSON object"}},
+    ]
+    assert redis.llen("rq:queue:smsq-default") == 1
+
+
+def test_enqueue_raises_for_an_invalid_request(producer: Producer, redis: Redis) -> None:
+    """enqueue() raises InvalidRequestError and writes nothing."""
+    with pytest.raises(InvalidRequestError, match="sender: must be 3 to 11"):
+        producer.enqueue({"key": "a", "text": "x", "to": ["0612345678"], "sender": "!"})
+    assert redis.dbsize() == 0
+
+
+def test_the_stored_message_holds_its_request_and_first_state(producer: Producer,
+                                                              store: MessageStore) -> None:
+    """The outcome store has the normalised request, segments and a 'queued' history entry."""
+    producer.enqueue({"key": "k", "text": "ç" * 71, "to": ["0612345678"], "lane": "bulk"})
+    record = store.get("k")
+    assert record is not None
+    assert (record.state, record.lane, record.segments, record.encoding) == (
+        State.QUEUED, "bulk", 2, "ucs2")
+    assert record.request["to"] == [{"phone": "33612345678", "params": []}]
+    assert [h["state"] for h in record.history] == ["queued"]
+
+
+def test_records_expire_after_the_outcome_ttl(redis: Redis) -> None:
+    """Messages, their history and their job are kept for SMSQ_OUTCOME_TTL_S, not forever."""
+    Producer(redis, ProducerSettings(outcome_ttl_s=3600)).enqueue(
+        {"key": "k", "text": "x", "to": ["0612345678"]})
+    ttls = {key.decode(): redis.ttl(key) for key in redis.scan_iter("smsq:msg:*")}
+    assert len(ttls) == 2
+    assert all(3590 < ttl <= 3600 for ttl in ttls.values())
+
+
+def test_unreachable_redis_gives_a_clear_error() -> None:
+    """A producer whose Redis is down gets RedisUnavailableError, never a raw socket error."""
+    producer = Producer(Redis(port=free_port(), socket_connect_timeout=0.5))
+    with pytest.raises(RedisUnavailableError) as info:
+        producer.enqueue({"key": "a", "text": "x", "to": ["0612345678"]})
+    assert str(info.value) == ("Redis is unreachable (ConnectionError); retrying with the same "
+                               "keys is safe, duplicates are ignored")
+
+
+def test_redis_cli_producer_sends_through_the_intake_list(
+        redis_server: RedisServer, store: MessageStore, sandbox: SandboxProvider,
+        workers: Workers) -> None:
+    """A backend with nothing but redis-cli RPUSHes JSON; a worker validates and sends it."""
+    request = {"key": "php-1", "text": "Colis en route", "to": ["06 12 34 56 78"],
+               "lane": "urgent"}
+    for entry in (json.dumps(request), "{not json", json.dumps({"key": "bad", "to": ["x"]})):
+        subprocess.run(["redis-cli", "-p", str(redis_server.port), "RPUSH", "smsq:intake",
+                        entry], check=True, capture_output=True)
+
+    workers.run_burst()
+
+    [sent] = sandbox.requests()
+    assert sent["data"]["SMS"] == [{"MOBILEPHONE": "33612345678"}]
+    record = store.get("php-1")
+    assert record is not None
+    assert (record.state, record.lane) == (State.SENT, "urgent")
+    letters = sorted(((d.kind, d.key, d.reason) for d in store.dead_letters()), key=repr)
+    assert letters == [("intake", "bad", "text: is required"),
+                       ("intake", None, "not valid JSON")]
+
+
+def test_results_types() -> None:
+    """Enqueued and Refused render as the CLI's JSON lines."""
+    assert Enqueued("k", "m", State.QUEUED, False).as_dict() == {"key": "k", "state": "queued"}
+    assert Refused("k", InvalidRequestError("to", "is required")).as_dict() == {
+        "key": "k", "error": {"field": "to", "reason": "is required"}}

@@ -1,0 +1,78 @@
+"""Jobs not written by smsq never run anything and never vanish: each is a dead letter."""
+
+from __future__ import annotations
+
+import json
+import pickle
+from pathlib import Path
+
+from redis import Redis
+from rq.registry import FailedJobRegistry
+
+from producers.store import MessageStore
+from worker.sandbox import SandboxProvider
+from tests.conftest import Workers
+
+
+def write_job(redis: Redis, job_id: str, fields: dict[str, str | bytes] | None) -> None:
+    """Write a job hash (if any) and push its id, as a foreign backend would."""
+    if fields is not None:
+        redis.hset(f"rq:job:{job_id}", mapping={"status": "queued", "origin": "smsq-default",
+                                                 "created_at": "2026-11-25T10:00:00.000000Z",
+                                                 **fields})
+    redis.rpush("rq:queue:smsq-default", job_id)
+
+
+def test_foreign_callable_is_refused_never_executed(
+        redis: Redis, store: MessageStore, sandbox: SandboxProvider, workers: Workers,
+        tmp_path: Path) -> None:
+    """A JSON job naming pathlib.Path.touch would create a file; the worker refuses it."""
+    marker = tmp_path / "pwned"
+    write_job(redis, "evil", {"data": json.dumps(["pathlib.Path.touch", None, [str(marker)], {}])})
+
+    run = workers.run_burst()
+
+    assert run.returncode == 0, run.log
+    assert not marker.exists()
+    assert sandbox.requests() == []
+    [letter] = store.dead_letters()
+    assert (letter.kind, letter.job_id, letter.state) == ("job", "evil", "refused")
+    assert letter.reason == ("job names a foreign callable 'pathlib.Path.touch'; "
+                             "only worker.jobs.send_sms runs")
+    assert FailedJobRegistry("smsq-default", connection=redis).get_job_ids() == ["evil"]
+    assert redis.lrange("rq:queue:smsq-default:intermediate", 0, -1) == []
+
+
+def test_malformed_jobs_each_become_a_dead_letter(
+        redis: Redis, store: MessageStore, sandbox: SandboxProvider, workers: Workers,
+        tmp_path: Path) -> None:
+    """No hash, no data, non-JSON data, a pickle blob, bad arguments, callbacks: all refused."""
+    marker = tmp_path / "pickle-ran"
+
+    class Boom:
+        def __reduce__(self) -> tuple[object, tuple[str]]:
+            return (Path.touch, (str(marker),))  # type: ignore[return-value]
+
+    write_job(redis, "no-hash", None)
+    write_job(redis, "no-data", {})
+    write_job(redis, "not-json", {"data": "{{{"})
+    write_job(redis, "pickled", {"data": pickle.dumps(Boom())})
+    write_job(redis, "bad-args", {"data": json.dumps(["worker.jobs.send_sms", None, ["x"], {}])})
+    write_job(redis, "callback", {
+        "data": json.dumps(["worker.jobs.send_sms", None, ["0" * 32], {}]),
+        "success_callback_name": "os.getcwd"})
+
+    run = workers.run_burst()
+
+    assert run.returncode == 0, run.log
+    assert not marker.exists()
+    assert sandbox.requests() == []
+    reasons = {d.job_id: d.reason for d in store.dead_letters()}
+    assert reasons == {
+        "no-hash": "job id in the queue has no job hash or no data (not written by smsq?)",
+        "no-data": "job id in the queue has no job hash or no data (not written by smsq?)",
+        "not-json": "job data is not readable JSON job data (DeserializationError)",
+        "pickled": "job data is not readable JSON job data (DeserializationError)",
+        "bad-args": "send_sms job arguments are not one message id",
+        "callback": "job carries callbacks; smsq jobs never do",
+    }

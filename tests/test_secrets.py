@@ -1,0 +1,82 @@
+"""The apiKey appears nowhere; phone numbers are masked in logs; message text is never logged."""
+
+from __future__ import annotations
+
+import json
+
+from redis import Redis
+
+from producers.enqueue import Producer
+from worker.sandbox import SandboxProvider
+from tests.conftest import API_KEY, Workers
+
+
+TEXT = "Votre code secret est 918273"
+PHONES = ("33612345678", "33698765432")
+
+
+def redis_dump(redis: Redis) -> bytes:
+    """Every byte Redis holds: each key's name and contents, whatever its type."""
+    chunks: list[bytes] = []
+    for key in redis.scan_iter(count=1000):
+        chunks.append(key)
+        kind = redis.type(key).decode()
+        if kind == "string":
+            chunks.append(redis.get(key) or b"")
+        elif kind == "hash":
+            chunks.extend(b"%s=%s" % kv for kv in redis.hgetall(key).items())
+        elif kind == "list":
+            chunks.extend(redis.lrange(key, 0, -1))
+        elif kind == "set":
+            chunks.extend(redis.smembers(key))
+        elif kind == "zset":
+            chunks.extend(redis.zrange(key, 0, -1))
+        elif kind == "stream":
+            chunks.extend(json.dumps(
+                [[i.decode(), {k.decode(): v.decode("latin-1") for k, v in f.items()}]
+                 for i, f in redis.xrange(key)]).encode() for _ in [0])
+    return b"\n".join(chunks)
+
+
+def test_no_api_key_in_logs_or_redis_across_outcomes(
+        redis: Redis, producer: Producer, sandbox: SandboxProvider, workers: Workers) -> None:
+    """Sent, rejected, unknown, failed and refused paths leave no apiKey anywhere."""
+    sandbox.add_fault({"action": "status", "status": 102, "match": {"campaign": "c102"}})
+    sandbox.add_fault({"action": "html502", "match": {"campaign": "c502"}})
+    sandbox.add_fault({"action": "delay", "delay_ms": 800, "match": {"campaign": "slow"}})
+    for campaign in ("ok", "c102", "c502", "slow"):
+        producer.enqueue({"key": campaign, "campaign": campaign, "text": TEXT,
+                          "to": list(PHONES)})
+    redis.hset("rq:job:evil", mapping={"status": "queued", "origin": "smsq-default",
+                                       "data": json.dumps(["os.getcwd", None, [], {}])})
+    redis.rpush("rq:queue:smsq-default", "evil")
+
+    producer.enqueue({"key": "stop", "text": TEXT, "to": [PHONES[0], "33611888888"]})
+    run = workers.run_burst(SMSQ_HTTP_READ_TIMEOUT_S="0.3")
+    producer.enqueue({"key": "unreachable", "text": TEXT, "to": list(PHONES)})
+    down = workers.run_burst(ALLMYSMS_BASE_URL="http://127.0.0.1:9/http/9.0",
+                             SMSQ_SEND_ATTEMPTS="2")
+
+    logs = run.log + down.log
+    events = [e["event"] for e in run.events() + down.events()]
+    assert {"sms.send.accepted", "sms.send.rejected", "sms.send.outcome_unknown",
+            "sms.job.refused", "sms.send.failed", "sms.send.partial"} <= set(events)
+    assert len(sandbox.requests()) == 5
+    assert API_KEY not in logs
+    assert API_KEY.encode() not in redis_dump(redis)
+    assert TEXT not in logs
+    for phone in PHONES:
+        assert phone not in logs
+    assert "33611888888" not in logs
+    assert '"invalid_numbers": ["3361*****88"]' in logs
+
+
+def test_a_failing_worker_start_does_not_print_the_key(workers: Workers) -> None:
+    """A worker that cannot reach Redis reports it without echoing settings or secrets."""
+    result = workers.smsq("worker", "--burst", REDIS_URL="redis://:hunter22@127.0.0.1:9/0")
+    assert result.returncode == 2
+    assert result.stderr.strip().endswith(
+        "Redis is unreachable (ConnectionError); retrying with the same keys is safe, "
+        "duplicates are ignored")
+    assert API_KEY not in result.stdout + result.stderr
+    assert "hunter22" not in result.stdout + result.stderr
