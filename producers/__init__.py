@@ -84,4 +84,4 @@ def enqueue_many(requests: Iterable[Mapping[str, Any] | SendRequest]) -> list[En
 
 def status(key: str) -> MessageRecord | None:
     """The outcome record of the message with idempotency key ``key``."""
-    return MessageStore(_producer()._redis).get(key)
+    return MessageStore(_producer().connection).get(key)

@@ -100,6 +100,10 @@ class Producer:
         self._settings = settings or ProducerSettings()
         self._script: Script = connection.register_script(_ENQUEUE_LUA)
 
+    @property
+    def connection(self) -> Redis:
+        return self._redis
+
     def enqueue(self, request: Mapping[str, Any] | SendRequest, *, source: str = "python"
                 ) -> Enqueued:
         """Validate and enqueue one request; a known key returns the existing message.

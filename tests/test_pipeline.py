@@ -291,3 +291,33 @@ def test_lanes_option_limits_the_queues_a_worker_drains(
     assert [r["data"]["MESSAGE"] for r in sandbox.requests()] == ["bulk"]
     assert redis.llen("rq:queue:smsq-urgent") == 1
 
+
+
+def test_one_keep_alive_connection_serves_every_message_of_a_worker(
+        producer: Producer, sandbox: SandboxProvider, workers: Workers) -> None:
+    """A worker process reuses one HTTP connection for all its sends."""
+    producer.enqueue_many([{"key": f"k{i}", "text": "Hi", "to": ["0612345678"]}
+                           for i in range(5)])
+
+    workers.run_burst()
+
+    assert len(sandbox.requests()) == 5
+    assert sandbox.connections_accepted == 1
+
+
+def test_supervised_worker_processes_share_the_lanes(
+        producer: Producer, store: MessageStore, sandbox: SandboxProvider,
+        workers: Workers) -> None:
+    """``--processes 3 --burst`` runs three workers that send every message exactly once."""
+    producer.enqueue_many([{"key": f"m{i}", "text": f"Hi {i}", "to": ["0612345678"]}
+                           for i in range(30)])
+
+    run = workers.run_burst("--processes", "3")
+
+    assert run.returncode == 0, run.log
+    messages = sorted(r["data"]["MESSAGE"] for r in sandbox.requests())
+    assert messages == sorted(f"Hi {i}" for i in range(30))
+    assert {store.get(f"m{i}").state for i in range(30)} == {State.SENT}  # type: ignore[union-attr]
+    started = [e for e in run.events() if "started with PID" in e["event"]]
+    assert len(started) == 3
+    assert [e["event"] for e in run.events()][-1] == "sms.supervisor.stopped"

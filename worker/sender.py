@@ -12,6 +12,7 @@ import structlog
 import tenacity
 from rq.timeouts import JobTimeoutException
 
+from producers import keys
 from producers.contract import SendRequest
 from producers.errors import NotSentError, OutcomeUnknownError
 from producers.phones import mask_phone
@@ -58,7 +59,7 @@ class Sender:
             log.warning("sms.send.skipped", state=claim.outcome)
             return SendResult(claim.outcome)
         request = SendRequest.from_stored(claim.request)
-        ids = {"key": request.key, "lane": request.lane.value, "job_id": f"smsq-{message_id}"}
+        ids = {"key": request.key, "lane": request.lane.value, "job_id": keys.job_id(message_id)}
         structlog.contextvars.bind_contextvars(key=request.key, lane=request.lane.value)
         log.info("sms.send.started", state="sending", recipients=len(request.recipients))
         started = time.monotonic()

@@ -1,0 +1,249 @@
+"""The sandbox provider: account, credits, request log and faults, and the sendSms contract.
+
+State sits in ``SandboxProvider`` behind one lock; the HTTP layer lives in ``server``.
+"""
+
+from __future__ import annotations
+
+import copy
+import hmac
+import threading
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from worker.sandbox.faults import FaultBook, Target, parse_fault
+from worker.sandbox.flux import (
+    CREDITS_PER_SMS,
+    Flux,
+    FluxError,
+    error_reply,
+    parse_flux,
+    plan_send,
+    render,
+    sniff_format,
+    success_reply,
+)
+
+
+if TYPE_CHECKING:
+    from worker.sandbox.server import SandboxServer
+
+
+BASE_PATH = "/http/9.0"
+HTML_502 = (
+    b"<html><head><title>502 Bad Gateway</title></head>"
+    b"<body><h1>502 Bad Gateway</h1><hr><center>nginx</center></body></html>\n"
+)
+"""What a reverse proxy answers when the application behind it is down."""
+TEXT_PLAIN = "text/plain; charset=UTF-8"
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """What the handler does with one sendSms request."""
+
+    action: str = "reply"
+    """``reply``, ``drop`` (close without a byte) or ``not_http`` (garbage, then close)."""
+    code: int = 200
+    body: bytes = b""
+    content_type: str = TEXT_PLAIN
+    delay_s: float = 0.0
+
+
+class SandboxProvider:
+    """A local stand-in for the AllMySMS HTTP API v9.0 sendSms, with scripted faults."""
+
+    def __init__(
+        self,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        login: str,
+        api_key: str,
+        latency_ms: int = 0,
+        credits: int = 1_000_000,
+    ) -> None:
+        self._address = (host, port)
+        self._login = login.encode()
+        self._api_key = api_key.encode()
+        self._latency_s = latency_ms / 1000
+        self._initial_credits = credits
+        self._credits = credits
+        self._lock = threading.Lock()
+        self._log: list[dict[str, Any]] = []
+        self._faults = FaultBook()
+        self._seq = 0
+        self._server: SandboxServer | None = None
+
+    def __enter__(self) -> SandboxProvider:
+        self.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        """Listen, then serve in a daemon thread; returns once the socket accepts connections.
+
+        Raises:
+            RuntimeError: the sandbox is already started.
+            OSError: the address could not be bound.
+        """
+        # Imported here, not at the top: server.py imports this module for serve().
+        from worker.sandbox.server import SandboxServer
+
+        if self._server is not None:
+            raise RuntimeError("the sandbox is already started")
+        self._server = SandboxServer(self._address, self)
+        self._server.start()
+
+    def stop(self) -> None:
+        """Stop serving, cut open connections, close the socket and join every thread."""
+        server, self._server = self._server, None
+        if server is not None:
+            server.stop()
+
+    @property
+    def port(self) -> int:
+        return self._bound_server().server_address[1]
+
+    @property
+    def base_url(self) -> str:
+        host = self._address[0]
+        if host in ("", "0.0.0.0"):  # noqa: S104 - compared, not bound
+            host = "127.0.0.1"
+        return f"http://{host}:{self.port}{BASE_PATH}"
+
+    @property
+    def connections_accepted(self) -> int:
+        """TCP connections accepted since start; tells keep-alive reuse from new connections."""
+        return self._bound_server().accepted
+
+    def requests(self) -> list[dict[str, Any]]:
+        """Return a copy of the request log, oldest first."""
+        with self._lock:
+            return copy.deepcopy(self._log)
+
+    def clear_requests(self) -> None:
+        with self._lock:
+            self._log.clear()
+
+    def add_fault(self, fault: dict[str, Any]) -> None:
+        """Script a fault for coming sendSms requests.
+
+        Raises:
+            ValueError: the spec is invalid; the message names the bad key.
+        """
+        parsed = parse_fault(fault)
+        with self._lock:
+            self._faults.add(parsed)
+
+    def clear_faults(self) -> None:
+        with self._lock:
+            self._faults.clear()
+
+    def reset(self) -> None:
+        """Forget the log and the faults, and restore the credits given at construction."""
+        with self._lock:
+            self._log.clear()
+            self._faults.clear()
+            self._credits = self._initial_credits
+
+    def set_credits(self, credits: int) -> None:
+        """Set the account balance.
+
+        Raises:
+            ValueError: ``credits`` is not a non-negative integer.
+        """
+        if isinstance(credits, bool) or not isinstance(credits, int) or credits < 0:
+            raise ValueError("credits: must be a non-negative integer")
+        with self._lock:
+            self._credits = credits
+
+    def _bound_server(self) -> SandboxServer:
+        if self._server is None:
+            raise RuntimeError("the sandbox is not started")
+        return self._server
+
+    def _answer_send(self, method: str, encoding: str, params: dict[str, str]) -> Answer:
+        """Apply faults and the sendSms contract to one request, and log it."""
+        sms_data = params.get("smsData", "")
+        flux: Flux | None = None
+        flux_status = 105
+        if sms_data.strip():
+            try:
+                flux = parse_flux(sms_data)
+            except FluxError as exc:
+                flux_status = exc.status
+        flux_format = sniff_format(sms_data)
+        returnformat = params.get("returnformat")
+        answer_format = (returnformat or "").lower()
+        if answer_format not in ("json", "xml"):
+            answer_format = flux_format or "json"
+        account_ok = hmac.compare_digest(params.get("login", "").encode(), self._login)
+        api_key_ok = hmac.compare_digest(params.get("apiKey", "").encode(), self._api_key)
+        entry: dict[str, Any] = {
+            "seq": 0,
+            "at": "",
+            "method": method,
+            "encoding": encoding,
+            "login": params.get("login", ""),
+            "api_key_ok": api_key_ok,
+            "returnformat": returnformat,
+            "flux_format": flux_format,
+            "data": copy.deepcopy(flux.data) if flux else None,
+        }
+        reply: dict[str, Any] | None = None
+        with self._lock:
+            fault = self._faults.take(Target.of(flux))
+            action = fault.action if fault else None
+            if fault is not None and fault.status is not None:
+                reply = error_reply(fault.status, fault.status_text)
+            elif action not in ("drop", "html502", "not_http"):
+                reply = self._process(account_ok and api_key_ok, flux, flux_status)
+            self._seq += 1
+            entry["seq"] = self._seq
+            entry["at"] = datetime.now(UTC).isoformat(timespec="milliseconds")
+            entry["status"] = reply["status"] if reply else None
+            entry["fault"] = action
+            entry["sms_ids"] = [s["smsId"] for s in (reply or {}).get("smsIds", [])]
+            self._log.append(entry)
+        delay_s = self._latency_s + (fault.delay_ms / 1000 if fault else 0)
+        if action in ("drop", "not_http"):
+            return Answer(action=str(action), delay_s=delay_s)
+        if reply is None:
+            return Answer(
+                code=502, body=HTML_502, content_type="text/html; charset=UTF-8", delay_s=delay_s
+            )
+        body, content_type = render(reply, answer_format)
+        if action == "truncated":
+            body = body[: len(body) // 2]
+        return Answer(body=body, content_type=content_type, delay_s=delay_s)
+
+    def _process(self, account_ok: bool, flux: Flux | None, flux_status: int) -> dict[str, Any]:
+        """The business checks in the provider's order; the caller holds the lock."""
+        if not account_ok:
+            return error_reply(102)
+        if flux is None:
+            return error_reply(flux_status)
+        try:
+            plan = plan_send(flux, datetime.now(UTC))
+        except FluxError as exc:
+            return error_reply(exc.status)
+        cost = CREDITS_PER_SMS * plan.nb_sms
+        if self._credits <= 0:
+            return error_reply(103)
+        if cost > self._credits:
+            text = f"Crédits insuffisants. A utiliser: {cost} Crédits, Disponibles: {self._credits}"
+            return error_reply(104, text)
+        if not plan.recipients:
+            return error_reply(114)
+        self._credits -= cost
+        return success_reply(
+            plan,
+            campaign_id=f"sbx_{uuid.uuid4().hex[:20]}",
+            credits_left=self._credits,
+            sms_ids=[str(uuid.uuid1()) for _ in plan.recipients],
+        )
