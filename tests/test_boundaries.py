@@ -36,4 +36,4 @@ def test_job_path_resolves_to_the_send_function() -> None:
     from producers.contract import SEND_SMS_JOB
     from worker.jobs import send_sms
 
-    assert SEND_SMS_JOB == f"{send_sms.__module__}.{send_sms.__name__}"
+    assert f"{send_sms.__module__}.{send_sms.__name__}" == SEND_SMS_JOB

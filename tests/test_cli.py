@@ -11,9 +11,9 @@ from pathlib import Path
 import httpx
 
 from producers.store import MessageStore
+from tests.conftest import ROOT, Workers
 from worker.redis_server import free_port
 from worker.sandbox import SandboxProvider
-from tests.conftest import ROOT, Workers
 
 
 def test_enqueue_reads_json_lines_and_answers_one_line_each(

@@ -14,9 +14,9 @@ from redis import Redis
 from producers.enqueue import Producer
 from producers.states import State
 from producers.store import MessageStore
+from tests.conftest import Workers
 from worker.codes import STATUSES
 from worker.sandbox import SandboxProvider
-from tests.conftest import Workers
 
 
 def sent_requests(sandbox: SandboxProvider) -> list[dict]:

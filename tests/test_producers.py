@@ -14,9 +14,9 @@ from producers.enqueue import Enqueued, Producer, Refused
 from producers.errors import InvalidRequestError, RedisUnavailableError
 from producers.states import State
 from producers.store import MessageStore
+from tests.conftest import Workers
 from worker.redis_server import RedisServer, free_port
 from worker.sandbox import SandboxProvider
-from tests.conftest import Workers
 
 
 class CountingRedis(Redis):

@@ -10,8 +10,8 @@ from redis import Redis
 from rq.registry import FailedJobRegistry
 
 from producers.store import MessageStore
-from worker.sandbox import SandboxProvider
 from tests.conftest import Workers
+from worker.sandbox import SandboxProvider
 
 
 def write_job(redis: Redis, job_id: str, fields: dict[str, str | bytes] | None) -> None:

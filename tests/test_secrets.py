@@ -7,8 +7,8 @@ import json
 from redis import Redis
 
 from producers.enqueue import Producer
-from worker.sandbox import SandboxProvider
 from tests.conftest import API_KEY, Workers
+from worker.sandbox import SandboxProvider
 
 
 TEXT = "Votre code secret est 918273"

@@ -7,8 +7,8 @@ from collections.abc import Iterator, Mapping
 import pytest
 
 from producers.errors import ConfigError
-from worker.settings import Settings
 from tests.conftest import ROOT
+from worker.settings import Settings
 
 
 class RecordingEnv(Mapping[str, str]):
