@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import TypeVar
 
 from producers.errors import ConfigError
 
+
+N = TypeVar("N", int, float)
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 DEFAULT_COUNTRY = "FR"
@@ -45,26 +48,22 @@ class ProducerSettings:
 
 
 def read_int(env: Mapping[str, str], name: str, default: int, *, minimum: int) -> int:
-    raw = env.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ConfigError(name, "must be a whole number") from None
-    if value < minimum:
-        raise ConfigError(name, f"must be at least {minimum}")
-    return value
+    return _read_number(env, name, default, minimum, int, "a whole number")
 
 
 def read_float(env: Mapping[str, str], name: str, default: float, *, minimum: float) -> float:
+    return _read_number(env, name, default, minimum, float, "a number")
+
+
+def _read_number(env: Mapping[str, str], name: str, default: N, minimum: N,
+                 parse: Callable[[str], N], kind: str) -> N:
     raw = env.get(name, "").strip()
     if not raw:
         return default
     try:
-        value = float(raw)
+        value = parse(raw)
     except ValueError:
-        raise ConfigError(name, "must be a number") from None
+        raise ConfigError(name, f"must be {kind}") from None
     if not value >= minimum:
         raise ConfigError(name, f"must be at least {minimum}")
     return value
