@@ -17,6 +17,9 @@ INTAKE_PROCESSING = f"{PREFIX}:intake:processing"
 """Intake requests a worker took and has not yet turned into messages."""
 WAKE = f"{PREFIX}:wake"
 """Tokens pushed on enqueue so idle workers wake at once instead of polling."""
+SENDING = f"{PREFIX}:sending"
+"""Sorted set of message ids claimed for sending, scored by claim time (epoch seconds)."""
+RECONCILE_LOCK = f"{PREFIX}:reconcile:lock"
 DEAD_LETTERS = f"{PREFIX}:dead"
 """Sorted set of dead-letter ids scored by the time they were recorded (epoch seconds)."""
 
@@ -39,6 +42,23 @@ def history(mid: str) -> str:
 def dead_letter(dead_id: str) -> str:
     """Hash describing one dead letter."""
     return f"{PREFIX}:dead:{dead_id}"
+
+
+def alive(worker_name: str) -> str:
+    """Key a live worker process keeps refreshing; gone means the worker is dead."""
+    return f"{PREFIX}:alive:{worker_name}"
+
+
+def first_seen(queue_name: str) -> str:
+    """Hash: job id stuck in a lane's intermediate list → when the reconciler first saw it."""
+    return f"{PREFIX}:seen:{queue_name}"
+
+
+def message_id_of_job(jid: str) -> str | None:
+    """The message id inside an smsq job id, or None for a job smsq did not create."""
+    if jid.startswith("smsq-") and len(jid) == 37:
+        return jid[5:]
+    return None
 
 
 def job_id(mid: str) -> str:

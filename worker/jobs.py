@@ -8,6 +8,7 @@ import structlog
 
 from producers.errors import RefusedJobError
 from worker import runtime
+from worker.crashpoints import crash_point
 from worker.logs import bind_message
 
 
@@ -23,6 +24,7 @@ def send_sms(message_id: str) -> str:
     if not isinstance(message_id, str) or not MESSAGE_ID_PATTERN.fullmatch(message_id):
         raise RefusedJobError("send_sms takes one message id (32 hex digits)")
     bind_message({"message_id": message_id})
+    crash_point("after_start")
     try:
         return runtime.current().sender.send(message_id).state
     finally:

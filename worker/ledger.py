@@ -23,6 +23,12 @@ if TYPE_CHECKING:
 _LIB = """
 local function apply(msg, hist, dead_set, dead_key, new_state, fields, entry, dead, now, ttl)
   redis.call('HSET', msg, 'state', new_state)
+  local mid = redis.call('HGET', msg, 'message_id')
+  if new_state == 'sending' then
+    redis.call('ZADD', KEYS[5], now, mid)
+  else
+    redis.call('ZREM', KEYS[5], mid)
+  end
   for field, value in pairs(fields) do redis.call('HSET', msg, field, tostring(value)) end
   redis.call('EXPIRE', msg, ttl)
   redis.call('RPUSH', hist, entry)
@@ -35,7 +41,7 @@ local function apply(msg, hist, dead_set, dead_key, new_state, fields, entry, de
 end
 """
 
-# KEYS: msg, history, dead set, dead hash. ARGV: now epoch, now iso, ttl, worker.
+# KEYS: msg, history, dead set, dead hash, sending set. ARGV: now epoch, now iso, ttl, worker.
 # Returns {outcome, request?}: 'claimed' (state is now sending), 'expired', 'missing', or the
 # state the message already had.
 _CLAIM_LUA = _LIB + """
@@ -61,8 +67,8 @@ apply(KEYS[1], KEYS[2], KEYS[3], KEYS[4], 'sending', fields, entry, nil, now, AR
 return {'claimed', redis.call('HGET', KEYS[1], 'request')}
 """
 
-# KEYS: msg, history, dead set, dead hash. ARGV: expected state, new state, fields json,
-# history json, dead-letter json or '', now epoch, ttl. Returns 'ok' or the actual state.
+# KEYS: msg, history, dead set, dead hash, sending set. ARGV: expected state, new state,
+# fields json, history json, dead-letter json or '', now epoch, ttl. Returns 'ok' or the state.
 _TRANSITION_LUA = _LIB + """
 local state = redis.call('HGET', KEYS[1], 'state')
 if state ~= ARGV[1] then return state or 'missing' end
@@ -148,7 +154,7 @@ def record_dead_letter(connection: Redis, dead_id: str, fields: dict[str, str], 
 
 def _keys(message_id: str) -> list[str]:
     return [keys.message(message_id), keys.history(message_id), keys.DEAD_LETTERS,
-            keys.dead_letter(message_id)]
+            keys.dead_letter(message_id), keys.SENDING]
 
 
 def _field(value: Any) -> str:

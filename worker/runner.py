@@ -19,16 +19,21 @@ from rq.exceptions import NoSuchJobError
 from rq.intermediate_queue import IntermediateQueue
 from rq.job import Job, JobStatus
 from rq.queue import Queue
-from rq.registry import FailedJobRegistry
+from rq.registry import FailedJobRegistry, clean_registries
 from rq.serializers import JSONSerializer
+from rq.utils import now
 from rq.worker import SimpleWorker
+from rq.worker_registration import clean_worker_registry
 
 from producers import keys
 from producers.contract import LANE_ORDER, SEND_SMS_JOB, Lane, queue_name
 from producers.enqueue import Producer
+from worker.crashpoints import arm, crash_point
+from worker.heartbeat import Heartbeat
 from worker.intake import INTAKE_BATCH, Intake
 from worker.jobs import MESSAGE_ID_PATTERN
 from worker.ledger import record_dead_letter
+from worker.reconciler import Reconciler
 from worker.runtime import Runtime
 
 
@@ -101,7 +106,8 @@ class SmsWorker(SimpleWorker):
     queue_class = LaneQueue
 
     def __init__(self, queues: list[Queue], *, runtime: Runtime, **kwargs: Any) -> None:
-        super().__init__(queues, connection=runtime.redis, serializer=JSONSerializer,
+        super().__init__(queues, name=runtime.worker_name, connection=runtime.redis,
+                         serializer=JSONSerializer,
                          queue_class=LaneQueue, log_job_description=False,
                          default_result_ttl=RESULT_TTL_S,
                          maintenance_interval=MAINTENANCE_INTERVAL_S,
@@ -110,8 +116,15 @@ class SmsWorker(SimpleWorker):
         settings = runtime.settings
         self.intake = Intake(runtime.redis, Producer(runtime.redis, settings.producer),
                              ttl_s=settings.producer.outcome_ttl_s)
+        self.heartbeat_thread = Heartbeat(runtime.redis, runtime.worker_name,
+                                          ttl_s=settings.worker_dead_after_s)
+        self.reconciler = Reconciler(runtime.redis, runtime.ledger, queues,
+                                     dead_after_s=settings.worker_dead_after_s,
+                                     interval_s=settings.reconcile_interval_s)
+        arm(settings.crash_at)
 
     def bootstrap(self, *args: Any, **kwargs: Any) -> None:
+        self.heartbeat_thread.start()
         super().bootstrap(*args, **kwargs)
         recovered = self.intake.recover()
         if recovered:
@@ -128,7 +141,10 @@ class SmsWorker(SimpleWorker):
         idle_since = time.monotonic()
         while True:
             self._drain_intake()
+            self._reconcile()
             result = super().dequeue_job_and_maintain_ttl(None)
+            if result is not None:
+                crash_point("after_dequeue")
             if result is not None or timeout is None:
                 return result
             if max_idle_time is not None and time.monotonic() - idle_since >= max_idle_time:
@@ -137,6 +153,27 @@ class SmsWorker(SimpleWorker):
                 self.connection.blpop([keys.WAKE], timeout=self.runtime.settings.idle_wait_s)
             except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError):
                 time.sleep(self.runtime.settings.idle_wait_s)
+
+    def _reconcile(self) -> None:
+        try:
+            self.reconciler.maybe_run()
+        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError):
+            log.warning("sms.reconcile.unavailable")
+
+    def teardown(self) -> None:
+        super().teardown()  # type: ignore[no-untyped-call]
+        self.heartbeat_thread.stop()
+
+    def clean_registries(self) -> None:
+        """RQ's registry maintenance, minus its intermediate-list cleanup: that one fails stuck
+        jobs after a minute, where the reconciler puts them back in their lane (nothing was
+        sent, so they must still go out)."""
+        for queue in self.queues:
+            if queue.acquire_maintenance_lock():
+                clean_registries(queue, self._exc_handlers)
+                clean_worker_registry(queue)
+                queue.release_maintenance_lock()
+        self.last_cleaned_at = now()  # type: ignore[assignment]
 
     def _drain_intake(self) -> None:
         try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 import socket
 from dataclasses import dataclass
 from functools import partial
@@ -21,6 +22,7 @@ from worker.settings import Settings
 @dataclass(frozen=True, slots=True)
 class Runtime:
     settings: Settings
+    worker_name: str
     redis: Redis
     client: AllMySmsClient
     ledger: Ledger
@@ -35,10 +37,10 @@ def build_runtime(settings: Settings, *, redis: Redis | None = None,
     """Build the process's dependencies from settings; tests pass their own pieces."""
     connection = redis or redis_from_settings(settings)
     http = client or AllMySmsClient.from_settings(settings)
-    ledger = Ledger(connection, ttl_s=settings.producer.outcome_ttl_s,
-                    worker_name=f"{socket.gethostname()}:{os.getpid()}")
+    name = f"{socket.gethostname()}.{os.getpid()}.{secrets.token_hex(3)}"
+    ledger = Ledger(connection, ttl_s=settings.producer.outcome_ttl_s, worker_name=name)
     sender = Sender(ledger=ledger, client=http, retrying=partial(send_retrying, settings))
-    return Runtime(settings, connection, http, ledger, sender)
+    return Runtime(settings, name, connection, http, ledger, sender)
 
 
 def install(runtime: Runtime) -> None:

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import redis.exceptions
 import structlog
 import tenacity
 from rq.timeouts import JobTimeoutException
@@ -19,6 +20,7 @@ from producers.phones import mask_phone
 from producers.states import State
 from worker.allmysms import AllMySmsClient, ProviderReply
 from worker.codes import classify
+from worker.crashpoints import crash_point
 from worker.ledger import Ledger
 from worker.payload import build_flux
 
@@ -58,6 +60,7 @@ class Sender:
         if claim.outcome != "claimed" or claim.request is None:
             log.warning("sms.send.skipped", state=claim.outcome)
             return SendResult(claim.outcome)
+        crash_point("after_claim")
         request = SendRequest.from_stored(claim.request)
         ids = {"key": request.key, "lane": request.lane.value, "job_id": keys.job_id(message_id)}
         structlog.contextvars.bind_contextvars(key=request.key, lane=request.lane.value)
@@ -68,7 +71,9 @@ class Sender:
         def attempt() -> ProviderReply:
             nonlocal attempts
             attempts += 1
-            return self._client.send(build_flux(request, now=datetime.now(UTC)))
+            reply = self._client.send(build_flux(request, now=datetime.now(UTC)))
+            crash_point("after_send")
+            return reply
 
         try:
             reply = self._retrying()(attempt)
@@ -87,6 +92,11 @@ class Sender:
             return self._finish(message_id, ids, State.UNKNOWN, started, attempts,
                                 reason="unexpected error during the send",
                                 error=type(exc).__name__)
+        except BaseException as exc:
+            # A second stop signal (cold shutdown) lands here mid-request: record, then stop.
+            self._finish(message_id, ids, State.UNKNOWN, started, attempts,
+                         reason="worker stopped during the send", error=type(exc).__name__)
+            raise
         return self._record_reply(message_id, ids, request, reply, started, attempts)
 
     def _record_reply(self, message_id: str, ids: dict[str, str], request: SendRequest,
@@ -123,7 +133,7 @@ class Sender:
                 credits_left=reply.credits, nb_sms=reply.nb_sms, nb_contacts=reply.nb_contacts,
             )
         fields.update(extra or {})
-        recorded = self._ledger.finish(message_id, state, fields, reason=reason, record=ids)
+        recorded = self._write_outcome(message_id, state, fields, reason, ids)
         event = _EVENTS[state]
         level = log.info if state in (State.SENT, State.SCHEDULED) else log.warning
         level(event, state=state.value, attempt=attempts,
@@ -132,6 +142,36 @@ class Sender:
               if reply and reply.invalid_numbers else None, recorded=recorded)
         return SendResult(state.value, reply.status if reply else None, attempts)
 
+
+    def _write_outcome(self, message_id: str, state: State, fields: dict[str, Any], reason: str,
+                       ids: dict[str, str]) -> bool:
+        """Record the outcome, waiting out a Redis outage: the answer is known only here.
+
+        Raises:
+            redis.exceptions.ConnectionError: Redis stayed down for ``OUTCOME_WRITE_RETRY_S``;
+                the message stays ``sending`` and the reconciler makes it ``unknown``.
+        """
+        retrying = tenacity.Retrying(
+            retry=tenacity.retry_if_exception_type(REDIS_OUTAGE_ERRORS),
+            stop=tenacity.stop_after_delay(OUTCOME_WRITE_RETRY_S),
+            wait=tenacity.wait_exponential(multiplier=0.2, max=5),
+            reraise=True,
+            before_sleep=lambda s: log.warning("sms.store.retry_scheduled",
+                                               attempt=s.attempt_number, state=state.value),
+        )
+        try:
+            return bool(retrying(self._ledger.finish, message_id, state, fields, reason=reason,
+                                 record=ids))
+        except REDIS_OUTAGE_ERRORS:
+            log.error("sms.send.outcome_unrecorded", state=state.value,
+                      provider_status=fields.get("provider_status"),
+                      campaign_id=fields.get("campaign_id"))
+            raise
+
+
+REDIS_OUTAGE_ERRORS = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
+OUTCOME_WRITE_RETRY_S = 120.0
+"""How long a worker holding AllMySMS's answer keeps trying to record it while Redis is down."""
 
 _EVENTS = {
     State.SENT: "sms.send.accepted",

@@ -23,6 +23,12 @@ SEND_MAX_WAIT_S = 60.0
 """Total time budget for those attempts and the back-off between them."""
 RETRY_INITIAL_WAIT_S = 0.5
 RETRY_MAX_WAIT_S = 10.0
+WORKER_DEAD_AFTER_S = 30.0
+"""A worker that has not refreshed its alive key for this long is dead: its in-flight send
+becomes ``unknown`` and the jobs it held go back to their lane."""
+RECONCILE_INTERVAL_S = 10.0
+"""How often some live worker looks for dead workers' messages and stuck jobs."""
+CRASH_POINTS = ("", "after_dequeue", "after_start", "after_claim", "after_send")
 IDLE_WAIT_S = 1.0
 """Longest an idle worker waits before looking at its queues again without a wake token."""
 JOB_TIMEOUT_MARGIN_S = 60.0
@@ -71,6 +77,10 @@ class Settings:
     retry_initial_wait_s: float = RETRY_INITIAL_WAIT_S
     retry_max_wait_s: float = RETRY_MAX_WAIT_S
     idle_wait_s: float = IDLE_WAIT_S
+    worker_dead_after_s: float = WORKER_DEAD_AFTER_S
+    reconcile_interval_s: float = RECONCILE_INTERVAL_S
+    crash_at: str = ""
+    """Testing only: a named point where the worker process kills itself (``os._exit``)."""
     log_format: str = "auto"
     log_level: str = "INFO"
 
@@ -88,6 +98,9 @@ class Settings:
         log_format = (env.get("SMSQ_LOG_FORMAT") or "auto").lower()
         if log_format not in LOG_FORMATS:
             raise ConfigError("SMSQ_LOG_FORMAT", f"must be one of {', '.join(LOG_FORMATS)}")
+        crash_at = env.get("SMSQ_CRASH_AT", "").strip()
+        if crash_at not in CRASH_POINTS:
+            raise ConfigError("SMSQ_CRASH_AT", f"must be one of {', '.join(CRASH_POINTS[1:])}")
         log_level = (env.get("SMSQ_LOG_LEVEL") or "INFO").upper()
         if log_level not in LOG_LEVELS:
             raise ConfigError("SMSQ_LOG_LEVEL", f"must be one of {', '.join(LOG_LEVELS)}")
@@ -111,6 +124,11 @@ class Settings:
             retry_max_wait_s=read_float(env, "SMSQ_RETRY_MAX_WAIT_S", RETRY_MAX_WAIT_S,
                                         minimum=0),
             idle_wait_s=read_float(env, "SMSQ_IDLE_WAIT_S", IDLE_WAIT_S, minimum=0.01),
+            worker_dead_after_s=read_float(env, "SMSQ_WORKER_DEAD_AFTER_S", WORKER_DEAD_AFTER_S,
+                                           minimum=1),
+            reconcile_interval_s=read_float(env, "SMSQ_RECONCILE_INTERVAL_S",
+                                            RECONCILE_INTERVAL_S, minimum=0.1),
+            crash_at=crash_at,
             log_format=log_format,
             log_level=log_level,
         )

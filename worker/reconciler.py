@@ -1,0 +1,156 @@
+"""Reconciler: what dead workers left behind, so no accepted message is lost or sent twice.
+
+A live worker runs it every ``reconcile_interval_s`` under a Redis lock (one worker at a time):
+
+1. A job id stuck in a lane's intermediate list (a worker died between taking it and starting
+   it) goes back to the front of its lane. Nothing was sent: the message is still ``queued``.
+2. A job in RQ's started registry whose worker is dead and whose message is still ``queued``
+   (death between starting the job and claiming the message) goes back to its lane too.
+3. A message ``sending`` whose worker is dead becomes ``unknown``: the request may have reached
+   AllMySMS, so it is never resent without an operator's decision.
+
+Requeueing is always safe: the claim in :mod:`worker.ledger` lets a message be sent only once.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import structlog
+
+from producers import keys
+from producers.states import State
+from worker.ledger import Ledger
+
+
+if TYPE_CHECKING:
+    from redis import Redis
+    from rq.queue import Queue
+
+log = structlog.get_logger()
+
+
+@dataclass(frozen=True, slots=True)
+class Report:
+    requeued_stuck: int = 0
+    requeued_abandoned: int = 0
+    unknown: int = 0
+
+
+class Reconciler:
+    def __init__(self, connection: Redis, ledger: Ledger, queues: list[Queue], *,
+                 dead_after_s: float, interval_s: float) -> None:
+        self._redis = connection
+        self._ledger = ledger
+        self._queues = queues
+        self._dead_after_s = dead_after_s
+        self._interval_s = interval_s
+        self._next_run = 0.0
+
+    def maybe_run(self) -> Report | None:
+        """Run if this worker's interval has passed and no other worker holds the lock."""
+        now = time.monotonic()
+        if now < self._next_run:
+            return None
+        self._next_run = now + self._interval_s
+        lock_ms = max(int(self._interval_s * 1000) - 50, 100)
+        if not self._redis.set(keys.RECONCILE_LOCK, "1", nx=True, px=lock_ms):
+            return None
+        return self.run()
+
+    def run(self) -> Report:
+        report = Report(
+            requeued_stuck=sum(self._requeue_stuck(q) for q in self._queues),
+            requeued_abandoned=sum(self._requeue_abandoned(q) for q in self._queues),
+            unknown=self._orphaned_sends(),
+        )
+        if report != Report():
+            log.warning("sms.reconcile.done", requeued_stuck=report.requeued_stuck,
+                        requeued_abandoned=report.requeued_abandoned, unknown=report.unknown)
+        return report
+
+    def _requeue_stuck(self, queue: Queue) -> int:
+        seen_key = keys.first_seen(queue.name)
+        ids = [_str(i) for i in self._redis.lrange(queue.intermediate_queue_key, 0, -1)]
+        seen = {_str(k): float(v) for k, v in self._redis.hgetall(seen_key).items()}
+        gone = [job for job in seen if job not in ids]
+        if gone:
+            self._redis.hdel(seen_key, *gone)
+        now = time.time()
+        requeued = 0
+        for jid in ids:
+            first = seen.get(jid)
+            if first is None:
+                self._redis.hset(seen_key, jid, repr(now))
+                continue
+            if now - first < self._dead_after_s:
+                continue
+            self._redis.hdel(seen_key, jid)
+            # LREM decides the race with a worker that is only slow: whoever removes the id owns it.
+            if not self._redis.lrem(queue.intermediate_queue_key, 1, jid):
+                continue
+            if self._still_queued(jid):
+                self._redis.lpush(queue.key, jid)
+                requeued += 1
+                log.warning("sms.reconcile.requeued", job_id=jid, reason="stuck after dequeue")
+        return requeued
+
+    def _requeue_abandoned(self, queue: Queue) -> int:
+        registry = queue.started_job_registry
+        requeued = 0
+        for member in self._redis.zrange(registry.key, 0, -1):
+            entry = _str(member)  # type: ignore[arg-type]
+            jid = entry.split(":", 1)[0]
+            worker = self._redis.hget(keys.rq_job(jid), "worker_name")
+            if worker and self._redis.exists(keys.alive(_str(worker))):
+                continue
+            if worker is None and self._redis.exists(keys.rq_job(jid)):
+                continue  # not started by an smsq worker: RQ's own cleanup decides
+            if not self._redis.zrem(registry.key, entry):
+                continue
+            if self._still_queued(jid):
+                pipe = self._redis.pipeline()
+                pipe.hset(keys.rq_job(jid), "status", "queued")
+                pipe.lpush(queue.key, jid)
+                pipe.execute()
+                requeued += 1
+                log.warning("sms.reconcile.requeued", job_id=jid,
+                            reason="worker died before the send started")
+            else:
+                self._redis.delete(keys.rq_job(jid))
+        return requeued
+
+    def _orphaned_sends(self) -> int:
+        unknown = 0
+        for raw in self._redis.zrange(keys.SENDING, 0, -1):
+            mid = _str(raw)  # type: ignore[arg-type]
+            fields = self._redis.hmget(keys.message(mid), ["claimed_by", "key", "lane", "job_id"])
+            worker, key, lane, jid = (_str(v) if v is not None else "" for v in fields)
+            if worker and self._redis.exists(keys.alive(worker)):
+                continue
+            reason = (f"worker {worker or '?'} stopped during the send; the request may have "
+                      "reached AllMySMS")
+            if self._ledger.finish(mid, State.UNKNOWN, {"error": "worker died during the send"},
+                                   reason=reason, record={"key": key, "lane": lane,
+                                                          "job_id": jid}):
+                unknown += 1
+                log.warning("sms.send.outcome_unknown", key=key, lane=lane, state="unknown",
+                            error="worker died during the send")
+            else:
+                self._redis.zrem(keys.SENDING, mid)
+        return unknown
+
+    def _still_queued(self, jid: str) -> bool:
+        """True when nothing was sent for this job: its message is ``queued`` (or it is not an
+        smsq message at all, so a worker must see it to dead-letter it)."""
+        mid = keys.message_id_of_job(jid)
+        if mid is None:
+            return True
+        state = self._redis.hget(keys.message(mid), "state")
+        return state is None or _str(state) == State.QUEUED.value
+
+
+def _str(value: bytes | str) -> str:
+    return value.decode("utf-8") if isinstance(value, bytes) else value
