@@ -4,12 +4,14 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
-from collections.abc import Iterator
-from dataclasses import dataclass
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import pytest
 import structlog
@@ -100,6 +102,8 @@ class Workers:
     redis_url: str
     base_url: str
     log_dir: Path
+    started: list[subprocess.Popen[str]] = field(default_factory=list)
+    log_files: list[IO[str]] = field(default_factory=list)
 
     def env(self, **overrides: str) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("SMSQ_", "ALLMYSMS_"))}
@@ -122,6 +126,25 @@ class Workers:
         )
         return WorkerRun(proc.returncode, proc.stdout + proc.stderr)
 
+    def start(self, *args: str, **env: str) -> subprocess.Popen[str]:
+        """Start ``smsq worker`` (not burst) in the background; stopped at teardown."""
+        log = (self.log_dir / f"worker-{len(self.started)}.log").open("w")
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "worker", "worker", *args], env=self.env(**env),
+            stdout=log, stderr=subprocess.STDOUT, text=True, cwd=ROOT,
+            start_new_session=True)
+        self.started.append(proc)
+        self.log_files.append(log)
+        return proc
+
+    def stop_all(self) -> None:
+        for proc in self.started:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+        for log in self.log_files:
+            log.close()
+
     def smsq(self, *args: str, stdin: str | None = None, **env: str
              ) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
@@ -132,5 +155,18 @@ class Workers:
 
 @pytest.fixture
 def workers(redis_server: RedisServer, redis: Redis, sandbox: SandboxProvider,
-            tmp_path: Path) -> Workers:
-    return Workers(redis_server.url, sandbox.base_url, tmp_path)
+            tmp_path: Path) -> Iterator[Workers]:
+    pool = Workers(redis_server.url, sandbox.base_url, tmp_path)
+    yield pool
+    pool.stop_all()
+
+
+def wait_for(predicate: Callable[[], bool], *, timeout_s: float = 20.0,
+             what: str = "condition") -> None:
+    """Poll ``predicate`` every 50 ms; fail the test after ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.05)
+    pytest.fail(f"timed out after {timeout_s} s waiting for {what}")

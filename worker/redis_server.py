@@ -68,6 +68,13 @@ class RedisServer:
         self.stop()
         raise TimeoutError(f"redis-server did not start on port {self.port}")
 
+    def kill(self) -> None:
+        """SIGKILL the server, as a crash would; its directory (and AOF) stays for a restart."""
+        if self._process is not None:
+            self._process.kill()
+            self._process.wait()
+        self._process = None
+
     def stop(self) -> None:
         if self._process is not None and self._process.poll() is None:
             self._process.terminate()

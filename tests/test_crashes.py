@@ -1,0 +1,239 @@
+"""Crash, restart and shutdown: every accepted message ends in exactly one terminal state and
+reaches AllMySMS at most once, through kill -9 at each step of a send.
+
+Crash points (``SMSQ_CRASH_AT``) make a real worker process ``os._exit(137)`` at a chosen step;
+other scenarios kill real processes. A second, healthy worker then cleans up. Liveness knobs
+are shrunk so that each scenario takes a few seconds.
+"""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import time
+from typing import Any
+
+import pytest
+from redis import Redis
+
+from producers.enqueue import Producer
+from producers.states import TERMINAL_STATES, State
+from producers.store import MessageStore
+from tests import invariants
+from tests.conftest import Workers, wait_for
+from worker.redis_server import RedisServer
+from worker.sandbox import SandboxProvider
+
+
+FAST = {"SMSQ_WORKER_DEAD_AFTER_S": "1.5", "SMSQ_RECONCILE_INTERVAL_S": "0.3",
+        "SMSQ_IDLE_WAIT_S": "0.2"}
+
+
+def enqueue(producer: Producer, *keys: str, **fields: Any) -> list[str]:
+    producer.enqueue_many([{"key": key, "campaign": key, "text": f"msg {key}",
+                            "to": ["0612345678"], **fields} for key in keys])
+    return list(keys)
+
+
+def terminal(store: MessageStore, *keys: str) -> bool:
+    records = [store.get(key) for key in keys]
+    return all(r is not None and r.state in TERMINAL_STATES for r in records)
+
+
+def settle(workers: Workers, store: MessageStore, keys: list[str], **env: str) -> None:
+    """Run a healthy worker until every key is terminal."""
+    workers.start(**FAST, **env)
+    wait_for(lambda: terminal(store, *keys), what="every message to end")
+
+
+@pytest.mark.parametrize(("point", "state", "requests"), [
+    ("after_dequeue", State.SENT, 1),
+    ("after_start", State.SENT, 1),
+    ("after_claim", State.UNKNOWN, 0),
+    ("after_send", State.UNKNOWN, 1),
+])
+def test_worker_killed_at_each_step_of_a_send(
+        point: str, state: State, requests: int, producer: Producer, store: MessageStore,
+        sandbox: SandboxProvider, workers: Workers) -> None:
+    """Before the claim the message is requeued and sent once; after it, it ends unknown."""
+    keys = enqueue(producer, "m1")
+    crashed = workers.run_burst(**FAST, SMSQ_CRASH_AT=point)
+    assert crashed.returncode == 137, crashed.log
+
+    settle(workers, store, keys)
+
+    verdict = invariants.check(store, sandbox, keys)
+    assert verdict.problems == []
+    assert verdict.states == {"m1": state}
+    assert verdict.requests["m1"] == requests
+    if state is State.UNKNOWN:
+        record = store.get("m1")
+        assert record is not None
+        assert record.error == "worker died during the send"
+        assert [d.key for d in store.dead_letters()] == ["m1"]
+
+
+def test_poison_message_is_never_sent_again_by_a_second_worker(
+        producer: Producer, store: MessageStore, sandbox: SandboxProvider,
+        workers: Workers) -> None:
+    """A message whose send killed its worker is not retried by the next worker or a re-enqueue."""
+    keys = enqueue(producer, "poison")
+    workers.run_burst(**FAST, SMSQ_CRASH_AT="after_send")
+    settle(workers, store, keys)
+
+    again = producer.enqueue({"key": "poison", "campaign": "poison", "text": "msg poison",
+                              "to": ["0612345678"]})
+    time.sleep(0.5)
+
+    assert (again.duplicate, again.state) == (True, State.UNKNOWN)
+    assert invariants.check(store, sandbox, keys).requests["poison"] == 1
+
+
+def test_kill_9_during_an_in_flight_request_ends_unknown(
+        producer: Producer, store: MessageStore, sandbox: SandboxProvider,
+        workers: Workers) -> None:
+    """A worker SIGKILLed while AllMySMS is answering slowly: one request, state unknown."""
+    sandbox.add_fault({"action": "delay", "delay_ms": 3000})
+    keys = enqueue(producer, "slow")
+    victim = workers.start(**FAST)
+    wait_for(lambda: len(sandbox.requests()) == 1, what="the request to reach the sandbox")
+
+    victim.send_signal(signal.SIGKILL)
+    victim.wait()
+    settle(workers, store, keys)
+
+    verdict = invariants.check(store, sandbox, keys)
+    assert verdict.problems == []
+    assert (verdict.states, verdict.requests["slow"]) == ({"slow": State.UNKNOWN}, 1)
+
+
+def test_dead_worker_is_detected_within_the_bound(
+        producer: Producer, store: MessageStore, sandbox: SandboxProvider,
+        workers: Workers) -> None:
+    """With SMSQ_WORKER_DEAD_AFTER_S=1.5 the in-flight send of a dead worker ends in < 5 s."""
+    sandbox.add_fault({"action": "delay", "delay_ms": 10_000})
+    keys = enqueue(producer, "bound")
+    victim = workers.start(**FAST)
+    wait_for(lambda: len(sandbox.requests()) == 1, what="the request")
+    victim.send_signal(signal.SIGKILL)
+    victim.wait()
+    killed_at = time.monotonic()
+    workers.start(**FAST)
+
+    wait_for(lambda: terminal(store, *keys), timeout_s=10, what="the unknown state")
+
+    assert time.monotonic() - killed_at < 5
+    record = store.get("bound")
+    assert record is not None
+    assert record.state is State.UNKNOWN
+
+
+def test_warm_shutdown_finishes_the_current_send(
+        producer: Producer, store: MessageStore, sandbox: SandboxProvider,
+        workers: Workers) -> None:
+    """SIGTERM during a send lets it finish: state sent, one request, exit code 0."""
+    sandbox.add_fault({"action": "delay", "delay_ms": 1500})
+    enqueue(producer, "warm", "next")
+    worker = workers.start(**FAST)
+    wait_for(lambda: len(sandbox.requests()) == 1, what="the request")
+
+    worker.send_signal(signal.SIGTERM)
+
+    assert worker.wait(timeout=15) == 0
+    record = store.get("warm")
+    assert record is not None
+    assert record.state is State.SENT
+    next_record = store.get("next")
+    assert next_record is not None
+    assert next_record.state is State.QUEUED
+    assert len(sandbox.requests()) == 1
+
+
+def test_second_signal_records_the_in_flight_send_as_unknown(
+        producer: Producer, store: MessageStore, sandbox: SandboxProvider,
+        workers: Workers) -> None:
+    """A cold shutdown (second SIGTERM) mid-send records 'unknown' itself; nothing is lost."""
+    sandbox.add_fault({"action": "delay", "delay_ms": 6000})
+    keys = enqueue(producer, "cold")
+    worker = workers.start(**FAST)
+    wait_for(lambda: len(sandbox.requests()) == 1, what="the request")
+
+    worker.send_signal(signal.SIGTERM)
+    time.sleep(1.2)  # RQ ignores a second signal within one second of the first
+    worker.send_signal(signal.SIGTERM)
+    worker.wait(timeout=10)
+
+    record = store.get("cold")
+    assert record is not None
+    assert (record.state, record.error) == (State.UNKNOWN, "SystemExit")
+    assert invariants.check(store, sandbox, keys).problems == []
+
+
+def test_supervisor_restarts_a_killed_worker(
+        producer: Producer, store: MessageStore, sandbox: SandboxProvider,
+        workers: Workers) -> None:
+    """``--processes 2``: a worker killed with SIGKILL is replaced and the lanes keep draining."""
+    supervisor = workers.start("--processes", "2", **FAST)
+    wait_for(lambda: len(_children(supervisor.pid)) == 2, what="two workers")
+    victim = _children(supervisor.pid)[0]
+
+    subprocess.run(["kill", "-9", str(victim)], check=True)
+    wait_for(lambda: len(_children(supervisor.pid)) == 2 and victim not in
+             _children(supervisor.pid), what="a replacement worker")
+    keys = enqueue(producer, *(f"after-{i}" for i in range(10)))
+
+    wait_for(lambda: terminal(store, *keys), what="the messages")
+    assert invariants.check(store, sandbox, keys).problems == []
+    supervisor.send_signal(signal.SIGTERM)
+    assert supervisor.wait(timeout=15) == 0
+
+
+def _children(pid: int) -> list[int]:
+    out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True, check=False)
+    return [int(p) for p in out.stdout.split()]
+
+
+def test_redis_kill_9_with_aof_loses_no_queued_message(
+        store: MessageStore, sandbox: SandboxProvider, workers: Workers, redis: Redis) -> None:
+    """50 queued messages survive kill -9 of redis-server (appendonly yes) and go out once."""
+    server = RedisServer(appendonly=True).start()
+    try:
+        client = Redis.from_url(server.url)
+        keys = enqueue(Producer(client), *(f"aof-{i}" for i in range(50)))
+        time.sleep(1.2)  # appendfsync everysec
+        server.kill()
+        server = RedisServer(port=server.port, directory=server.directory,
+                             appendonly=True).start()
+        workers.redis_url = server.url
+        workers.run_burst()
+        verdict = invariants.check(MessageStore(client), sandbox, keys)
+    finally:
+        server.stop()
+    assert verdict.problems == []
+    assert verdict.count(State.SENT) == 50
+
+
+def test_redis_down_during_a_send_still_records_the_outcome(
+        sandbox: SandboxProvider, workers: Workers, redis: Redis) -> None:
+    """Redis dies while the request is in flight and comes back: one request, state sent."""
+    server = RedisServer(appendonly=True).start()
+    try:
+        client = Redis.from_url(server.url)
+        keys = enqueue(Producer(client), "blip")
+        sandbox.add_fault({"action": "delay", "delay_ms": 1500})
+        workers.redis_url = server.url
+        workers.start(**FAST)
+        wait_for(lambda: len(sandbox.requests()) == 1, what="the request")
+        time.sleep(1.1)  # let the claim reach the AOF
+        server.kill()
+        time.sleep(2.0)
+        server = RedisServer(port=server.port, directory=server.directory,
+                             appendonly=True).start()
+        client = Redis.from_url(server.url)
+        wait_for(lambda: terminal(MessageStore(client), *keys), what="the outcome")
+        verdict = invariants.check(MessageStore(client), sandbox, keys)
+    finally:
+        workers.stop_all()
+        server.stop()
+    assert verdict.problems == []
+    assert (verdict.states, verdict.requests["blip"]) == ({"blip": State.SENT}, 1)
