@@ -61,6 +61,11 @@ def _parser() -> argparse.ArgumentParser:
     dlq_list.add_argument("--limit", type=int, default=100)
     dlq_list.set_defaults(handler=_dlq_list)
 
+    purge = sub.add_parser("purge", help="erase one person's data everywhere (GDPR)")
+    purge.add_argument("--phone", required=True, help="the person's phone number, any format")
+    purge.add_argument("--dry-run", action="store_true", help="show what would be erased")
+    purge.set_defaults(handler=_purge)
+
     sandbox = sub.add_parser("sandbox", help="serve a local AllMySMS stand-in")
     sandbox.add_argument("--host", default="127.0.0.1")
     sandbox.add_argument("--port", type=int, default=8025)
@@ -209,6 +214,24 @@ def _dlq_list(args: argparse.Namespace) -> int:
     from worker.views import render_dead_letters
 
     print(render_dead_letters(letters))
+    return EXIT_OK
+
+
+def _purge(args: argparse.Namespace) -> int:
+    from producers import ProducerSettings, connect
+    from producers.phones import PhoneError
+    from producers.redis_errors import translate_redis_errors
+    from worker.purge import Purger
+
+    settings = ProducerSettings.from_env()
+    try:
+        with translate_redis_errors():
+            report = Purger(connect(settings), default_region=settings.default_country).purge(
+                args.phone, dry_run=args.dry_run)
+    except PhoneError as exc:
+        print(f"smsq: --phone: {exc.reason}", file=sys.stderr)
+        return EXIT_REFUSED
+    print(json.dumps({"dry_run": args.dry_run, **report.as_dict()}, ensure_ascii=False))
     return EXIT_OK
 
 

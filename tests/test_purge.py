@@ -1,0 +1,59 @@
+"""``smsq purge --phone``: one person's data leaves every place smsq keeps it."""
+
+from __future__ import annotations
+
+import json
+
+from redis import Redis
+
+from producers.enqueue import Producer
+from producers.store import MessageStore
+from tests.conftest import Workers
+from tests.test_secrets import redis_dump
+from worker.sandbox import SandboxProvider
+
+
+def test_purge_erases_a_person_and_keeps_everyone_else(
+        redis: Redis, producer: Producer, store: MessageStore, sandbox: SandboxProvider,
+        workers: Workers) -> None:
+    """Single-recipient messages go; shared ones lose that person's entry; others stay."""
+    sandbox.add_fault({"action": "status", "status": 114, "match": {"campaign": "rej"}})
+    producer.enqueue_many([
+        {"key": "only-her", "text": "Hi", "to": ["06 12 34 56 78"]},
+        {"key": "rejected-her", "text": "Hi", "to": ["0612345678"], "campaign": "rej"},
+        {"key": "shared", "text": "Hi #param_1#",
+         "to": [{"phone": "0612345678", "params": ["Zoé Martin"]},
+                {"phone": "0698765432", "params": ["Bob"]}]},
+        {"key": "other", "text": "Hi", "to": ["0698765432"]},
+    ])
+    redis.rpush("smsq:intake", json.dumps({"key": "bad", "to": ["+33 6 12 34 56 78"]}))
+    workers.run_burst()
+    redis.rpush("smsq:intake", json.dumps({"key": "later", "text": "x", "to": ["0612345678"]}))
+
+    dry = workers.smsq("purge", "--phone", "+33612345678", "--dry-run")
+    real = workers.smsq("purge", "--phone", "+33612345678")
+
+    assert dry.returncode == real.returncode == 0
+    report = json.loads(real.stdout)
+    assert sorted(report["deleted_messages"]) == ["only-her", "rejected-her"]
+    assert report["redacted_messages"] == ["shared"]
+    assert len(report["deleted_dead_letters"]) == 1
+    assert report["deleted_intake_entries"] == 1
+    assert json.loads(dry.stdout) == {**report, "dry_run": True}
+    dump = redis_dump(redis)
+    assert b"612345678" not in dump
+    assert "Zoé".encode() not in dump
+    assert store.get("only-her") is None
+    shared = store.get("shared")
+    assert shared is not None
+    assert shared.request["to"] == [{"phone": "33698765432", "params": ["Bob"]}]
+    assert list(shared.sms_ids) == ["33698765432"]
+    assert store.get("other") is not None
+    assert [d.key for d in store.dead_letters()] == []
+
+
+def test_purge_refuses_something_that_is_not_a_number(workers: Workers) -> None:
+    """A bad --phone is refused with the reason."""
+    result = workers.smsq("purge", "--phone", "hello")
+    assert (result.returncode, result.stderr) == (
+        1, "smsq: --phone: not a phone number (not a number)\n")
