@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import Any
 
+from producers.records import MessageRecord
 from producers.states import TERMINAL_STATES, State
 from producers.store import MessageStore
 from worker.sandbox import SandboxProvider
@@ -15,18 +17,21 @@ class Verdict:
     states: dict[str, State] = field(default_factory=dict)
     requests: Counter[str] = field(default_factory=Counter)
     problems: list[str] = field(default_factory=list)
+    records: dict[str, MessageRecord] = field(default_factory=dict)
 
     def count(self, state: State) -> int:
         return sum(1 for s in self.states.values() if s is state)
 
 
-def check(store: MessageStore, sandbox: SandboxProvider, keys: list[str]) -> Verdict:
+def check(store: MessageStore, sandbox: SandboxProvider | list[dict[str, Any]],
+          keys: list[str]) -> Verdict:
     """Every accepted key: exactly one terminal state, at most one provider request, none missing.
 
     Messages carry their key as CAMPAIGN_NAME so the sandbox's log maps requests to keys.
     """
     verdict = Verdict()
-    for request in sandbox.requests():
+    requests = sandbox if isinstance(sandbox, list) else sandbox.requests()
+    for request in requests:
         data = request.get("data") or {}
         verdict.requests[data.get("CAMPAIGN_NAME", "?")] += 1
     for key in keys:
@@ -35,6 +40,7 @@ def check(store: MessageStore, sandbox: SandboxProvider, keys: list[str]) -> Ver
             verdict.problems.append(f"{key}: missing")
             continue
         verdict.states[key] = record.state
+        verdict.records[key] = record
         terminal = [h["state"] for h in record.history if h["state"] in TERMINAL_STATES]
         if record.state not in TERMINAL_STATES:
             verdict.problems.append(f"{key}: not terminal ({record.state.value})")

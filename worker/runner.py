@@ -47,6 +47,9 @@ RESULT_TTL_S = 0
 MAINTENANCE_INTERVAL_S = 60
 """How often a worker runs RQ's registry cleanup (abandoned and stuck jobs)."""
 WORKER_TTL_S = 60
+REDIS_RETRY_INITIAL_S = 0.5
+REDIS_RETRY_MAX_S = 10.0
+"""Back-off while Redis is unreachable: first and longest wait between attempts."""
 
 # Move the first job id found, in lane order, into that lane's intermediate list.
 _DEQUEUE_LUA = """
@@ -139,10 +142,21 @@ class SmsWorker(SimpleWorker):
         job arrives, ``max_idle_time`` passes, or a stop signal interrupts it.
         """
         idle_since = time.monotonic()
+        outage_wait_s = REDIS_RETRY_INITIAL_S
         while True:
             self._drain_intake()
             self._reconcile()
-            result = super().dequeue_job_and_maintain_ttl(None)
+            try:
+                result = super().dequeue_job_and_maintain_ttl(None)
+            except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
+                # RQ retries its blocking pop, not the bookkeeping around it; an idle worker
+                # must outlive a Redis restart, so wait here and try again.
+                log.warning("sms.worker.redis_unavailable", error=type(exc).__name__,
+                            retry_in_s=outage_wait_s)
+                time.sleep(outage_wait_s)
+                outage_wait_s = min(outage_wait_s * 2, REDIS_RETRY_MAX_S)
+                continue
+            outage_wait_s = REDIS_RETRY_INITIAL_S
             if result is not None:
                 crash_point("after_dequeue")
             if result is not None or timeout is None:
@@ -153,6 +167,20 @@ class SmsWorker(SimpleWorker):
                 self.connection.blpop([keys.WAKE], timeout=self.runtime.settings.idle_wait_s)
             except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError):
                 time.sleep(self.runtime.settings.idle_wait_s)
+
+    def heartbeat(self, timeout: int | None = None, pipeline: Any = None) -> None:
+        # RQ calls this between jobs outside any retry; a Redis blip must not stop the worker
+        # (the next dequeue pass waits the outage out).
+        try:
+            super().heartbeat(timeout, pipeline)
+        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError):
+            log.warning("sms.worker.heartbeat_failed")
+
+    def check_for_suspension(self, burst: bool) -> None:
+        try:
+            super().check_for_suspension(burst)
+        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError):
+            log.warning("sms.worker.redis_unavailable", error="suspension check")
 
     def _reconcile(self) -> None:
         try:

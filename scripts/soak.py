@@ -1,0 +1,171 @@
+"""Soak test (not in CI): 100,000 messages through 4 workers while workers, whole worker groups
+and redis-server are killed with SIGKILL at random. Prints lost / duplicated / unknown counts.
+
+    .venv/bin/python scripts/soak.py [--messages 100000] [--processes 4] [--seed 1]
+
+Everything runs on loopback: a private redis-server (appendonly yes, appendfsync everysec),
+``smsq sandbox`` in its own process, and ``smsq worker --processes N`` supervisors.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import os
+import random
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import httpx
+from redis import Redis
+
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from producers.enqueue import Producer  # noqa: E402
+from producers.errors import RedisUnavailableError  # noqa: E402
+from producers.states import TERMINAL_STATES, State  # noqa: E402
+from producers.store import MessageStore  # noqa: E402
+from tests.invariants import check  # noqa: E402
+from worker.redis_server import RedisServer, free_port  # noqa: E402
+
+
+BATCH = 1000
+DEADLINE_S = 3600
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--messages", type=int, default=100_000)
+    parser.add_argument("--processes", type=int, default=4)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--log", default="/tmp/smsq-soak")
+    args = parser.parse_args()
+    rng = random.Random(args.seed)
+    log_dir = Path(args.log)
+    log_dir.mkdir(parents=True, exist_ok=True)
+
+    redis_server = RedisServer(appendonly=True).start()
+    sandbox_port = free_port()
+    env = {**os.environ, "REDIS_URL": redis_server.url, "ALLMYSMS_LOGIN": "soak",
+           "ALLMYSMS_API_KEY": "soak-key-1234", "PYTHONPATH": str(ROOT),
+           "ALLMYSMS_BASE_URL": f"http://127.0.0.1:{sandbox_port}/http/9.0",
+           "SMSQ_LOG_FORMAT": "json", "SMSQ_LOG_LEVEL": "WARNING",
+           "SMSQ_WORKER_DEAD_AFTER_S": "3", "SMSQ_RECONCILE_INTERVAL_S": "1",
+           "SMSQ_IDLE_WAIT_S": "0.2"}
+    sandbox = subprocess.Popen(
+        [sys.executable, "-m", "worker", "sandbox", "--port", str(sandbox_port)], env=env,
+        stdout=subprocess.PIPE, stderr=(log_dir / "sandbox.log").open("w"), cwd=ROOT)
+    assert sandbox.stdout is not None
+    sandbox.stdout.readline()
+    kills: collections.Counter[str] = collections.Counter()
+    group_log = (log_dir / "workers.log").open("w")
+
+    def start_group() -> subprocess.Popen[bytes]:
+        return subprocess.Popen(
+            [sys.executable, "-m", "worker", "worker", "--processes", str(args.processes)],
+            env=env, stdout=group_log, stderr=subprocess.STDOUT, cwd=ROOT,
+            start_new_session=True)
+
+    group = start_group()
+    keys = [f"soak-{i:06d}" for i in range(args.messages)]
+    enqueued = threading.Event()
+
+    def produce() -> None:
+        for start in range(0, len(keys), BATCH):
+            batch = [{"key": k, "campaign": k, "text": f"soak {k}", "to": ["0612345678"]}
+                     for k in keys[start:start + BATCH]]
+            while True:
+                try:
+                    Producer(Redis.from_url(redis_server.url, socket_timeout=5)).enqueue_many(
+                        batch)
+                    break
+                except RedisUnavailableError:
+                    time.sleep(0.5)  # same keys again: duplicates are ignored
+        enqueued.set()
+
+    started = time.monotonic()
+    producer = threading.Thread(target=produce, daemon=True)
+    producer.start()
+    client = Redis.from_url(redis_server.url, socket_timeout=5)
+
+    def pending() -> int:
+        try:
+            total = sum(client.llen(f"rq:queue:smsq-{lane}")
+                        + client.llen(f"rq:queue:smsq-{lane}:intermediate")
+                        + client.zcard(f"rq:wip:smsq-{lane}")
+                        for lane in ("urgent", "default", "bulk"))
+            return total + client.zcard("smsq:sending") + (0 if enqueued.is_set() else 1)
+        except Exception:  # noqa: BLE001 - Redis may be down mid-chaos
+            return 1
+
+    while pending() and time.monotonic() - started < DEADLINE_S:
+        time.sleep(rng.uniform(2, 6))
+        action = rng.choices(["worker", "group", "redis"], weights=[6, 1, 2])[0]
+        if action == "worker":
+            children = subprocess.run(["pgrep", "-P", str(group.pid)], capture_output=True,
+                                      text=True, check=False).stdout.split()
+            if children:
+                os.kill(int(rng.choice(children)), signal.SIGKILL)
+                kills["worker process"] += 1
+        elif action == "group":
+            os.killpg(group.pid, signal.SIGKILL)
+            group.wait()
+            kills["whole worker group"] += 1
+            time.sleep(rng.uniform(0.5, 2))
+            group = start_group()
+        else:
+            redis_server.kill()
+            kills["redis-server"] += 1
+            time.sleep(rng.uniform(1, 3))
+            redis_server = RedisServer(port=redis_server.port, directory=redis_server.directory,
+                                       appendonly=True).start()
+        print(f"{time.monotonic() - started:7.1f}s  killed {action:<6}  pending {pending()}",
+              flush=True)
+
+    # Quiet period: dead workers' in-flight sends become unknown, stuck jobs are requeued.
+    end = time.monotonic() + 60
+    store = MessageStore(client)
+    while time.monotonic() < end:
+        time.sleep(2)
+        if not pending() and client.zcard("smsq:sending") == 0:
+            break
+    os.killpg(group.pid, signal.SIGTERM)
+    group.wait(timeout=60)
+    elapsed = time.monotonic() - started
+    requests = httpx.get(f"http://127.0.0.1:{sandbox_port}/_sandbox/requests", timeout=60).json()
+    sandbox.send_signal(signal.SIGTERM)
+    sandbox.wait(timeout=30)
+    verdict = check(store, requests, keys)
+    redis_server.stop()
+
+    lost = [k for k in keys if k not in verdict.states
+            or verdict.states[k] not in TERMINAL_STATES]
+    duplicated = [k for k, n in verdict.requests.items() if n > 1]
+    unknown = [k for k, s in verdict.states.items() if s is State.UNKNOWN]
+    reasons = collections.Counter(verdict.records[k].error for k in unknown)
+    unexplained = [k for k in unknown if verdict.records[k].error != "worker died during the send"]
+    print()
+    print(f"messages accepted     {len(keys)}")
+    print(f"elapsed               {elapsed:.0f} s ({len(keys) / elapsed:.0f} msg/s with chaos)")
+    print(f"kills                 {dict(kills)}")
+    print(f"provider requests     {len(requests)}")
+    print("states                " + str({s.value: verdict.count(s) for s in State
+                                         if verdict.count(s)}))
+    print(f"lost                  {len(lost)}")
+    print(f"duplicated requests   {len(duplicated)}")
+    print(f"unknown               {len(unknown)}  reasons {dict(reasons)}")
+    print(f"unknown with a request {sum(1 for k in unknown if verdict.requests[k])}, "
+          f"without {sum(1 for k in unknown if not verdict.requests[k])}")
+    print(f"unexplained unknown   {len(unexplained)}")
+    print(f"invariant problems    {len(verdict.problems)}  {verdict.problems[:5]}")
+    return 0 if not lost and not duplicated and not verdict.problems else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

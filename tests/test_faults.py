@@ -1,0 +1,153 @@
+"""More of the fault plan: stalled TLS, concurrent duplicates, odd keys and texts, a 10,000
+recipient message, Redis restarts under an idle worker, an intake entry left by a crash."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+from redis import Redis
+
+from producers.enqueue import Enqueued, Producer
+from producers.states import State
+from producers.store import MessageStore
+from tests.conftest import Workers, wait_for
+from tests.test_crashes import FAST, terminal
+from worker.redis_server import RedisServer
+from worker.sandbox import SandboxProvider
+
+
+@pytest.fixture
+def silent_listener() -> Iterator[int]:
+    """A TCP listener that accepts and never speaks: a TLS handshake to it stalls."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(16)
+    accepted: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        server.settimeout(0.1)
+        while not stop.is_set():
+            try:
+                accepted.append(server.accept()[0])
+            except TimeoutError:
+                continue
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    yield server.getsockname()[1]
+    stop.set()
+    thread.join()
+    for conn in accepted:
+        conn.close()
+    server.close()
+
+
+def test_stalled_tls_handshake_is_retried_then_fails_without_a_request(
+        silent_listener: int, producer: Producer, store: MessageStore,
+        workers: Workers) -> None:
+    """A TLS handshake that never completes is ConnectTimeout: provably unsent, retried, failed."""
+    producer.enqueue({"key": "tls-stall", "text": "Hi", "to": ["0612345678"]})
+
+    workers.run_burst(ALLMYSMS_BASE_URL=f"https://127.0.0.1:{silent_listener}/http/9.0",
+                      SMSQ_HTTP_CONNECT_TIMEOUT_S="0.3", SMSQ_SEND_ATTEMPTS="2")
+
+    record = store.get("tls-stall")
+    assert record is not None
+    assert (record.state, record.attempts, record.error) == (
+        State.FAILED, 2, "ConnectTimeout: AllMySMS was not reached")
+
+
+def test_concurrent_enqueues_of_one_key_make_one_job(redis_server: RedisServer,
+                                                     redis: Redis) -> None:
+    """Twenty producers racing on one key: one is new, nineteen are duplicates, one job."""
+    results: list[Enqueued] = []
+    barrier = threading.Barrier(20)
+
+    def produce() -> None:
+        producer = Producer(Redis.from_url(redis_server.url))
+        barrier.wait()
+        results.append(producer.enqueue({"key": "race", "text": "Hi", "to": ["0612345678"]}))
+
+    threads = [threading.Thread(target=produce) for _ in range(20)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert sorted(r.duplicate for r in results) == [False] + [True] * 19
+    assert redis.llen("rq:queue:smsq-default") == 1
+
+
+def test_any_text_key_and_emoji_text_arrive_intact(
+        producer: Producer, store: MessageStore, sandbox: SandboxProvider,
+        workers: Workers) -> None:
+    """A 200-character key with ':' and accents, and an emoji text, go through byte for byte."""
+    key = ("commande:été/№42 " * 12)[:200]
+    text = "Votre colis 📦 arrive à 14h — merci ! €"
+    producer.enqueue({"key": key, "text": text, "to": ["0612345678"]})
+
+    workers.run_burst()
+
+    [request] = sandbox.requests()
+    assert request["data"]["MESSAGE"] == text
+    record = store.get(key)
+    assert record is not None
+    assert (record.state, record.encoding, record.segments) == (State.SENT, "ucs2", 1)
+
+
+def test_ten_thousand_recipients_in_one_message(
+        producer: Producer, store: MessageStore, sandbox: SandboxProvider,
+        workers: Workers) -> None:
+    """The contract's maximum of 10,000 recipients is sent as one request and recorded."""
+    phones = [f"336{n:08d}" for n in range(10_000_000, 10_010_000)]
+    producer.enqueue({"key": "big", "text": "Hi", "to": ["+" + p for p in phones]})
+
+    workers.run_burst()
+
+    [request] = sandbox.requests()
+    assert len(request["data"]["SMS"]) == 10_000
+    record = store.get("big")
+    assert record is not None
+    assert (record.state, record.nb_contacts, len(record.sms_ids)) == (State.SENT, 10_000, 10_000)
+
+
+def test_idle_worker_survives_a_redis_restart(
+        sandbox: SandboxProvider, workers: Workers, redis: Redis) -> None:
+    """An idle worker reconnects after redis-server is killed and restarted, then sends."""
+    server = RedisServer(appendonly=True).start()
+    try:
+        workers.redis_url = server.url
+        worker = workers.start(**FAST)
+        time.sleep(1.0)
+        server.kill()
+        time.sleep(1.5)
+        server = RedisServer(port=server.port, directory=server.directory,
+                             appendonly=True).start()
+        client = Redis.from_url(server.url)
+        Producer(client).enqueue({"key": "after-restart", "text": "Hi", "to": ["0612345678"]})
+        wait_for(lambda: terminal(MessageStore(client), "after-restart"), what="the send")
+        assert worker.poll() is None
+    finally:
+        workers.stop_all()
+        server.stop()
+    assert len(sandbox.requests()) == 1
+
+
+def test_intake_entry_left_in_processing_by_a_crash_is_recovered(
+        redis: Redis, store: MessageStore, workers: Workers) -> None:
+    """An entry a crashed worker had taken from the intake list is processed on next start."""
+    redis.rpush("smsq:intake:processing",
+                json.dumps({"key": "orphan", "text": "Hi", "to": ["0612345678"]}))
+
+    workers.run_burst()
+
+    record = store.get("orphan")
+    assert record is not None
+    assert record.state is State.SENT
+    assert redis.llen("smsq:intake:processing") == 0
