@@ -17,11 +17,13 @@ import pytest
 from redis import Redis
 
 from producers.enqueue import Producer
+from producers.keys import message_id
 from producers.states import TERMINAL_STATES, State
 from producers.store import MessageStore
 from tests import invariants
 from tests.conftest import Workers, wait_for
 from worker.redis_server import RedisServer
+from worker.runner import LaneQueue, lane_queues
 from worker.sandbox import SandboxProvider
 
 
@@ -237,3 +239,16 @@ def test_redis_down_during_a_send_still_records_the_outcome(
         server.stop()
     assert verdict.problems == []
     assert (verdict.states, verdict.requests["blip"]) == ({"blip": State.SENT}, 1)
+
+
+def test_multi_lane_dequeue_keeps_the_job_in_an_intermediate_list(redis: Redis,
+                                                                  producer: Producer) -> None:
+    """Plain rq pops multi-queue jobs with BLPOP and keeps no trace; smsq's lanes LMOVE them."""
+    enqueue(producer, "traced", lane="bulk")
+
+    job, queue = LaneQueue.dequeue_any(lane_queues(redis), None, connection=redis)
+
+    assert (job.id, queue.name) == (f"smsq-{message_id('traced')}", "smsq-bulk")
+    assert redis.lrange("rq:queue:smsq-bulk:intermediate", 0, -1) == [job.id.encode()]
+    assert redis.llen("rq:queue:smsq-bulk") == 0
+
