@@ -45,6 +45,8 @@ def main() -> int:
     parser.add_argument("--processes", type=int, default=4)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--log", default="/tmp/smsq-soak")
+    parser.add_argument("--chaos-every", type=float, nargs=2, default=(4.0, 12.0),
+                        metavar=("MIN_S", "MAX_S"), help="seconds between kills; 0 0 = none")
     args = parser.parse_args()
     rng = random.Random(args.seed)
     log_dir = Path(args.log)
@@ -105,7 +107,10 @@ def main() -> int:
             return 1
 
     while pending() and time.monotonic() - started < DEADLINE_S:
-        time.sleep(rng.uniform(2, 6))
+        time.sleep(rng.uniform(*args.chaos_every) if args.chaos_every[1] else 2)
+        if not args.chaos_every[1]:
+            print(f"{time.monotonic() - started:7.1f}s  pending {pending()}", flush=True)
+            continue
         action = rng.choices(["worker", "group", "redis"], weights=[6, 1, 2])[0]
         if action == "worker":
             children = subprocess.run(["pgrep", "-P", str(group.pid)], capture_output=True,
