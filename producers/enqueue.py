@@ -186,8 +186,15 @@ def _item(request: SendRequest, now: float, source: str) -> list[str]:
     history = {"state": State.QUEUED.value, "at": stamp, "lane": request.lane.value}
     if request.refused_numbers:
         history["refused_numbers"] = str(len(request.refused_numbers))
+    return [keys.message(mid), keys.history(mid), keys.rq_job(jid), keys.rq_queue(queue), jid,
+            json.dumps(record, ensure_ascii=False), json.dumps(history),
+            json.dumps(job_fields(mid, queue, stamp))]
+
+
+def job_fields(mid: str, queue: str, stamp: str) -> dict[str, str]:
+    """The RQ job hash of a message's send job: JSON data naming ``send_sms(message_id)``."""
     rq_stamp = stamp.replace("+00:00", "Z")
-    job = {
+    return {
         "data": json.dumps([SEND_SMS_JOB, None, [mid], {}]),
         "origin": queue,
         "status": "queued",
@@ -195,5 +202,3 @@ def _item(request: SendRequest, now: float, source: str) -> list[str]:
         "created_at": rq_stamp,
         "enqueued_at": rq_stamp,
     }
-    return [keys.message(mid), keys.history(mid), keys.rq_job(jid), keys.rq_queue(queue), jid,
-            json.dumps(record, ensure_ascii=False), json.dumps(history), json.dumps(job)]

@@ -20,6 +20,11 @@ WAKE = f"{PREFIX}:wake"
 SENDING = f"{PREFIX}:sending"
 """Sorted set of message ids claimed for sending, scored by claim time (epoch seconds)."""
 RECONCILE_LOCK = f"{PREFIX}:reconcile:lock"
+METRICS = f"{PREFIX}:metrics"
+"""Hash of monotonic counters (transitions per state, provider statuses per lane, latency
+histogram buckets, retries, dead letters), read by ``smsq stats`` and ``/metrics``."""
+PAUSED = f"{PREFIX}:paused"
+"""Hash: paused lane (or ``*`` for all) → JSON {reason, by, at}. Workers skip paused lanes."""
 DEAD_LETTERS = f"{PREFIX}:dead"
 """Sorted set of dead-letter ids scored by the time they were recorded (epoch seconds)."""
 
@@ -56,9 +61,17 @@ def first_seen(queue_name: str) -> str:
 
 def message_id_of_job(jid: str) -> str | None:
     """The message id inside an smsq job id, or None for a job smsq did not create."""
-    if jid.startswith("smsq-") and len(jid) == 37:
-        return jid[5:]
+    rest = jid.removeprefix("smsq-")
+    mid, generation = rest[:32], rest[32:]
+    if jid.startswith("smsq-") and len(mid) == 32 and (
+            not generation or (generation.startswith("-r") and generation[2:].isdigit())):
+        return mid
     return None
+
+
+def requeued_job_id(mid: str, generation: int) -> str:
+    """RQ job id of the ``generation``-th requeue of a message (a fresh job each time)."""
+    return f"smsq-{mid}-r{generation}"
 
 
 def job_id(mid: str) -> str:

@@ -56,7 +56,7 @@ def test_enqueue_from_a_file_exits_zero_when_all_are_accepted(
 
 def test_status_and_dlq_show_outcomes(workers: Workers, sandbox: SandboxProvider) -> None:
     """After a send and a rejection, status shows each state and dlq lists the rejection."""
-    sandbox.add_fault({"action": "status", "status": 103, "match": {"campaign": "broke"}})
+    sandbox.add_fault({"action": "status", "status": 114, "match": {"campaign": "broke"}})
     workers.smsq("enqueue", stdin="\n".join([
         json.dumps({"key": "ok-1", "text": "Hi", "to": ["0612345678"]}),
         json.dumps({"key": "broke-1", "text": "Hi", "to": ["0612345678"],
@@ -73,11 +73,11 @@ def test_status_and_dlq_show_outcomes(workers: Workers, sandbox: SandboxProvider
     assert (record["state"], record["provider_status"], record["nb_sms"]) == ("sent", 100, 1)
     assert [h["state"] for h in record["history"]] == ["queued", "sending", "sent"]
     assert "state:      rejected" in human.stdout
-    assert "provider:   103" in human.stdout
+    assert "provider:   114" in human.stdout
     [letter] = [json.loads(line) for line in dlq.stdout.splitlines()]
     assert (letter["key"], letter["state"], letter["provider_status"]) == (
-        "broke-1", "rejected", 103)
-    assert letter["reason"] == "103 credit exhausted (safe to requeue after a credit top-up)"
+        "broke-1", "rejected", 114)
+    assert letter["reason"] == "114 no valid number"
     assert (missing.returncode, missing.stderr) == (1, "smsq: no message with key 'nope'\n")
 
 

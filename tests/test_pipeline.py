@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import time
@@ -16,7 +17,9 @@ from producers.states import State
 from producers.store import MessageStore
 from tests.conftest import Workers
 from worker.codes import STATUSES
+from worker.control import Switch
 from worker.sandbox import SandboxProvider
+from worker.sender import PAUSE_STATUSES
 
 
 def sent_requests(sandbox: SandboxProvider) -> list[dict]:
@@ -114,7 +117,8 @@ def test_stop_listed_number_in_a_status_100_answer_makes_the_send_partial(
     assert record.invalid_numbers == ["33611888888"]
 
 
-@pytest.mark.parametrize("code", sorted(c for c in STATUSES if c >= 102))
+@pytest.mark.parametrize("code", sorted(c for c in STATUSES if c >= 102
+                                         and c not in PAUSE_STATUSES))
 def test_every_business_status_is_final_and_never_retried(
         code: int, producer: Producer, store: MessageStore, sandbox: SandboxProvider,
         workers: Workers) -> None:
@@ -321,3 +325,41 @@ def test_supervised_worker_processes_share_the_lanes(
     started = [e for e in run.events() if "started with PID" in e["event"]]
     assert len(started) == 3
     assert [e["event"] for e in run.events()][-1] == "sms.supervisor.stopped"
+
+
+@pytest.mark.parametrize("code", sorted(PAUSE_STATUSES))
+def test_account_errors_pause_every_lane_and_lose_nothing(
+        code: int, producer: Producer, redis: Redis, store: MessageStore,
+        sandbox: SandboxProvider, workers: Workers) -> None:
+    """102/103/104: the message goes back to the front of its lane, every lane pauses, and after
+    ``smsq resume`` everything is sent once."""
+    sandbox.add_fault({"action": "status", "status": code})
+    producer.enqueue_many([{"key": f"first-{code}", "text": "Hi", "to": ["0612345678"]},
+                           {"key": f"second-{code}", "text": "Hi", "to": ["0612345678"],
+                            "lane": "urgent"}])
+
+    paused = workers.run_burst()
+
+    assert paused.returncode == 0, paused.log
+    assert len(sandbox.requests()) == 1
+    assert [p.lane for p in Switch(redis).paused()] == ["*"]
+    assert next(e for e in paused.events() if e["event"] == "sms.lanes.paused")[
+        "provider_status"] == code
+    urgent, waiting = store.get(f"second-{code}"), store.get(f"first-{code}")
+    assert urgent is not None
+    assert waiting is not None
+    assert [h["state"] for h in urgent.history] == ["queued", "sending", "queued"]
+    assert [h["state"] for h in waiting.history] == ["queued"]
+    assert urgent.history[-1]["by"].startswith("worker ")
+    assert store.dead_letters() == []
+
+    resumed = workers.smsq("resume")
+    workers.run_burst()
+
+    assert resumed.returncode == 0
+    assert json.loads(resumed.stdout) == {"resumed": ["*"]}
+    assert [r["status"] for r in sandbox.requests()] == [code, 100, 100]
+    for key in (f"first-{code}", f"second-{code}"):
+        record = store.get(key)
+        assert record is not None
+        assert record.state is State.SENT

@@ -54,6 +54,8 @@ def test_malformed_jobs_each_become_a_dead_letter(
             return (Path.touch, (str(marker),))  # type: ignore[return-value]
 
     write_job(redis, "no-hash", None)
+    write_job(redis, "bad.id", {"data": json.dumps(["worker.jobs.send_sms", None, ["0" * 32],
+                                                    {}])})
     write_job(redis, "no-data", {})
     write_job(redis, "not-json", {"data": "{{{"})
     write_job(redis, "pickled", {"data": pickle.dumps(Boom())})
@@ -75,4 +77,5 @@ def test_malformed_jobs_each_become_a_dead_letter(
         "pickled": "job data is not readable JSON job data (DeserializationError)",
         "bad-args": "send_sms job arguments are not one message id",
         "callback": "job carries callbacks; smsq jobs never do",
+        "bad.id": "job cannot be loaded (ValueError)",
     }

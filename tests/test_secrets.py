@@ -41,10 +41,10 @@ def redis_dump(redis: Redis) -> bytes:
 def test_no_api_key_in_logs_or_redis_across_outcomes(
         redis: Redis, producer: Producer, sandbox: SandboxProvider, workers: Workers) -> None:
     """Sent, rejected, unknown, failed and refused paths leave no apiKey anywhere."""
-    sandbox.add_fault({"action": "status", "status": 102, "match": {"campaign": "c102"}})
+    sandbox.add_fault({"action": "status", "status": 114, "match": {"campaign": "c114"}})
     sandbox.add_fault({"action": "html502", "match": {"campaign": "c502"}})
     sandbox.add_fault({"action": "delay", "delay_ms": 800, "match": {"campaign": "slow"}})
-    for campaign in ("ok", "c102", "c502", "slow"):
+    for campaign in ("ok", "c114", "c502", "slow"):
         producer.enqueue({"key": campaign, "campaign": campaign, "text": TEXT,
                           "to": list(PHONES)})
     redis.hset("rq:job:evil", mapping={"status": "queued", "origin": "smsq-default",

@@ -54,12 +54,9 @@ def _parser() -> argparse.ArgumentParser:
     status.add_argument("--json", action="store_true", help="print the record as JSON")
     status.set_defaults(handler=_status)
 
-    dlq = sub.add_parser("dlq", help="dead letters: terminal non-successes")
-    dlq_sub = dlq.add_subparsers(required=True, metavar="ACTION")
-    dlq_list = dlq_sub.add_parser("list", help="newest first")
-    dlq_list.add_argument("--json", action="store_true", help="one JSON object per line")
-    dlq_list.add_argument("--limit", type=int, default=100)
-    dlq_list.set_defaults(handler=_dlq_list)
+    from worker.operator_cli import add_commands
+
+    add_commands(sub)
 
     purge = sub.add_parser("purge", help="erase one person's data everywhere (GDPR)")
     purge.add_argument("--phone", required=True, help="the person's phone number, any format")
@@ -71,6 +68,11 @@ def _parser() -> argparse.ArgumentParser:
     sandbox.add_argument("--port", type=int, default=8025)
     sandbox.add_argument("--latency-ms", type=int, default=0)
     sandbox.set_defaults(handler=_sandbox)
+
+    admin = sub.add_parser("admin", help="serve the operators' web page and /metrics")
+    admin.add_argument("--host", default="127.0.0.1")
+    admin.add_argument("--port", type=int, default=8026)
+    admin.set_defaults(handler=_admin)
 
     demo = sub.add_parser("demo", help="run everything locally end to end and print outcomes")
     demo.set_defaults(handler=_demo)
@@ -124,42 +126,47 @@ def _ping(connection: Any) -> None:
 
 
 def _enqueue(args: argparse.Namespace) -> int:
+    import time
+
+    from tqdm import tqdm
+
     from producers import ProducerSettings, connect
     from producers.enqueue import Producer, Refused
     from producers.errors import InvalidRequestError
 
     settings = ProducerSettings.from_env()
     producer = Producer(connect(settings), settings)
-    stream: IO[str] = open(args.file, encoding="utf-8") if args.file else sys.stdin  # noqa: SIM115
-    all_ok = True
-    batch: list[Any] = []
-
-    def flush() -> None:
-        nonlocal all_ok
+    if args.file:
+        with open(args.file, encoding="utf-8") as stream:
+            items = list(_read_requests(stream))
+    else:
+        items = list(_read_requests(sys.stdin))
+    started = time.monotonic()
+    counts = {"accepted": 0, "duplicates": 0, "refused": 0}
+    # A progress bar only where a person watches; scripts get one summary line instead.
+    bar = tqdm(total=len(items), unit="msg", file=sys.stderr, disable=not sys.stderr.isatty())
+    for start in range(0, len(items), ENQUEUE_BATCH):
+        batch = [Refused(None, InvalidRequestError(f"line {number}", "not valid JSON"))
+                 if obj is _NOT_JSON else obj
+                 for number, obj in items[start:start + ENQUEUE_BATCH]]
         # Lines that were not JSON are answered in place, in input order.
-        valid = [item for item in batch if not isinstance(item, Refused)]
-        results = iter(producer.enqueue_many(valid, source="cli"))
+        results = iter(producer.enqueue_many(
+            [item for item in batch if not isinstance(item, Refused)], source="cli"))
         for item in batch:
             result = item if isinstance(item, Refused) else next(results)
-            all_ok &= not isinstance(result, Refused)
-            print(json.dumps(result.as_dict(), ensure_ascii=False), flush=False)
-        sys.stdout.flush()
-        batch.clear()
-
-    try:
-        for number, obj in _read_requests(stream):
-            if obj is _NOT_JSON:
-                batch.append(Refused(None, InvalidRequestError(f"line {number}",
-                                                               "not valid JSON")))
+            if isinstance(result, Refused):
+                counts["refused"] += 1
             else:
-                batch.append(obj)
-            if len(batch) >= ENQUEUE_BATCH:
-                flush()
-        flush()
-    finally:
-        if args.file:
-            stream.close()
-    return EXIT_OK if all_ok else EXIT_REFUSED
+                counts["duplicates" if result.duplicate else "accepted"] += 1
+            sys.stdout.write(json.dumps(result.as_dict(), ensure_ascii=False) + "\n")
+        sys.stdout.flush()
+        bar.update(len(batch))
+    bar.close()
+    if args.file or not sys.stderr.isatty():
+        print(f"smsq enqueue: {len(items)} request(s): {counts['accepted']} accepted, "
+              f"{counts['duplicates']} duplicate(s), {counts['refused']} refused in "
+              f"{time.monotonic() - started:.1f} s", file=sys.stderr)
+    return EXIT_OK if not counts["refused"] else EXIT_REFUSED
 
 
 _NOT_JSON = object()
@@ -201,22 +208,6 @@ def _status(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _dlq_list(args: argparse.Namespace) -> int:
-    from producers import MessageStore, ProducerSettings, connect
-
-    settings = ProducerSettings.from_env()
-    letters = MessageStore(connect(settings)).dead_letters(limit=args.limit,
-                                                           ttl_s=settings.outcome_ttl_s)
-    if args.json:
-        for letter in letters:
-            print(json.dumps(letter.as_dict(), ensure_ascii=False))
-        return EXIT_OK
-    from worker.views import render_dead_letters
-
-    print(render_dead_letters(letters))
-    return EXIT_OK
-
-
 def _purge(args: argparse.Namespace) -> int:
     from producers import ProducerSettings, connect
     from producers.phones import PhoneError
@@ -243,6 +234,17 @@ def _sandbox(args: argparse.Namespace) -> int:
     serve(host=args.host, port=args.port, latency_ms=args.latency_ms,
           login=os.environ.get("ALLMYSMS_LOGIN") or "demo",
           api_key=os.environ.get("ALLMYSMS_API_KEY") or "sandbox-key")
+    return EXIT_OK
+
+
+def _admin(args: argparse.Namespace) -> int:
+    from worker.admin import serve
+    from worker.settings import Settings
+
+    settings = Settings.from_env()
+    settings.require_admin()
+    _configure_logging(settings)
+    serve(settings, host=args.host, port=args.port)
     return EXIT_OK
 
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from producers import keys
+from producers.enqueue import job_fields
 from producers.records import utc_now_iso
 from producers.states import DEAD_LETTER_STATES, State
 
@@ -33,15 +34,23 @@ local function apply(msg, hist, dead_set, dead_key, new_state, fields, entry, de
   redis.call('EXPIRE', msg, ttl)
   redis.call('RPUSH', hist, entry)
   redis.call('EXPIRE', hist, ttl)
+  redis.call('HINCRBY', KEYS[6], 'state:' .. new_state, 1)
+  if not dead then
+    -- A message that leaves a dead-letter state for a good one is no longer a dead letter.
+    redis.call('DEL', dead_key)
+    redis.call('ZREM', dead_set, mid)
+  end
   if dead then
     for field, value in pairs(dead) do redis.call('HSET', dead_key, field, tostring(value)) end
     redis.call('EXPIRE', dead_key, ttl)
     redis.call('ZADD', dead_set, now, dead['dead_id'])
+    redis.call('HINCRBY', KEYS[6], 'dead_letters', 1)
   end
 end
 """
 
-# KEYS: msg, history, dead set, dead hash, sending set. ARGV: now epoch, now iso, ttl, worker.
+# KEYS: msg, history, dead set, dead hash, sending set, metrics. ARGV: now epoch, now iso, ttl,
+# worker.
 # Returns {outcome, request?}: 'claimed' (state is now sending), 'expired', 'missing', or the
 # state the message already had.
 _CLAIM_LUA = _LIB + """
@@ -67,16 +76,54 @@ apply(KEYS[1], KEYS[2], KEYS[3], KEYS[4], 'sending', fields, entry, nil, now, AR
 return {'claimed', redis.call('HGET', KEYS[1], 'request')}
 """
 
-# KEYS: msg, history, dead set, dead hash, sending set. ARGV: expected state, new state,
-# fields json, history json, dead-letter json or '', now epoch, ttl. Returns 'ok' or the state.
+# KEYS: msg, history, dead set, dead hash, sending set, metrics. ARGV: expected state, new
+# state, fields json, history json, dead-letter json or '', now epoch, ttl, metric increments
+# json. Returns 'ok' or the actual state.
 _TRANSITION_LUA = _LIB + """
 local state = redis.call('HGET', KEYS[1], 'state')
 if state ~= ARGV[1] then return state or 'missing' end
 local dead = nil
 if ARGV[5] ~= '' then dead = cjson.decode(ARGV[5]) end
+for field, incr in pairs(cjson.decode(ARGV[8])) do redis.call('HINCRBY', KEYS[6], field, incr) end
 apply(KEYS[1], KEYS[2], KEYS[3], KEYS[4], ARGV[2], cjson.decode(ARGV[3]), ARGV[4], dead,
   tonumber(ARGV[6]), ARGV[7])
 return 'ok'
+"""
+
+
+# KEYS: msg, history, dead set, dead hash, sending set, metrics, wake. ARGV: allowed states
+# json, now iso, ttl, reason, actor, front '1'|'0', job fields json. A fresh RQ job (id
+# smsq-<message id>-r<n>, see keys.requeued_job_id) goes onto the message's lane; its dead
+# letter is dropped.
+_REQUEUE_LUA = """
+local state = redis.call('HGET', KEYS[1], 'state')
+if not state then return {'missing'} end
+local allowed = false
+for _, s in ipairs(cjson.decode(ARGV[1])) do if s == state then allowed = true end end
+if not allowed then return {state} end
+local mid = redis.call('HGET', KEYS[1], 'message_id')
+local queue = 'smsq-' .. redis.call('HGET', KEYS[1], 'lane')
+local jid = 'smsq-' .. mid .. '-r' .. redis.call('HINCRBY', KEYS[1], 'requeues', 1)
+local job = cjson.decode(ARGV[7])
+job['origin'] = queue
+for field, value in pairs(job) do redis.call('HSET', 'rq:job:' .. jid, field, value) end
+if ARGV[6] == '1' then
+  redis.call('LPUSH', 'rq:queue:' .. queue, jid)
+else
+  redis.call('RPUSH', 'rq:queue:' .. queue, jid)
+end
+redis.call('HSET', KEYS[1], 'state', 'queued', 'job_id', jid, 'updated_at', ARGV[2])
+redis.call('EXPIRE', KEYS[1], ARGV[3])
+redis.call('RPUSH', KEYS[2], cjson.encode({state = 'queued', at = ARGV[2], reason = ARGV[4],
+  by = ARGV[5], from = state}))
+redis.call('EXPIRE', KEYS[2], ARGV[3])
+redis.call('ZREM', KEYS[5], mid)
+redis.call('DEL', KEYS[4])
+redis.call('ZREM', KEYS[3], mid)
+redis.call('HINCRBY', KEYS[6], 'requeued', 1)
+redis.call('LPUSH', KEYS[7], '1')
+redis.call('LTRIM', KEYS[7], 0, 63)
+return {'queued', jid}
 """
 
 
@@ -96,6 +143,11 @@ class Ledger:
         self._worker = worker_name
         self._claim = connection.register_script(_CLAIM_LUA)
         self._transition = connection.register_script(_TRANSITION_LUA)
+        self._requeue = connection.register_script(_REQUEUE_LUA)
+
+    @property
+    def worker_name(self) -> str:
+        return self._worker
 
     def claim(self, message_id: str) -> Claim:
         """Take the send guard: ``queued`` → ``sending``, or ``expired`` past ``valid_for_s``.
@@ -110,7 +162,8 @@ class Ledger:
         return Claim(outcome, request)
 
     def finish(self, message_id: str, state: State, fields: dict[str, Any], *,
-               reason: str, record: dict[str, str], expected: State = State.SENDING) -> bool:
+               reason: str, record: dict[str, str], expected: State = State.SENDING,
+               metrics: dict[str, int] | None = None, actor: str | None = None) -> bool:
         """Move a message from ``expected`` to terminal ``state``; False if it was not there.
 
         Args:
@@ -122,6 +175,8 @@ class Ledger:
         clean = {k: _field(v) for k, v in fields.items() if v is not None}
         clean["updated_at"] = now
         entry: dict[str, Any] = {"state": state.value, "at": now, "reason": reason}
+        if actor:
+            entry["by"] = actor
         for name in ("provider_status", "attempts", "error"):
             if fields.get(name) is not None:
                 entry[name] = fields[name]
@@ -136,9 +191,38 @@ class Ledger:
         result = self._transition(
             keys=_keys(message_id),
             args=[expected.value, state.value, json.dumps(clean), json.dumps(entry), dead,
-                  time.time(), self._ttl_s],
+                  time.time(), self._ttl_s, json.dumps(metrics or {})],
         )
         return _str(result) == "ok"
+
+
+    def requeue(self, message_id: str, *, allowed: frozenset[State], reason: str, actor: str,
+                front: bool = False) -> tuple[str, str | None]:
+        """Put a message back in its lane as a fresh RQ job, if its state is in ``allowed``.
+
+        Only states where AllMySMS provably sent nothing may be allowed; the caller decides.
+
+        Returns:
+            ``("queued", job_id)``, or ``(current state or "missing", None)`` when refused.
+        """
+        now = utc_now_iso()
+        job = job_fields(message_id, "", now)
+        raw = self._requeue(
+            keys=[*_keys(message_id), keys.WAKE],
+            args=[json.dumps(sorted(s.value for s in allowed)), now, self._ttl_s, reason, actor,
+                  "1" if front else "0", json.dumps(job)],
+        )
+        outcome = _str(raw[0])
+        return (outcome, _str(raw[1])) if outcome == "queued" else (outcome, None)
+
+
+    def count(self, metrics: dict[str, int]) -> None:
+        """Add to the monotonic counters behind ``smsq stats`` and ``/metrics``."""
+        if metrics:
+            pipe = self._redis.pipeline(transaction=False)
+            for name, increment in metrics.items():
+                pipe.hincrby(keys.METRICS, name, increment)
+            pipe.execute()
 
 
 def record_dead_letter(connection: Redis, dead_id: str, fields: dict[str, str], *,
@@ -149,12 +233,13 @@ def record_dead_letter(connection: Redis, dead_id: str, fields: dict[str, str], 
     pipe.hset(keys.dead_letter(dead_id), mapping=data)  # type: ignore[arg-type]
     pipe.expire(keys.dead_letter(dead_id), ttl_s)
     pipe.zadd(keys.DEAD_LETTERS, {dead_id: time.time()})
+    pipe.hincrby(keys.METRICS, "dead_letters", 1)
     pipe.execute()
 
 
 def _keys(message_id: str) -> list[str]:
     return [keys.message(message_id), keys.history(message_id), keys.DEAD_LETTERS,
-            keys.dead_letter(message_id), keys.SENDING]
+            keys.dead_letter(message_id), keys.SENDING, keys.METRICS]
 
 
 def _field(value: Any) -> str:

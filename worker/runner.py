@@ -51,11 +51,15 @@ REDIS_RETRY_INITIAL_S = 0.5
 REDIS_RETRY_MAX_S = 10.0
 """Back-off while Redis is unreachable: first and longest wait between attempts."""
 
-# Move the first job id found, in lane order, into that lane's intermediate list.
+# Move the first job id found, in lane order, into that lane's intermediate list, skipping
+# paused lanes (ARGV[1] is the pause hash, ARGV[i + 1] the lane name of KEYS[i]).
 _DEQUEUE_LUA = """
+if redis.call('HEXISTS', ARGV[1], '*') == 1 then return false end
 for i, queue in ipairs(KEYS) do
-  local job_id = redis.call('LMOVE', queue, queue .. ':intermediate', 'LEFT', 'RIGHT')
-  if job_id then return {queue, job_id} end
+  if redis.call('HEXISTS', ARGV[1], ARGV[i + 1]) == 0 then
+    local job_id = redis.call('LMOVE', queue, queue .. ':intermediate', 'LEFT', 'RIGHT')
+    if job_id then return {queue, job_id} end
+  end
 end
 return false
 """
@@ -74,10 +78,12 @@ class LaneQueue(Queue):
 
         A job id without a job hash becomes a dead letter instead of vanishing.
         """
+        queues = list(queues)
         queue_keys = [queue.key for queue in queues]
+        lanes = [queue.name.removeprefix("smsq-") for queue in queues]
         script = connection.register_script(_DEQUEUE_LUA)
         while True:
-            found = script(keys=queue_keys)
+            found = script(keys=queue_keys, args=[keys.PAUSED, *lanes])
             if not found:
                 return None
             queue_key, job_id = (v.decode() if isinstance(v, bytes) else v for v in found)
@@ -87,20 +93,27 @@ class LaneQueue(Queue):
                     death_penalty_class=death_penalty_class)
             except NoSuchJobError:  # pragma: no cover - _fetch_dequeued_job returns None
                 result = None
+            except Exception as exc:  # noqa: BLE001 - a hostile job must not stop the worker
+                _dead_letter_missing_job(connection, queue_key, job_id,
+                                         f"job cannot be loaded ({type(exc).__name__})")
+                continue
             if result is None:
                 _dead_letter_missing_job(connection, queue_key, job_id)
                 continue
             return result
 
 
-def _dead_letter_missing_job(connection: Redis, queue_key: str, job_id: str) -> None:
+def _dead_letter_missing_job(
+    connection: Redis, queue_key: str, job_id: str,
+    reason: str = "job id in the queue has no job hash or no data (not written by smsq?)",
+) -> None:
     connection.lrem(IntermediateQueue.get_intermediate_queue_key(queue_key), 1, job_id)
     record_dead_letter(connection, f"job-{job_id}"[:120], {
         "kind": "job", "state": "refused", "job_id": job_id[:100],
         "lane": queue_key.removeprefix("rq:queue:smsq-"),
-        "reason": "job id in the queue has no job hash or no data (not written by smsq?)",
+        "reason": reason,
     }, ttl_s=30 * 24 * 3600)
-    log.warning("sms.job.refused", job_id=job_id[:100], reason="no job hash")
+    log.warning("sms.job.refused", job_id=job_id[:100], reason=reason)
 
 
 class SmsWorker(SimpleWorker):

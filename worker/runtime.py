@@ -13,6 +13,7 @@ from redis import Redis
 from producers.errors import ConfigError
 from worker.allmysms import AllMySmsClient
 from worker.connections import redis_from_settings
+from worker.control import Switch
 from worker.ledger import Ledger
 from worker.retries import send_retrying
 from worker.sender import Sender
@@ -39,7 +40,8 @@ def build_runtime(settings: Settings, *, redis: Redis | None = None,
     http = client or AllMySmsClient.from_settings(settings)
     name = f"{socket.gethostname()}.{os.getpid()}.{secrets.token_hex(3)}"
     ledger = Ledger(connection, ttl_s=settings.producer.outcome_ttl_s, worker_name=name)
-    sender = Sender(ledger=ledger, client=http, retrying=partial(send_retrying, settings))
+    sender = Sender(ledger=ledger, client=http, retrying=partial(send_retrying, settings),
+                    switch=Switch(connection))
     return Runtime(settings, name, connection, http, ledger, sender)
 
 

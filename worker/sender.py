@@ -20,6 +20,7 @@ from producers.phones import mask_phone
 from producers.states import State
 from worker.allmysms import AllMySmsClient, ProviderReply
 from worker.codes import classify
+from worker.control import Switch
 from worker.crashpoints import crash_point
 from worker.ledger import Ledger
 from worker.payload import build_flux
@@ -41,10 +42,12 @@ class Sender:
     """Sends one message at most once. Built once per worker process."""
 
     def __init__(self, *, ledger: Ledger, client: AllMySmsClient,
-                 retrying: Callable[[], tenacity.Retrying]) -> None:
+                 retrying: Callable[[], tenacity.Retrying], switch: Switch) -> None:
         self._ledger = ledger
         self._client = client
         self._retrying = retrying
+        self._switch = switch
+        self._latency_s: float | None = None
 
     def send(self, message_id: str) -> SendResult:
         """Claim, send and record one message.
@@ -67,11 +70,19 @@ class Sender:
         log.info("sms.send.started", state="sending", recipients=len(request.recipients))
         started = time.monotonic()
         attempts = 0
+        self._latency_s = None
 
         def attempt() -> ProviderReply:
             nonlocal attempts
             attempts += 1
-            reply = self._client.send(build_flux(request, now=datetime.now(UTC)))
+            flux = build_flux(request, now=datetime.now(UTC))
+            sent_at = time.monotonic()
+            try:
+                reply = self._client.send(flux)
+            except OutcomeUnknownError:
+                self._latency_s = time.monotonic() - sent_at
+                raise
+            self._latency_s = time.monotonic() - sent_at
             crash_point("after_send")
             return reply
 
@@ -107,6 +118,8 @@ class Sender:
                                 reason=f"unexpected provider status {reply.status}",
                                 error=f"unexpected provider status {reply.status}",
                                 reply=reply)
+        if reply.status in PAUSE_STATUSES:
+            return self._pause_and_requeue(message_id, ids, reply, info.meaning, attempts)
         state = info.state
         sent = set(reply.sms_ids)
         missing = [r.phone for r in request.recipients if r.phone not in sent]
@@ -133,7 +146,8 @@ class Sender:
                 credits_left=reply.credits, nb_sms=reply.nb_sms, nb_contacts=reply.nb_contacts,
             )
         fields.update(extra or {})
-        recorded = self._write_outcome(message_id, state, fields, reason, ids)
+        metrics = self._metrics(ids["lane"], attempts, reply)
+        recorded = self._write_outcome(message_id, state, fields, reason, ids, metrics)
         event = _EVENTS[state]
         level = log.info if state in (State.SENT, State.SCHEDULED) else log.warning
         level(event, state=state.value, attempt=attempts,
@@ -143,8 +157,34 @@ class Sender:
         return SendResult(state.value, reply.status if reply else None, attempts)
 
 
+    def _pause_and_requeue(self, message_id: str, ids: dict[str, str], reply: ProviderReply,
+                           meaning: str, attempts: int) -> SendResult:
+        """The account cannot send (bad credentials, no credit): stop every worker instead of
+        turning the whole queue into dead letters, and put this message back at the front."""
+        actor = f"worker {self._ledger.worker_name}"
+        self._switch.pause(None, reason=f"AllMySMS {reply.status}: {meaning}", by=actor)
+        self._ledger.requeue(
+            message_id, allowed=frozenset({State.SENDING}), actor=actor, front=True,
+            reason=f"AllMySMS {reply.status} ({meaning}); lanes paused, nothing was sent")
+        self._ledger.count(self._metrics(ids["lane"], attempts, reply))
+        log.error("sms.lanes.paused", provider_status=reply.status, reason=meaning,
+                  action="fix the account, then run: smsq resume")
+        return SendResult(State.QUEUED.value, reply.status, attempts)
+
+    def _metrics(self, lane: str, attempts: int, reply: ProviderReply | None) -> dict[str, int]:
+        metrics: dict[str, int] = {}
+        if reply is not None:
+            metrics[f"provider_status:{reply.status}:{lane}"] = 1
+        if attempts > 1:
+            metrics["retries"] = attempts - 1
+        if self._latency_s is not None:
+            metrics[f"latency_bucket:{latency_bucket(self._latency_s)}"] = 1
+            metrics["latency_sum_us"] = round(self._latency_s * 1_000_000)
+            metrics["latency_count"] = 1
+        return metrics
+
     def _write_outcome(self, message_id: str, state: State, fields: dict[str, Any], reason: str,
-                       ids: dict[str, str]) -> bool:
+                       ids: dict[str, str], metrics: dict[str, int]) -> bool:
         """Record the outcome, waiting out a Redis outage: the answer is known only here.
 
         Raises:
@@ -161,12 +201,26 @@ class Sender:
         )
         try:
             return bool(retrying(self._ledger.finish, message_id, state, fields, reason=reason,
-                                 record=ids))
+                                 record=ids, metrics=metrics))
         except REDIS_OUTAGE_ERRORS:
             log.error("sms.send.outcome_unrecorded", state=state.value,
                       provider_status=fields.get("provider_status"),
                       campaign_id=fields.get("campaign_id"))
             raise
+
+
+PAUSE_STATUSES = frozenset({102, 103, 104})
+"""AllMySMS statuses that mean the account cannot send at all: pause, do not dead-letter."""
+LATENCY_BUCKETS_S = (0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+"""Upper bounds of the provider latency histogram (Prometheus ``le`` labels)."""
+
+
+def latency_bucket(seconds: float) -> str:
+    """The smallest bucket bound ``seconds`` fits under, or ``+Inf``."""
+    for bound in LATENCY_BUCKETS_S:
+        if seconds <= bound:
+            return repr(bound)
+    return "+Inf"
 
 
 REDIS_OUTAGE_ERRORS = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)

@@ -33,6 +33,8 @@ IDLE_WAIT_S = 1.0
 """Longest an idle worker waits before looking at its queues again without a wake token."""
 JOB_TIMEOUT_MARGIN_S = 60.0
 """Extra RQ job time beyond the worst-case send, so RQ's timeout never lands mid-request."""
+ADMIN_PASSWORD_MIN_CHARS = 12
+ADMIN_SECRET_MIN_CHARS = 32
 LOG_FORMATS = ("auto", "json", "console")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
@@ -83,6 +85,9 @@ class Settings:
     """Testing only: a named point where the worker process kills itself (``os._exit``)."""
     log_format: str = "auto"
     log_level: str = "INFO"
+    admin_user: str = "admin"
+    admin_password: Secret = field(default_factory=lambda: Secret(""), repr=False)
+    admin_session_secret: Secret = field(default_factory=lambda: Secret(""), repr=False)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -131,6 +136,9 @@ class Settings:
             crash_at=crash_at,
             log_format=log_format,
             log_level=log_level,
+            admin_user=(env.get("SMSQ_ADMIN_USER") or "admin").strip(),
+            admin_password=Secret(env.get("SMSQ_ADMIN_PASSWORD", "")),
+            admin_session_secret=Secret(env.get("SMSQ_ADMIN_SESSION_SECRET", "")),
         )
 
     def require_credentials(self) -> None:
@@ -145,6 +153,20 @@ class Settings:
             raise ConfigError(
                 "ALLMYSMS_API_KEY", "is required to send (the API key from your AllMySMS account)"
             )
+
+    def require_admin(self) -> None:
+        """Stop ``smsq admin`` at start when its login could not be checked safely.
+
+        Raises:
+            ConfigError: the password is missing or shorter than 12 characters, or the session
+                secret is shorter than 32 characters.
+        """
+        if len(self.admin_password.reveal()) < ADMIN_PASSWORD_MIN_CHARS:
+            raise ConfigError("SMSQ_ADMIN_PASSWORD",
+                              f"is required, at least {ADMIN_PASSWORD_MIN_CHARS} characters")
+        if len(self.admin_session_secret.reveal()) < ADMIN_SECRET_MIN_CHARS:
+            raise ConfigError("SMSQ_ADMIN_SESSION_SECRET",
+                              f"is required, at least {ADMIN_SECRET_MIN_CHARS} random characters")
 
     @property
     def send_budget_s(self) -> float:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from producers.records import DeadLetter, MessageRecord
+from worker.stats import Stats
 
 
 def render_status(record: MessageRecord) -> str:
@@ -52,3 +53,24 @@ def render_dead_letters(letters: list[DeadLetter]) -> str:
         + "  " + row[6]
         for row in rows
     )
+
+
+def render_stats(stats: Stats) -> str:
+    lines = ["LANE     DEPTH  OLDEST(s)  TAKEN  PAUSED"]
+    for lane in stats.lanes:
+        age = f"{lane.oldest_age_s:.1f}" if lane.oldest_age_s is not None else "-"
+        lines.append(f"{lane.lane:<8} {lane.depth:>5}  {age:>9}  {lane.taken:>5}  "
+                     f"{lane.paused or '-'}")
+    lines.append(f"sending now: {stats.sending}   dead letters: {stats.dead_letters}")
+    states = ", ".join(f"{k}={v}" for k, v in sorted(stats.states.items()))
+    lines.append(f"states reached: {states or '-'}")
+    statuses = ", ".join(f"{code}/{lane}={n}"
+                         for (code, lane), n in sorted(stats.provider_statuses.items()))
+    lines.append(f"provider statuses: {statuses or '-'}")
+    mean = stats.latency_mean_ms
+    lines.append(f"provider latency: mean {mean:.1f} ms over "
+                 f"{stats.counters.get('latency_count', 0)} requests" if mean is not None
+                 else "provider latency: -")
+    lines.append(f"retries: {stats.counters.get('retries', 0)}   "
+                 f"requeued: {stats.counters.get('requeued', 0)}")
+    return "\n".join(lines)

@@ -1,0 +1,180 @@
+"""Dead letters for operators: list and filter, show, requeue safely, resolve, purge.
+
+Requeue re-checks the send guard: only messages AllMySMS provably did not send (``rejected``,
+``failed``) go back to their lane. An ``unknown`` message may have been sent: an operator must
+first say what happened (``resolve --sent`` or ``--not-sent``), and that decision is recorded in
+the message's history with who, when and why. ``expired`` messages are past their validity.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from producers import keys
+from producers.records import DeadLetter, MessageRecord
+from producers.states import State
+from producers.store import MessageStore
+from worker.ledger import Ledger
+
+
+if TYPE_CHECKING:
+    from redis import Redis
+
+REQUEUEABLE = frozenset({State.REJECTED, State.FAILED})
+"""States in which AllMySMS provably sent nothing."""
+SCAN_LIMIT = 100_000
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Query:
+    """Dead-letter filters; every given one must match."""
+
+    reason: str | None = None
+    """Case-insensitive substring of the reason."""
+    provider_status: int | None = None
+    lane: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    campaign: str | None = None
+    kind: str | None = None
+    state: str | None = None
+
+    def matches(self, letter: DeadLetter, record: MessageRecord | None) -> bool:
+        at = datetime.fromisoformat(letter.at)
+        campaign = record.request.get("campaign") if record else None
+        return all((
+            self.reason is None or self.reason.lower() in letter.reason.lower(),
+            self.provider_status is None or letter.provider_status == self.provider_status,
+            self.lane is None or letter.lane == self.lane,
+            self.since is None or at >= self.since,
+            self.until is None or at <= self.until,
+            self.campaign is None or campaign == self.campaign,
+            self.kind is None or letter.kind == self.kind,
+            self.state is None or letter.state == self.state,
+        ))
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """What an operator action did (or, with ``--dry-run``, would do) to one dead letter."""
+
+    ref: str
+    action: str
+    """``requeued``, ``resolved``, ``purged``, or ``refused``."""
+    detail: str
+    dry_run: bool = False
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"ref": self.ref, "action": self.action, "detail": self.detail,
+                "dry_run": self.dry_run}
+
+
+class DeadLetterDesk:
+    def __init__(self, connection: Redis, ledger: Ledger, *, ttl_s: int) -> None:
+        self._redis = connection
+        self._store = MessageStore(connection)
+        self._ledger = ledger
+        self._ttl_s = ttl_s
+
+    def list(self, query: Query | None = None, *, limit: int = 100
+             ) -> list[tuple[DeadLetter, MessageRecord | None]]:
+        """Newest first, at most ``limit`` matching ``query``."""
+        query = query or Query()
+        rows = []
+        for letter in self._store.dead_letters(limit=SCAN_LIMIT, ttl_s=self._ttl_s):
+            record = self._store.get_by_id(letter.message_id) if letter.message_id else None
+            if query.matches(letter, record):
+                rows.append((letter, record))
+                if len(rows) >= limit:
+                    break
+        return rows
+
+    def show(self, ref: str) -> tuple[DeadLetter | None, MessageRecord | None]:
+        """A dead letter by its id, or a message by its key (dead or not)."""
+        letter = self._letter(ref)
+        if letter is not None:
+            record = self._store.get_by_id(letter.message_id) if letter.message_id else None
+            return letter, record
+        record = self._store.get(ref)
+        if record is None:
+            return None, None
+        return self._letter(record.message_id), record
+
+    def _letter(self, dead_id: str) -> DeadLetter | None:
+        raw = self._redis.hgetall(keys.dead_letter(dead_id))
+        return DeadLetter.from_redis({_str(k): _str(v) for k, v in raw.items()}) if raw else None
+
+    def requeue(self, ref: str, *, actor: str, dry_run: bool = False) -> Decision:
+        """Put a message that was provably not sent back in its lane, as a fresh job."""
+        _, record = self.show(ref)
+        if record is None:
+            return Decision(ref, "refused", "no message with that key or dead-letter id",
+                            dry_run)
+        refusal = _requeue_refusal(record.state)
+        if refusal:
+            return Decision(record.key, "refused", refusal, dry_run)
+        if dry_run:
+            return Decision(record.key, "requeued", f"would go back to lane {record.lane}",
+                            True)
+        outcome, job = self._ledger.requeue(
+            record.message_id, allowed=REQUEUEABLE, actor=actor,
+            reason=f"requeued by {actor} from {record.state.value}")
+        if outcome != "queued":
+            return Decision(record.key, "refused", f"state changed meanwhile to {outcome}")
+        return Decision(record.key, "requeued", f"job {job} on lane {record.lane}")
+
+    def resolve(self, ref: str, *, sent: bool, actor: str, why: str,
+                dry_run: bool = False) -> Decision:
+        """Record an operator's finding about an ``unknown`` message: it was sent, or not.
+
+        ``--sent`` makes it ``sent`` and drops the dead letter; ``--not-sent`` makes it
+        ``failed`` (provably not sent), which ``requeue`` then accepts.
+        """
+        _, record = self.show(ref)
+        if record is None:
+            return Decision(ref, "refused", "no message with that key or dead-letter id",
+                            dry_run)
+        if record.state is not State.UNKNOWN:
+            return Decision(record.key, "refused",
+                            f"only unknown messages are resolved; this one is "
+                            f"{record.state.value}", dry_run)
+        target = State.SENT if sent else State.FAILED
+        detail = f"{'sent' if sent else 'not sent'} according to {actor}: {why}"
+        if dry_run:
+            return Decision(record.key, "resolved", f"would become {target.value}: {detail}",
+                            True)
+        done = self._ledger.finish(
+            record.message_id, target, {"resolution": detail}, expected=State.UNKNOWN,
+            reason=f"resolved by operator: {detail}", actor=actor,
+            record={"key": record.key, "lane": record.lane, "job_id": ""})
+        if not done:
+            return Decision(record.key, "refused", "state changed meanwhile")
+        return Decision(record.key, "resolved", f"now {target.value}: {detail}")
+
+    def purge(self, ref: str, *, dry_run: bool = False) -> Decision:
+        """Forget a dead letter (the message record, if any, stays until it expires)."""
+        letter, _ = self.show(ref)
+        if letter is None:
+            return Decision(ref, "refused", "no dead letter for that key or id", dry_run)
+        if not dry_run:
+            self._redis.delete(keys.dead_letter(letter.dead_id))
+            self._redis.zrem(keys.DEAD_LETTERS, letter.dead_id)
+        return Decision(letter.key or letter.dead_id, "purged",
+                        f"{letter.kind} dead letter removed", dry_run)
+
+
+def _requeue_refusal(state: State) -> str | None:
+    if state in REQUEUEABLE:
+        return None
+    if state is State.UNKNOWN:
+        return ("may have been sent: find out, then run `smsq dlq resolve KEY --sent` or "
+                "`--not-sent` before requeueing")
+    if state is State.EXPIRED:
+        return "expired: its valid_for_s has passed; enqueue a new message with a new key"
+    return f"is {state.value}: it was sent or is in progress; never requeued"
+
+
+def _str(value: bytes | str) -> str:
+    return value.decode("utf-8") if isinstance(value, bytes) else value

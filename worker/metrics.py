@@ -1,0 +1,77 @@
+"""Prometheus exposition of :mod:`worker.stats`, computed from Redis at scrape time, so every
+worker on every host is counted without a multiprocess registry."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+from prometheus_client.registry import Collector
+
+from worker.stats import collect
+
+
+if TYPE_CHECKING:
+    from redis import Redis
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+
+class SmsqCollector(Collector):
+    def __init__(self, connection: Redis) -> None:
+        self._redis = connection
+
+    def collect(self) -> Iterator[Metric]:
+        stats = collect(self._redis)
+        sends = CounterMetricFamily("smsq_sends", "AllMySMS answers by status and lane",
+                                    labels=["provider_status", "lane"])
+        for (code, lane), count in sorted(stats.provider_statuses.items()):
+            sends.add_metric([str(code), lane], count)
+        yield sends
+        states = CounterMetricFamily("smsq_messages", "Messages that reached each state",
+                                     labels=["state"])
+        for state, count in sorted(stats.states.items()):
+            states.add_metric([state], count)
+        yield states
+        yield CounterMetricFamily("smsq_retries", "Connect retries (provably unsent)",
+                                  value=stats.counters.get("retries", 0))
+        yield CounterMetricFamily("smsq_requeued", "Messages put back in their lane",
+                                  value=stats.counters.get("requeued", 0))
+        yield CounterMetricFamily("smsq_dead_letters_recorded", "Dead letters recorded",
+                                  value=stats.counters.get("dead_letters", 0))
+        yield GaugeMetricFamily("smsq_dead_letters", "Dead letters waiting for an operator",
+                                value=stats.dead_letters)
+        yield GaugeMetricFamily("smsq_sending", "Sends in flight", value=stats.sending)
+        depth = GaugeMetricFamily("smsq_queue_depth", "Jobs waiting per lane", labels=["lane"])
+        age = GaugeMetricFamily("smsq_queue_oldest_age_seconds", "Age of the oldest waiting job",
+                                labels=["lane"])
+        paused = GaugeMetricFamily("smsq_lane_paused", "1 when the lane is paused",
+                                   labels=["lane"])
+        for lane_stats in stats.lanes:
+            depth.add_metric([lane_stats.lane], lane_stats.depth)
+            age.add_metric([lane_stats.lane], lane_stats.oldest_age_s or 0.0)
+            paused.add_metric([lane_stats.lane], 1.0 if lane_stats.paused else 0.0)
+        yield depth
+        yield age
+        yield paused
+        cumulative, buckets = 0, []
+        for bound, count in stats.latency_buckets.items():
+            cumulative += count
+            buckets.append((bound, cumulative))
+        yield HistogramMetricFamily(
+            "smsq_provider_latency_seconds", "AllMySMS sendSms round trip", buckets=buckets,
+            sum_value=stats.counters.get("latency_sum_us", 0) / 1_000_000)
+
+
+def render(connection: Redis) -> bytes:
+    """The Prometheus text exposition of smsq's metrics."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(SmsqCollector(connection))
+    return generate_latest(registry)

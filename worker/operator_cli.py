@@ -1,0 +1,238 @@
+"""Operator subcommands: ``smsq dlq …``, ``pause``, ``resume``, ``stats``, ``purge``."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+import socket
+import sys
+from datetime import datetime
+from typing import Any
+
+from producers import ProducerSettings, connect
+from producers.errors import ConfigError
+from producers.redis_errors import translate_redis_errors
+
+
+EXIT_OK = 0
+EXIT_REFUSED = 1
+
+
+def add_commands(sub: Any) -> None:
+    """Register the operator subcommands on the ``smsq`` parser."""
+    dlq = sub.add_parser("dlq", help="dead letters: terminal non-successes")
+    actions = dlq.add_subparsers(required=True, metavar="ACTION")
+
+    listing = actions.add_parser("list", help="newest first, filtered")
+    _filters(listing)
+    listing.add_argument("--limit", type=int, default=100)
+    listing.add_argument("--json", action="store_true", help="one JSON object per line")
+    listing.set_defaults(handler=dlq_list)
+
+    show = actions.add_parser("show", help="one dead letter and its message's history")
+    show.add_argument("ref", help="message key or dead-letter id")
+    show.add_argument("--json", action="store_true")
+    show.set_defaults(handler=dlq_show)
+
+    for name, handler, text in (
+            ("requeue", dlq_requeue, "send again messages that were provably not sent"),
+            ("purge", dlq_purge, "forget dead letters")):
+        action = actions.add_parser(name, help=text)
+        action.add_argument("refs", nargs="*", help="keys or dead-letter ids")
+        _filters(action, prefix="all matching: ")
+        action.add_argument("--dry-run", action="store_true", help="say what would happen")
+        action.add_argument("--by", default=_operator(), help="who decides (recorded)")
+        action.add_argument("--json", action="store_true")
+        action.set_defaults(handler=handler)
+
+    resolve = actions.add_parser("resolve", help="record whether an unknown message was sent")
+    resolve.add_argument("ref", help="message key")
+    outcome = resolve.add_mutually_exclusive_group(required=True)
+    outcome.add_argument("--sent", action="store_true", help="it reached the recipients")
+    outcome.add_argument("--not-sent", action="store_true", help="AllMySMS never sent it")
+    resolve.add_argument("--why", required=True, help="how you know (recorded)")
+    resolve.add_argument("--by", default=_operator(), help="who decides (recorded)")
+    resolve.add_argument("--dry-run", action="store_true")
+    resolve.add_argument("--json", action="store_true")
+    resolve.set_defaults(handler=dlq_resolve)
+
+    for name, handler, text in (("pause", pause, "stop sending (all lanes, or one)"),
+                                ("resume", resume, "start sending again")):
+        switch = sub.add_parser(name, help=text)
+        switch.add_argument("lane", nargs="?", help="urgent, default or bulk (default: all)")
+        switch.add_argument("--dry-run", action="store_true")
+        if name == "pause":
+            switch.add_argument("--reason", default="paused by an operator")
+            switch.add_argument("--by", default=_operator())
+        switch.set_defaults(handler=handler)
+
+    stats = sub.add_parser("stats", help="lanes, depth, age, states, provider statuses, latency")
+    stats.add_argument("--json", action="store_true")
+    stats.set_defaults(handler=show_stats)
+
+
+def _filters(parser: argparse.ArgumentParser, prefix: str = "") -> None:
+    parser.add_argument("--reason", help=f"{prefix}reason contains this text")
+    parser.add_argument("--status", type=int, help=f"{prefix}AllMySMS status")
+    parser.add_argument("--lane", choices=["urgent", "default", "bulk"])
+    parser.add_argument("--since", type=_moment, help=f"{prefix}at or after (ISO-8601)")
+    parser.add_argument("--until", type=_moment, help=f"{prefix}at or before (ISO-8601)")
+    parser.add_argument("--campaign")
+    parser.add_argument("--kind", choices=["message", "job", "intake"])
+    parser.add_argument("--state", choices=["rejected", "unknown", "expired", "failed",
+                                            "refused"])
+
+
+def _moment(text: str) -> datetime:
+    moment = datetime.fromisoformat(text)
+    if moment.tzinfo is None:
+        raise argparse.ArgumentTypeError("needs a UTC offset, e.g. 2026-11-25T10:00:00+01:00")
+    return moment
+
+
+def _operator() -> str:
+    return f"{getpass.getuser()}@{socket.gethostname()}"
+
+
+def _desk(by: str = "smsq") -> Any:
+    from worker.deadletters import DeadLetterDesk
+    from worker.ledger import Ledger
+
+    settings = ProducerSettings.from_env()
+    connection = connect(settings)
+    ledger = Ledger(connection, ttl_s=settings.outcome_ttl_s, worker_name=f"operator {by}")
+    return DeadLetterDesk(connection, ledger, ttl_s=settings.outcome_ttl_s)
+
+
+def _query(args: argparse.Namespace) -> Any:
+    from worker.deadletters import Query
+
+    return Query(reason=args.reason, provider_status=args.status, lane=args.lane,
+                 since=args.since, until=args.until, campaign=args.campaign, kind=args.kind,
+                 state=args.state)
+
+
+def _has_filters(args: argparse.Namespace) -> bool:
+    return any(getattr(args, name) is not None for name in
+               ("reason", "status", "lane", "since", "until", "campaign", "kind", "state"))
+
+
+def dlq_list(args: argparse.Namespace) -> int:
+    with translate_redis_errors():
+        rows = _desk().list(_query(args), limit=args.limit)
+    if args.json:
+        for letter, _ in rows:
+            print(json.dumps(letter.as_dict(), ensure_ascii=False))
+        return EXIT_OK
+    from worker.views import render_dead_letters
+
+    print(render_dead_letters([letter for letter, _ in rows]))
+    return EXIT_OK
+
+
+def dlq_show(args: argparse.Namespace) -> int:
+    with translate_redis_errors():
+        letter, record = _desk().show(args.ref)
+    if letter is None and record is None:
+        print(f"smsq: nothing found for {args.ref!r}", file=sys.stderr)
+        return EXIT_REFUSED
+    if args.json:
+        print(json.dumps({"dead_letter": letter.as_dict() if letter else None,
+                          "message": record.as_dict() if record else None},
+                         ensure_ascii=False, indent=2))
+        return EXIT_OK
+    from worker.views import render_dead_letters, render_status
+
+    if letter:
+        print(render_dead_letters([letter]))
+    if record:
+        print(render_status(record))
+    return EXIT_OK
+
+
+def _bulk(args: argparse.Namespace, act: Any) -> int:
+    desk = _desk(args.by)
+    with translate_redis_errors():
+        refs = list(args.refs)
+        if _has_filters(args):
+            refs += [letter.key or letter.dead_id for letter, _ in
+                     desk.list(_query(args), limit=100_000)]
+        if not refs:
+            raise ConfigError("refs", "name keys or dead-letter ids, or give filters")
+        decisions = [act(desk, ref) for ref in dict.fromkeys(refs)]
+    for decision in decisions:
+        print(json.dumps(decision.as_dict(), ensure_ascii=False) if args.json else
+              f"{decision.ref}: {decision.action}{' (dry run)' if decision.dry_run else ''}"
+              f" - {decision.detail}")
+    return EXIT_OK if all(d.action != "refused" for d in decisions) else EXIT_REFUSED
+
+
+def dlq_requeue(args: argparse.Namespace) -> int:
+    return _bulk(args, lambda desk, ref: desk.requeue(ref, actor=args.by, dry_run=args.dry_run))
+
+
+def dlq_purge(args: argparse.Namespace) -> int:
+    return _bulk(args, lambda desk, ref: desk.purge(ref, dry_run=args.dry_run))
+
+
+def dlq_resolve(args: argparse.Namespace) -> int:
+    with translate_redis_errors():
+        decision = _desk(args.by).resolve(args.ref, sent=args.sent, actor=args.by, why=args.why,
+                                          dry_run=args.dry_run)
+    print(json.dumps(decision.as_dict(), ensure_ascii=False) if args.json else
+          f"{decision.ref}: {decision.action} - {decision.detail}")
+    return EXIT_OK if decision.action != "refused" else EXIT_REFUSED
+
+
+def _switch() -> Any:
+    from worker.control import Switch
+
+    return Switch(connect(ProducerSettings.from_env()))
+
+
+def pause(args: argparse.Namespace) -> int:
+    from worker.control import lane_names
+
+    try:
+        lane = lane_names(args.lane)
+    except ValueError:
+        raise ConfigError("lane", "must be urgent, default, bulk or all") from None
+    if args.dry_run:
+        print(json.dumps({"paused": lane, "dry_run": True}))
+        return EXIT_OK
+    with translate_redis_errors():
+        done = _switch().pause(lane, reason=args.reason, by=args.by)
+    print(json.dumps({"paused": done.lane, "reason": done.reason, "by": done.by}))
+    return EXIT_OK
+
+
+def resume(args: argparse.Namespace) -> int:
+    from worker.control import lane_names
+
+    try:
+        lane = None if args.lane is None else lane_names(args.lane)
+    except ValueError:
+        raise ConfigError("lane", "must be urgent, default, bulk or all") from None
+    with translate_redis_errors():
+        switch = _switch()
+        if args.dry_run:
+            names = sorted(p.lane for p in switch.paused() if lane in (None, p.lane))
+            print(json.dumps({"resumed": names, "dry_run": True}))
+            return EXIT_OK
+        print(json.dumps({"resumed": switch.resume(lane)}))
+    return EXIT_OK
+
+
+def show_stats(args: argparse.Namespace) -> int:
+    from worker.stats import collect
+
+    with translate_redis_errors():
+        stats = collect(connect(ProducerSettings.from_env()))
+    if args.json:
+        print(json.dumps(stats.as_dict(), indent=2))
+        return EXIT_OK
+    from worker.views import render_stats
+
+    print(render_stats(stats))
+    return EXIT_OK

@@ -1,0 +1,121 @@
+"""Numbers operators watch: lane depth and age, pauses, in-flight sends, dead letters, and the
+monotonic counters workers keep in Redis (states reached, provider statuses, latency)."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from producers import keys
+from producers.contract import LANE_ORDER, queue_name
+from worker.control import ALL_LANES, Switch
+from worker.sender import LATENCY_BUCKETS_S
+
+
+if TYPE_CHECKING:
+    from redis import Redis
+
+
+@dataclass(frozen=True, slots=True)
+class LaneStats:
+    lane: str
+    depth: int
+    oldest_age_s: float | None
+    taken: int
+    """Jobs taken by workers and not finished (intermediate list + RQ's started registry)."""
+    paused: str | None
+    """Why the lane is paused, or None."""
+
+
+@dataclass(frozen=True, slots=True)
+class Stats:
+    lanes: list[LaneStats]
+    sending: int
+    dead_letters: int
+    counters: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def states(self) -> dict[str, int]:
+        return {k.removeprefix("state:"): v for k, v in self.counters.items()
+                if k.startswith("state:")}
+
+    @property
+    def provider_statuses(self) -> dict[tuple[int, str], int]:
+        out = {}
+        for name, value in self.counters.items():
+            if name.startswith("provider_status:"):
+                _, code, lane = name.split(":")
+                out[(int(code), lane)] = value
+        return out
+
+    @property
+    def latency_buckets(self) -> dict[str, int]:
+        """Sends per latency bucket (not cumulative), keyed by upper bound in seconds."""
+        return {bound: self.counters.get(f"latency_bucket:{bound}", 0)
+                for bound in [*(repr(b) for b in LATENCY_BUCKETS_S), "+Inf"]}
+
+    @property
+    def latency_mean_ms(self) -> float | None:
+        count = self.counters.get("latency_count", 0)
+        if not count:
+            return None
+        return self.counters.get("latency_sum_us", 0) / count / 1000
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "lanes": [vars_of(lane) for lane in self.lanes],
+            "sending": self.sending,
+            "dead_letters": self.dead_letters,
+            "states_reached": self.states,
+            "provider_statuses": {f"{code}:{lane}": n
+                                  for (code, lane), n in sorted(self.provider_statuses.items())},
+            "retries": self.counters.get("retries", 0),
+            "requeued": self.counters.get("requeued", 0),
+            "provider_latency": {"count": self.counters.get("latency_count", 0),
+                                 "mean_ms": self.latency_mean_ms,
+                                 "buckets": self.latency_buckets},
+        }
+
+
+def vars_of(lane: LaneStats) -> dict[str, Any]:
+    return {"lane": lane.lane, "depth": lane.depth, "oldest_age_s": lane.oldest_age_s,
+            "taken": lane.taken, "paused": lane.paused}
+
+
+def collect(connection: Redis) -> Stats:
+    """Read everything in two round trips."""
+    pipe = connection.pipeline(transaction=False)
+    for lane in LANE_ORDER:
+        queue = queue_name(lane)
+        pipe.llen(keys.rq_queue(queue))
+        pipe.lindex(keys.rq_queue(queue), 0)
+        pipe.llen(f"{keys.rq_queue(queue)}:intermediate")
+        pipe.zcard(f"rq:wip:{queue}")
+    pipe.zcard(keys.SENDING)
+    pipe.zcard(keys.DEAD_LETTERS)
+    pipe.hgetall(keys.METRICS)
+    raw = pipe.execute()
+    pauses = {p.lane: p.reason for p in Switch(connection).paused()}
+    heads = [raw[i * 4 + 1] for i in range(len(LANE_ORDER))]
+    pipe = connection.pipeline(transaction=False)
+    for head in heads:
+        pipe.hget(keys.rq_job(_str(head)), "enqueued_at") if head else pipe.echo("")
+    enqueued = pipe.execute()
+    now = time.time()
+    lanes = []
+    for i, lane in enumerate(LANE_ORDER):
+        depth, _, intermediate, started = raw[i * 4: i * 4 + 4]
+        stamp = _str(enqueued[i]) if enqueued[i] else ""
+        age = now - datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp() \
+            if stamp else None
+        paused = pauses.get(lane.value) or pauses.get(ALL_LANES)
+        lanes.append(LaneStats(lane.value, depth, round(age, 3) if age is not None else None,
+                               intermediate + started, paused))
+    counters = {_str(k): int(v) for k, v in raw[-1].items()}
+    return Stats(lanes, raw[-3], raw[-2], counters)
+
+
+def _str(value: bytes | str) -> str:
+    return value.decode("utf-8") if isinstance(value, bytes) else value
