@@ -125,3 +125,15 @@ def test_results_types() -> None:
     assert Enqueued("k", "m", State.QUEUED, False).as_dict() == {"key": "k", "state": "queued"}
     assert Refused("k", InvalidRequestError("to", "is required")).as_dict() == {
         "key": "k", "error": {"field": "to", "reason": "is required"}}
+
+
+def test_job_ids_map_back_to_their_message() -> None:
+    """First and requeued job ids name their message; foreign ids name none."""
+    from producers import keys
+
+    mid = keys.message_id("order-1")
+    assert keys.message_id_of_job(keys.job_id(mid)) == mid
+    assert keys.message_id_of_job(keys.requeued_job_id(mid, 3)) == mid
+    assert keys.requeued_job_id(mid, 3) == f"smsq-{mid}-r3"
+    assert keys.message_id_of_job(f"smsq-{mid}-x3") is None
+    assert keys.message_id_of_job("evil") is None

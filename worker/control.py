@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from producers import keys
-from producers.contract import LANE_ORDER, Lane
+from producers.contract import Lane
 from producers.records import utc_now_iso
 
 
@@ -67,13 +67,6 @@ class Switch:
         return [Pause(_str(lane), **json.loads(info))
                 for lane, info in sorted(self._redis.hgetall(keys.PAUSED).items())]
 
-    def is_paused(self, lane: Lane) -> bool:
-        names = {p.lane for p in self.paused()}
-        return ALL_LANES in names or lane.value in names
-
-
-def all_lanes() -> tuple[Lane, ...]:
-    return LANE_ORDER
 
 
 def _str(value: bytes | str) -> str:
