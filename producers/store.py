@@ -34,6 +34,20 @@ class MessageStore:
             return None
         return MessageRecord.from_redis(_text(raw), [_str(h) for h in history])
 
+    def get_many_by_id(self, message_ids: list[str | None]) -> list[MessageRecord | None]:
+        """Records for many message ids in one round trip (None where there is none)."""
+        with translate_redis_errors():
+            pipe = self._redis.pipeline(transaction=False)
+            for mid in message_ids:
+                pipe.hgetall(keys.message(mid or "-"))
+                pipe.lrange(keys.history(mid or "-"), 0, -1)
+            raw = pipe.execute()
+        return [
+            MessageRecord.from_redis(_text(raw[i * 2]), [_str(h) for h in raw[i * 2 + 1]])
+            if mid and raw[i * 2] else None
+            for i, mid in enumerate(message_ids)
+        ]
+
     def dead_letters(self, *, limit: int = 100, ttl_s: int | None = None) -> list[DeadLetter]:
         """Newest dead letters first; entries older than ``ttl_s`` are pruned on the way."""
         with translate_redis_errors():

@@ -2,8 +2,9 @@
 # smsq quick start, for a fresh Debian/Ubuntu machine with Python 3.11+.
 #   scripts/quickstart.sh demo   install everything, then run the end-to-end demo
 #   scripts/quickstart.sh test   install everything, then run linters, type checks and all tests
-# Installs redis-server and python3-venv with apt-get when they are missing (sudo when not root),
-# then the pinned Python dependencies from requirements.lock into .venv.
+# Installs redis-server and python3-venv (and, for the tests, chromium) with apt-get when they
+# are missing (sudo when not root), then the pinned Python dependencies from requirements.lock
+# into .venv.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -21,6 +22,10 @@ PY
 packages=()
 command -v redis-server >/dev/null 2>&1 || packages+=(redis-server)
 python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || packages+=(python3-venv)
+# The operators' web page is tested in a real headless browser (Debian's Chromium).
+if [[ "$mode" == "test" ]] && ! command -v chromium >/dev/null 2>&1; then
+  packages+=(chromium)
+fi
 if ((${#packages[@]})); then
   sudo=""
   [[ "$(id -u)" -ne 0 ]] && sudo="sudo"

@@ -12,11 +12,11 @@ from redis import Redis
 from producers.enqueue import Producer
 from producers.states import State
 from producers.store import MessageStore
+from tests.conftest import Workers, wait_for
+from tests.test_crashes import FAST
 from worker.control import Switch
 from worker.metrics import render
 from worker.sandbox import SandboxProvider
-from tests.conftest import Workers, wait_for
-from tests.test_crashes import FAST
 
 
 def make_dead_letters(producer: Producer, sandbox: SandboxProvider, workers: Workers) -> None:

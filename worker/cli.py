@@ -115,7 +115,8 @@ def _configure_logging(settings: Any) -> None:
     from worker.logs import configure_logging
 
     configure_logging(level=settings.log_level, fmt=settings.log_format,
-                      secrets=[settings.api_key.reveal()])
+                      secrets=[settings.api_key.reveal(), settings.admin_password.reveal(),
+                               settings.admin_session_secret.reveal()])
 
 
 def _ping(connection: Any) -> None:

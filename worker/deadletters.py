@@ -82,9 +82,10 @@ class DeadLetterDesk:
              ) -> list[tuple[DeadLetter, MessageRecord | None]]:
         """Newest first, at most ``limit`` matching ``query``."""
         query = query or Query()
+        letters = self._store.dead_letters(limit=SCAN_LIMIT, ttl_s=self._ttl_s)
+        records = self._store.get_many_by_id([letter.message_id for letter in letters])
         rows = []
-        for letter in self._store.dead_letters(limit=SCAN_LIMIT, ttl_s=self._ttl_s):
-            record = self._store.get_by_id(letter.message_id) if letter.message_id else None
+        for letter, record in zip(letters, records, strict=True):
             if query.matches(letter, record):
                 rows.append((letter, record))
                 if len(rows) >= limit:
@@ -92,15 +93,19 @@ class DeadLetterDesk:
         return rows
 
     def show(self, ref: str) -> tuple[DeadLetter | None, MessageRecord | None]:
-        """A dead letter by its id, or a message by its key (dead or not)."""
-        letter = self._letter(ref)
-        if letter is not None:
-            record = self._store.get_by_id(letter.message_id) if letter.message_id else None
-            return letter, record
+        """A message by its key (dead or not), or else a dead letter by its id.
+
+        Keys win: a dead-letter id is derived from a job id a foreign backend may have chosen,
+        so it must never shadow a producer's message key.
+        """
         record = self._store.get(ref)
-        if record is None:
+        if record is not None:
+            return self._letter(record.message_id), record
+        letter = self._letter(ref)
+        if letter is None:
             return None, None
-        return self._letter(record.message_id), record
+        record = self._store.get_by_id(letter.message_id) if letter.message_id else None
+        return letter, record
 
     def _letter(self, dead_id: str) -> DeadLetter | None:
         raw = self._redis.hgetall(keys.dead_letter(dead_id))
@@ -169,8 +174,8 @@ def _requeue_refusal(state: State) -> str | None:
     if state in REQUEUEABLE:
         return None
     if state is State.UNKNOWN:
-        return ("may have been sent: find out, then run `smsq dlq resolve KEY --sent` or "
-                "`--not-sent` before requeueing")
+        return ("may have been sent: find out, then resolve it as sent or not sent "
+                "(smsq dlq resolve KEY --sent|--not-sent) before requeueing")
     if state is State.EXPIRED:
         return "expired: its valid_for_s has passed; enqueue a new message with a new key"
     return f"is {state.value}: it was sent or is in progress; never requeued"

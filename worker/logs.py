@@ -104,7 +104,8 @@ def configure_logging(*, level: str = "INFO", fmt: str = "auto",
 
 def _drop_rq_extras(logger: WrappedLogger, name: str, event_dict: EventDict) -> EventDict:
     """RQ attaches job args and kwargs as ``extra`` on failures; they never reach a log line."""
-    for key in ("arguments", "kwargs", "func", "args"):
+    # uvicorn adds a copy of its message with terminal colour codes.
+    for key in ("arguments", "kwargs", "func", "args", "color_message"):
         event_dict.pop(key, None)
     return event_dict
 

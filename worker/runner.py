@@ -9,6 +9,7 @@ worker blocks on a wake list instead of on the queues.
 
 from __future__ import annotations
 
+import signal
 import time
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
@@ -157,6 +158,8 @@ class SmsWorker(SimpleWorker):
         idle_since = time.monotonic()
         outage_wait_s = REDIS_RETRY_INITIAL_S
         while True:
+            if self._stop_requested:
+                return None
             self._drain_intake()
             self._reconcile()
             try:
@@ -194,6 +197,19 @@ class SmsWorker(SimpleWorker):
             super().check_for_suspension(burst)
         except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError):
             log.warning("sms.worker.redis_unavailable", error="suspension check")
+
+    def request_stop(self, signum: int, frame: Any) -> None:
+        """Warm shutdown that only sets a flag, busy or idle.
+
+        RQ raises ``StopRequested`` from the signal handler when idle; raised while the worker
+        is inside a logging call, ``logging.Handler.handleError`` swallows it and the worker
+        never stops. The dequeue loop checks the flag at least every ``idle_wait_s`` instead.
+        """
+        self._shutdown_requested_date = now()
+        signal.signal(signal.SIGINT, self.request_force_stop)
+        signal.signal(signal.SIGTERM, self.request_force_stop)
+        self.handle_warm_shutdown_request()  # type: ignore[no-untyped-call]
+        self._stop_requested = True
 
     def _reconcile(self) -> None:
         try:

@@ -168,7 +168,7 @@ class Sender:
             reason=f"AllMySMS {reply.status} ({meaning}); lanes paused, nothing was sent")
         self._ledger.count(self._metrics(ids["lane"], attempts, reply))
         log.error("sms.lanes.paused", provider_status=reply.status, reason=meaning,
-                  action="fix the account, then run: smsq resume")
+                  action="fix the account, then run: smsq resume all")
         return SendResult(State.QUEUED.value, reply.status, attempts)
 
     def _metrics(self, lane: str, attempts: int, reply: ProviderReply | None) -> dict[str, int]:

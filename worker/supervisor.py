@@ -15,8 +15,6 @@ log = structlog.get_logger()
 
 RESTART_DELAY_S = 1.0
 """Pause before restarting a crashed worker, so a crash loop does not spin."""
-STOP_GRACE_S = 60.0
-"""How long stopping workers may take to finish their current send before they are killed."""
 
 
 def supervise(processes: int, *, burst: bool, lanes: str) -> int:

@@ -1,0 +1,535 @@
+"""The operators' web page over real sockets: a uvicorn server in a thread, httpx as the client,
+dead letters made by real ``smsq worker`` processes against the sandbox."""
+
+from __future__ import annotations
+
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+
+import httpx
+import pytest
+from markupsafe import escape
+from redis import Redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from producers import keys
+from producers.config import ProducerSettings
+from producers.enqueue import Producer
+from producers.states import State
+from producers.store import MessageStore
+from tests.conftest import API_KEY, LOGIN, ROOT, Workers
+from worker.admin import create_app, sessions
+from worker.admin.rendering import message_url
+from worker.admin.server import running
+from worker.control import Pause, Switch
+from worker.deadletters import DeadLetterDesk
+from worker.ledger import Ledger
+from worker.redis_server import RedisServer, free_port
+from worker.sandbox import SandboxProvider
+from worker.settings import Secret, Settings
+
+
+USER = "ops"
+PASSWORD = "correct horse battery staple"  # noqa: S105 - test credentials
+SESSION_SECRET = "test-session-secret-9f8e7d6c5b4a39281706f5e4d3c2b1a0"  # noqa: S105
+ODD_KEY = "commande 42/été ?#&x=1 %2F"
+"""A key with a slash, spaces, accents, URL syntax and a literal percent escape."""
+
+
+def admin_settings(redis_url: str) -> Settings:
+    return Settings(producer=ProducerSettings(redis_url=redis_url), login=LOGIN,
+                    api_key=Secret(API_KEY), admin_user=USER, admin_password=Secret(PASSWORD),
+                    admin_session_secret=Secret(SESSION_SECRET))
+
+
+@pytest.fixture
+def admin(redis_server: RedisServer, redis: Redis) -> Iterator[str]:
+    """The admin app served by uvicorn on a free loopback port; yields its base URL."""
+    app = create_app(admin_settings(redis_server.url), redis)
+    with running(app, port=free_port()) as base_url:
+        yield base_url
+
+
+@pytest.fixture
+def client(admin: str) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=admin, timeout=10) as http:
+        yield http
+
+
+def csrf_of(html: str) -> str:
+    match = re.search(r'name="csrf" value="([^"]+)"', html)
+    assert match, html
+    return match.group(1)
+
+
+def log_in(client: httpx.Client) -> str:
+    """Log in through the form; return the CSRF token of the new session."""
+    token = csrf_of(client.get("/login").text)
+    answer = client.post("/login", data={"csrf": token, "user": USER, "password": PASSWORD})
+    assert answer.status_code == 303, answer.text
+    return csrf_of(client.get("/").text)
+
+
+def make_dead_letters(producer: Producer, sandbox: SandboxProvider, workers: Workers) -> None:
+    """One message rejected (114), one unknown (HTTP 502), one expired, one sent."""
+    sandbox.add_fault({"action": "status", "status": 114, "match": {"campaign": "x"}})
+    sandbox.add_fault({"action": "html502", "match": {"campaign": "u"}})
+    producer.enqueue_many([
+        {"key": "rejected-1", "text": "Hi", "to": ["0612345678"], "campaign": "x"},
+        {"key": "unknown-1", "text": "Hi", "to": ["0612345678"], "campaign": "u",
+         "lane": "bulk"},
+        {"key": "expired-1", "text": "Code 1234", "to": ["0612345678"], "lane": "urgent",
+         "valid_for_s": 0.2},
+        {"key": "sent-1", "text": "Hi", "to": ["0612345678"]},
+    ])
+    time.sleep(0.3)
+    run = workers.run_burst()
+    assert run.returncode == 0, run.log
+
+
+@pytest.fixture
+def dead(producer: Producer, sandbox: SandboxProvider, workers: Workers,
+         store: MessageStore) -> None:
+    """Real dead letters: rejected-1 (114), unknown-1 (502), expired-1; and sent-1."""
+    make_dead_letters(producer, sandbox, workers)
+    states = {key: record.state for key in ("rejected-1", "unknown-1", "expired-1", "sent-1")
+              if (record := store.get(key))}
+    assert states == {"rejected-1": State.REJECTED, "unknown-1": State.UNKNOWN,
+                      "expired-1": State.EXPIRED, "sent-1": State.SENT}
+
+
+def announce_body(base_url: str, path: str, length: int) -> bytes:
+    """POST headers announcing ``length`` bytes, send none, and return the start of the answer.
+
+    A raw socket, because a client still sending a refused body gets its connection reset.
+    """
+    url = httpx.URL(base_url)
+    with socket.create_connection((url.host, url.port or 80), timeout=10) as sock:
+        sock.sendall(f"POST {path} HTTP/1.1\r\nHost: {url.host}\r\n"
+                     f"Content-Type: application/x-www-form-urlencoded\r\n"
+                     f"Content-Length: {length}\r\n\r\n".encode())
+        return sock.recv(4096)
+
+
+def dead_keys(html: str) -> list[str]:
+    """Message keys linked from the dead-letters table, in page order."""
+    return re.findall(r'<a href="/messages/[^"]*">([^<]*)</a>', html)
+
+
+def test_pages_redirect_to_login_but_probes_do_not(client: httpx.Client) -> None:
+    """Every page sends an anonymous visitor to /login (keeping where it was going)."""
+    for path, target in (("/", "/login?next=%2F"),
+                         ("/dead?status=114", "/login?next=%2Fdead%3Fstatus%3D114"),
+                         ("/messages/a", "/login?next=%2Fmessages%2Fa")):
+        answer = client.get(path)
+        assert (answer.status_code, answer.headers["location"]) == (303, target)
+    for path in ("/pause", "/resume", "/messages/a/requeue", "/messages/a/resolve"):
+        answer = client.post(path, data={"lane": "all"})
+        assert (answer.status_code, answer.headers["location"].split("?")[0]) == (303, "/login")
+    assert client.get("/metrics").status_code == 200
+    assert client.get("/healthz").json() == {"ok": True}
+
+
+def test_login_then_next_page_then_logout(client: httpx.Client) -> None:
+    """A good login sets a strict, HttpOnly 8-hour cookie and goes to ``next``; logout ends it."""
+    token = csrf_of(client.get("/login?next=/dead").text)
+
+    answer = client.post("/login", data={"csrf": token, "user": USER, "password": PASSWORD,
+                                         "next": "/dead"})
+
+    assert (answer.status_code, answer.headers["location"]) == (303, "/dead")
+    cookie = answer.headers["set-cookie"]
+    assert cookie.startswith("smsq_admin=")
+    assert "Max-Age=28800" in cookie
+    assert "httponly" in cookie
+    assert "samesite=strict" in cookie
+    page = client.get("/dead")
+    assert page.status_code == 200
+    assert "<h1>Dead letters</h1>" in page.text
+    logout = client.post("/logout", data={"csrf": csrf_of(page.text)})
+    assert (logout.status_code, logout.headers["location"]) == (303, "/login")
+    assert client.get("/").status_code == 303
+
+
+def test_next_never_leads_off_the_site(client: httpx.Client) -> None:
+    """A ``next`` pointing elsewhere is replaced by the overview."""
+    token = csrf_of(client.get("/login").text)
+    answer = client.post("/login", data={"csrf": token, "user": USER, "password": PASSWORD,
+                                         "next": "//evil.example/x"})
+    assert answer.headers["location"] == "/"
+
+
+def test_wrong_credentials_are_401_then_429_after_five(admin: str,
+                                                        client: httpx.Client) -> None:
+    """Five failures answer 401 without naming the wrong field; the sixth try is 429."""
+    token = csrf_of(client.get("/login").text)
+    tries = [("nobody", PASSWORD), (USER, "wrong"), (USER, ""), ("", ""), (USER, PASSWORD + "x")]
+
+    answers = [client.post("/login", data={"csrf": token, "user": u, "password": p})
+               for u, p in tries]
+    blocked = client.post("/login", data={"csrf": token, "user": USER, "password": PASSWORD})
+
+    assert [a.status_code for a in answers] == [401] * 5
+    assert all("Wrong user name or password." in a.text for a in answers)
+    assert len({a.text.replace(token, "") for a in answers}) == 1
+    assert blocked.status_code == 429
+    assert 1 <= int(blocked.headers["retry-after"]) <= 60
+    assert "Too many failed logins" in blocked.text
+    # Another client address is not locked out.
+    with httpx.Client(base_url=admin, timeout=10,
+                      transport=httpx.HTTPTransport(local_address="127.0.0.2")) as other:
+        assert log_in(other)
+
+
+def test_posts_without_the_sessions_csrf_token_are_forbidden(
+        client: httpx.Client, redis: Redis) -> None:
+    """A missing or foreign CSRF token is 403 and changes nothing, login form included."""
+    token = log_in(client)
+    with httpx.Client(base_url=client.base_url, timeout=10) as stranger:
+        foreign = csrf_of(stranger.get("/login").text)
+
+    missing = client.post("/pause", data={"lane": "all", "confirm": "1"})
+    wrong = client.post("/pause", data={"lane": "all", "confirm": "1", "csrf": foreign})
+    logout = client.post("/logout", data={})
+    login = httpx.post(f"{client.base_url}/login", data={"user": USER, "password": PASSWORD})
+
+    assert [missing.status_code, wrong.status_code, logout.status_code,
+            login.status_code] == [403, 403, 403, 403]
+    assert "This form was stale or did not come from this site." in missing.text
+    assert Switch(redis).paused() == []
+    assert client.post("/pause", data={"lane": "all", "csrf": token}).status_code == 200
+
+
+def test_overview_shows_lanes_counts_and_security_headers(
+        dead: None, client: httpx.Client) -> None:
+    """The overview lists every lane with its depth and the counters workers keep."""
+    log_in(client)
+
+    page = client.get("/")
+
+    assert page.status_code == 200
+    for lane in ("urgent", "default", "bulk"):
+        assert f'<tr data-lane="{lane}">' in page.text
+    assert '<td class="num"><a href="/dead">3</a></td>' in page.text
+    assert "<tr><td>rejected</td><td class=\"num\">1</td></tr>" in page.text
+    assert "<tr><td>114</td><td>default</td><td class=\"num\">1</td></tr>" in page.text
+    assert page.headers["content-security-policy"].startswith(
+        "default-src 'self'; style-src 'self' 'unsafe-inline'")
+    assert page.headers["x-frame-options"] == "DENY"
+    assert page.headers["referrer-policy"] == "same-origin"
+    assert page.headers["cache-control"] == "no-store"
+    assert "<script" not in page.text
+
+
+def test_dead_letters_list_and_filters(dead: None, client: httpx.Client) -> None:
+    """All three dead letters are listed; each filter keeps only what matches."""
+    log_in(client)
+
+    everything = client.get("/dead")
+    rejected = client.get("/dead", params={"status": "114"})
+    expired = client.get("/dead", params={"state": "expired", "lane": "urgent"})
+    by_reason = client.get("/dead", params={"reason": "502"})
+    by_campaign = client.get("/dead", params={"campaign": "u", "since": "2000-01-01T00:00"})
+    future = client.get("/dead", params={"since": "2999-01-01T00:00:00+01:00"})
+    bad = client.get("/dead", params={"status": "abc"})
+    superscript = client.get("/dead", params={"status": "²"})
+    bad_time = client.get("/dead", params={"until": "yesterday"})
+
+    assert everything.status_code == 200
+    assert sorted(dead_keys(everything.text)) == ["expired-1", "rejected-1", "unknown-1"]
+    assert dead_keys(rejected.text) == ["rejected-1"]
+    assert "<td>114</td>" in rejected.text
+    assert dead_keys(expired.text) == ["expired-1"]
+    assert dead_keys(by_reason.text) == ["unknown-1"]
+    assert dead_keys(by_campaign.text) == ["unknown-1"]
+    assert (future.status_code, dead_keys(future.text)) == (200, [])
+    assert "No dead letters match." in future.text
+    assert bad.status_code == 400
+    assert "Filter status: must be an AllMySMS status number such as 114" in bad.text
+    assert (superscript.status_code, bad_time.status_code) == (400, 400)
+    assert "Filter until: must be an ISO-8601 time" in bad_time.text
+
+
+def test_message_page_shows_record_history_and_actions(dead: None,
+                                                       client: httpx.Client) -> None:
+    """A dead letter's page shows its history and the Requeue and Resolve buttons."""
+    log_in(client)
+
+    page = client.get("/messages/rejected-1")
+    sent = client.get("/messages/sent-1")
+    missing = client.get("/messages/nope")
+
+    assert page.status_code == 200
+    assert '<dd id="state">rejected</dd>' in page.text
+    assert re.findall(r"<td>(queued|sending|rejected)</td>", page.text) == [
+        "queued", "sending", "rejected"]
+    assert "114 no valid number" in page.text
+    assert 'action="/messages/rejected-1/requeue"' in page.text
+    assert 'action="/messages/rejected-1/resolve"' in page.text
+    assert (sent.status_code, "/requeue" in sent.text) == (200, False)
+    assert missing.status_code == 404
+    assert str(escape("No message has the key 'nope'")) in missing.text
+    for answer in (page, sent, missing, client.get("/"), client.get("/dead")):
+        assert API_KEY not in answer.text
+        assert PASSWORD not in answer.text
+
+
+def test_requeue_needs_confirmation_then_the_message_is_sent(
+        dead: None, client: httpx.Client, store: MessageStore, workers: Workers) -> None:
+    """The first POST only asks; the confirmed one requeues; a worker then sends it."""
+    token = log_in(client)
+
+    asked = client.post("/messages/rejected-1/requeue", data={"csrf": token})
+    state_after_asking = store.get("rejected-1")
+    done = client.post("/messages/rejected-1/requeue", data={"csrf": token, "confirm": "1"})
+
+    assert asked.status_code == 200
+    assert "<h1>Requeue this message?</h1>" in asked.text
+    assert '<input type="hidden" name="confirm" value="1">' in asked.text
+    assert state_after_asking is not None
+    assert state_after_asking.state is State.REJECTED
+    assert done.status_code == 200
+    assert '<div class="notice ok" role="status">Requeued: job smsq-' in done.text
+    assert "on lane default</div>" in done.text
+    record = store.get("rejected-1")
+    assert record is not None
+    assert record.state is State.QUEUED
+    assert record.history[-1]["by"] == f"web:{USER}"
+    assert workers.run_burst().returncode == 0
+    record = store.get("rejected-1")
+    assert record is not None
+    assert record.state is State.SENT
+
+
+def test_requeue_of_an_unknown_message_is_refused_with_the_desks_reason(
+        dead: None, client: httpx.Client, redis: Redis, store: MessageStore) -> None:
+    """An unknown message may have been sent: the desk refuses, and the page says why."""
+    token = log_in(client)
+    desk = DeadLetterDesk(redis, Ledger(redis, ttl_s=60, worker_name="t"), ttl_s=60)
+    reason = desk.requeue("unknown-1", actor="t", dry_run=True).detail
+
+    answer = client.post("/messages/unknown-1/requeue", data={"csrf": token, "confirm": "1"})
+    missing = client.post("/messages/nope/requeue", data={"csrf": token, "confirm": "1"})
+
+    assert reason.startswith("may have been sent")
+    assert answer.status_code == 409
+    assert f'<div class="notice error" role="alert">Refused: {escape(reason)}</div>' in (
+        answer.text)
+    record = store.get("unknown-1")
+    assert record is not None
+    assert record.state is State.UNKNOWN
+    assert missing.status_code == 409
+    assert "Refused: no message with that key or dead-letter id" in missing.text
+
+
+def test_resolve_not_sent_then_requeue(dead: None, client: httpx.Client,
+                                       store: MessageStore) -> None:
+    """Resolving needs a reason and a confirmation; a not-sent message can then be requeued."""
+    token = log_in(client)
+    url = "/messages/unknown-1/resolve"
+
+    no_why = client.post(url, data={"csrf": token, "outcome": "not-sent", "why": "  "})
+    no_outcome = client.post(url, data={"csrf": token, "why": "checked"})
+    asked = client.post(url, data={"csrf": token, "outcome": "not-sent",
+                                   "why": "absent from the AllMySMS report"})
+    done = client.post(url, data={"csrf": token, "outcome": "not-sent", "confirm": "1",
+                                  "why": "absent from the AllMySMS report"})
+    requeued = client.post("/messages/unknown-1/requeue", data={"csrf": token, "confirm": "1"})
+
+    assert (no_why.status_code, no_outcome.status_code) == (400, 400)
+    assert "Say how you know (why) before resolving." in no_why.text
+    assert "Say what happened: sent or not sent." in no_outcome.text
+    assert asked.status_code == 200
+    assert "was NOT sent, because: absent from the AllMySMS report" in asked.text
+    assert done.status_code == 200
+    assert ("Resolved: now failed: not sent according to web:ops: absent from the AllMySMS "
+            "report") in done.text
+    assert requeued.status_code == 200
+    record = store.get("unknown-1")
+    assert record is not None
+    assert record.state is State.QUEUED
+    assert [(h["state"], h.get("by")) for h in record.history[-2:]] == [
+        ("failed", "web:ops"), ("queued", "web:ops")]
+
+
+def test_resolve_sent_on_a_rejected_message_is_refused(dead: None, client: httpx.Client) -> None:
+    """Only unknown messages are resolved; the desk's refusal is shown."""
+    token = log_in(client)
+    answer = client.post("/messages/rejected-1/resolve", data={
+        "csrf": token, "outcome": "sent", "why": "x", "confirm": "1"})
+    assert answer.status_code == 409
+    assert "Refused: only unknown messages are resolved; this one is rejected" in answer.text
+
+
+def test_pause_and_resume_lanes_from_the_overview(client: httpx.Client, redis: Redis) -> None:
+    """Pausing asks first, then writes the switch with the web user; resuming lifts it."""
+    token = log_in(client)
+    switch = Switch(redis)
+
+    asked = client.post("/pause", data={"csrf": token, "lane": "default", "reason": "audit"})
+    paused_after_asking = switch.paused()
+    done = client.post("/pause", data={"csrf": token, "lane": "default", "reason": "audit",
+                                       "confirm": "1"})
+    [pause] = switch.paused()
+    all_done = client.post("/pause", data={"csrf": token, "lane": "all", "confirm": "1"})
+    lanes_paused = sorted(p.lane for p in switch.paused())
+    one = client.post("/resume", data={"csrf": token, "lane": "default", "confirm": "1"})
+    rest = client.post("/resume", data={"csrf": token, "lane": "all", "confirm": "1"})
+    bad = client.post("/pause", data={"csrf": token, "lane": "nope", "confirm": "1"})
+
+    assert asked.status_code == 200
+    assert "<h1>Pause lane default?</h1>" in asked.text
+    assert '<input type="text" name="reason" value="audit"' in asked.text
+    assert paused_after_asking == []
+    assert done.status_code == 200
+    assert "Paused lane default: audit" in done.text
+    assert (pause.lane, pause.reason, pause.by) == ("default", "audit", "web:ops")
+    assert isinstance(pause, Pause)
+    assert all_done.status_code == 200
+    assert lanes_paused == ["*", "default"]
+    assert "Resumed: default." in one.text
+    assert "Resumed: every lane." in rest.text
+    assert switch.paused() == []
+    assert bad.status_code == 400
+
+
+def test_metrics_and_healthz(client: httpx.Client, producer: Producer) -> None:
+    """/metrics is Prometheus text from Redis; /healthz answers when Redis does."""
+    producer.enqueue({"key": "waiting", "text": "Hi", "to": ["0612345678"]})
+
+    metrics = client.get("/metrics")
+    health = client.get("/healthz")
+
+    assert metrics.status_code == 200
+    assert metrics.headers["content-type"] == "text/plain; version=0.0.4; charset=utf-8"
+    assert 'smsq_queue_depth{lane="default"} 1.0' in metrics.text
+    assert (health.status_code, health.json()) == (200, {"ok": True})
+
+
+def test_redis_down_gives_503_without_a_traceback(redis_server: RedisServer) -> None:
+    """With Redis unreachable, /healthz is 503 and pages say so without any traceback."""
+    # No retries: the answer is the same, without redis-py's back-off between attempts.
+    dead_redis = Redis(port=free_port(), socket_connect_timeout=0.5, socket_timeout=0.5,
+                       retry=Retry(NoBackoff(), 0))
+    app = create_app(admin_settings(redis_server.url), dead_redis)
+    with running(app, port=free_port()) as base_url, httpx.Client(base_url=base_url,
+                                                                  timeout=10) as http:
+        health = http.get("/healthz")
+        token = csrf_of(http.get("/login").text)
+        http.post("/login", data={"csrf": token, "user": USER, "password": PASSWORD})
+        page = http.get("/")
+        metrics = http.get("/metrics")
+
+    assert (health.status_code, health.json()) == (503, {"ok": False})
+    assert page.status_code == 503
+    assert "Redis is not answering." in page.text
+    assert metrics.status_code == 503
+    for text in (page.text, metrics.text):
+        assert "Traceback" not in text
+        assert "redis.exceptions" not in text
+
+
+def test_any_key_text_reaches_its_message_page(
+        client: httpx.Client, producer: Producer, sandbox: SandboxProvider,
+        workers: Workers, store: MessageStore) -> None:
+    """A key with slashes, spaces, accents and URL syntax links, shows and requeues."""
+    sandbox.add_fault({"action": "status", "status": 114, "times": 2,
+                       "match": {"campaign": "odd"}})
+    producer.enqueue_many([{"key": key, "text": "Hi", "to": ["0612345678"], "campaign": "odd"}
+                           for key in (ODD_KEY, "..")])
+    workers.run_burst()
+    token = log_in(client)
+
+    listing = client.get("/dead")
+    page = client.get(message_url(ODD_KEY))
+    dots = client.get(message_url(".."))
+    done = client.post(message_url(ODD_KEY, "requeue"), data={"csrf": token, "confirm": "1"})
+
+    assert sorted(dead_keys(listing.text)) == sorted([str(escape(ODD_KEY)), ".."])
+    assert f'href="{escape(message_url(ODD_KEY))}"' in listing.text
+    assert page.status_code == 200
+    assert f"<code>{escape(ODD_KEY)}</code>" in page.text
+    assert dots.status_code == 200
+    assert "<code>..</code>" in dots.text
+    assert done.status_code == 200
+    record = store.get(ODD_KEY)
+    assert record is not None
+    assert record.state is State.QUEUED
+
+
+def test_smsq_admin_serves_and_stops_cleanly_on_sigterm(redis_server: RedisServer) -> None:
+    """``smsq admin`` prints where it listens, serves, and exits 0 on SIGTERM."""
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "worker", "admin", "--port", str(port)], cwd=ROOT,
+        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT), "REDIS_URL": redis_server.url,
+             "SMSQ_ADMIN_PASSWORD": PASSWORD, "SMSQ_ADMIN_SESSION_SECRET": SESSION_SECRET,
+             "SMSQ_LOG_FORMAT": "json"},
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        assert line == f"admin listening on http://127.0.0.1:{port}/\n"
+        health = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=10)
+        login = httpx.get(f"http://127.0.0.1:{port}/login", timeout=10)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=15)
+    assert (health.status_code, login.status_code) == (200, 200)
+    assert proc.returncode == 0, err
+    assert "Traceback" not in err
+    assert PASSWORD not in err
+
+
+def test_a_login_ends_after_eight_hours_or_a_password_change(
+        client: httpx.Client, redis_server: RedisServer, redis: Redis,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A session counts from its login, and a new password logs every session out."""
+    log_in(client)
+    settings = admin_settings(redis_server.url)
+    changed = Settings(producer=settings.producer, admin_user=USER,
+                       admin_password=Secret(PASSWORD + "-new"),
+                       admin_session_secret=settings.admin_session_secret)
+
+    with running(create_app(settings, redis), port=free_port()) as same_url:
+        same_settings = httpx.get(f"{same_url}/", cookies=client.cookies, timeout=10)
+    with running(create_app(changed, redis), port=free_port()) as other_url:
+        after_change = httpx.get(f"{other_url}/", cookies=client.cookies, timeout=10)
+    still_in = client.get("/")
+    monkeypatch.setattr(sessions, "SESSION_MAX_AGE_S", 0)
+    expired = client.get("/")
+
+    assert same_settings.status_code == 200
+    assert (after_change.status_code, after_change.headers["location"]) == (
+        303, "/login?next=%2F")
+    assert still_in.status_code == 200
+    assert (expired.status_code, expired.headers["location"]) == (303, "/login?next=%2F")
+
+
+def test_errors_are_pages_without_tracebacks(client: httpx.Client, redis: Redis) -> None:
+    """An unknown path is a 404 page, a broken record a generic 500 page; a huge form is 413."""
+    log_in(client)
+    broken = keys.message_id("broken")
+    redis.hset(keys.message(broken), mapping={"key": "broken", "message_id": broken,
+                                              "state": "no-such-state"})
+
+    missing = client.get("/nowhere")
+    wrong_method = client.get("/logout")
+    failed = client.get("/messages/broken")
+    too_big = announce_body(str(client.base_url), "/login", 100_000)
+
+    assert (missing.status_code, wrong_method.status_code, failed.status_code) == (404, 405, 500)
+    assert too_big.startswith(b"HTTP/1.1 413 ")
+    assert "There is no page here." in missing.text
+    assert "Something went wrong on the server; it has been logged." in failed.text
+    for answer in (missing, wrong_method, failed):
+        assert answer.headers["content-type"] == "text/html; charset=utf-8"
+        assert answer.headers["x-frame-options"] == "DENY"
+        assert "Traceback" not in answer.text
+        assert "no-such-state" not in answer.text

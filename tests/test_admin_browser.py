@@ -1,0 +1,90 @@
+"""The admin page in a real headless Chromium: an operator logs in, finds a rejected message
+among the dead letters and requeues it through the confirmation page."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import expect, sync_playwright
+from redis import Redis
+
+from producers.enqueue import Producer
+from producers.states import State
+from producers.store import MessageStore
+from tests.conftest import Workers
+from tests.test_admin import PASSWORD, USER, admin_settings, make_dead_letters
+from worker.admin import create_app
+from worker.admin.server import running
+from worker.redis_server import RedisServer, free_port
+from worker.sandbox import SandboxProvider
+
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+SCREENSHOT_MIN_BYTES = 10 * 1024
+TIMEOUT_MS = 5_000
+
+
+@pytest.fixture
+def chromium() -> Path:
+    """Debian's Chromium; its absence skips locally and fails in CI."""
+    if not CHROMIUM.exists():
+        message = f"{CHROMIUM} is not installed (Debian/Ubuntu: apt-get install chromium)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return CHROMIUM
+
+
+@pytest.fixture
+def admin(redis_server: RedisServer, redis: Redis) -> Iterator[str]:
+    with running(create_app(admin_settings(redis_server.url), redis),
+                 port=free_port()) as base_url:
+        yield base_url
+
+
+def test_operator_requeues_a_rejected_message_in_the_browser(
+        chromium: Path, admin: str, producer: Producer, sandbox: SandboxProvider,
+        workers: Workers, store: MessageStore, tmp_path: Path) -> None:
+    """Login, dead letters, message, Requeue, confirm: the banner says so and Redis agrees."""
+    make_dead_letters(producer, sandbox, workers)
+    screenshot = tmp_path / "admin-dead-letters.png"
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(chromium), headless=True,
+                                             args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 800})
+            page.set_default_timeout(TIMEOUT_MS)
+            # Given an operator who opens the dead letters and is asked to log in first
+            page.goto(f"{admin}/dead")
+            expect(page).to_have_url(f"{admin}/login?next=%2Fdead")
+            page.get_by_label("User").fill(USER)
+            page.get_by_label("Password").fill(PASSWORD)
+            page.get_by_role("button", name="Log in").click()
+            expect(page).to_have_url(f"{admin}/dead")
+            expect(page.locator("#dead tbody tr")).to_have_count(3)
+            page.screenshot(path=str(screenshot), full_page=True)
+
+            # When they open the rejected message and requeue it, confirming
+            page.get_by_role("link", name="rejected-1").click()
+            expect(page.locator("#state")).to_have_text("rejected")
+            page.get_by_role("button", name="Requeue").click()
+            expect(page.get_by_role("heading", level=1)).to_have_text("Requeue this message?")
+            page.get_by_role("button", name="Yes, requeue this message").click()
+
+            # Then the page shows the success banner and the new state
+            expect(page.locator(".notice.ok")).to_contain_text("Requeued: job smsq-")
+            expect(page.locator("#state")).to_have_text("queued")
+        finally:
+            browser.close()
+
+    record = store.get("rejected-1")
+    assert record is not None
+    assert record.state is State.QUEUED
+    assert screenshot.read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
+    assert screenshot.stat().st_size > SCREENSHOT_MIN_BYTES

@@ -1,0 +1,35 @@
+"""What every request handler shares: settings, the Redis connection and the login throttle."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from worker.deadletters import DeadLetterDesk
+from worker.ledger import Ledger
+
+
+if TYPE_CHECKING:
+    from redis import Redis
+    from starlette.requests import Request
+
+    from worker.admin.throttle import LoginThrottle
+    from worker.settings import Settings
+
+
+@dataclass(frozen=True, slots=True)
+class AdminContext:
+    settings: Settings
+    connection: Redis
+    throttle: LoginThrottle
+
+    def desk(self, user: str) -> DeadLetterDesk:
+        """A dead-letter desk whose history entries name the web user."""
+        ttl_s = self.settings.producer.outcome_ttl_s
+        ledger = Ledger(self.connection, ttl_s=ttl_s, worker_name=f"web {user}")
+        return DeadLetterDesk(self.connection, ledger, ttl_s=ttl_s)
+
+
+def context_of(request: Request) -> AdminContext:
+    admin: AdminContext = request.app.state.admin
+    return admin
