@@ -22,6 +22,8 @@ from producers.states import TERMINAL_STATES, State
 from producers.store import MessageStore
 from tests import invariants
 from tests.conftest import Workers, wait_for
+from worker.ledger import Ledger
+from worker.reconciler import Reconciler
 from worker.redis_server import RedisServer
 from worker.runner import LaneQueue, lane_queues
 from worker.sandbox import SandboxProvider
@@ -252,3 +254,37 @@ def test_multi_lane_dequeue_keeps_the_job_in_an_intermediate_list(redis: Redis,
     assert redis.lrange("rq:queue:smsq-bulk:intermediate", 0, -1) == [job.id.encode()]
     assert redis.llen("rq:queue:smsq-bulk") == 0
 
+
+
+def test_send_outliving_its_timeout_ends_unknown_even_with_a_live_worker(
+        producer: Producer, store: MessageStore, redis: Redis) -> None:
+    """A claim older than any send can take (outcome write refused by Redis, say) is settled."""
+    enqueue(producer, "stale")
+    ledger = Ledger(redis, ttl_s=3600, worker_name="alive-worker")
+    redis.set("smsq:alive:alive-worker", "1")
+    assert ledger.claim(message_id("stale")).outcome == "claimed"
+    redis.zadd("smsq:sending", {message_id("stale"): time.time() - 100})
+
+    report = Reconciler(redis, ledger, lane_queues(redis), dead_after_s=30, interval_s=10,
+                        stale_after_s=60).run()
+
+    assert report.unknown == 1
+    record = store.get("stale")
+    assert record is not None
+    assert (record.state, record.error) == (State.UNKNOWN, "send outlived its timeout")
+
+
+def test_job_whose_message_record_expired_becomes_a_dead_letter(
+        producer: Producer, store: MessageStore, redis: Redis, sandbox: SandboxProvider,
+        workers: Workers) -> None:
+    """A job that outlived its message record (TTL or purge) sends nothing and is visible."""
+    enqueue(producer, "gone")
+    redis.delete(f"smsq:msg:{message_id('gone')}")
+
+    workers.run_burst()
+
+    assert sandbox.requests() == []
+    [letter] = store.dead_letters()
+    assert (letter.kind, letter.message_id) == ("job", message_id("gone"))
+    assert letter.reason == ("message record expired or was purged before the send; "
+                             "nothing was sent")

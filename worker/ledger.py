@@ -216,6 +216,12 @@ class Ledger:
         return (outcome, _str(raw[1])) if outcome == "queued" else (outcome, None)
 
 
+    def dead_letter_job(self, message_id: str, reason: str) -> None:
+        """Record a job whose message no longer exists."""
+        record_dead_letter(self._redis, f"job-{keys.job_id(message_id)}", {
+            "kind": "job", "state": "refused", "job_id": keys.job_id(message_id),
+            "message_id": message_id, "reason": reason}, ttl_s=self._ttl_s)
+
     def count(self, metrics: dict[str, int]) -> None:
         """Add to the monotonic counters behind ``smsq stats`` and ``/metrics``."""
         if metrics:

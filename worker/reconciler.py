@@ -6,8 +6,9 @@ A live worker runs it every ``reconcile_interval_s`` under a Redis lock (one wor
    it) goes back to the front of its lane. Nothing was sent: the message is still ``queued``.
 2. A job in RQ's started registry whose worker is dead and whose message is still ``queued``
    (death between starting the job and claiming the message) goes back to its lane too.
-3. A message ``sending`` whose worker is dead becomes ``unknown``: the request may have reached
-   AllMySMS, so it is never resent without an operator's decision.
+3. A message ``sending`` whose worker is dead, or claimed longer ago than any send can take,
+   becomes ``unknown``: the request may have reached AllMySMS, so it is never resent without an
+   operator's decision.
 
 Requeueing is always safe: the claim in :mod:`worker.ledger` lets a message be sent only once.
 """
@@ -41,12 +42,13 @@ class Report:
 
 class Reconciler:
     def __init__(self, connection: Redis, ledger: Ledger, queues: list[Queue], *,
-                 dead_after_s: float, interval_s: float) -> None:
+                 dead_after_s: float, interval_s: float, stale_after_s: float) -> None:
         self._redis = connection
         self._ledger = ledger
         self._queues = queues
         self._dead_after_s = dead_after_s
         self._interval_s = interval_s
+        self._stale_after_s = stale_after_s
         self._next_run = 0.0
 
     def maybe_run(self) -> Report | None:
@@ -124,20 +126,28 @@ class Reconciler:
 
     def _orphaned_sends(self) -> int:
         unknown = 0
-        for raw in self._redis.zrange(keys.SENDING, 0, -1):
-            mid = _str(raw)  # type: ignore[arg-type]
+        now = time.time()
+        entries: list[tuple[bytes, float]] = self._redis.zrange(  # type: ignore[assignment]
+            keys.SENDING, 0, -1, withscores=True)
+        for raw, claimed_at in entries:
+            mid = _str(raw)
             fields = self._redis.hmget(keys.message(mid), ["claimed_by", "key", "lane", "job_id"])
             worker, key, lane, jid = (_str(v) if v is not None else "" for v in fields)
-            if worker and self._redis.exists(keys.alive(worker)):
+            alive = bool(worker) and bool(self._redis.exists(keys.alive(worker)))
+            if alive and now - claimed_at < self._stale_after_s:
                 continue
+            # A live worker past the longest possible send could not record its outcome (Redis
+            # refused the write, say): the message must not stay "sending" forever either.
+            error = "worker died during the send" if not alive else "send outlived its timeout"
             reason = (f"worker {worker or '?'} stopped during the send; the request may have "
-                      "reached AllMySMS")
-            if self._ledger.finish(mid, State.UNKNOWN, {"error": "worker died during the send"},
-                                   reason=reason, record={"key": key, "lane": lane,
-                                                          "job_id": jid}):
+                      "reached AllMySMS") if not alive else (
+                f"worker {worker} did not record an outcome within {self._stale_after_s:.0f} s; "
+                "the request may have reached AllMySMS")
+            if self._ledger.finish(mid, State.UNKNOWN, {"error": error}, reason=reason,
+                                   record={"key": key, "lane": lane, "job_id": jid}):
                 unknown += 1
                 log.warning("sms.send.outcome_unknown", key=key, lane=lane, state="unknown",
-                            error="worker died during the send")
+                            error=error)
             else:
                 self._redis.zrem(keys.SENDING, mid)
         return unknown

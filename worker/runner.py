@@ -36,6 +36,7 @@ from worker.jobs import MESSAGE_ID_PATTERN
 from worker.ledger import record_dead_letter
 from worker.reconciler import Reconciler
 from worker.runtime import Runtime
+from worker.sender import OUTCOME_WRITE_RETRY_S
 
 
 if TYPE_CHECKING:
@@ -137,7 +138,8 @@ class SmsWorker(SimpleWorker):
                                           ttl_s=settings.worker_dead_after_s)
         self.reconciler = Reconciler(runtime.redis, runtime.ledger, queues,
                                      dead_after_s=settings.worker_dead_after_s,
-                                     interval_s=settings.reconcile_interval_s)
+                                     interval_s=settings.reconcile_interval_s,
+                                     stale_after_s=settings.job_timeout_s + OUTCOME_WRITE_RETRY_S)
         arm(settings.crash_at)
 
     def bootstrap(self, *args: Any, **kwargs: Any) -> None:

@@ -60,6 +60,13 @@ class Sender:
         if claim.outcome == "expired":
             log.warning("sms.send.expired", state="expired")
             return SendResult("expired")
+        if claim.outcome == "missing":
+            # The record expired (SMSQ_OUTCOME_TTL_S) or was purged while the job waited: it
+            # must not vanish without a trace.
+            self._ledger.dead_letter_job(message_id, "message record expired or was purged "
+                                         "before the send; nothing was sent")
+            log.error("sms.send.skipped", state="missing")
+            return SendResult("missing")
         if claim.outcome != "claimed" or claim.request is None:
             log.warning("sms.send.skipped", state=claim.outcome)
             return SendResult(claim.outcome)
