@@ -15,7 +15,7 @@ from redis import Redis
 from producers.enqueue import Producer
 from producers.states import State
 from producers.store import MessageStore
-from tests.conftest import Workers
+from tests.conftest import Workers, wait_for
 from worker.codes import STATUSES
 from worker.control import Switch
 from worker.sandbox import SandboxProvider
@@ -363,3 +363,19 @@ def test_account_errors_pause_every_lane_and_lose_nothing(
         record = store.get(key)
         assert record is not None
         assert record.state is State.SENT
+
+
+def test_urgent_message_behind_ten_thousand_bulk_ones_goes_out_within_a_second(
+        producer: Producer, sandbox: SandboxProvider, workers: Workers) -> None:
+    """A running worker busy with a 10,000-message bulk backlog sends a new urgent one next."""
+    producer.enqueue_many([{"key": f"bulk-{i}", "text": "bulk", "to": ["0612345678"],
+                            "lane": "bulk"} for i in range(10_000)])
+    workers.start(SMSQ_IDLE_WAIT_S="0.2")
+    wait_for(lambda: len(sandbox.requests()) >= 20, what="the bulk lane to start")
+
+    enqueued_at = time.monotonic()
+    producer.enqueue({"key": "otp", "text": "urgent", "to": ["0612345678"], "lane": "urgent"})
+    wait_for(lambda: any(r["data"]["MESSAGE"] == "urgent" for r in sandbox.requests()),
+             timeout_s=5, what="the urgent message")
+
+    assert time.monotonic() - enqueued_at < 1.0
