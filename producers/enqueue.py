@@ -36,7 +36,12 @@ local ttl = tonumber(ARGV[2])
 local out = {}
 local pushed = 0
 local function hset_all(key, obj)
-  for field, value in pairs(obj) do redis.call('HSET', key, field, value) end
+  local flat = {}
+  for field, value in pairs(obj) do
+    flat[#flat + 1] = field
+    flat[#flat + 1] = value
+  end
+  redis.call('HSET', key, unpack(flat))
 end
 for i, it in ipairs(items) do
   local state = redis.call('HGET', it[1], 'state')

@@ -1,0 +1,1 @@
+"""Benchmark harness: smsq against plain rq and dramatiq (see bench/README.md)."""
