@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 from redis import Redis
 
 from producers import keys
-from producers.enqueue import Producer, Refused
+from producers.enqueue import Producer
 from producers.store import MessageStore
 from worker.redis_server import RedisServer
 from worker.sandbox import SandboxProvider
@@ -67,8 +67,6 @@ def _run(server: RedisServer, sandbox: SandboxProvider, api_key: str) -> int:
     requests = demo_requests(datetime.now().astimezone())
     for result in Producer(connection).enqueue_many(requests):
         print("   " + json.dumps(result.as_dict(), ensure_ascii=False))
-        if isinstance(result, Refused):
-            continue
     other = {"key": "from-php-backend-6", "text": "Votre colis arrive aujourd'hui.",
              "to": ["0677889900"]}
     connection.rpush(keys.INTAKE, json.dumps(other))
