@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import sys
 import time
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -25,7 +26,7 @@ class Message:
     text: str
 
 
-class System:
+class System(ABC):
     name = ""
     worker_depth = 0
     """Depth, in the process tree we start, of the processes that run jobs."""
@@ -34,18 +35,21 @@ class System:
         self.redis = redis
         self.processes = processes
 
+    @abstractmethod
     def commands(self) -> list[list[str]]:
-        raise NotImplementedError
+        """The command lines that start this system's workers."""
 
+    @abstractmethod
     def ready(self, log_text: str) -> bool:
-        raise NotImplementedError
+        """Whether the workers are up, judged from their log so far."""
 
+    @abstractmethod
     def pending(self) -> int:
-        raise NotImplementedError
+        """Messages still waiting in the system's queue."""
 
+    @abstractmethod
     def enqueue_batch(self, messages: list[Message]) -> list[float]:
         """Enqueue with the system's bulk API; return when each message's enqueue call began."""
-        raise NotImplementedError
 
     def enqueue_one(self, message: Message) -> None:
         self.enqueue_batch([message])
