@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
+from urllib.parse import urlsplit
 
 from producers.errors import InvalidRequestError
 from producers.phones import PhoneError, normalise_phone
@@ -27,7 +28,11 @@ VALID_FOR_MAX_S = 30 * 24 * 3600
 SENDER_PATTERN = re.compile(r"[A-Za-z][A-Za-z0-9]{2,10}")
 """TPOA: 3-11 letters and digits, starting with a letter."""
 PLACEHOLDER_PATTERN = re.compile(r"#param_([0-9]+)#")
-FIELDS = frozenset({"key", "to", "text", "sender", "send_at", "campaign", "lane", "valid_for_s"})
+CALLBACK_URL_MAX_CHARS = 2000
+PRODUCER_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+"""A producer account name (``SMSQ_PRODUCERS`` login): whose secret signs the callbacks."""
+FIELDS = frozenset({"key", "to", "text", "sender", "send_at", "campaign", "lane", "valid_for_s",
+                    "callback_url", "producer"})
 
 
 class Lane(StrEnum):
@@ -82,6 +87,10 @@ class SendRequest:
     segments: int = field(default=1)
     """SMS parts per recipient (the longest after substitution)."""
     encoding: str = "gsm7"
+    callback_url: str | None = None
+    """Where smsq POSTs signed events about this message (final state, each receipt)."""
+    producer: str | None = None
+    """The producer account that sent the request; its secret signs the callbacks."""
 
     def to_stored(self) -> dict[str, Any]:
         """The JSON form kept in the outcome store and read back by the worker."""
@@ -95,6 +104,8 @@ class SendRequest:
             "lane": self.lane.value,
             "valid_for_s": self.valid_for_s,
             "dynamic": self.dynamic,
+            "callback_url": self.callback_url,
+            "producer": self.producer,
         }
 
     @classmethod
@@ -111,6 +122,8 @@ class SendRequest:
             lane=Lane(data.get("lane", "default")),
             valid_for_s=data.get("valid_for_s"),
             dynamic=int(data.get("dynamic", 0)),
+            callback_url=data.get("callback_url"),
+            producer=data.get("producer"),
         )
 
 
@@ -150,6 +163,8 @@ def parse_request(obj: object, *, default_region: str = "FR") -> SendRequest:
         dynamic=dynamic,
         segments=longest.segments,
         encoding="ucs2" if any(c.encoding == "ucs2" for c in counts) else "gsm7",
+        callback_url=_callback_url(obj.get("callback_url")),
+        producer=_producer(obj.get("producer")),
     )
 
 
@@ -281,3 +296,25 @@ def _valid_for(value: object) -> float | None:
     if not 0 < value <= VALID_FOR_MAX_S:
         raise InvalidRequestError("valid_for_s", f"must be between 0 and {VALID_FOR_MAX_S}")
     return float(value)
+
+
+def _callback_url(value: object) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or not 1 <= len(value) <= CALLBACK_URL_MAX_CHARS:
+        raise InvalidRequestError("callback_url",
+                                  f"must be a string of 1 to {CALLBACK_URL_MAX_CHARS} characters")
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise InvalidRequestError("callback_url", "must be an absolute http(s) URL")
+    return value
+
+
+def _producer(value: object) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or not PRODUCER_PATTERN.fullmatch(value):
+        raise InvalidRequestError(
+            "producer", "must be 1 to 64 letters, digits, '_', '.' or '-', starting with a "
+            "letter or digit")
+    return value

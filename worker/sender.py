@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -47,7 +48,8 @@ class Sender:
         self._client = client
         self._retrying = retrying
         self._switch = switch
-        self._latency_s: float | None = None
+        self._local = threading.local()
+        """Per-thread state of the send in progress: a process runs several send slots."""
 
     def send(self, message_id: str) -> SendResult:
         """Claim, send and record one message.
@@ -77,7 +79,7 @@ class Sender:
         log.info("sms.send.started", state="sending", recipients=len(request.recipients))
         started = time.monotonic()
         attempts = 0
-        self._latency_s = None
+        self._local.latency_s = None
 
         def attempt() -> ProviderReply:
             nonlocal attempts
@@ -87,9 +89,9 @@ class Sender:
             try:
                 reply = self._client.send(flux)
             except OutcomeUnknownError:
-                self._latency_s = time.monotonic() - sent_at
+                self._local.latency_s = time.monotonic() - sent_at
                 raise
-            self._latency_s = time.monotonic() - sent_at
+            self._local.latency_s = time.monotonic() - sent_at
             crash_point("after_send")
             return reply
 
@@ -184,9 +186,10 @@ class Sender:
             metrics[f"provider_status:{reply.status}:{lane}"] = 1
         if attempts > 1:
             metrics["retries"] = attempts - 1
-        if self._latency_s is not None:
-            metrics[f"latency_bucket:{latency_bucket(self._latency_s)}"] = 1
-            metrics["latency_sum_us"] = round(self._latency_s * 1_000_000)
+        latency_s: float | None = getattr(self._local, "latency_s", None)
+        if latency_s is not None:
+            metrics[f"latency_bucket:{latency_bucket(latency_s)}"] = 1
+            metrics["latency_sum_us"] = round(latency_s * 1_000_000)
             metrics["latency_count"] = 1
         return metrics
 
