@@ -47,8 +47,12 @@ class ProducerSettings:
         )
 
 
-def read_int(env: Mapping[str, str], name: str, default: int, *, minimum: int) -> int:
-    return _read_number(env, name, default, minimum, int, "a whole number")
+def read_int(env: Mapping[str, str], name: str, default: int, *, minimum: int,
+             maximum: int | None = None) -> int:
+    value = _read_number(env, name, default, minimum, int, "a whole number")
+    if maximum is not None and value > maximum:
+        raise ConfigError(name, f"must be at most {maximum}")
+    return value
 
 
 def read_float(env: Mapping[str, str], name: str, default: float, *, minimum: float) -> float:

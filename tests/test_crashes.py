@@ -135,10 +135,11 @@ def test_dead_worker_is_detected_within_the_bound(
 def test_warm_shutdown_finishes_the_current_send(
         producer: Producer, store: MessageStore, sandbox: SandboxProvider,
         workers: Workers) -> None:
-    """SIGTERM during a send lets it finish: state sent, one request, exit code 0."""
+    """SIGTERM during a send lets it finish: state sent, one request, exit code 0. One send
+    slot, so "next" is not in flight yet; nothing new is taken after the signal."""
     sandbox.add_fault({"action": "delay", "delay_ms": 1500})
     enqueue(producer, "warm", "next")
-    worker = workers.start(**FAST)
+    worker = workers.start(**FAST, SMSQ_SEND_SLOTS="1")
     wait_for(lambda: len(sandbox.requests()) == 1, what="the request")
 
     worker.send_signal(signal.SIGTERM)
@@ -170,6 +171,44 @@ def test_second_signal_records_the_in_flight_send_as_unknown(
     record = store.get("cold")
     assert record is not None
     assert (record.state, record.error) == (State.UNKNOWN, "SystemExit")
+    assert invariants.check(store, sandbox, keys).problems == []
+
+
+def test_warm_shutdown_finishes_every_send_in_flight_and_takes_no_more(
+        producer: Producer, store: MessageStore, sandbox: SandboxProvider,
+        workers: Workers) -> None:
+    """Three slots busy on SIGTERM: all three finish ``sent``; the fourth message stays queued."""
+    sandbox.add_fault({"action": "delay", "delay_ms": 1500, "times": 3})
+    enqueue(producer, "w1", "w2", "w3", "w4")
+    worker = workers.start(**FAST, SMSQ_SEND_SLOTS="3")
+    wait_for(lambda: len(sandbox.requests()) == 3, what="three requests in flight")
+
+    worker.send_signal(signal.SIGTERM)
+
+    assert worker.wait(timeout=15) == 0
+    states = {key: store.get(key).state for key in ("w1", "w2", "w3", "w4")}  # type: ignore[union-attr]
+    assert sorted(states.values()) == sorted([State.SENT] * 3 + [State.QUEUED])
+    assert len(sandbox.requests()) == 3
+
+
+def test_cold_shutdown_records_every_send_in_flight_as_unknown(
+        producer: Producer, store: MessageStore, sandbox: SandboxProvider,
+        workers: Workers) -> None:
+    """Three sends in flight and a second signal: each is recorded ``unknown`` at once."""
+    sandbox.add_fault({"action": "delay", "delay_ms": 6000, "times": 3})
+    keys = enqueue(producer, "c1", "c2", "c3")
+    worker = workers.start(**FAST, SMSQ_SEND_SLOTS="3")
+    wait_for(lambda: len(sandbox.requests()) == 3, what="three requests in flight")
+
+    worker.send_signal(signal.SIGTERM)
+    time.sleep(1.2)  # RQ ignores a second signal within one second of the first
+    worker.send_signal(signal.SIGTERM)
+    worker.wait(timeout=4)
+
+    for key in keys:
+        record = store.get(key)
+        assert record is not None
+        assert (record.state, record.error) == (State.UNKNOWN, "SystemExit")
     assert invariants.check(store, sandbox, keys).problems == []
 
 

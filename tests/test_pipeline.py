@@ -270,14 +270,15 @@ def test_same_key_before_and_after_the_send_reaches_the_provider_once(
 
 def test_urgent_lane_is_drained_before_default_and_bulk(
         producer: Producer, sandbox: SandboxProvider, workers: Workers) -> None:
-    """A worker on all lanes sends urgent first, then default, then bulk."""
+    """A worker on all lanes takes urgent first, then default, then bulk (one slot, so the
+    provider sees them in the order they were taken)."""
     producer.enqueue_many([
         {"key": "b", "text": "bulk", "to": ["0612345678"], "lane": "bulk"},
         {"key": "d", "text": "default", "to": ["0612345678"]},
         {"key": "u", "text": "urgent", "to": ["0612345678"], "lane": "urgent"},
     ])
 
-    workers.run_burst()
+    workers.run_burst(SMSQ_SEND_SLOTS="1")
 
     assert [r["data"]["MESSAGE"] for r in sandbox.requests()] == ["urgent", "default", "bulk"]
 
@@ -299,14 +300,32 @@ def test_lanes_option_limits_the_queues_a_worker_drains(
 
 def test_one_keep_alive_connection_serves_every_message_of_a_worker(
         producer: Producer, sandbox: SandboxProvider, workers: Workers) -> None:
-    """A worker process reuses one HTTP connection for all its sends."""
+    """A worker process with one send slot reuses one HTTP connection for all its sends."""
     producer.enqueue_many([{"key": f"k{i}", "text": "Hi", "to": ["0612345678"]}
                            for i in range(5)])
 
-    workers.run_burst()
+    workers.run_burst(SMSQ_SEND_SLOTS="1")
 
     assert len(sandbox.requests()) == 5
     assert sandbox.connections_accepted == 1
+
+
+def test_send_slots_keep_that_many_requests_in_flight_on_as_many_connections(
+        producer: Producer, sandbox: SandboxProvider, workers: Workers) -> None:
+    """Four slots and a 300 ms provider: four requests overlap, never a fifth; each slot keeps
+    its keep-alive connection, so 12 messages open exactly 4 connections."""
+    sandbox.add_fault({"action": "delay", "delay_ms": 300, "times": 12})
+    producer.enqueue_many([{"key": f"k{i}", "text": "Hi", "to": ["0612345678"]}
+                           for i in range(12)])
+
+    run = workers.run_burst(SMSQ_SEND_SLOTS="4")
+
+    assert run.returncode == 0, run.log
+    assert len(sandbox.requests()) == 12
+    assert sandbox.connections_accepted == 4
+    arrivals = sorted(datetime.fromisoformat(r["at"]).timestamp() for r in sandbox.requests())
+    overlapping = [sum(1 for t in arrivals if start <= t < start + 0.25) for start in arrivals]
+    assert max(overlapping) == 4
 
 
 def test_supervised_worker_processes_share_the_lanes(
@@ -332,13 +351,14 @@ def test_account_errors_pause_every_lane_and_lose_nothing(
         code: int, producer: Producer, redis: Redis, store: MessageStore,
         sandbox: SandboxProvider, workers: Workers) -> None:
     """102/103/104: the message goes back to the front of its lane, every lane pauses, and after
-    ``smsq resume`` everything is sent once."""
+    ``smsq resume`` everything is sent once. One send slot, so the second message is not
+    already in flight when the first answer arrives."""
     sandbox.add_fault({"action": "status", "status": code})
     producer.enqueue_many([{"key": f"first-{code}", "text": "Hi", "to": ["0612345678"]},
                            {"key": f"second-{code}", "text": "Hi", "to": ["0612345678"],
                             "lane": "urgent"}])
 
-    paused = workers.run_burst()
+    paused = workers.run_burst(SMSQ_SEND_SLOTS="1")
 
     assert paused.returncode == 0, paused.log
     assert len(sandbox.requests()) == 1

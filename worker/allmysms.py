@@ -39,16 +39,17 @@ class ProviderReply:
 
 
 class AllMySmsClient:
-    """One httpx client, hence one keep-alive connection, per worker process."""
+    """One httpx client per worker process, one keep-alive connection per send slot."""
 
     def __init__(self, *, base_url: str, login: str, api_key: Secret, timeout: httpx.Timeout,
-                 transport: httpx.BaseTransport | None = None) -> None:
+                 transport: httpx.BaseTransport | None = None, connections: int = 1) -> None:
         self._url = f"{base_url.rstrip('/')}/sendSms/"
         self._login = login
         self._api_key = api_key
         self._client = httpx.Client(
             timeout=timeout,
-            limits=httpx.Limits(max_connections=1, max_keepalive_connections=1),
+            limits=httpx.Limits(max_connections=connections,
+                                max_keepalive_connections=connections),
             headers={"User-Agent": USER_AGENT},
             transport=transport,
         )
@@ -59,7 +60,7 @@ class AllMySmsClient:
         timeout = httpx.Timeout(connect=settings.connect_timeout_s, read=settings.read_timeout_s,
                                 write=settings.write_timeout_s, pool=settings.pool_timeout_s)
         return cls(base_url=settings.base_url, login=settings.login, api_key=settings.api_key,
-                   timeout=timeout, transport=transport)
+                   timeout=timeout, transport=transport, connections=settings.send_slots)
 
     def close(self) -> None:
         self._client.close()

@@ -3,8 +3,14 @@ JSON only, and no callable but ``send_sms``.
 
 Why not plain rq: a worker listening on several queues pops with BLPOP and keeps no trace of the
 job until it starts, so a crash in between loses it (rq 3.0 still does this). Here every lane is
-read with LMOVE into that lane's intermediate list, which RQ's own maintenance recovers, and the
-worker blocks on a wake list instead of on the queues.
+read with LMOVE into that lane's intermediate list (:mod:`worker.lanes`), where the job stays
+until its outcome is recorded, and the worker blocks on a wake list instead of on the queues.
+
+Why not RQ's execution loop: it runs one job at a time and spends about 25 Redis round trips
+of bookkeeping on each. A send waits on AllMySMS for nearly all its time, so this worker keeps
+``SMSQ_SEND_SLOTS`` sends in flight (:mod:`worker.slots`) and spends four round trips per job:
+take, claim, record, drop. RQ still registers the worker, runs its maintenance and handles
+suspension and signals.
 """
 
 from __future__ import annotations
@@ -12,11 +18,12 @@ from __future__ import annotations
 import signal
 import time
 from collections.abc import Iterable
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 import redis.exceptions
 import structlog
-from rq.exceptions import NoSuchJobError
+from rq.exceptions import NoSuchJobError, StopRequested
 from rq.intermediate_queue import IntermediateQueue
 from rq.job import Job, JobStatus
 from rq.queue import Queue
@@ -29,14 +36,18 @@ from rq.worker_registration import clean_worker_registry
 from producers import keys
 from producers.contract import LANE_ORDER, SEND_SMS_JOB, Lane, queue_name
 from producers.enqueue import Producer
+from producers.states import State
 from worker.crashpoints import arm, crash_point
 from worker.heartbeat import Heartbeat
 from worker.intake import INTAKE_BATCH, Intake
 from worker.jobs import MESSAGE_ID_PATTERN
+from worker.lanes import Lanes, Taken
 from worker.ledger import record_dead_letter
+from worker.logs import bind_message
 from worker.reconciler import Reconciler
 from worker.runtime import Runtime
 from worker.sender import OUTCOME_WRITE_RETRY_S
+from worker.slots import SendSlots
 
 
 if TYPE_CHECKING:
@@ -46,6 +57,13 @@ log = structlog.get_logger()
 
 RESULT_TTL_S = 0
 """RQ's own success results are dropped at once: smsq's outcome store is the record."""
+SUSPENSION_CHECK_S = 1.0
+"""How often the loop looks at RQ's suspend flag (``rq suspend``)."""
+HEARTBEAT_EVERY_S = 5.0
+"""Least time between two RQ worker-registry heartbeats (its TTL is ``WORKER_TTL_S`` + 60)."""
+INTAKE_POLL_S = 0.05
+"""Least time between two intake drains while jobs keep coming."""
+REDIS_OUTAGE_ERRORS = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
 MAINTENANCE_INTERVAL_S = 60
 """How often a worker runs RQ's registry cleanup (abandoned and stuck jobs)."""
 WORKER_TTL_S = 60
@@ -140,6 +158,14 @@ class SmsWorker(SimpleWorker):
                                      dead_after_s=settings.worker_dead_after_s,
                                      interval_s=settings.reconcile_interval_s,
                                      stale_after_s=settings.job_timeout_s + OUTCOME_WRITE_RETRY_S)
+        self.lanes = Lanes(runtime.redis, [q.key for q in queues],
+                           [q.name.removeprefix("smsq-") for q in queues])
+        self.slots = SendSlots(settings.send_slots, self._send)
+        self._cold_stop = False
+        self._outage_wait_s = REDIS_RETRY_INITIAL_S
+        self._intake_due = 0.0
+        self._suspension_due = 0.0
+        self._heartbeat_due = 0.0
         arm(settings.crash_at)
 
     def bootstrap(self, *args: Any, **kwargs: Any) -> None:
@@ -149,46 +175,143 @@ class SmsWorker(SimpleWorker):
         if recovered:
             log.info("sms.intake.recovered", entries=recovered)
 
-    def dequeue_job_and_maintain_ttl(
-        self, timeout: int | None, max_idle_time: int | None = None
-    ) -> tuple[Job, Queue] | None:
-        """Drain the intake, take a job if any lane has one, else wait on the wake list.
+    def work(self, burst: bool = False, logging_level: str | None = None,
+             *args: Any, **kwargs: Any) -> bool:
+        """Drain the lanes with ``settings.send_slots`` sends in flight; return whether any job
+        ran.
 
-        In burst mode (``timeout`` None) an empty pass returns None; otherwise it waits until a
-        job arrives, ``max_idle_time`` passes, or a stop signal interrupts it.
+        Replaces RQ's one-job-at-a-time loop (RQ's registration, maintenance, suspension and
+        signals are kept). In burst mode it returns once the lanes are empty and no send is in
+        flight; otherwise it waits on the wake list between jobs.
         """
-        idle_since = time.monotonic()
-        outage_wait_s = REDIS_RETRY_INITIAL_S
-        while True:
-            if self._stop_requested:
-                return None
+        self.bootstrap(logging_level or "INFO")
+        self._install_signal_handlers()  # type: ignore[no-untyped-call]
+        self.slots.start()
+        taken_total = 0
+        try:
+            while not self._stop_requested:
+                self._check_suspension(burst)
+                if self.should_run_maintenance_tasks:
+                    self.run_maintenance_tasks()  # type: ignore[no-untyped-call]
+                free = self.slots.wait_free(self.runtime.settings.idle_wait_s)
+                if self._stop_requested or free == 0:
+                    continue
+                batch = self._take(free)
+                if batch is None:
+                    continue  # Redis unavailable: waited, try again
+                if batch:
+                    crash_point("after_dequeue")
+                    for taken in batch:
+                        self._dispatch(taken)
+                    taken_total += len(batch)
+                    self.heartbeat()
+                    continue
+                if burst:
+                    if self.slots.wait_idle(0):
+                        break
+                    self.slots.wait_idle(self.runtime.settings.idle_wait_s)
+                    continue
+                self._wait_for_work()
+        except StopRequested:
+            pass
+        finally:
+            if not self._cold_stop:
+                self.slots.wait_idle(None)
+            self.slots.stop()
+            self.teardown()
+        return bool(taken_total)
+
+    def _take(self, free: int) -> list[Taken] | None:
+        """Drain the intake, run the reconciler if due, and take up to ``free`` jobs."""
+        try:
             self._drain_intake()
             self._reconcile()
-            try:
-                result = super().dequeue_job_and_maintain_ttl(None)
-            except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
-                # RQ retries its blocking pop, not the bookkeeping around it; an idle worker
-                # must outlive a Redis restart, so wait here and try again.
-                log.warning("sms.worker.redis_unavailable", error=type(exc).__name__,
-                            retry_in_s=outage_wait_s)
-                time.sleep(outage_wait_s)
-                outage_wait_s = min(outage_wait_s * 2, REDIS_RETRY_MAX_S)
-                continue
-            outage_wait_s = REDIS_RETRY_INITIAL_S
-            if result is not None:
-                crash_point("after_dequeue")
-            if result is not None or timeout is None:
-                return result
-            if max_idle_time is not None and time.monotonic() - idle_since >= max_idle_time:
-                return None
-            try:
-                self.connection.blpop([keys.WAKE], timeout=self.runtime.settings.idle_wait_s)
-            except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError):
-                time.sleep(self.runtime.settings.idle_wait_s)
+            batch = self.lanes.take(free)
+        except REDIS_OUTAGE_ERRORS as exc:
+            log.warning("sms.worker.redis_unavailable", error=type(exc).__name__,
+                        retry_in_s=self._outage_wait_s)
+            time.sleep(self._outage_wait_s)
+            self._outage_wait_s = min(self._outage_wait_s * 2, REDIS_RETRY_MAX_S)
+            return None
+        self._outage_wait_s = REDIS_RETRY_INITIAL_S
+        return batch
+
+    def _wait_for_work(self) -> None:
+        """Idle: block on the wake list, which every enqueue feeds, for ``idle_wait_s``."""
+        self._intake_due = 0.0
+        try:
+            self.connection.blpop([keys.WAKE], timeout=self.runtime.settings.idle_wait_s)
+        except REDIS_OUTAGE_ERRORS:
+            time.sleep(self.runtime.settings.idle_wait_s)
+
+    def _dispatch(self, taken: Taken) -> None:
+        """Hand a plain smsq job to a send slot; load and check anything else first."""
+        if taken.message_id is not None:
+            self.slots.submit(taken)
+            return
+        checked = self._checked(taken)
+        if checked is not None:
+            self.slots.submit(checked)
+
+    def _checked(self, taken: Taken) -> Taken | None:
+        """Load a job smsq did not write in its usual form through RQ; refuse anything but a
+        well-formed ``send_sms`` job (it becomes a dead letter, nothing runs)."""
+        try:
+            result = LaneQueue._fetch_dequeued_job(
+                self.connection, taken.queue_key, taken.job_id, job_class=self.job_class,
+                serializer=self.serializer)
+        except Exception as exc:  # noqa: BLE001 - a hostile job must not stop the worker
+            _dead_letter_missing_job(self.connection, taken.queue_key, taken.job_id,
+                                     f"job cannot be loaded ({type(exc).__name__})")
+            return None
+        if result is None:
+            _dead_letter_missing_job(self.connection, taken.queue_key, taken.job_id)
+            return None
+        job, queue = result
+        problem = refusal_reason(job)
+        if problem is not None:
+            self._refuse(job, queue, problem)
+            return None
+        return Taken(taken.queue_key, taken.job_id, job.args[0])
+
+    def _send(self, taken: Taken) -> None:
+        """One send slot's work: send the message at most once, then drop the job.
+
+        If Redis fails before the outcome is recorded, the job stays in its intermediate list:
+        the reconciler puts it back if nothing was sent, or settles the claimed message.
+        """
+        if taken.message_id is None:  # pragma: no cover - _dispatch only submits checked jobs
+            return
+        bind_message({"message_id": taken.message_id})
+        try:
+            crash_point("after_start")
+            self.runtime.sender.send(taken.message_id)
+        except REDIS_OUTAGE_ERRORS as exc:
+            log.warning("sms.job.left_for_reconciler", job_id=taken.job_id,
+                        error=type(exc).__name__)
+            return
+        finally:
+            structlog.contextvars.clear_contextvars()
+        try:
+            self.lanes.done(taken)
+        except REDIS_OUTAGE_ERRORS as exc:
+            log.warning("sms.job.cleanup_failed", job_id=taken.job_id, error=type(exc).__name__)
+
+    def _check_suspension(self, burst: bool) -> None:
+        """RQ's ``smsq suspend`` check, at most once per ``SUSPENSION_CHECK_S``."""
+        if time.monotonic() < self._suspension_due:
+            return
+        self._suspension_due = time.monotonic() + SUSPENSION_CHECK_S
+        self.check_for_suspension(burst)
 
     def heartbeat(self, timeout: int | None = None, pipeline: Any = None) -> None:
-        # RQ calls this between jobs outside any retry; a Redis blip must not stop the worker
-        # (the next dequeue pass waits the outage out).
+        # RQ's worker-registry heartbeat, at most every HEARTBEAT_EVERY_S between jobs (the
+        # alive key that the reconciler trusts is refreshed by its own thread). A Redis blip
+        # must not stop the worker: the next pass waits the outage out.
+        if timeout is None and pipeline is None:
+            if time.monotonic() < self._heartbeat_due:
+                return
+            self._heartbeat_due = time.monotonic() + HEARTBEAT_EVERY_S
         try:
             super().heartbeat(timeout, pipeline)
         except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError):
@@ -213,6 +336,31 @@ class SmsWorker(SimpleWorker):
         self.handle_warm_shutdown_request()  # type: ignore[no-untyped-call]
         self._stop_requested = True
 
+    def request_force_stop(self, signum: int, frame: Any) -> None:
+        """Cold shutdown: record every send in flight as ``unknown``, then exit at once."""
+        if self._shutdown_requested_date is not None and \
+                now() - self._shutdown_requested_date < timedelta(seconds=1):
+            return  # RQ's rule: a duplicate of the first signal
+        self._cold_stop = True
+        for taken in self.slots.in_flight():
+            self._abandon(taken)
+        log.warning("sms.worker.cold_stop", in_flight=len(self.slots.in_flight()))
+        raise SystemExit(1)
+
+    def _abandon(self, taken: Taken) -> None:
+        if taken.message_id is None:
+            return
+        mid = taken.message_id
+        try:
+            key, lane = (_text(v) for v in self.connection.hmget(keys.message(mid),
+                                                                 ["key", "lane"]))
+            self.runtime.ledger.finish(
+                mid, State.UNKNOWN, {"error": "SystemExit"},
+                reason="worker stopped during the send; the request may have reached AllMySMS",
+                record={"key": key, "lane": lane, "job_id": taken.job_id})
+        except REDIS_OUTAGE_ERRORS:
+            log.error("sms.worker.cold_stop_unrecorded", job_id=taken.job_id)
+
     def _reconcile(self) -> None:
         try:
             self.reconciler.maybe_run()
@@ -235,27 +383,13 @@ class SmsWorker(SimpleWorker):
         self.last_cleaned_at = now()  # type: ignore[assignment]
 
     def _drain_intake(self) -> None:
-        try:
-            while self.intake.drain() == INTAKE_BATCH:
-                pass
-        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError):
-            log.warning("sms.intake.unavailable")
-
-    def execute_job(self, job: Job, queue: Queue) -> None:
-        """Refuse anything but a well-formed ``send_sms`` job, then run it in-process."""
-        problem = refusal_reason(job)
-        if problem is not None:
-            self._refuse(job, queue, problem)
+        """Enqueue what non-Python backends RPUSHed, at most every ``INTAKE_POLL_S`` while
+        busy and on every wake-up when idle."""
+        if time.monotonic() < self._intake_due:
             return
-        job.timeout = self.runtime.settings.job_timeout_s
-        job.failure_ttl = self.runtime.settings.producer.outcome_ttl_s
-        job.retries_left = None
-        super().execute_job(job, queue)
-
-    def prepare_job_execution(self, job: Job, remove_from_intermediate_queue: bool = False
-                              ) -> None:
-        # Every lane is dequeued through its intermediate list, whatever the number of lanes.
-        super().prepare_job_execution(job, remove_from_intermediate_queue=True)
+        self._intake_due = time.monotonic() + INTAKE_POLL_S
+        while self.intake.drain() == INTAKE_BATCH:
+            pass
 
     def _refuse(self, job: Job, queue: Queue, reason: str) -> None:
         ttl_s = self.runtime.settings.producer.outcome_ttl_s
@@ -292,6 +426,12 @@ def refusal_reason(job: Job) -> str | None:
     if job.instance is not None:
         return "job names an instance method"
     return None
+
+
+def _text(value: bytes | str | None) -> str:
+    if value is None:
+        return ""
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else value
 
 
 def lane_queues(connection: Redis, lanes: Iterable[Lane] = LANE_ORDER) -> list[Queue]:

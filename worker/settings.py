@@ -29,6 +29,9 @@ becomes ``unknown`` and the jobs it held go back to their lane."""
 RECONCILE_INTERVAL_S = 10.0
 """How often some live worker looks for dead workers' messages and stuck jobs."""
 CRASH_POINTS = ("", "after_dequeue", "after_start", "after_claim", "after_send")
+SEND_SLOTS = 8
+"""Sends in flight at once per worker process (threads, each with its keep-alive connection)."""
+SEND_SLOTS_MAX = 256
 IDLE_WAIT_S = 1.0
 """Longest an idle worker waits before looking at its queues again without a wake token."""
 JOB_TIMEOUT_MARGIN_S = 60.0
@@ -79,6 +82,7 @@ class Settings:
     retry_initial_wait_s: float = RETRY_INITIAL_WAIT_S
     retry_max_wait_s: float = RETRY_MAX_WAIT_S
     idle_wait_s: float = IDLE_WAIT_S
+    send_slots: int = SEND_SLOTS
     worker_dead_after_s: float = WORKER_DEAD_AFTER_S
     reconcile_interval_s: float = RECONCILE_INTERVAL_S
     crash_at: str = ""
@@ -129,6 +133,8 @@ class Settings:
             retry_max_wait_s=read_float(env, "SMSQ_RETRY_MAX_WAIT_S", RETRY_MAX_WAIT_S,
                                         minimum=0),
             idle_wait_s=read_float(env, "SMSQ_IDLE_WAIT_S", IDLE_WAIT_S, minimum=0.01),
+            send_slots=read_int(env, "SMSQ_SEND_SLOTS", SEND_SLOTS, minimum=1,
+                                maximum=SEND_SLOTS_MAX),
             worker_dead_after_s=read_float(env, "SMSQ_WORKER_DEAD_AFTER_S", WORKER_DEAD_AFTER_S,
                                            minimum=1),
             reconcile_interval_s=read_float(env, "SMSQ_RECONCILE_INTERVAL_S",

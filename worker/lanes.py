@@ -1,0 +1,111 @@
+"""Taking jobs from the lanes: several at once, in priority order, never losing one.
+
+One Lua call moves up to ``count`` job ids from the lanes (urgent first, paused lanes skipped)
+into each lane's intermediate list and returns what the worker needs to run them: the job's
+data and whether it carries callbacks or webhooks. A job stays in the intermediate list until
+its send is recorded, so a worker that dies at any point leaves a trace the reconciler finds.
+
+A job written by smsq (``send_sms(<message id>)`` under id ``smsq-<message id>[-r<n>]``, no
+callbacks) runs without loading it into an RQ ``Job``: that saves RQ's per-job bookkeeping
+(about 25 Redis round trips). Anything else goes through RQ's own loader and smsq's refusal
+checks, unchanged.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from producers import keys
+from producers.contract import SEND_SMS_JOB
+
+
+if TYPE_CHECKING:
+    from redis import Redis
+    from redis.commands.core import Script
+
+SMSQ_JOB_ID = re.compile(r"smsq-([0-9a-f]{32})(?:-r[0-9]+)?")
+"""Job ids smsq writes: ``smsq-<message id>`` and requeues ``smsq-<message id>-r<n>``."""
+
+# KEYS: lane queue keys in priority order. ARGV[1]: pause hash, ARGV[2]: most jobs to take,
+# ARGV[2 + i]: lane name of KEYS[i]. Returns {lane index, job id, data, plain} per job, where
+# plain is 1 when the job hash has no callback or webhook fields.
+_TAKE_LUA = """
+if redis.call('HEXISTS', ARGV[1], '*') == 1 then return {} end
+local out = {}
+local want = tonumber(ARGV[2])
+for i, queue in ipairs(KEYS) do
+  if #out >= want then break end
+  if redis.call('HEXISTS', ARGV[1], ARGV[i + 2]) == 0 then
+    while #out < want do
+      local jid = redis.call('LMOVE', queue, queue .. ':intermediate', 'LEFT', 'RIGHT')
+      if not jid then break end
+      local f = redis.call('HMGET', 'rq:job:' .. jid, 'data', 'success_callback_name',
+        'failure_callback_name', 'stopped_callback_name', 'webhooks')
+      local plain = 1
+      for j = 2, 5 do if f[j] and f[j] ~= '' then plain = 0 end end
+      out[#out + 1] = {i, jid, f[1] or '', plain}
+    end
+  end
+end
+return out
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Taken:
+    """A job moved into its lane's intermediate list by this worker."""
+
+    queue_key: str
+    job_id: str
+    message_id: str | None
+    """Set when the job is a plain smsq send job; None sends it to RQ's loader and checks."""
+
+    @property
+    def intermediate_key(self) -> str:
+        return f"{self.queue_key}:intermediate"
+
+
+class Lanes:
+    """The lanes one worker drains, in priority order."""
+
+    def __init__(self, connection: Redis, queue_keys: list[str], lanes: list[str]) -> None:
+        self._redis = connection
+        self._queue_keys = queue_keys
+        self._lanes = lanes
+        self._script: Script = connection.register_script(_TAKE_LUA)
+
+    def take(self, count: int) -> list[Taken]:
+        """Move up to ``count`` jobs into their intermediate lists; [] when none or paused."""
+        rows = self._script(keys=self._queue_keys, args=[keys.PAUSED, count, *self._lanes])
+        taken = []
+        for index, raw_id, data, plain in rows:
+            job_id = raw_id.decode("utf-8", "replace") if isinstance(raw_id, bytes) else raw_id
+            queue_key = self._queue_keys[int(index) - 1]
+            taken.append(Taken(queue_key, job_id, plain_message_id(job_id, data)
+                               if int(plain) else None))
+        return taken
+
+    def done(self, taken: Taken) -> None:
+        """The job's outcome is recorded: drop it from the intermediate list and delete it
+        (smsq keeps no RQ result; its outcome store is the record)."""
+        with self._redis.pipeline(transaction=False) as pipe:
+            pipe.lrem(taken.intermediate_key, 1, taken.job_id)
+            pipe.delete(keys.rq_job(taken.job_id))
+            pipe.execute()
+
+
+def plain_message_id(job_id: str, data: bytes | str) -> str | None:
+    """The message id of a job exactly as smsq writes it, else None."""
+    match = SMSQ_JOB_ID.fullmatch(job_id)
+    if match is None or not data:
+        return None
+    try:
+        decoded = json.loads(data)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    if decoded != [SEND_SMS_JOB, None, [match.group(1)], {}]:
+        return None
+    return match.group(1)
