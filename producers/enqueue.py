@@ -27,14 +27,16 @@ JOB_DESCRIPTION = "smsq.send_sms"
 WAKE_TOKENS_MAX = 64
 """Idle workers block on the wake list; more tokens than workers would only be trimmed."""
 
-# Each item: [msg_key, history_key, job_key, queue_key, job_id, record_json, history_json,
-# job_json]. A message whose record exists is a duplicate and returns its state; otherwise the
-# record, its first history entry, the RQ job hash and the queue entry are written together.
+# Each item: [msg_key, history_key, job_key, queue_key, job_id, record, history_json, job]
+# (record and job are objects). A message whose record exists is a duplicate and returns its
+# state; otherwise the record, its first history entry, the RQ job hash and the queue entry
+# are written together.
 _ENQUEUE_LUA = """
 local items = cjson.decode(ARGV[1])
 local ttl = tonumber(ARGV[2])
 local out = {}
 local pushed = 0
+local queues = {}
 local function hset_all(key, obj)
   local flat = {}
   for field, value in pairs(obj) do
@@ -48,17 +50,18 @@ for i, it in ipairs(items) do
   if state then
     out[i] = state
   else
-    hset_all(it[1], cjson.decode(it[6]))
+    hset_all(it[1], it[6])
     redis.call('EXPIRE', it[1], ttl)
     redis.call('RPUSH', it[2], it[7])
     redis.call('EXPIRE', it[2], ttl)
-    hset_all(it[3], cjson.decode(it[8]))
+    hset_all(it[3], it[8])
     redis.call('RPUSH', it[4], it[5])
-    redis.call('SADD', 'rq:queues', it[4])
+    queues[it[4]] = true
     out[i] = ''
     pushed = pushed + 1
   end
 end
+for queue in pairs(queues) do redis.call('SADD', 'rq:queues', queue) end
 if pushed > 0 then
   for _ = 1, math.min(pushed, tonumber(ARGV[4])) do redis.call('LPUSH', ARGV[3], '1') end
   redis.call('LTRIM', ARGV[3], 0, tonumber(ARGV[4]) - 1)
@@ -146,8 +149,8 @@ class Producer:
             items = [_item(request, now, source) for _, request in accepted]
             with translate_redis_errors():
                 states = self._script(
-                    args=[json.dumps(items), self._settings.outcome_ttl_s, keys.WAKE,
-                          WAKE_TOKENS_MAX])
+                    args=[json.dumps(items, ensure_ascii=False), self._settings.outcome_ttl_s,
+                          keys.WAKE, WAKE_TOKENS_MAX])
             for (index, request), state in zip(accepted, states, strict=True):
                 existing = state.decode() if isinstance(state, bytes) else state
                 results[index] = Enqueued(
@@ -165,7 +168,7 @@ def _refused(request: SendRequest) -> list[dict[str, str]]:
             for r in request.refused_numbers]
 
 
-def _item(request: SendRequest, now: float, source: str) -> list[str]:
+def _item(request: SendRequest, now: float, source: str) -> list[Any]:
     mid = keys.message_id(request.key)
     jid = keys.job_id(mid)
     queue = queue_name(request.lane)
@@ -183,7 +186,8 @@ def _item(request: SendRequest, now: float, source: str) -> list[str]:
         "recipients": str(len(request.recipients)),
         "segments": str(request.segments),
         "encoding": request.encoding,
-        "refused_numbers": json.dumps(_refused(request), ensure_ascii=False),
+        "refused_numbers": json.dumps(_refused(request), ensure_ascii=False)
+        if request.refused_numbers else "[]",
         "attempts": "0",
     }
     if request.valid_for_s is not None:
@@ -192,15 +196,14 @@ def _item(request: SendRequest, now: float, source: str) -> list[str]:
     if request.refused_numbers:
         history["refused_numbers"] = str(len(request.refused_numbers))
     return [keys.message(mid), keys.history(mid), keys.rq_job(jid), keys.rq_queue(queue), jid,
-            json.dumps(record, ensure_ascii=False), json.dumps(history),
-            json.dumps(job_fields(mid, queue, stamp))]
+            record, json.dumps(history), job_fields(mid, queue, stamp)]
 
 
 def job_fields(mid: str, queue: str, stamp: str) -> dict[str, str]:
     """The RQ job hash of a message's send job: JSON data naming ``send_sms(message_id)``."""
     rq_stamp = stamp.replace("+00:00", "Z")
     return {
-        "data": json.dumps([SEND_SMS_JOB, None, [mid], {}]),
+        "data": f'["{SEND_SMS_JOB}", null, ["{mid}"], {{}}]',  # json.dumps' exact output
         "origin": queue,
         "status": "queued",
         "description": JOB_DESCRIPTION,
