@@ -16,6 +16,9 @@ DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 DEFAULT_COUNTRY = "FR"
 OUTCOME_TTL_S = 30 * 24 * 3600
 """How long a message's outcome, history and dead letter stay readable (30 days)."""
+CHUNK_RECIPIENTS = 500
+"""Most recipients in one AllMySMS request; a bigger message is split into parts of this size."""
+CHUNK_RECIPIENTS_MAX = 10_000
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -25,10 +28,12 @@ class ProducerSettings:
     redis_url: str = DEFAULT_REDIS_URL
     default_country: str = DEFAULT_COUNTRY
     outcome_ttl_s: int = OUTCOME_TTL_S
+    chunk_recipients: int = CHUNK_RECIPIENTS
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> ProducerSettings:
-        """Read ``REDIS_URL``, ``SMSQ_DEFAULT_COUNTRY`` and ``SMSQ_OUTCOME_TTL_S``.
+        """Read ``REDIS_URL``, ``SMSQ_DEFAULT_COUNTRY``, ``SMSQ_OUTCOME_TTL_S`` and
+        ``SMSQ_CHUNK_RECIPIENTS``.
 
         Raises:
             ConfigError: a value is invalid; names the variable, never its value.
@@ -38,12 +43,15 @@ class ProducerSettings:
             redis_url=env.get("REDIS_URL") or DEFAULT_REDIS_URL,
             default_country=read_country(env, "SMSQ_DEFAULT_COUNTRY"),
             outcome_ttl_s=read_int(env, "SMSQ_OUTCOME_TTL_S", OUTCOME_TTL_S, minimum=60),
+            chunk_recipients=read_int(env, "SMSQ_CHUNK_RECIPIENTS", CHUNK_RECIPIENTS, minimum=1,
+                                      maximum=CHUNK_RECIPIENTS_MAX),
         )
 
     def __repr__(self) -> str:
         return (
             f"ProducerSettings(redis_url={redact_url(self.redis_url)!r}, "
-            f"default_country={self.default_country!r}, outcome_ttl_s={self.outcome_ttl_s})"
+            f"default_country={self.default_country!r}, outcome_ttl_s={self.outcome_ttl_s}, "
+            f"chunk_recipients={self.chunk_recipients})"
         )
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from producers import keys
@@ -27,10 +27,11 @@ JOB_DESCRIPTION = "smsq.send_sms"
 WAKE_TOKENS_MAX = 64
 """Idle workers block on the wake list; more tokens than workers would only be trimmed."""
 
-# Each item: [msg_key, history_key, job_key, queue_key, job_id, record, history_json, job]
-# (record and job are objects). A message whose record exists is a duplicate and returns its
-# state; otherwise the record, its first history entry, the RQ job hash and the queue entry
-# are written together.
+# Each item: [msg_key, history_key, job_key, queue_key, job_id, record, history_json, job,
+# parts?] (record and job are objects). A message whose record exists is a duplicate and
+# returns its state; otherwise the record, its first history entry, the RQ job hash and the
+# queue entry are written together. A split message has no job (job_id '') and carries its
+# parts, items of the same shape, written with it.
 _ENQUEUE_LUA = """
 local items = cjson.decode(ARGV[1])
 local ttl = tonumber(ARGV[2])
@@ -45,20 +46,30 @@ local function hset_all(key, obj)
   end
   redis.call('HSET', key, unpack(flat))
 end
+local function write(it)
+  hset_all(it[1], it[6])
+  redis.call('EXPIRE', it[1], ttl)
+  redis.call('RPUSH', it[2], it[7])
+  redis.call('EXPIRE', it[2], ttl)
+  if it[5] ~= '' then
+    hset_all(it[3], it[8])
+    redis.call('RPUSH', it[4], it[5])
+    queues[it[4]] = true
+    pushed = pushed + 1
+  end
+end
 for i, it in ipairs(items) do
   local state = redis.call('HGET', it[1], 'state')
   if state then
     out[i] = state
   else
-    hset_all(it[1], it[6])
-    redis.call('EXPIRE', it[1], ttl)
-    redis.call('RPUSH', it[2], it[7])
-    redis.call('EXPIRE', it[2], ttl)
-    hset_all(it[3], it[8])
-    redis.call('RPUSH', it[4], it[5])
-    queues[it[4]] = true
+    write(it)
+    if it[9] then
+      for _, part in ipairs(it[9]) do
+        if redis.call('HEXISTS', part[1], 'state') == 0 then write(part) end
+      end
+    end
     out[i] = ''
-    pushed = pushed + 1
   end
 end
 for queue in pairs(queues) do redis.call('SADD', 'rq:queues', queue) end
@@ -79,11 +90,15 @@ class Enqueued:
     state: State
     duplicate: bool
     refused_numbers: tuple[dict[str, str], ...] = ()
+    parts: int = 0
+    """How many AllMySMS requests the message was split into (0: not split)."""
 
     def as_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {"key": self.key, "state": self.state.value}
         if self.duplicate:
             data["duplicate"] = True
+        if self.parts:
+            data["parts"] = self.parts
         if self.refused_numbers:
             data["refused_numbers"] = list(self.refused_numbers)
         return data
@@ -146,7 +161,9 @@ class Producer:
             results.append(None)
         if accepted:
             now = time.time()
-            items = [_item(request, now, source) for _, request in accepted]
+            chunk = self._settings.chunk_recipients
+            items = [_item(request, now, source) if len(request.recipients) <= chunk
+                     else _split_item(request, now, source, chunk) for _, request in accepted]
             with translate_redis_errors():
                 states = self._script(
                     args=[json.dumps(items, ensure_ascii=False), self._settings.outcome_ttl_s,
@@ -159,6 +176,7 @@ class Producer:
                     state=State(existing) if existing else State.QUEUED,
                     duplicate=bool(existing),
                     refused_numbers=tuple(_refused(request)),
+                    parts=_parts(len(request.recipients), self._settings.chunk_recipients),
                 )
         return [r for r in results if r is not None]
 
@@ -168,7 +186,38 @@ def _refused(request: SendRequest) -> list[dict[str, str]]:
             for r in request.refused_numbers]
 
 
-def _item(request: SendRequest, now: float, source: str) -> list[Any]:
+def _parts(recipients: int, chunk: int) -> int:
+    return 0 if recipients <= chunk else -(-recipients // chunk)
+
+
+def part_key(key: str, number: int, parts: int) -> str:
+    """The key of part ``number`` (from 1) of a split message: ``<key>#<number>/<parts>``."""
+    return f"{key}#{number}/{parts}"
+
+
+def _split_item(request: SendRequest, now: float, source: str, chunk: int) -> list[Any]:
+    """A message with more than ``chunk`` recipients: a parent record that lists its parts
+    (it has no job of its own and keeps no recipient list) and one message per part."""
+    parts = _parts(len(request.recipients), chunk)
+    children = [
+        _item(replace(request, key=part_key(request.key, n + 1, parts), refused_numbers=(),
+                      recipients=request.recipients[n * chunk:(n + 1) * chunk]),
+              now, source, parent=keys.message_id(request.key))
+        for n in range(parts)
+    ]
+    parent = _item(request, now, source)
+    record = parent[5]
+    stored = json.loads(record["request"])
+    stored["to"] = []
+    record.update(request=json.dumps(stored, ensure_ascii=False), job_id="",
+                  parts=json.dumps([child[5]["message_id"] for child in children]))
+    history = json.loads(parent[6])
+    history["parts"] = parts
+    return [parent[0], parent[1], "", "", "", record, json.dumps(history), {}, children]
+
+
+def _item(request: SendRequest, now: float, source: str, *, parent: str | None = None
+          ) -> list[Any]:
     mid = keys.message_id(request.key)
     jid = keys.job_id(mid)
     queue = queue_name(request.lane)
@@ -192,6 +241,8 @@ def _item(request: SendRequest, now: float, source: str) -> list[Any]:
     }
     if request.valid_for_s is not None:
         record["expires_at"] = repr(now + request.valid_for_s)
+    if parent is not None:
+        record["parent"] = parent
     history = {"state": State.QUEUED.value, "at": stamp, "lane": request.lane.value}
     if request.refused_numbers:
         history["refused_numbers"] = str(len(request.refused_numbers))

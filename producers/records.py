@@ -51,6 +51,12 @@ class MessageRecord:
     error: str | None = None
     expires_at: float | None = None
     history: list[dict[str, Any]] = field(default_factory=list)
+    part_ids: list[str] = field(default_factory=list)
+    """A split message: the message ids of its parts, in recipient order."""
+    parts: list[dict[str, Any]] = field(default_factory=list)
+    """A split message read through the store: each part's key, state and outcome."""
+    parent: str | None = None
+    """A part of a split message: the parent's message id."""
 
     @classmethod
     def from_redis(cls, raw: Mapping[str, str], history: list[str]) -> MessageRecord:
@@ -79,6 +85,8 @@ class MessageRecord:
             error=raw.get("error") or None,
             expires_at=float(expires) if expires else None,
             history=[json.loads(entry) for entry in history],
+            part_ids=_json(raw.get("parts"), []),
+            parent=raw.get("parent") or None,
         )
 
     def as_dict(self, *, include_request: bool = True) -> dict[str, Any]:
@@ -106,6 +114,10 @@ class MessageRecord:
             "error": self.error,
             "history": self.history,
         }
+        if self.parts:
+            data["parts"] = self.parts
+        if self.parent:
+            data["parent"] = self.parent
         if include_request:
             data["request"] = self.request
         return data

@@ -6,6 +6,7 @@ import time
 from typing import TYPE_CHECKING
 
 from producers import keys
+from producers.parts import combine
 from producers.records import DeadLetter, MessageRecord
 from producers.redis_errors import translate_redis_errors
 
@@ -32,7 +33,10 @@ class MessageStore:
             raw, history = pipe.execute()
         if not raw:
             return None
-        return MessageRecord.from_redis(_text(raw), [_str(h) for h in history])
+        record = MessageRecord.from_redis(_text(raw), [_str(h) for h in history])
+        if record.part_ids:
+            return combine(record, self.get_many_by_id(list(record.part_ids)))
+        return record
 
     def get_many_by_id(self, message_ids: list[str | None]) -> list[MessageRecord | None]:
         """Records for many message ids in one round trip (None where there is none)."""

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 import pytest
 from redis import Redis
 
+from producers.config import ProducerSettings
 from producers.enqueue import Enqueued, Producer
 from producers.states import State
 from producers.store import MessageStore
@@ -102,19 +103,53 @@ def test_any_text_key_and_emoji_text_arrive_intact(
 
 
 def test_ten_thousand_recipients_in_one_message(
-        producer: Producer, store: MessageStore, sandbox: SandboxProvider,
-        workers: Workers) -> None:
-    """The contract's maximum of 10,000 recipients is sent as one request and recorded."""
+        redis: Redis, store: MessageStore, sandbox: SandboxProvider, workers: Workers) -> None:
+    """The contract's maximum of 10,000 recipients goes out as 20 requests of 500 (the default
+    SMSQ_CHUNK_RECIPIENTS), every number exactly once, and reads back as one message."""
     phones = [f"336{n:08d}" for n in range(10_000_000, 10_010_000)]
-    producer.enqueue({"key": "big", "text": "Hi", "to": ["+" + p for p in phones]})
+    enqueued = Producer(redis, ProducerSettings()).enqueue(
+        {"key": "big", "text": "Hi", "to": ["+" + p for p in phones]})
 
-    workers.run_burst()
+    run = workers.run_burst()
 
-    [request] = sandbox.requests()
-    assert len(request["data"]["SMS"]) == 10_000
+    assert run.returncode == 0, run.log
+    assert enqueued.parts == 20
+    requests = sandbox.requests()
+    assert sorted(len(r["data"]["SMS"]) for r in requests) == [500] * 20
+    sent = [sms["MOBILEPHONE"] for r in requests for sms in r["data"]["SMS"]]
+    assert sorted(sent) == phones
     record = store.get("big")
     assert record is not None
     assert (record.state, record.nb_contacts, len(record.sms_ids)) == (State.SENT, 10_000, 10_000)
+    assert [p["key"] for p in record.parts] == [f"big#{n}/20" for n in range(1, 21)]
+    assert {p["state"] for p in record.parts} == {"sent"}
+
+
+def test_split_message_keeps_each_part_separate_and_is_enqueued_once(
+        redis: Redis, store: MessageStore, sandbox: SandboxProvider, workers: Workers) -> None:
+    """1,200 recipients with parts of 500: three requests (500, 500, 200); the second part is
+    refused by AllMySMS, so the message is partial and only that part is a dead letter. A
+    second enqueue of the key adds nothing."""
+    producer = Producer(redis, ProducerSettings(chunk_recipients=500))
+    phones = [f"336{n:08d}" for n in range(20_000_000, 20_001_200)]
+    request = {"key": "split", "text": "Hi", "to": phones}
+    first = producer.enqueue(request)
+    again = producer.enqueue(request)
+    sandbox.add_fault({"action": "status", "status": 106,
+                       "match": {"phone": phones[700]}})
+
+    run = workers.run_burst(SMSQ_SEND_SLOTS="1")
+
+    assert run.returncode == 0, run.log
+    assert (first.parts, first.duplicate, again.duplicate) == (3, False, True)
+    assert [len(r["data"]["SMS"]) for r in sandbox.requests()] == [500, 500, 200]
+    record = store.get("split")
+    assert record is not None
+    assert [(p["key"], p["state"], p["recipients"]) for p in record.parts] == [
+        ("split#1/3", "sent", 500), ("split#2/3", "rejected", 500), ("split#3/3", "sent", 200)]
+    assert (record.state, record.recipients, len(record.sms_ids)) == (State.PARTIAL, 1200, 700)
+    assert [d.key for d in store.dead_letters()] == ["split#2/3"]
+    assert record.request["to"] == []  # the recipients live in the parts only
 
 
 def test_idle_worker_survives_a_redis_restart(
