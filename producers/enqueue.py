@@ -197,7 +197,7 @@ def part_key(key: str, number: int, parts: int) -> str:
 
 def _split_item(request: SendRequest, now: float, source: str, chunk: int) -> list[Any]:
     """A message with more than ``chunk`` recipients: a parent record that lists its parts
-    (it has no job of its own and keeps no recipient list) and one message per part."""
+    (it keeps the whole request but has no job of its own) and one message per part."""
     parts = _parts(len(request.recipients), chunk)
     children = [
         _item(replace(request, key=part_key(request.key, n + 1, parts), refused_numbers=(),
@@ -207,10 +207,7 @@ def _split_item(request: SendRequest, now: float, source: str, chunk: int) -> li
     ]
     parent = _item(request, now, source)
     record = parent[5]
-    stored = json.loads(record["request"])
-    stored["to"] = []
-    record.update(request=json.dumps(stored, ensure_ascii=False), job_id="",
-                  parts=json.dumps([child[5]["message_id"] for child in children]))
+    record.update(job_id="", parts=json.dumps([child[5]["message_id"] for child in children]))
     history = json.loads(parent[6])
     history["parts"] = parts
     return [parent[0], parent[1], "", "", "", record, json.dumps(history), {}, children]

@@ -8,6 +8,7 @@
      ├── RedisUnavailableError   Redis could not be reached; nothing was written
      ├── ProviderError           talking to AllMySMS went wrong
      │    ├── NotSentError          it provably never reached AllMySMS (the only retried error)
+     │    │    └── ProviderBusyError   HTTP 429, or 503 with Retry-After: refused unprocessed
      │    ├── OutcomeUnknownError   it may have reached AllMySMS: never resent automatically
      │    └── RejectedError         AllMySMS answered with a status in 102-118
      └── RefusedJobError         a job in Redis names a callable or data smsq does not run
@@ -53,6 +54,25 @@ class ProviderError(SmsqError):
 
 class NotSentError(ProviderError):
     """The request provably never reached AllMySMS (connect refused or timed out, pool full)."""
+
+
+class ProviderBusyError(NotSentError):
+    """AllMySMS refused the request without processing it: HTTP 429, or 503 with Retry-After.
+
+    429 (RFC 6585 s. 4) is a request rejected for rate, answered by a rate limiter before the
+    application runs. 503 (RFC 9110 s. 15.6.4) means "currently unable to handle the request",
+    and a ``Retry-After`` makes it a deliberate "not now, come back": no SMS left, so sending it
+    again cannot send twice. That is why this is a :class:`NotSentError` (retried, honouring
+    ``retry_after_s``). A bare 503 is not trusted: proxies such as Envoy also answer 503 when the
+    upstream connection breaks after the request was forwarded, so it stays
+    :class:`OutcomeUnknownError` like 500, 502 and 504, and is never resent.
+    """
+
+    def __init__(self, http_status: int, retry_after_s: float | None = None) -> None:
+        super().__init__(f"AllMySMS answered HTTP {http_status}: busy, nothing was sent")
+        self.http_status = http_status
+        self.retry_after_s = retry_after_s
+        """The answer's ``Retry-After``, in seconds and capped, or None without one."""
 
 
 class OutcomeUnknownError(ProviderError):

@@ -25,8 +25,33 @@ METRICS = f"{PREFIX}:metrics"
 histogram buckets, retries, dead letters), read by ``smsq stats`` and ``/metrics``."""
 PAUSED = f"{PREFIX}:paused"
 """Hash: paused lane (or ``*`` for all) → JSON {reason, by, at}. Workers skip paused lanes."""
+RATE_LIMIT_TAT = f"{PREFIX}:ratelimit:tat"
+"""The global rate limiter's theoretical arrival time (GCRA), Redis-TIME seconds; expires once
+the limiter is idle and its bucket full again."""
+RATE_LIMIT_STATE = f"{PREFIX}:ratelimit:state"
+"""Hash of the rate limiter's slowdown after provider push-back: effective ``rate`` (segments/s),
+``cut_at`` (last decrease) and ``grown_at`` (last recovery step). Absent means full speed."""
 DEAD_LETTERS = f"{PREFIX}:dead"
 """Sorted set of dead-letter ids scored by the time they were recorded (epoch seconds)."""
+SMS_ID_PREFIX = f"{PREFIX}:smsid:"
+"""Prefix of the smsId index: ``smsq:smsid:<smsId>`` holds the message id, written when a
+message finishes with smsIds and kept for the outcome TTL; delivery receipts and replies find
+their message through it (the phone comes from the message's own ``sms_ids``, so a number
+erased by ``smsq purge`` is not found any more)."""
+CALLBACK_EVENTS = f"{PREFIX}:callbacks:events"
+"""Hash: event id → JSON envelope {url, producer, event, created} of a callback not yet
+delivered (or dead)."""
+CALLBACK_DUE = f"{PREFIX}:callbacks:due"
+"""Sorted set of callback event ids scored by when they may next be attempted (epoch seconds);
+an event being delivered is leased by pushing its score past the delivery's deadline."""
+CALLBACK_ATTEMPTS = f"{PREFIX}:callbacks:attempts"
+"""Hash: event id → delivery attempts started so far."""
+CALLBACK_DEAD = f"{PREFIX}:callbacks:dead"
+"""Sorted set of callback event ids given up on, scored by when (epoch seconds)."""
+CALLBACK_DEAD_REASONS = f"{PREFIX}:callbacks:dead:reasons"
+"""Hash: dead callback event id → JSON {reason, attempts, at, http_status}."""
+CALLBACK_WAKE = f"{PREFIX}:callbacks:wake"
+"""Tokens pushed when an event is added, so an idle dispatcher wakes at once."""
 
 
 def message_id(key: str) -> str:
@@ -47,6 +72,23 @@ def history(mid: str) -> str:
 def dead_letter(dead_id: str) -> str:
     """Hash describing one dead letter."""
     return f"{PREFIX}:dead:{dead_id}"
+
+
+def receipts(mid: str) -> str:
+    """Hash: smsId → JSON delivery receipt of one message's recipient (the one that counts).
+    Keyed by smsId, not phone: the record maps it to the phone through ``sms_ids``."""
+    return f"{PREFIX}:receipts:{mid}"
+
+
+def replies(mid: str) -> str:
+    """Hash: smsMoId → JSON reply (MO SMS, with the smsId it answers) to one message; holds the
+    person's text, never logged."""
+    return f"{PREFIX}:replies:{mid}"
+
+
+def sms_id(provider_sms_id: str) -> str:
+    """String: the id of the message an AllMySMS smsId belongs to."""
+    return f"{SMS_ID_PREFIX}{provider_sms_id}"
 
 
 def alive(worker_name: str) -> str:

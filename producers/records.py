@@ -57,9 +57,29 @@ class MessageRecord:
     """A split message read through the store: each part's key, state and outcome."""
     parent: str | None = None
     """A part of a split message: the parent's message id."""
+    receipts: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Delivery receipts by phone: the one that counts (``status`` 1-5, ``outcome``,
+    ``final``, ``status_text``, ``reception_date``, ``sms_id``, ``received_at``)."""
+    replies: list[dict[str, Any]] = field(default_factory=list)
+    """Replies (MO SMS) to this message, oldest first: ``sms_mo_id``, ``message`` (the
+    person's text), ``phone``, ``reception_date``, ``received_at``."""
+
+    @property
+    def delivery(self) -> dict[str, int]:
+        """Per-recipient delivery summary from the receipts: ``delivered`` (status 1),
+        ``failed`` (final 2, 4 or 5) and ``pending`` (accepted by AllMySMS, no final receipt
+        yet: none, or 3 transmitted)."""
+        delivered = sum(1 for r in self.receipts.values() if r.get("outcome") == "delivered")
+        failed = sum(1 for r in self.receipts.values()
+                     if r.get("final") and r.get("outcome") != "delivered")
+        accepted = len(set(self.sms_ids) | set(self.receipts))
+        return {"delivered": delivered, "failed": failed,
+                "pending": max(0, accepted - delivered - failed)}
 
     @classmethod
-    def from_redis(cls, raw: Mapping[str, str], history: list[str]) -> MessageRecord:
+    def from_redis(cls, raw: Mapping[str, str], history: list[str], *,
+                   receipts: Mapping[str, str] | None = None,
+                   replies: Mapping[str, str] | None = None) -> MessageRecord:
         expires = raw.get("expires_at")
         return cls(
             key=raw["key"],
@@ -87,6 +107,8 @@ class MessageRecord:
             history=[json.loads(entry) for entry in history],
             part_ids=_json(raw.get("parts"), []),
             parent=raw.get("parent") or None,
+            receipts=_by_phone(raw, receipts),
+            replies=_with_phone(raw, replies),
         )
 
     def as_dict(self, *, include_request: bool = True) -> dict[str, Any]:
@@ -114,6 +136,11 @@ class MessageRecord:
             "error": self.error,
             "history": self.history,
         }
+        if self.receipts or self.sms_ids:
+            data["delivery"] = self.delivery
+            data["receipts"] = self.receipts
+        if self.replies:
+            data["replies"] = self.replies
         if self.parts:
             data["parts"] = self.parts
         if self.parent:
@@ -121,6 +148,26 @@ class MessageRecord:
         if include_request:
             data["request"] = self.request
         return data
+
+
+def _by_phone(raw: Mapping[str, str], receipts: Mapping[str, str] | None) -> dict[str, Any]:
+    """Receipts (stored by smsId) by phone, through the message's ``sms_ids``."""
+    if not receipts:
+        return {}
+    sms_ids: dict[str, str] = _json(raw.get("sms_ids"), {})
+    return {phone: json.loads(receipts[sms_id]) for phone, sms_id in sorted(sms_ids.items())
+            if sms_id in receipts}
+
+
+def _with_phone(raw: Mapping[str, str], replies: Mapping[str, str] | None) -> list[Any]:
+    """Replies oldest first, each with the phone its smsId was sent to; replies of a number
+    purged since (its smsId gone from ``sms_ids``) are left out."""
+    if not replies:
+        return []
+    phones = {sms_id: phone for phone, sms_id in _json(raw.get("sms_ids"), {}).items()}
+    out = [{**reply, "phone": phones[reply.get("sms_id", "")]}
+           for reply in map(json.loads, replies.values()) if reply.get("sms_id") in phones]
+    return sorted(out, key=lambda r: (r.get("received_at", ""), r.get("sms_mo_id", "")))
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

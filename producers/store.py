@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
 
 from producers import keys
 from producers.parts import combine
@@ -30,13 +31,22 @@ class MessageStore:
             pipe = self._redis.pipeline(transaction=False)
             pipe.hgetall(keys.message(message_id))
             pipe.lrange(keys.history(message_id), 0, -1)
-            raw, history = pipe.execute()
+            pipe.hgetall(keys.receipts(message_id))
+            pipe.hgetall(keys.replies(message_id))
+            raw, history, receipts, replies = pipe.execute()
         if not raw:
             return None
-        record = MessageRecord.from_redis(_text(raw), [_str(h) for h in history])
+        record = MessageRecord.from_redis(_text(raw), [_str(h) for h in history],
+                                          receipts=_text(receipts), replies=_text(replies))
         if record.part_ids:
-            return combine(record, self.get_many_by_id(list(record.part_ids)))
+            parts = self.get_many_by_id(list(record.part_ids))
+            return _with_parts_receipts(combine(record, parts), parts)
         return record
+
+    def replies(self, key: str) -> list[dict[str, Any]]:
+        """Replies (MO SMS) to the message ``key`` (and its parts), oldest first."""
+        record = self.get(key)
+        return record.replies if record is not None else []
 
     def get_many_by_id(self, message_ids: list[str | None]) -> list[MessageRecord | None]:
         """Records for many message ids in one round trip (None where there is none)."""
@@ -45,10 +55,14 @@ class MessageStore:
             for mid in message_ids:
                 pipe.hgetall(keys.message(mid or "-"))
                 pipe.lrange(keys.history(mid or "-"), 0, -1)
+                pipe.hgetall(keys.receipts(mid or "-"))
+                pipe.hgetall(keys.replies(mid or "-"))
             raw = pipe.execute()
         return [
-            MessageRecord.from_redis(_text(raw[i * 2]), [_str(h) for h in raw[i * 2 + 1]])
-            if mid and raw[i * 2] else None
+            MessageRecord.from_redis(_text(raw[i * 4]), [_str(h) for h in raw[i * 4 + 1]],
+                                     receipts=_text(raw[i * 4 + 2]),
+                                     replies=_text(raw[i * 4 + 3]))
+            if mid and raw[i * 4] else None
             for i, mid in enumerate(message_ids)
         ]
 
@@ -63,6 +77,16 @@ class MessageStore:
                 pipe.hgetall(keys.dead_letter(_str(dead_id)))  # type: ignore[arg-type]
             rows = pipe.execute()
         return [DeadLetter.from_redis(_text(row)) for row in rows if row]
+
+
+def _with_parts_receipts(record: MessageRecord,
+                         parts: list[MessageRecord | None]) -> MessageRecord:
+    """A split message's record with its parts' receipts and replies folded in."""
+    present = [p for p in parts if p is not None]
+    receipts = {phone: r for p in present for phone, r in p.receipts.items()}
+    replies = sorted((r for p in present for r in p.replies),
+                     key=lambda r: (r.get("received_at", ""), r.get("sms_mo_id", "")))
+    return replace(record, receipts=receipts, replies=replies)
 
 
 def _str(value: bytes | str) -> str:

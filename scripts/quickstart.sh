@@ -26,6 +26,16 @@ python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || packages+=(python3-venv)
 if [[ "$mode" == "test" ]] && ! command -v chromium >/dev/null 2>&1; then
   packages+=(chromium)
 fi
+# The gateway's tests run the AllMySMS page's own client snippets (PHP, Perl, Ruby, Java, curl).
+if [[ "$mode" == "test" ]]; then
+  command -v php >/dev/null 2>&1 || packages+=(php-cli php-curl)
+  command -v ruby >/dev/null 2>&1 || packages+=(ruby)
+  command -v javac >/dev/null 2>&1 || packages+=(default-jdk-headless)
+  command -v curl >/dev/null 2>&1 || packages+=(curl)
+  command -v openssl >/dev/null 2>&1 || packages+=(openssl)
+  perl -MLWP::Protocol::https -e 1 >/dev/null 2>&1 \
+    || packages+=(libwww-perl liblwp-protocol-https-perl)
+fi
 if ((${#packages[@]})); then
   sudo=""
   [[ "$(id -u)" -ne 0 ]] && sudo="sudo"

@@ -57,3 +57,28 @@ def test_purge_refuses_something_that_is_not_a_number(workers: Workers) -> None:
     result = workers.smsq("purge", "--phone", "hello")
     assert (result.returncode, result.stderr) == (
         1, "smsq: --phone: not a phone number (not a number)\n")
+
+
+def test_purge_erases_a_persons_receipt_reply_and_smsid(
+        redis: Redis, producer: Producer, store: MessageStore, sandbox: SandboxProvider,
+        workers: Workers) -> None:
+    """Her receipt, her reply (her own words) and her smsId index go; Bob's stay."""
+    producer.enqueue({"key": "shared", "text": "Hi",
+                      "to": ["0612345678", "0698765432"]})
+    workers.run_burst()
+    record = store.get("shared")
+    assert record is not None
+    hers, bobs = record.sms_ids["33612345678"], record.sms_ids["33698765432"]
+    mid = record.message_id
+    for sms_id, mo in ((hers, "mo-her"), (bobs, "mo-bob")):
+        redis.hset(f"smsq:receipts:{mid}", sms_id, json.dumps({"status": 1}))
+        redis.hset(f"smsq:replies:{mid}", mo, json.dumps(
+            {"sms_mo_id": mo, "message": f"reply {mo}", "sms_id": sms_id}))
+    assert redis.get(f"smsq:smsid:{hers}") == mid.encode()
+
+    assert workers.smsq("purge", "--phone", "0612345678").returncode == 0
+
+    assert redis.hkeys(f"smsq:receipts:{mid}") == [bobs.encode()]
+    assert redis.hkeys(f"smsq:replies:{mid}") == [b"mo-bob"]
+    assert redis.exists(f"smsq:smsid:{hers}") == 0
+    assert redis.get(f"smsq:smsid:{bobs}") == mid.encode()

@@ -9,18 +9,31 @@ ints).
 from __future__ import annotations
 
 import json
+import math
+import time
 from dataclasses import dataclass, field
+from email.utils import parsedate_to_datetime
 from typing import Any
 
 import httpx
 
-from producers.errors import NotSentError, OutcomeUnknownError
+from producers.errors import NotSentError, OutcomeUnknownError, ProviderBusyError
 from worker.settings import Secret, Settings
 
 
 USER_AGENT = "smsq/0.1 (+https://github.com/smsq)"
 NOT_SENT_ERRORS = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 """Raised before any request byte left (connection refused, TLS handshake stalled, pool full)."""
+PUSH_BACK_STATUSES = frozenset({429, 503})
+"""HTTP statuses that mean AllMySMS is overloaded: the global rate limit slows down on them.
+
+Only 429, and 503 carrying ``Retry-After``, prove the request was refused unprocessed and are
+retried (:class:`ProviderBusyError`): 429 Too Many Requests (RFC 6585 s. 4) comes from a rate
+limiter before the application runs, and a 503 with ``Retry-After`` is a deliberate "not now". A
+bare 503 is also what proxies such as Envoy answer when the upstream connection breaks after
+the request was forwarded, so, like 500, 502 and 504, it stays unknown and is never resent."""
+RETRY_AFTER_MAX_S = 60.0
+"""Longest ``Retry-After`` honoured; a longer one is cut to this."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -70,6 +83,8 @@ class AllMySmsClient:
 
         Raises:
             NotSentError: the connection was never established.
+            ProviderBusyError: AllMySMS answered HTTP 429, or 503 with ``Retry-After``: it did
+                not process the request (see ``PUSH_BACK_STATUSES``).
             OutcomeUnknownError: the request may have reached AllMySMS and its answer is missing,
                 an HTTP error, or not the expected JSON.
         """
@@ -87,6 +102,10 @@ class AllMySmsClient:
             raise OutcomeUnknownError(
                 f"{type(exc).__name__} after the request was sent"
             ) from exc
+        if response.status_code in PUSH_BACK_STATUSES:
+            retry_after_s = parse_retry_after(response.headers.get("Retry-After"))
+            if response.status_code == 429 or retry_after_s is not None:
+                raise ProviderBusyError(response.status_code, retry_after_s)
         return parse_reply(response.status_code, response.content)
 
 
@@ -121,6 +140,27 @@ def parse_reply(http_status: int, body: bytes) -> ProviderReply:
         nb_sms=_as_int(data.get("nbSms")),
         sms_ids=_sms_ids(data.get("smsIds")),
     )
+
+
+def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
+    """``Retry-After`` in seconds (delta-seconds or an HTTP date), capped at
+    ``RETRY_AFTER_MAX_S``; None when absent or unreadable."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError):
+            return None
+        if when.tzinfo is None:
+            return None
+        seconds = when.timestamp() - (time.time() if now is None else now)
+    if not math.isfinite(seconds):
+        return None
+    return min(max(seconds, 0.0), RETRY_AFTER_MAX_S)
 
 
 def _as_int(value: object) -> int | None:

@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 from collections.abc import Iterator, Sequence
+from functools import partial
 from typing import IO, Any
 
 from producers.errors import ConfigError, RedisUnavailableError
@@ -45,12 +46,21 @@ def _parser() -> argparse.ArgumentParser:
     worker.add_argument("--processes", type=int, default=1, help="worker processes to supervise")
     worker.set_defaults(handler=_worker)
 
-    enqueue = sub.add_parser("enqueue", help="enqueue JSON requests from stdin or a file")
+    enqueue = sub.add_parser(
+        "enqueue", help="enqueue JSON requests from stdin or a file, or a campaign file",
+        description="Without --text: one JSON request per line (or a JSON array). With --text: "
+        "a campaign, one recipient per line as phone[,param_1,param_2...].")
     enqueue.add_argument("--file", help="read from this file instead of stdin")
+    enqueue.add_argument("--text", help="campaign: the text every recipient gets")
+    enqueue.add_argument("--key", help="campaign: its key; requests are keyed KEY:1, KEY:2...")
+    enqueue.add_argument("--sender", help="campaign: TPOA sender name")
+    enqueue.add_argument("--lane", help="campaign: urgent, default or bulk")
+    enqueue.add_argument("--send-at", help="campaign: ISO-8601 date-time with offset")
     enqueue.set_defaults(handler=_enqueue)
 
     status = sub.add_parser("status", help="show a message's state and history")
-    status.add_argument("key", help="the idempotency key given at enqueue")
+    status.add_argument("key", help="the idempotency key given at enqueue, or a gateway "
+                        "campaignId / smsId (<message id>[-<recipient>])")
     status.add_argument("--json", action="store_true", help="print the record as JSON")
     status.set_defaults(handler=_status)
 
@@ -67,12 +77,35 @@ def _parser() -> argparse.ArgumentParser:
     sandbox.add_argument("--host", default="127.0.0.1")
     sandbox.add_argument("--port", type=int, default=8025)
     sandbox.add_argument("--latency-ms", type=int, default=0)
+    sandbox.add_argument("--receipts-url", help="after each send, POST delivery receipts here "
+                         "(e.g. http://127.0.0.1:8090/webhooks/allmysms/SECRET/receipts)")
+    sandbox.add_argument("--replies-url", help="and replies from numbers ending in 555555 here")
+    sandbox.add_argument("--receipts-delay-ms", type=int, default=300,
+                         help="wait before the first receipt of a send")
     sandbox.set_defaults(handler=_sandbox)
 
     admin = sub.add_parser("admin", help="serve the operators' web page and /metrics")
     admin.add_argument("--host", default="127.0.0.1")
     admin.add_argument("--port", type=int, default=8026)
     admin.set_defaults(handler=_admin)
+
+    gateway = sub.add_parser("gateway", help="serve AllMySMS-compatible sendSms for any language")
+    gateway.add_argument("--host", default="127.0.0.1")
+    gateway.add_argument("--port", type=int, default=8090)
+    gateway.set_defaults(handler=_gateway)
+
+    replies = sub.add_parser("replies", help="show the replies (MO SMS) to a message")
+    replies.add_argument("key", help="the idempotency key given at enqueue")
+    replies.add_argument("--json", action="store_true", help="print the replies as JSON")
+    replies.set_defaults(handler=_replies)
+
+    callbacks = sub.add_parser("callbacks", help="deliver signed callbacks to producers")
+    callbacks.add_argument("--threads", type=int, default=4, help="deliveries in flight at once")
+    callbacks.add_argument("--burst", action="store_true", help="exit when nothing is due")
+    callbacks.add_argument("--dead", action="store_true",
+                           help="list dead callbacks (given up on) instead, newest first")
+    callbacks.add_argument("--json", action="store_true", help="with --dead: print JSON")
+    callbacks.set_defaults(handler=_callbacks)
 
     demo = sub.add_parser("demo", help="run everything locally end to end and print outcomes")
     demo.set_defaults(handler=_demo)
@@ -116,7 +149,11 @@ def _configure_logging(settings: Any) -> None:
 
     configure_logging(level=settings.log_level, fmt=settings.log_format,
                       secrets=[settings.api_key.reveal(), settings.admin_password.reveal(),
-                               settings.admin_session_secret.reveal()])
+                               settings.admin_session_secret.reveal(),
+                               settings.webhook_secret.reveal(),
+                               settings.callback_secret.reveal(),
+                               *(a.callback_secret.reveal() for a in settings.producers
+                                 if a.callback_secret is not None)])
 
 
 def _ping(connection: Any) -> None:
@@ -137,11 +174,12 @@ def _enqueue(args: argparse.Namespace) -> int:
 
     settings = ProducerSettings.from_env()
     producer = Producer(connect(settings), settings)
+    read = _read_requests if args.text is None else partial(_read_campaign, args)
     if args.file:
-        with open(args.file, encoding="utf-8") as stream:
-            items = list(_read_requests(stream))
+        with open(args.file, encoding="utf-8", newline="") as stream:
+            items = list(read(stream))
     else:
-        items = list(_read_requests(sys.stdin))
+        items = list(read(sys.stdin))
     started = time.monotonic()
     counts = {"accepted": 0, "duplicates": 0, "refused": 0}
     # A progress bar only where a person watches; scripts get one summary line instead.
@@ -173,6 +211,18 @@ def _enqueue(args: argparse.Namespace) -> int:
 _NOT_JSON = object()
 
 
+def _read_campaign(args: argparse.Namespace, stream: IO[str]) -> Iterator[tuple[int, Any]]:
+    from producers.enqueue import Refused
+    from worker.campaign import BadLine, Campaign, campaign_requests
+
+    if not args.key:
+        raise ConfigError("--key", "is required with --text (the campaign's idempotency key)")
+    campaign = Campaign(key=args.key, text=args.text, sender=args.sender, lane=args.lane,
+                        send_at=args.send_at)
+    for number, item in enumerate(campaign_requests(campaign, stream), start=1):
+        yield number, Refused(None, item.error) if isinstance(item, BadLine) else item
+
+
 def _read_requests(stream: IO[str]) -> Iterator[tuple[int, Any]]:
     """One JSON object or array for the whole input, or else one JSON value per line."""
     text = stream.read()
@@ -196,15 +246,47 @@ def _read_requests(stream: IO[str]) -> Iterator[tuple[int, Any]]:
 def _status(args: argparse.Namespace) -> int:
     from producers import MessageStore, ProducerSettings, connect
 
-    record = MessageStore(connect(ProducerSettings.from_env())).get(args.key)
+    store = MessageStore(connect(ProducerSettings.from_env()))
+    record = store.get(args.key)
+    recipient: int | None = None
+    if record is None:  # not a key: maybe a gateway id (campaignId or smsId)
+        from worker.gateway.ids import parse_sms_id
+
+        parsed = parse_sms_id(args.key)
+        if parsed is not None:
+            record, recipient = store.get_by_id(parsed[0]), parsed[1]
     if record is None:
         print(f"smsq: no message with key {args.key!r}", file=sys.stderr)
         return EXIT_REFUSED
+    if recipient is not None:
+        return _print_recipient(record, recipient, as_json=args.json)
     if args.json:
         print(json.dumps(record.as_dict(), ensure_ascii=False, indent=2))
         return EXIT_OK
     from worker.views import render_status
 
+    print(render_status(record))
+    return EXIT_OK
+
+
+def _print_recipient(record: Any, position: int, *, as_json: bool) -> int:
+    """``smsq status <message id>-<n>``: recipient n of the message, then the whole record."""
+    recipients = record.request.get("to", [])
+    if not 1 <= position <= len(recipients):
+        print(f"smsq: message {record.message_id} has no recipient {position} "
+              f"(it has {len(recipients)})", file=sys.stderr)
+        return EXIT_REFUSED
+    phone = recipients[position - 1]["phone"]
+    sms_id = record.sms_ids.get(phone)
+    if as_json:
+        data = record.as_dict()
+        data["recipient"] = {"position": position, "phone": phone, "provider_sms_id": sms_id}
+        print(json.dumps(data, ensure_ascii=False, indent=2))
+        return EXIT_OK
+    from worker.views import render_status
+
+    print(f"recipient:  {position} of {len(recipients)}: {phone}  "
+          f"(message {record.state.value}; AllMySMS smsId {sms_id or 'none yet'})")
     print(render_status(record))
     return EXIT_OK
 
@@ -234,7 +316,56 @@ def _sandbox(args: argparse.Namespace) -> int:
 
     serve(host=args.host, port=args.port, latency_ms=args.latency_ms,
           login=os.environ.get("ALLMYSMS_LOGIN") or "demo",
-          api_key=os.environ.get("ALLMYSMS_API_KEY") or "sandbox-key")
+          api_key=os.environ.get("ALLMYSMS_API_KEY") or "sandbox-key",
+          receipts_url=args.receipts_url, replies_url=args.replies_url,
+          receipts_delay_ms=args.receipts_delay_ms)
+    return EXIT_OK
+
+
+def _replies(args: argparse.Namespace) -> int:
+    from producers import MessageStore, ProducerSettings, connect
+    from worker.views import render_replies
+
+    record = MessageStore(connect(ProducerSettings.from_env())).get(args.key)
+    if record is None:
+        print(f"smsq: no message with key {args.key!r}", file=sys.stderr)
+        return EXIT_REFUSED
+    if args.json:
+        print(json.dumps(record.replies, ensure_ascii=False, indent=2))
+    else:
+        print(render_replies(record))
+    return EXIT_OK
+
+
+def _callbacks(args: argparse.Namespace) -> int:
+    import signal
+    import threading
+
+    from producers import connect
+    from worker.callbacks import dead_callbacks
+    from worker.settings import Settings
+
+    settings = Settings.from_env()
+    connection = connect(settings.producer)
+    if args.dead:
+        _ping(connection)
+        dead = [d.as_dict() for d in dead_callbacks(connection)]
+        if args.json:
+            print(json.dumps(dead, ensure_ascii=False, indent=2))
+        for item in [] if args.json else dead:
+            print(f"{item['event_id']}  {item['event'].get('event')}  {item['event'].get('key')}"
+                  f"  attempts={item['attempts']}  {item['reason']}")
+        return EXIT_OK
+    if args.threads < 1:
+        raise ConfigError("--threads", "must be at least 1")
+    _configure_logging(settings)
+    _ping(connection)
+    from worker.callback_dispatcher import run_dispatchers
+
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda _signum, _frame: stop.set())
+    run_dispatchers(settings, connection, stop, threads=args.threads, burst=args.burst)
     return EXIT_OK
 
 
@@ -245,6 +376,25 @@ def _admin(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
     settings.require_admin()
     _configure_logging(settings)
+    serve(settings, host=args.host, port=args.port)
+    return EXIT_OK
+
+
+def _gateway(args: argparse.Namespace) -> int:
+    from worker.gateway import serve
+    from worker.logs import configure_logging
+    from worker.settings import Settings
+
+    settings = Settings.from_env()
+    settings.require_gateway()
+    secrets = [settings.api_key.reveal(), settings.admin_password.reveal(),
+               settings.admin_session_secret.reveal(), settings.webhook_secret.reveal(),
+               settings.callback_secret.reveal()]
+    for account in settings.producers:
+        secrets.append(account.api_key.reveal())
+        if account.callback_secret is not None:
+            secrets.append(account.callback_secret.reveal())
+    configure_logging(level=settings.log_level, fmt=settings.log_format, secrets=secrets)
     serve(settings, host=args.host, port=args.port)
     return EXIT_OK
 

@@ -9,20 +9,34 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from producers import keys
 from producers.enqueue import job_fields
 from producers.records import utc_now_iso
-from producers.states import DEAD_LETTER_STATES, State
+from producers.states import DEAD_LETTER_STATES, TERMINAL_STATES, State
+from worker.callbacks import ENQUEUE_LUA, callback_keys
 
 
 if TYPE_CHECKING:
     from redis import Redis
 
-_LIB = """
-local function apply(msg, hist, dead_set, dead_key, new_state, fields, entry, dead, now, ttl)
+# A message reaching a terminal state indexes its smsIds (for delivery receipts and replies)
+# and, when its request has a callback_url, adds a "message.final" event to the callback outbox:
+# both in the script of the transition itself (KEYS[7..9]: callback keys), so neither can be
+# missed and the send path pays no extra round trip.
+_LIB = ENQUEUE_LUA + """
+local TERMINAL = cjson.decode('""" + json.dumps({s.value: True for s in TERMINAL_STATES}) + """')
+local function index_sms_ids(raw, mid, ttl)
+  if not raw or raw == '' then return end
+  for _, sms_id in pairs(cjson.decode(raw)) do
+    redis.call('SET', '""" + keys.SMS_ID_PREFIX + """' .. sms_id, mid, 'EX', ttl)
+  end
+end
+local function apply(msg, hist, dead_set, dead_key, new_state, fields, entry, dead, now, ttl,
+                     event_id)
   redis.call('HSET', msg, 'state', new_state)
   local mid = redis.call('HGET', msg, 'message_id')
   if new_state == 'sending' then
@@ -46,11 +60,16 @@ local function apply(msg, hist, dead_set, dead_key, new_state, fields, entry, de
     redis.call('ZADD', dead_set, now, dead['dead_id'])
     redis.call('HINCRBY', KEYS[6], 'dead_letters', 1)
   end
+  if TERMINAL[new_state] then
+    index_sms_ids(fields['sms_ids'], mid, ttl)
+    enqueue_callback(KEYS[7], KEYS[8], KEYS[9], KEYS[6], msg,
+      final_event(msg, new_state, fields['updated_at'], event_id))
+  end
 end
 """
 
-# KEYS: msg, history, dead set, dead hash, sending set, metrics. ARGV: now epoch, now iso, ttl,
-# worker.
+# KEYS: msg, history, dead set, dead hash, sending set, metrics, callback keys. ARGV: now
+# epoch, now iso, ttl, worker, callback event id.
 # Returns {outcome, request?}: 'claimed' (state is now sending), 'expired', 'missing', or the
 # state the message already had.
 _CLAIM_LUA = _LIB + """
@@ -67,18 +86,19 @@ if expires and expires ~= '' and now > tonumber(expires) then
     key = redis.call('HGET', KEYS[1], 'key'),
     message_id = redis.call('HGET', KEYS[1], 'message_id'),
     lane = redis.call('HGET', KEYS[1], 'lane'), job_id = redis.call('HGET', KEYS[1], 'job_id')}
-  apply(KEYS[1], KEYS[2], KEYS[3], KEYS[4], 'expired', fields, entry, dead, now, ARGV[3])
+  apply(KEYS[1], KEYS[2], KEYS[3], KEYS[4], 'expired', fields, entry, dead, now, ARGV[3],
+    ARGV[5])
   return {'expired'}
 end
 local fields = {updated_at = ARGV[2], claimed_by = ARGV[4]}
 local entry = cjson.encode({state = 'sending', at = ARGV[2], worker = ARGV[4]})
-apply(KEYS[1], KEYS[2], KEYS[3], KEYS[4], 'sending', fields, entry, nil, now, ARGV[3])
+apply(KEYS[1], KEYS[2], KEYS[3], KEYS[4], 'sending', fields, entry, nil, now, ARGV[3], '')
 return {'claimed', redis.call('HGET', KEYS[1], 'request')}
 """
 
-# KEYS: msg, history, dead set, dead hash, sending set, metrics. ARGV: expected state, new
-# state, fields json, history json, dead-letter json or '', now epoch, ttl, metric increments
-# json. Returns 'ok' or the actual state.
+# KEYS: msg, history, dead set, dead hash, sending set, metrics, callback keys. ARGV: expected
+# state, new state, fields json, history json, dead-letter json or '', now epoch, ttl, metric
+# increments json, callback event id. Returns 'ok' or the actual state.
 _TRANSITION_LUA = _LIB + """
 local state = redis.call('HGET', KEYS[1], 'state')
 if state ~= ARGV[1] then return state or 'missing' end
@@ -86,7 +106,7 @@ local dead = nil
 if ARGV[5] ~= '' then dead = cjson.decode(ARGV[5]) end
 for field, incr in pairs(cjson.decode(ARGV[8])) do redis.call('HINCRBY', KEYS[6], field, incr) end
 apply(KEYS[1], KEYS[2], KEYS[3], KEYS[4], ARGV[2], cjson.decode(ARGV[3]), ARGV[4], dead,
-  tonumber(ARGV[6]), ARGV[7])
+  tonumber(ARGV[6]), ARGV[7], ARGV[9])
 return 'ok'
 """
 
@@ -155,8 +175,9 @@ class Ledger:
         Only one caller, ever, gets ``claimed`` for a message: a second job, an RQ re-run or a
         duplicate enqueue all find the state already moved on and send nothing.
         """
-        raw = self._claim(keys=_keys(message_id),
-                          args=[time.time(), utc_now_iso(), self._ttl_s, self._worker])
+        raw = self._claim(keys=[*_keys(message_id), *callback_keys()],
+                          args=[time.time(), utc_now_iso(), self._ttl_s, self._worker,
+                                uuid.uuid4().hex])
         outcome = _str(raw[0])
         request = json.loads(_str(raw[1])) if outcome == "claimed" else None
         return Claim(outcome, request)
@@ -189,9 +210,9 @@ class Ledger:
                 **{k: record.get(k, "") for k in ("key", "lane", "job_id")},
             })
         result = self._transition(
-            keys=_keys(message_id),
+            keys=[*_keys(message_id), *callback_keys()],
             args=[expected.value, state.value, json.dumps(clean), json.dumps(entry), dead,
-                  time.time(), self._ttl_s, json.dumps(metrics or {})],
+                  time.time(), self._ttl_s, json.dumps(metrics or {}), uuid.uuid4().hex],
         )
         return _str(result) == "ok"
 

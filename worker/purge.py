@@ -91,7 +91,10 @@ class Purger:
         if dry_run:
             return
         request["to"] = [r for r in request["to"] if r["phone"] != target]
-        sms_ids = {p: i for p, i in json.loads(raw.get("sms_ids") or "{}").items() if p != target}
+        all_sms_ids: dict[str, str] = json.loads(raw.get("sms_ids") or "{}")
+        sms_ids = {p: i for p, i in all_sms_ids.items() if p != target}
+        if target in all_sms_ids:
+            self._forget_sms_id(mid, all_sms_ids[target])
         invalid = [p for p in json.loads(raw.get("invalid_numbers") or "[]") if p != target]
         self._redis.hset(key, mapping={
             "request": json.dumps(request, ensure_ascii=False),
@@ -102,11 +105,26 @@ class Purger:
                                           ensure_ascii=False),
         })
 
+    def _forget_sms_id(self, mid: str, sms_id: str) -> None:
+        """Drop one recipient's receipt, replies (their text) and smsId index entry."""
+        replies = self._redis.hgetall(keys.replies(mid))
+        theirs = [field for field, value in replies.items()
+                  if json.loads(value).get("sms_id") == sms_id]
+        pipe = self._redis.pipeline()
+        pipe.hdel(keys.receipts(mid), sms_id)
+        pipe.delete(keys.sms_id(sms_id))
+        if theirs:
+            pipe.hdel(keys.replies(mid), *theirs)
+        pipe.execute()
+
     def _delete_message(self, mid: str, raw: dict[str, str]) -> None:
         jid = keys.job_id(mid)
         pipe = self._redis.pipeline()
+        for sms_id in json.loads(raw.get("sms_ids") or "{}").values():
+            pipe.delete(keys.sms_id(sms_id))
         pipe.delete(keys.message(mid), keys.history(mid), keys.dead_letter(mid),
-                    keys.rq_job(jid), f"rq:results:{jid}")
+                    keys.rq_job(jid), f"rq:results:{jid}", keys.receipts(mid),
+                    keys.replies(mid))
         pipe.zrem(keys.DEAD_LETTERS, mid)
         pipe.zrem(keys.SENDING, mid)
         queue = f"smsq-{raw.get('lane', 'default')}"

@@ -14,7 +14,7 @@ from collections.abc import Callable
 import structlog
 import tenacity
 
-from producers.errors import NotSentError
+from producers.errors import NotSentError, ProviderBusyError
 from worker.settings import Settings
 
 
@@ -28,15 +28,29 @@ def send_retrying(settings: Settings, *, sleep: Callable[[float], None] = time.s
         retry=tenacity.retry_if_exception_type(NotSentError),
         stop=(tenacity.stop_after_attempt(settings.send_attempts)
               | tenacity.stop_before_delay(settings.send_max_wait_s)),
-        wait=tenacity.wait_exponential_jitter(
+        wait=RetryAfterWait(tenacity.wait_exponential_jitter(
             multiplier=settings.retry_initial_wait_s,
             max=settings.retry_max_wait_s,
             jitter=settings.retry_initial_wait_s,
-        ),
+        )),
         sleep=sleep,
         reraise=True,
         before_sleep=_log_retry,
     )
+
+
+class RetryAfterWait(tenacity.wait.wait_base):
+    """The back-off, or AllMySMS's ``Retry-After`` (HTTP 429/503) when that is longer."""
+
+    def __init__(self, backoff: tenacity.wait.wait_base) -> None:
+        self._backoff = backoff
+
+    def __call__(self, retry_state: tenacity.RetryCallState) -> float:
+        wait_s = self._backoff(retry_state)
+        error = retry_state.outcome.exception() if retry_state.outcome else None
+        if isinstance(error, ProviderBusyError) and error.retry_after_s is not None:
+            return max(wait_s, error.retry_after_s)
+        return wait_s
 
 
 def _log_retry(state: tenacity.RetryCallState) -> None:

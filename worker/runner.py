@@ -222,11 +222,16 @@ class SmsWorker(SimpleWorker):
         return bool(taken_total)
 
     def _take(self, free: int) -> list[Taken] | None:
-        """Drain the intake, run the reconciler if due, and take up to ``free`` jobs."""
+        """Take up to ``free`` jobs, then drain the intake and run the reconciler if due.
+
+        Taking comes first, so an idle worker woken by an enqueue starts the send after one
+        round trip.
+        """
         try:
-            self._drain_intake()
-            self._reconcile()
             batch = self.lanes.take(free)
+            if self._drain_intake(lanes_empty=not batch) and not batch:
+                batch = self.lanes.take(free)
+            self._reconcile()
         except REDIS_OUTAGE_ERRORS as exc:
             log.warning("sms.worker.redis_unavailable", error=type(exc).__name__,
                         retry_in_s=self._outage_wait_s)
@@ -238,7 +243,6 @@ class SmsWorker(SimpleWorker):
 
     def _wait_for_work(self) -> None:
         """Idle: block on the wake list, which every enqueue feeds, for ``idle_wait_s``."""
-        self._intake_due = 0.0
         try:
             self.connection.blpop([keys.WAKE], timeout=self.runtime.settings.idle_wait_s)
         except REDIS_OUTAGE_ERRORS:
@@ -335,6 +339,7 @@ class SmsWorker(SimpleWorker):
         signal.signal(signal.SIGTERM, self.request_force_stop)
         self.handle_warm_shutdown_request()  # type: ignore[no-untyped-call]
         self._stop_requested = True
+        self.runtime.sender.stop_waiting()
 
     def request_force_stop(self, signum: int, frame: Any) -> None:
         """Cold shutdown: record every send in flight as ``unknown``, then exit at once."""
@@ -382,14 +387,18 @@ class SmsWorker(SimpleWorker):
                 queue.release_maintenance_lock()
         self.last_cleaned_at = now()  # type: ignore[assignment]
 
-    def _drain_intake(self) -> None:
-        """Enqueue what non-Python backends RPUSHed, at most every ``INTAKE_POLL_S`` while
-        busy and on every wake-up when idle."""
-        if time.monotonic() < self._intake_due:
-            return
+    def _drain_intake(self, *, lanes_empty: bool) -> int:
+        """Enqueue what non-Python backends RPUSHed: whenever the lanes are empty, else at most
+        every ``INTAKE_POLL_S``. Returns how many entries were taken."""
+        if not lanes_empty and time.monotonic() < self._intake_due:
+            return 0
         self._intake_due = time.monotonic() + INTAKE_POLL_S
-        while self.intake.drain() == INTAKE_BATCH:
-            pass
+        total = 0
+        while True:
+            taken = self.intake.drain()
+            total += taken
+            if taken < INTAKE_BATCH:
+                return total
 
     def _refuse(self, job: Job, queue: Queue, reason: str) -> None:
         ttl_s = self.runtime.settings.producer.outcome_ttl_s

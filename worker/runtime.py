@@ -15,6 +15,7 @@ from worker.allmysms import AllMySmsClient
 from worker.connections import redis_from_settings
 from worker.control import Switch
 from worker.ledger import Ledger
+from worker.ratelimit import RateLimiter
 from worker.retries import send_retrying
 from worker.sender import Sender
 from worker.settings import Settings
@@ -41,7 +42,8 @@ def build_runtime(settings: Settings, *, redis: Redis | None = None,
     name = f"{socket.gethostname()}.{os.getpid()}.{secrets.token_hex(3)}"
     ledger = Ledger(connection, ttl_s=settings.producer.outcome_ttl_s, worker_name=name)
     sender = Sender(ledger=ledger, client=http, retrying=partial(send_retrying, settings),
-                    switch=Switch(connection))
+                    switch=Switch(connection),
+                    limiter=RateLimiter.from_settings(settings, connection))
     return Runtime(settings, name, connection, http, ledger, sender)
 
 

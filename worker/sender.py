@@ -16,15 +16,16 @@ from rq.timeouts import JobTimeoutException
 
 from producers import keys
 from producers.contract import SendRequest
-from producers.errors import NotSentError, OutcomeUnknownError
+from producers.errors import NotSentError, OutcomeUnknownError, ProviderBusyError
 from producers.phones import mask_phone
 from producers.states import State
-from worker.allmysms import AllMySmsClient, ProviderReply
+from worker.allmysms import PUSH_BACK_STATUSES, AllMySmsClient, ProviderReply
 from worker.codes import classify
 from worker.control import Switch
 from worker.crashpoints import crash_point
 from worker.ledger import Ledger
 from worker.payload import build_flux
+from worker.ratelimit import RateLimitBacklogError, RateLimiter
 
 
 log = structlog.get_logger()
@@ -43,13 +44,20 @@ class Sender:
     """Sends one message at most once. Built once per worker process."""
 
     def __init__(self, *, ledger: Ledger, client: AllMySmsClient,
-                 retrying: Callable[[], tenacity.Retrying], switch: Switch) -> None:
+                 retrying: Callable[[], tenacity.Retrying], switch: Switch,
+                 limiter: RateLimiter | None = None) -> None:
         self._ledger = ledger
+        self._limiter = limiter or RateLimiter(None, segments_per_s=0)
         self._client = client
         self._retrying = retrying
         self._switch = switch
         self._local = threading.local()
         """Per-thread state of the send in progress: a process runs several send slots."""
+
+    def stop_waiting(self) -> None:
+        """Warm shutdown: sends waiting for a rate-limit turn give up and requeue their
+        message (nothing was sent), instead of holding the worker for their wait budget."""
+        self._limiter.stop()
 
     def send(self, message_id: str) -> SendResult:
         """Claim, send and record one message.
@@ -80,23 +88,42 @@ class Sender:
         started = time.monotonic()
         attempts = 0
         self._local.latency_s = None
+        cost = request.segments * len(request.recipients)
+        limit_deadline = self._limiter.deadline()
 
         def attempt() -> ProviderReply:
             nonlocal attempts
+            # Every attempt pays the global rate limit (no Redis call when it is off); past the
+            # send's wait budget it raises RateLimitBacklogError before anything is sent.
+            self._limiter.wait(cost, deadline=limit_deadline)
             attempts += 1
             flux = build_flux(request, now=datetime.now(UTC))
             sent_at = time.monotonic()
             try:
                 reply = self._client.send(flux)
-            except OutcomeUnknownError:
+            except ProviderBusyError as exc:
+                # HTTP 429 (or 503 + Retry-After): AllMySMS did not process it, so tenacity may
+                # retry it without sending twice; the whole fleet slows down.
+                self._limiter.push_back(retry_after_s=exc.retry_after_s)
+                raise
+            except OutcomeUnknownError as exc:
                 self._local.latency_s = time.monotonic() - sent_at
+                if exc.http_status in PUSH_BACK_STATUSES:  # a bare 503: unknown, but slow down
+                    self._limiter.push_back()
+                else:
+                    self._limiter.answered(self._local.latency_s, success=False)
                 raise
             self._local.latency_s = time.monotonic() - sent_at
+            self._limiter.answered(self._local.latency_s, success=True)
             crash_point("after_send")
             return reply
 
         try:
             reply = self._retrying()(attempt)
+        except (ProviderBusyError, RateLimitBacklogError) as exc:
+            # Provably nothing was sent (busy until the retries ran out, or no turn within
+            # the rate limit's wait budget): back to the front of the lane, never dropped.
+            return self._requeue_unsent(message_id, ids, attempts, str(exc))
         except NotSentError as exc:
             return self._finish(message_id, ids, State.FAILED, started, attempts,
                                 reason=f"AllMySMS unreachable after {attempts} attempts",
@@ -165,6 +192,16 @@ class Sender:
               if reply and reply.invalid_numbers else None, recorded=recorded)
         return SendResult(state.value, reply.status if reply else None, attempts)
 
+
+    def _requeue_unsent(self, message_id: str, ids: dict[str, str], attempts: int,
+                        reason: str) -> SendResult:
+        actor = f"worker {self._ledger.worker_name}"
+        self._ledger.requeue(message_id, allowed=frozenset({State.SENDING}), actor=actor,
+                             front=True, reason=f"{reason}; nothing was sent, requeued")
+        self._ledger.count(self._metrics(ids["lane"], attempts, None))
+        log.warning("sms.send.requeued", state=State.QUEUED.value, attempt=attempts,
+                    reason=reason)
+        return SendResult(State.QUEUED.value, None, attempts)
 
     def _pause_and_requeue(self, message_id: str, ids: dict[str, str], reply: ProviderReply,
                            meaning: str, attempts: int) -> SendResult:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 from producers.config import ProducerSettings, read_float, read_int
+from producers.contract import PRODUCER_PATTERN
 from producers.errors import ConfigError
 
 
@@ -39,7 +41,28 @@ JOB_TIMEOUT_MARGIN_S = 60.0
 ADMIN_PASSWORD_MIN_CHARS = 12
 ADMIN_SECRET_MIN_CHARS = 32
 LOG_FORMATS = ("auto", "json", "console")
+# --- gateway (smsq gateway): producer accounts and request limits ---
+PRODUCER_SECRET_MIN_CHARS = 16
+"""Shortest producer api_key / callback_secret accepted in ``SMSQ_PRODUCERS``."""
+PRODUCER_FIELDS = frozenset({"login", "api_key", "callback_secret"})
+GATEWAY_MAX_BODY_BYTES = 2 * 1024 * 1024
+"""Largest sendSms body the gateway reads: 10,000 recipients in XML fit well below it."""
+GATEWAY_MAX_BODY_BYTES_MIN = 1024
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+# --- delivery receipts (webhooks) and callbacks to producers ---
+WEBHOOK_SECRET_MIN_CHARS = 32
+CALLBACK_SECRET_MIN_CHARS = 16
+CALLBACK_TIMEOUT_S = 5.0
+"""Connect, write and read timeout of one callback POST."""
+CALLBACK_MAX_ATTEMPTS = 10
+CALLBACK_MAX_AGE_S = 86_400.0
+"""A callback still undelivered this long after its event is given up (dead)."""
+CALLBACK_INITIAL_WAIT_S = 2.0
+CALLBACK_MAX_WAIT_S = 600.0
+"""Back-off between callback attempts: doubles from the first wait up to this, with jitter."""
+# --- global rate limit (worker/ratelimit.py) ---
+RATE_LIMIT_RECOVERY_S = 30.0
+"""After provider push-back, the shared rate grows back by configured/this per second of success."""
 
 
 class Secret:
@@ -63,6 +86,17 @@ class Secret:
 
     def __hash__(self) -> int:
         return hash(self._value)
+
+
+@dataclass(frozen=True, slots=True)
+class ProducerAccount:
+    """One producer allowed to send through ``smsq gateway`` (from ``SMSQ_PRODUCERS``)."""
+
+    login: str
+    api_key: Secret = field(repr=False)
+    """What the producer sends as ``apiKey``: the gateway's own, never AllMySMS's."""
+    callback_secret: Secret | None = field(default=None, repr=False)
+    """Signs the callbacks smsq POSTs to this producer; None when it takes none."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -92,6 +126,25 @@ class Settings:
     admin_user: str = "admin"
     admin_password: Secret = field(default_factory=lambda: Secret(""), repr=False)
     admin_session_secret: Secret = field(default_factory=lambda: Secret(""), repr=False)
+    producers: tuple[ProducerAccount, ...] = field(default=(), repr=False)
+    """Producer accounts of the gateway (``SMSQ_PRODUCERS``), logins unique."""
+    gateway_max_body_bytes: int = GATEWAY_MAX_BODY_BYTES
+    webhook_secret: Secret = field(default_factory=lambda: Secret(""), repr=False)
+    """Path token of the receipt/reply webhooks AllMySMS calls; empty: webhooks off."""
+    callback_secret: Secret = field(default_factory=lambda: Secret(""), repr=False)
+    """Signs callbacks of requests without a producer account (Python and Redis producers)."""
+    callback_timeout_s: float = CALLBACK_TIMEOUT_S
+    callback_max_attempts: int = CALLBACK_MAX_ATTEMPTS
+    callback_max_age_s: float = CALLBACK_MAX_AGE_S
+    callback_initial_wait_s: float = CALLBACK_INITIAL_WAIT_S
+    callback_max_wait_s: float = CALLBACK_MAX_WAIT_S
+    rate_limit_segments_per_s: float = 0.0
+    """SMS segments per second for the whole AllMySMS account, shared by every worker; 0 = off."""
+    rate_limit_burst_segments: int = 0
+    """Segments that may go at once after an idle spell; 0 = one second's worth."""
+    rate_limit_slow_latency_s: float = 0.0
+    """Provider latency (EWMA) that counts as push-back; 0 = three times the usual latency."""
+    rate_limit_recovery_s: float = RATE_LIMIT_RECOVERY_S
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -145,6 +198,31 @@ class Settings:
             admin_user=(env.get("SMSQ_ADMIN_USER") or "admin").strip(),
             admin_password=Secret(env.get("SMSQ_ADMIN_PASSWORD", "")),
             admin_session_secret=Secret(env.get("SMSQ_ADMIN_SESSION_SECRET", "")),
+            producers=read_producers(env),
+            webhook_secret=_optional_secret(env, "SMSQ_WEBHOOK_SECRET", WEBHOOK_SECRET_MIN_CHARS),
+            callback_secret=_optional_secret(env, "SMSQ_CALLBACK_SECRET",
+                                             CALLBACK_SECRET_MIN_CHARS),
+            callback_timeout_s=read_float(env, "SMSQ_CALLBACK_TIMEOUT_S", CALLBACK_TIMEOUT_S,
+                                          minimum=0.01),
+            callback_max_attempts=read_int(env, "SMSQ_CALLBACK_MAX_ATTEMPTS",
+                                           CALLBACK_MAX_ATTEMPTS, minimum=1),
+            callback_max_age_s=read_float(env, "SMSQ_CALLBACK_MAX_AGE_S", CALLBACK_MAX_AGE_S,
+                                          minimum=1),
+            callback_initial_wait_s=read_float(env, "SMSQ_CALLBACK_INITIAL_WAIT_S",
+                                               CALLBACK_INITIAL_WAIT_S, minimum=0),
+            callback_max_wait_s=read_float(env, "SMSQ_CALLBACK_MAX_WAIT_S", CALLBACK_MAX_WAIT_S,
+                                           minimum=0),
+            gateway_max_body_bytes=read_int(env, "SMSQ_GATEWAY_MAX_BODY_BYTES",
+                                            GATEWAY_MAX_BODY_BYTES,
+                                            minimum=GATEWAY_MAX_BODY_BYTES_MIN),
+            rate_limit_segments_per_s=read_float(env, "SMSQ_RATE_LIMIT_SEGMENTS_PER_S", 0.0,
+                                                 minimum=0),
+            rate_limit_burst_segments=read_int(env, "SMSQ_RATE_LIMIT_BURST_SEGMENTS", 0,
+                                               minimum=0),
+            rate_limit_slow_latency_s=read_float(env, "SMSQ_RATE_LIMIT_SLOW_LATENCY_S", 0.0,
+                                                 minimum=0),
+            rate_limit_recovery_s=read_float(env, "SMSQ_RATE_LIMIT_RECOVERY_S",
+                                             RATE_LIMIT_RECOVERY_S, minimum=0.1),
         )
 
     def require_credentials(self) -> None:
@@ -174,13 +252,95 @@ class Settings:
             raise ConfigError("SMSQ_ADMIN_SESSION_SECRET",
                               f"is required, at least {ADMIN_SECRET_MIN_CHARS} random characters")
 
+    def require_gateway(self) -> None:
+        """Stop ``smsq gateway`` at start when no producer could ever authenticate.
+
+        Raises:
+            ConfigError: ``SMSQ_PRODUCERS`` is empty.
+        """
+        if not self.producers:
+            raise ConfigError("SMSQ_PRODUCERS", "is required by the gateway: a JSON list of "
+                              '{"login", "api_key"} producer accounts')
+
     @property
     def send_budget_s(self) -> float:
-        """Worst case for one send: every connect attempt, the back-off, then one full exchange."""
+        """Worst case for one send: every connect attempt, the back-off, then one full exchange,
+        plus, with the rate limit on, as long again waiting for the limiter (it never waits
+        longer per send: the message goes back to its lane instead)."""
+        limiter_wait_s = self.send_max_wait_s if self.rate_limit_segments_per_s > 0 else 0.0
         return (self.send_attempts * (self.connect_timeout_s + self.pool_timeout_s)
-                + self.send_max_wait_s + self.write_timeout_s + self.read_timeout_s)
+                + self.send_max_wait_s + self.write_timeout_s + self.read_timeout_s
+                + limiter_wait_s)
 
     @property
     def job_timeout_s(self) -> int:
         """RQ's job timeout, derived so that it can never fire during a send."""
         return int(self.send_budget_s + JOB_TIMEOUT_MARGIN_S)
+
+
+def read_producers(env: Mapping[str, str]) -> tuple[ProducerAccount, ...]:
+    """Parse ``SMSQ_PRODUCERS``, a JSON list of ``{"login", "api_key", "callback_secret"}``.
+
+    Raises:
+        ConfigError: names the variable, the entry and the reason, never a value.
+    """
+    name = "SMSQ_PRODUCERS"
+    raw = env.get(name, "").strip()
+    if not raw:
+        return ()
+    try:
+        entries = json.loads(raw)
+    except ValueError:
+        raise ConfigError(name, "must be a JSON list of producer objects") from None
+    if not isinstance(entries, list):
+        raise ConfigError(name, "must be a JSON list of producer objects")
+    accounts: list[ProducerAccount] = []
+    for index, entry in enumerate(entries):
+        where = f"entry {index}"
+        if not isinstance(entry, dict):
+            raise ConfigError(name, f"{where}: must be an object")
+        unknown = sorted(set(entry) - PRODUCER_FIELDS)
+        if unknown:
+            raise ConfigError(name, f"{where}: unknown field {unknown[0]!r}")
+        login = entry.get("login")
+        if not isinstance(login, str) or not PRODUCER_PATTERN.fullmatch(login):
+            raise ConfigError(name, f"{where}: login must be 1 to 64 letters, digits, '_', '.' "
+                              "or '-', starting with a letter or digit")
+        if any(a.login == login for a in accounts):
+            raise ConfigError(name, f"{where}: login {login!r} appears twice")
+        accounts.append(ProducerAccount(
+            login=login,
+            api_key=_producer_secret(entry.get("api_key"), name, f"{where} ({login}): api_key"),
+            callback_secret=None if entry.get("callback_secret") is None else _producer_secret(
+                entry["callback_secret"], name, f"{where} ({login}): callback_secret")))
+    return tuple(accounts)
+
+
+def _optional_secret(env: Mapping[str, str], name: str, min_chars: int) -> Secret:
+    """An optional secret: empty, or at least ``min_chars`` characters.
+
+    Raises:
+        ConfigError: set but too short (the value is never shown).
+    """
+    value = env.get(name, "").strip()
+    if value and len(value) < min_chars:
+        raise ConfigError(name, f"must be at least {min_chars} random characters")
+    return Secret(value)
+
+
+def callback_secret_for(settings: Settings, producer: str) -> Secret | None:
+    """The secret that signs a callback: the producer account's ``callback_secret`` when the
+    request names one, else ``SMSQ_CALLBACK_SECRET``; None when there is none (never sent
+    unsigned)."""
+    if producer:
+        account = next((a for a in settings.producers if a.login == producer), None)
+        return account.callback_secret if account is not None else None
+    secret = settings.callback_secret
+    return secret if secret.reveal() else None
+
+
+def _producer_secret(value: object, name: str, where: str) -> Secret:
+    if not isinstance(value, str) or len(value) < PRODUCER_SECRET_MIN_CHARS:
+        raise ConfigError(name, f"{where} must be a string of at least "
+                          f"{PRODUCER_SECRET_MIN_CHARS} characters")
+    return Secret(value)

@@ -25,17 +25,40 @@ def render_status(record: MessageRecord) -> str:
         lines.append(f"billed:     {record.nb_sms} SMS, {record.credits_used} credits")
     if record.error:
         lines.append(f"error:      {record.error}")
+    if record.sms_ids or record.receipts:
+        d = record.delivery
+        lines.append(f"delivery:   {d['delivered']} delivered, {d['failed']} failed, "
+                     f"{d['pending']} pending")
     for phone, sms_id in record.sms_ids.items():
-        lines.append(f"  sent      {phone}  smsId {sms_id}")
+        lines.append(f"  sent      {phone}  smsId {sms_id}{_receipt_note(record, phone)}")
     for phone in record.invalid_numbers:
         lines.append(f"  invalid   {phone}  (refused by AllMySMS)")
     for refused in record.refused_numbers:
         lines.append(f"  refused   {refused['phone']}  ({refused['field']}: {refused['reason']})")
+    if record.replies:
+        lines.append(f"replies:    {len(record.replies)} (smsq replies {record.key!r})")
     lines.append("history:")
     for entry in record.history:
         extra = ", ".join(f"{k}={v}" for k, v in entry.items() if k not in ("state", "at"))
         lines.append(f"  {entry['at']}  {entry['state']:<9}  {extra}".rstrip())
     return "\n".join(lines)
+
+
+def _receipt_note(record: MessageRecord, phone: str) -> str:
+    receipt = record.receipts.get(phone)
+    if receipt is None:
+        return "  (no receipt yet)"
+    when = receipt.get("reception_date") or receipt.get("received_at", "")
+    return f"  {receipt['outcome']} ({receipt['status']}) {when}".rstrip()
+
+
+def render_replies(record: MessageRecord) -> str:
+    """Replies to one message, oldest first: when, from, text (for ``smsq replies``)."""
+    if not record.replies:
+        return "no replies"
+    return "\n".join(
+        f"{r.get('reception_date') or r.get('received_at', '')}  {r['phone']}  {r['message']}"
+        for r in record.replies)
 
 
 def render_dead_letters(letters: list[DeadLetter]) -> str:

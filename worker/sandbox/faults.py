@@ -12,14 +12,18 @@ from typing import Any
 from worker.sandbox.flux import STATUS_TEXTS, Flux, normalise_number
 
 
-ACTIONS = ("status", "delay", "drop", "html502", "truncated", "not_http")
+ACTIONS = ("status", "delay", "drop", "html502", "truncated", "not_http", "busy")
 """Every fault action, in the order the docs list them."""
 
 DELAY_MAX_MS = 600_000
 """A longer delay is surely a typo, and it would hold a server thread for as long."""
 
-_KEYS = frozenset({"action", "times", "match", "status", "statusText", "delay_ms"})
-_KEYS_OF_ACTION = {"status": {"status", "statusText"}, "delay": {"delay_ms"}}
+_KEYS = frozenset({"action", "times", "match", "status", "statusText", "delay_ms",
+                   "http_status", "retry_after"})
+_KEYS_OF_ACTION = {"status": {"status", "statusText"}, "delay": {"delay_ms"},
+                   "busy": {"http_status", "retry_after"}}
+BUSY_HTTP_STATUSES = (429, 503)
+"""What a ``busy`` fault may answer: the request is refused unprocessed (nothing sent)."""
 _REQUIRED_OF_ACTION = {"status": "status", "delay": "delay_ms"}
 _MATCH_KEYS = ("phone", "campaign", "text_contains")
 
@@ -34,6 +38,10 @@ class Fault:
     status: int | None = None
     status_text: str | None = None
     delay_ms: int = 0
+    http_status: int = 503
+    """``busy`` only: 429 or 503."""
+    retry_after: int | None = None
+    """``busy`` only: the ``Retry-After`` header, in seconds."""
 
     def as_dict(self) -> dict[str, Any]:
         """Return the fault in the shape ``parse_fault`` accepts."""
@@ -45,6 +53,10 @@ class Fault:
             spec["statusText"] = self.status_text
         if self.action == "delay":
             spec["delay_ms"] = self.delay_ms
+        if self.action == "busy":
+            spec["http_status"] = self.http_status
+            if self.retry_after is not None:
+                spec["retry_after"] = self.retry_after
         return spec
 
 
@@ -106,6 +118,12 @@ def parse_fault(spec: Mapping[str, Any]) -> Fault:
         fault.status_text = text or STATUS_TEXTS[fault.status]
     if action == "delay":
         fault.delay_ms = _int(spec, "delay_ms", 0, DELAY_MAX_MS)
+    if action == "busy":
+        fault.http_status = spec.get("http_status", 503)
+        if fault.http_status not in BUSY_HTTP_STATUSES or isinstance(fault.http_status, bool):
+            raise ValueError("http_status: must be 429 or 503")
+        if "retry_after" in spec:
+            fault.retry_after = _int(spec, "retry_after", 0, 3600)
     return fault
 
 

@@ -25,6 +25,7 @@ from worker.sandbox.flux import (
     sniff_format,
     success_reply,
 )
+from worker.sandbox.receipts import RECEIPT_DELAY_MS, ReceiptPlayer
 
 
 if TYPE_CHECKING:
@@ -50,6 +51,7 @@ class Answer:
     body: bytes = b""
     content_type: str = TEXT_PLAIN
     delay_s: float = 0.0
+    headers: tuple[tuple[str, str], ...] = ()
 
 
 class SandboxProvider:
@@ -64,6 +66,9 @@ class SandboxProvider:
         api_key: str,
         latency_ms: int = 0,
         credits: int = 1_000_000,
+        receipts_url: str | None = None,
+        replies_url: str | None = None,
+        receipts_delay_ms: int = RECEIPT_DELAY_MS,
     ) -> None:
         self._address = (host, port)
         self._login = login.encode()
@@ -76,6 +81,8 @@ class SandboxProvider:
         self._faults = FaultBook()
         self._seq = 0
         self._server: SandboxServer | None = None
+        self._receipts = ReceiptPlayer(receipts_url=receipts_url, replies_url=replies_url,
+                                       delay_ms=receipts_delay_ms)
 
     def __enter__(self) -> SandboxProvider:
         self.start()
@@ -104,6 +111,7 @@ class SandboxProvider:
         server, self._server = self._server, None
         if server is not None:
             server.stop()
+        self._receipts.stop()
 
     @property
     def port(self) -> int:
@@ -162,6 +170,21 @@ class SandboxProvider:
         with self._lock:
             self._credits = credits
 
+    @property
+    def receipts(self) -> ReceiptPlayer:
+        """The webhook side: ``receipts.configure(receipts_url=...)``, ``receipts.log()``."""
+        return self._receipts
+
+    def set_receipts_url(self, receipts_url: str | None, replies_url: str | None = None,
+                         delay_ms: int = RECEIPT_DELAY_MS) -> None:
+        """Call these webhooks after each successful send (None: stop calling).
+
+        Raises:
+            ValueError: a URL is not http(s), or ``delay_ms`` is negative.
+        """
+        self._receipts.configure(receipts_url=receipts_url, replies_url=replies_url,
+                                 delay_ms=delay_ms)
+
     def _bound_server(self) -> SandboxServer:
         if self._server is None:
             raise RuntimeError("the sandbox is not started")
@@ -201,7 +224,7 @@ class SandboxProvider:
             action = fault.action if fault else None
             if fault is not None and fault.status is not None:
                 reply = error_reply(fault.status, fault.status_text)
-            elif action not in ("drop", "html502", "not_http"):
+            elif action not in ("drop", "html502", "not_http", "busy"):
                 reply = self._process(account_ok and api_key_ok, flux, flux_status)
             self._seq += 1
             entry["seq"] = self._seq
@@ -210,9 +233,18 @@ class SandboxProvider:
             entry["fault"] = action
             entry["sms_ids"] = [s["smsId"] for s in (reply or {}).get("smsIds", [])]
             self._log.append(entry)
+        if reply is not None and reply["status"] in (100, 113) and reply.get("smsIds"):
+            self._receipts.play([(s["phoneNumber"], s["smsId"]) for s in reply["smsIds"]],
+                                reply["campaignId"])
         delay_s = self._latency_s + (fault.delay_ms / 1000 if fault else 0)
         if action in ("drop", "not_http"):
             return Answer(action=str(action), delay_s=delay_s)
+        if fault is not None and action == "busy":
+            # Refused before any processing, as a rate-limiting front end does: nothing sent.
+            retry = () if fault.retry_after is None else (("Retry-After",
+                                                           str(fault.retry_after)),)
+            return Answer(code=fault.http_status, body=b"busy, try again later\n",
+                          delay_s=delay_s, headers=retry)
         if reply is None:
             return Answer(
                 code=502, body=HTML_502, content_type="text/html; charset=UTF-8", delay_s=delay_s

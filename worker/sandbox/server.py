@@ -20,6 +20,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from worker.sandbox.provider import BASE_PATH, TEXT_PLAIN, SandboxProvider
+from worker.sandbox.receipts import RECEIPT_DELAY_MS
 
 
 SEND_PATHS = frozenset({f"{BASE_PATH}/sendSms/", f"{BASE_PATH}/sendSms"})
@@ -167,7 +168,7 @@ class _Handler(BaseHTTPRequestHandler):
         if answer.delay_s > 0:
             self.server.stopping.wait(answer.delay_s)
         if answer.action == "reply":
-            self._write(answer.code, answer.body, answer.content_type)
+            self._write(answer.code, answer.body, answer.content_type, answer.headers)
             return
         self.close_connection = True
         if answer.action == "not_http":
@@ -196,6 +197,17 @@ class _Handler(BaseHTTPRequestHandler):
                     raise ValueError("credits: required")
                 provider.set_credits(payload["credits"])
                 self._json(200, {"credits": payload["credits"]})
+            elif route == "GET /_sandbox/receipts":
+                self._json(200, provider.receipts.log())
+            elif route == "DELETE /_sandbox/receipts":
+                provider.receipts.clear()
+                self._json(200, {"ok": True})
+            elif route == "POST /_sandbox/receipts":
+                if not isinstance(payload, dict):
+                    raise ValueError("receipts: must be a JSON object")
+                provider.set_receipts_url(payload.get("receipts_url"), payload.get("replies_url"),
+                                          payload.get("delay_ms", RECEIPT_DELAY_MS))
+                self._json(200, {"ok": True})
             elif route == "POST /_sandbox/reset":
                 provider.reset()
                 self._json(200, {"ok": True})
@@ -207,9 +219,12 @@ class _Handler(BaseHTTPRequestHandler):
     def _json(self, code: int, value: Any) -> None:
         self._write(code, json.dumps(value).encode(), "application/json")
 
-    def _write(self, code: int, body: bytes, content_type: str = TEXT_PLAIN) -> None:
+    def _write(self, code: int, body: bytes, content_type: str = TEXT_PLAIN,
+               headers: tuple[tuple[str, str], ...] = ()) -> None:
         self.send_response(code)
         self.send_header("Content-Type", content_type)
+        for name, value in headers:
+            self.send_header(name, value)
         self.send_header("Content-Length", str(len(body)))
         if self.close_connection:
             self.send_header("Connection", "close")
@@ -233,7 +248,9 @@ def _multipart_fields(content_type: str, body: bytes) -> dict[str, str]:
     return fields
 
 
-def serve(*, host: str, port: int, login: str, api_key: str, latency_ms: int = 0) -> None:
+def serve(*, host: str, port: int, login: str, api_key: str, latency_ms: int = 0,
+          receipts_url: str | None = None, replies_url: str | None = None,
+          receipts_delay_ms: int = RECEIPT_DELAY_MS) -> None:
     """Run a sandbox until SIGINT or SIGTERM, then stop it cleanly.
 
     Prints ``sandbox listening on http://HOST:PORT/http/9.0`` once the socket listens.
@@ -245,7 +262,8 @@ def serve(*, host: str, port: int, login: str, api_key: str, latency_ms: int = 0
 
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     provider = SandboxProvider(
-        host=host, port=port, login=login, api_key=api_key, latency_ms=latency_ms
+        host=host, port=port, login=login, api_key=api_key, latency_ms=latency_ms,
+        receipts_url=receipts_url, replies_url=replies_url, receipts_delay_ms=receipts_delay_ms,
     )
     try:
         provider.start()

@@ -1,0 +1,341 @@
+"""Callbacks to producers over real sockets: signed events, retries, dead callbacks, and a
+dispatcher killed mid-delivery."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+from redis import Redis
+
+from producers import keys
+from producers.enqueue import Producer
+from producers.states import State
+from tests.conftest import ROOT, wait_for
+from worker.callback_dispatcher import Dispatcher
+from worker.callbacks import backoff_s, dead_callbacks, event_body, sign, verify
+from worker.cli import main
+from worker.ledger import Ledger
+from worker.redis_server import RedisServer
+from worker.settings import ProducerAccount, Secret, Settings
+
+
+CALLBACK_SECRET = "cb-fallback-secret-5e1a9c"  # noqa: S105 - a test value
+SHOP_SECRET = "shop-callback-secret-7d3b2f"  # noqa: S105 - a test value
+TTL_S = 3600
+
+
+@dataclass
+class Received:
+    headers: dict[str, str]
+    body: bytes
+
+    @property
+    def event(self) -> dict[str, Any]:
+        result: dict[str, Any] = json.loads(self.body)
+        return result
+
+
+@dataclass
+class Receiver:
+    """A producer's callback endpoint: records every request, answers from ``statuses`` (then
+    200); with ``hold`` set, the first request waits for ``release`` without answering."""
+
+    statuses: list[int] = field(default_factory=list)
+    hold: bool = False
+    received: list[Received] = field(default_factory=list)
+    release: threading.Event = field(default_factory=threading.Event)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    server: ThreadingHTTPServer | None = None
+
+    def start(self, port: int = 0) -> str:
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                with receiver.lock:
+                    receiver.received.append(Received(dict(self.headers.items()), body))
+                    first = len(receiver.received) == 1
+                    status = receiver.statuses.pop(0) if receiver.statuses else 200
+                if first and receiver.hold:
+                    receiver.release.wait(30)
+                    return
+                self.send_response(status)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+        self.server.daemon_threads = True
+        threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05},
+                         daemon=True).start()
+        return f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+
+    def stop(self) -> None:
+        self.release.set()
+        if self.server is not None:
+            self.server.shutdown()
+            self.server.server_close()
+
+    def events(self) -> list[dict[str, Any]]:
+        with self.lock:
+            return [r.event for r in self.received]
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    server = Receiver()
+    yield server
+    server.stop()
+
+
+def settings(**overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "callback_secret": Secret(CALLBACK_SECRET), "callback_timeout_s": 1.0,
+        "callback_initial_wait_s": 0.05, "callback_max_wait_s": 0.2, "idle_wait_s": 0.05,
+        "producers": (ProducerAccount("shop", Secret("shop-api-key-0123456789"),
+                                      Secret(SHOP_SECRET)),)}
+    values.update(overrides)
+    return Settings(**values)
+
+
+def finish_sent(redis: Redis, producer: Producer, key: str, *, callback_url: str | None,
+                producer_login: str | None = None,
+                sms_ids: dict[str, str] | None = None) -> str:
+    """Enqueue a message and move it to ``sent`` the way a worker does."""
+    request: dict[str, Any] = {"key": key, "to": ["0612345678", "0698765432"], "text": "hello",
+                               "callback_url": callback_url}
+    if producer_login:
+        request["producer"] = producer_login
+    producer.enqueue(request)
+    mid = keys.message_id(key)
+    ledger = Ledger(redis, ttl_s=TTL_S, worker_name="test")
+    assert ledger.claim(mid).outcome == "claimed"
+    assert ledger.finish(mid, State.SENT, {
+        "provider_status": 100, "provider_text": "Le message a été envoyé",
+        "campaign_id": "cmp-1",
+        "sms_ids": sms_ids if sms_ids is not None else {"33612345678": f"{key}-a",
+                                                        "33698765432": f"{key}-b"},
+        "invalid_numbers": []}, reason="100 ok",
+        record={"key": key, "lane": "default", "job_id": keys.job_id(mid)})
+    return mid
+
+
+def deliver_all(dispatcher: Dispatcher) -> list[str]:
+    outcomes = []
+    while (pending := dispatcher.outbox.take()) is not None:
+        outcomes.append(dispatcher.deliver(pending))
+    return outcomes
+
+
+def metric(redis: Redis, name: str) -> int:
+    return int(redis.hget(keys.METRICS, name) or 0)
+
+
+def test_signature_is_hmac_sha256_over_the_exact_body() -> None:
+    body = event_body({"b": 1, "a": "é"})
+    assert body == '{"a":"é","b":1}'.encode()
+    expected = "sha256=" + __import__("hmac").new(b"k" * 16, body, "sha256").hexdigest()
+    assert sign("k" * 16, body) == expected
+    assert verify("k" * 16, body, expected)
+    assert not verify("k" * 16, body + b" ", expected)
+    assert not verify("x" * 16, body, expected)
+
+
+def test_backoff_doubles_with_jitter_up_to_the_cap() -> None:
+    for attempt, base in ((1, 2.0), (2, 4.0), (3, 8.0), (10, 60.0)):
+        waits = [backoff_s(attempt, initial_s=2.0, max_s=60.0) for _ in range(200)]
+        assert all(base * 0.5 <= w <= base for w in waits)
+
+
+def test_final_event_is_signed_exact_and_carries_no_text(
+        redis: Redis, producer: Producer, receiver: Receiver) -> None:
+    url = receiver.start()
+    mid = finish_sent(redis, producer, "cb-final", callback_url=url, producer_login="shop")
+    dispatcher = Dispatcher(settings(), redis)
+    assert deliver_all(dispatcher) == ["delivered"]
+    [got] = receiver.received
+    assert got.headers["Content-Type"] == "application/json"
+    assert got.headers["X-Smsq-Signature"] == sign(SHOP_SECRET, got.body)
+    assert verify(SHOP_SECRET, got.body, got.headers["X-Smsq-Signature"])
+    event = got.event
+    assert got.headers["X-Smsq-Event-Id"] == event["event_id"]
+    assert len(event["event_id"]) == 32
+    assert int(got.headers["X-Smsq-Timestamp"]) > 0
+    assert event == {
+        "event": "message.final", "event_id": event["event_id"], "key": "cb-final",
+        "message_id": mid, "state": "sent", "provider_status": 100, "campaign_id": "cmp-1",
+        "at": event["at"], "sms_ids": {"33612345678": "cb-final-a", "33698765432": "cb-final-b"},
+        "invalid_numbers": []}
+    assert b"hello" not in got.body
+    assert metric(redis, "callbacks_enqueued") == 1
+    assert metric(redis, "callbacks_delivered") == 1
+    assert redis.zcard(keys.CALLBACK_DUE) == 0
+    assert redis.hlen(keys.CALLBACK_EVENTS) == 0
+
+
+def test_without_callback_url_no_event_is_queued(redis: Redis, producer: Producer) -> None:
+    finish_sent(redis, producer, "cb-none", callback_url=None)
+    assert redis.zcard(keys.CALLBACK_DUE) == 0
+    assert metric(redis, "callbacks_enqueued") == 0
+
+
+def test_request_without_producer_is_signed_with_the_fallback_secret(
+        redis: Redis, producer: Producer, receiver: Receiver) -> None:
+    url = receiver.start()
+    finish_sent(redis, producer, "cb-fallback", callback_url=url)
+    assert deliver_all(Dispatcher(settings(), redis)) == ["delivered"]
+    [got] = receiver.received
+    assert got.headers["X-Smsq-Signature"] == sign(CALLBACK_SECRET, got.body)
+
+
+def test_no_secret_means_dead_never_unsigned(redis: Redis, producer: Producer,
+                                             receiver: Receiver) -> None:
+    url = receiver.start()
+    finish_sent(redis, producer, "cb-nosecret", callback_url=url)
+    assert deliver_all(Dispatcher(settings(callback_secret=Secret("")), redis)) == ["dead"]
+    assert receiver.received == []
+    [dead] = dead_callbacks(redis)
+    assert (dead.reason, dead.attempts, dead.http_status) == (
+        "SMSQ_CALLBACK_SECRET is not set", 1, None)
+
+
+def test_receiver_down_then_up_is_retried_until_delivered(
+        redis: Redis, producer: Producer, receiver: Receiver) -> None:
+    with socket.socket() as probe:  # a port nobody listens on, for now
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    url = f"http://127.0.0.1:{port}/hook"
+    finish_sent(redis, producer, "cb-down", callback_url=url, producer_login="shop")
+    dispatcher = Dispatcher(settings(callback_max_attempts=100), redis)
+    stop = threading.Event()
+    thread = threading.Thread(target=dispatcher.run, args=(stop,), daemon=True)
+    thread.start()
+    try:
+        wait_for(lambda: metric(redis, "callbacks_retried") >= 2, what="retries while down")
+        assert receiver.received == []
+        receiver.start(port)
+        wait_for(lambda: metric(redis, "callbacks_delivered") == 1, what="delivery once up")
+    finally:
+        stop.set()
+        thread.join(5)
+    [got] = receiver.received
+    assert got.event["key"] == "cb-down"
+    assert verify(SHOP_SECRET, got.body, got.headers["X-Smsq-Signature"])
+    assert redis.zcard(keys.CALLBACK_DUE) == 0
+    assert dead_callbacks(redis) == []
+
+
+def test_4xx_is_dead_at_once(redis: Redis, producer: Producer, receiver: Receiver) -> None:
+    receiver.statuses = [410]
+    url = receiver.start()
+    finish_sent(redis, producer, "cb-gone", callback_url=url)
+    assert deliver_all(Dispatcher(settings(), redis)) == ["dead"]
+    assert len(receiver.received) == 1
+    [dead] = dead_callbacks(redis)
+    assert (dead.reason, dead.attempts, dead.http_status, dead.url) == (
+        "HTTP 410: refused by the receiver", 1, 410, url)
+    assert dead.event["key"] == "cb-gone"
+    assert metric(redis, "callbacks_dead") == 1
+    assert redis.zcard(keys.CALLBACK_DUE) == 0
+
+
+def test_5xx_and_429_are_retried_up_to_max_attempts_then_dead(
+        redis: Redis, producer: Producer, receiver: Receiver) -> None:
+    receiver.statuses = [429, 503, 500]
+    url = receiver.start()
+    finish_sent(redis, producer, "cb-5xx", callback_url=url)
+    dispatcher = Dispatcher(settings(callback_max_attempts=3), redis)
+    stop = threading.Event()
+    thread = threading.Thread(target=dispatcher.run, args=(stop,), daemon=True)
+    thread.start()
+    try:
+        wait_for(lambda: metric(redis, "callbacks_dead") == 1, what="dead after 3 attempts")
+    finally:
+        stop.set()
+        thread.join(5)
+    assert len(receiver.received) == 3
+    assert len({r.event["event_id"] for r in receiver.received}) == 1
+    assert {r.body for r in receiver.received} == {receiver.received[0].body}
+    [dead] = dead_callbacks(redis)
+    assert (dead.reason, dead.attempts, dead.http_status) == ("HTTP 500 after 3 attempts", 3, 500)
+    assert metric(redis, "callbacks_retried") == 2
+
+
+def test_dead_callbacks_are_listed_by_the_cli(
+        redis: Redis, redis_server: RedisServer, producer: Producer, receiver: Receiver,
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    receiver.statuses = [404]
+    finish_sent(redis, producer, "cb-cli", callback_url=receiver.start())
+    deliver_all(Dispatcher(settings(), redis))
+    monkeypatch.setenv("REDIS_URL", redis_server.url)
+    capsys.readouterr()
+    assert main(["callbacks", "--dead", "--json"]) == 0
+    [listed] = json.loads(capsys.readouterr().out)
+    assert (listed["reason"], listed["attempts"], listed["event"]["key"]) == (
+        "HTTP 404: refused by the receiver", 1, "cb-cli")
+
+
+def test_dispatcher_killed_mid_delivery_delivers_after_restart(
+        redis: Redis, redis_server: RedisServer, producer: Producer, receiver: Receiver) -> None:
+    receiver.hold = True
+    url = receiver.start()
+    finish_sent(redis, producer, "cb-kill", callback_url=url)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SMSQ_", "ALLMYSMS_"))}
+    env.update({"REDIS_URL": redis_server.url, "SMSQ_CALLBACK_SECRET": CALLBACK_SECRET,
+                "SMSQ_CALLBACK_TIMEOUT_S": "1", "SMSQ_IDLE_WAIT_S": "0.1",
+                "SMSQ_LOG_FORMAT": "json", "PYTHONPATH": str(ROOT)})
+    command = [sys.executable, "-m", "worker", "callbacks", "--threads", "1"]
+    first = subprocess.Popen(command, env=env, cwd=ROOT, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL, start_new_session=True)
+    second: subprocess.Popen[bytes] | None = None
+    try:
+        wait_for(lambda: len(receiver.received) == 1, what="the first, held delivery")
+        os.killpg(first.pid, signal.SIGKILL)
+        first.wait(10)
+        assert metric(redis, "callbacks_delivered") == 0
+        assert redis.zcard(keys.CALLBACK_DUE) == 1
+        second = subprocess.Popen(command, env=env, cwd=ROOT, stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.DEVNULL, start_new_session=True)
+        wait_for(lambda: metric(redis, "callbacks_delivered") == 1, timeout_s=30,
+                 what="delivery by the restarted dispatcher after the lease ran out")
+    finally:
+        for proc in (first, second):
+            if proc is not None and proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)
+                proc.wait(10)
+    assert second is not None
+    assert second.returncode == 0
+    first_body, second_body = (r.body for r in receiver.received)
+    assert first_body == second_body
+    assert json.loads(second_body)["key"] == "cb-kill"
+    assert redis.zcard(keys.CALLBACK_DUE) == 0
+
+
+def test_expired_message_sends_a_final_event_too(redis: Redis, producer: Producer,
+                                                receiver: Receiver) -> None:
+    url = receiver.start()
+    producer.enqueue({"key": "cb-otp", "to": ["0612345678"], "text": "code 1234",
+                      "valid_for_s": 0.01, "callback_url": url})
+    time.sleep(0.05)
+    assert Ledger(redis, ttl_s=TTL_S, worker_name="test").claim(
+        keys.message_id("cb-otp")).outcome == "expired"
+    assert deliver_all(Dispatcher(settings(), redis)) == ["delivered"]
+    [event] = receiver.events()
+    assert (event["event"], event["key"], event["state"], event["provider_status"],
+            event["sms_ids"], event["campaign_id"]) == (
+        "message.final", "cb-otp", "expired", None, {}, None)

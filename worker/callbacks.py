@@ -1,0 +1,293 @@
+"""Callbacks to producers: the events, their signature, and the Redis outbox they wait in.
+
+An event is added to the outbox by the same Lua script that makes the change it reports (a
+message reaching a final state in :mod:`worker.ledger`, a delivery receipt in
+:mod:`worker.receipts`), so it can never be lost between the change and the outbox, and costs no
+extra round trip. :mod:`worker.callback_dispatcher` delivers it, at least once.
+
+The outbox is one sorted set of event ids scored by when each may next be attempted. Taking an
+event leases it (its score moves to the delivery's deadline): a dispatcher killed mid-delivery
+leaves the event due again once the lease runs out, so nothing is lost, and receivers dedupe by
+``event_id``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import random
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from producers import keys
+
+
+if TYPE_CHECKING:
+    from redis import Redis
+
+SIGNATURE_HEADER = "X-Smsq-Signature"
+"""``sha256=<hex HMAC-SHA256 of the exact body bytes>`` with the producer's callback secret."""
+TIMESTAMP_HEADER = "X-Smsq-Timestamp"
+"""Unix seconds when this attempt was signed (informational; the body carries ``at``)."""
+EVENT_ID_HEADER = "X-Smsq-Event-Id"
+"""Same as the body's ``event_id``: receivers dedupe on it (delivery is at least once)."""
+WAKE_TOKENS_MAX = 64
+"""Wake tokens kept at most; an idle dispatcher needs one."""
+
+EVENT_FINAL = "message.final"
+EVENT_RECEIPT = "message.receipt"
+
+# Lua helpers shared by the ledger's and the receipts' scripts. ``enqueue_callback`` adds an
+# event for the message hash ``msg`` when its stored request has a callback_url; the callback
+# keys are passed as KEYS by the caller. Uses the server clock, like every outbox script.
+ENQUEUE_LUA = """
+local function redis_now()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) + tonumber(t[2]) / 1000000
+end
+local function enqueue_callback(events_key, due_key, wake_key, metrics_key, msg, event)
+  local raw = redis.call('HGET', msg, 'request')
+  if not raw then return 0 end
+  -- Most requests have no callback: skip decoding up to 500 recipients (a quote inside a JSON
+  -- string is escaped, so only the key itself can match).
+  if string.find(raw, '"callback_url": null', 1, true)
+      or string.find(raw, '"callback_url":null', 1, true) then return 0 end
+  local request = cjson.decode(raw)
+  local url = request['callback_url']
+  if type(url) ~= 'string' or url == '' then return 0 end
+  local producer = request['producer']
+  if type(producer) ~= 'string' then producer = '' end
+  local now = redis_now()
+  local parent = redis.call('HGET', msg, 'parent')
+  if parent then event['part_of'] = parent end
+  local envelope = cjson.encode({url = url, producer = producer, event = event, created = now})
+  redis.call('HSET', events_key, event['event_id'], envelope)
+  redis.call('ZADD', due_key, now, event['event_id'])
+  redis.call('LPUSH', wake_key, '1')
+  redis.call('LTRIM', wake_key, 0, """ + str(WAKE_TOKENS_MAX - 1) + """)
+  redis.call('HINCRBY', metrics_key, 'callbacks_enqueued', 1)
+  return 1
+end
+local function final_event(msg, state, at, event_id)
+  local f = redis.call('HMGET', msg, 'key', 'message_id', 'provider_status', 'campaign_id',
+    'sms_ids', 'invalid_numbers')
+  -- Lists and maps stay JSON text here (Redis's cjson cannot tell [] from {}); the dispatcher
+  -- decodes them (see decode_event).
+  return {event = '""" + EVENT_FINAL + """', event_id = event_id, key = f[1],
+    message_id = f[2], state = state, at = at,
+    provider_status = tonumber(f[3] or '') or cjson.null,
+    campaign_id = (f[4] and f[4] ~= '' and f[4]) or cjson.null,
+    sms_ids = f[5] or '{}', invalid_numbers = f[6] or '[]'}
+end
+"""
+
+
+def callback_keys() -> list[str]:
+    """The KEYS a script passes to ``enqueue_callback``: events, due, wake (metrics separate)."""
+    return [keys.CALLBACK_EVENTS, keys.CALLBACK_DUE, keys.CALLBACK_WAKE]
+
+
+JSON_TEXT_FIELDS = {"sms_ids": "{}", "invalid_numbers": "[]"}
+"""Event fields the Lua scripts store as JSON text, with their empty value."""
+
+
+def decode_event(stored: dict[str, Any]) -> dict[str, Any]:
+    """The event as POSTed, from its stored form (JSON-text fields decoded)."""
+    event = dict(stored)
+    for name, empty in JSON_TEXT_FIELDS.items():
+        if isinstance(event.get(name), str):
+            event[name] = json.loads(event[name] or empty)
+    return event
+
+
+def event_body(event: dict[str, Any]) -> bytes:
+    """The exact bytes POSTed (and signed): compact, sorted JSON, the same on every attempt."""
+    return json.dumps(event, separators=(",", ":"), sort_keys=True,
+                      ensure_ascii=False).encode("utf-8")
+
+
+def sign(secret: str, body: bytes) -> str:
+    """The ``X-Smsq-Signature`` value: ``sha256=`` and the hex HMAC-SHA256 of ``body``."""
+    return "sha256=" + hmac.new(secret.encode("utf-8"), body, hashlib.sha256).hexdigest()
+
+
+def verify(secret: str, body: bytes, signature: str) -> bool:
+    """What a receiver does: recompute over the exact body bytes and compare in constant time."""
+    return hmac.compare_digest(sign(secret, body), signature)
+
+
+def backoff_s(attempt: int, *, initial_s: float, max_s: float) -> float:
+    """Wait before attempt ``attempt + 1``: exponential from ``initial_s``, capped at ``max_s``,
+    with jitter (a random 50-100 % of it) so retries of many events do not arrive together."""
+    base = min(max_s, initial_s * 2 ** max(0, attempt - 1))
+    return float(base * random.uniform(0.5, 1.0))  # jitter, not cryptography
+
+
+@dataclass(frozen=True, slots=True)
+class Pending:
+    """One event taken from the outbox, leased to this dispatcher until it reports back."""
+
+    event_id: str
+    url: str
+    producer: str
+    event: dict[str, Any]
+    created: float
+    """When the event was added (Redis server clock, epoch seconds)."""
+    attempt: int
+    """This attempt's number, from 1 (a crashed attempt counts)."""
+    now: float
+    """The Redis server clock when it was taken."""
+
+
+@dataclass(frozen=True, slots=True)
+class DeadCallback:
+    """A callback given up on: kept for operators (``smsq callbacks --dead``)."""
+
+    event_id: str
+    url: str
+    event: dict[str, Any]
+    reason: str
+    attempts: int
+    at: float
+    http_status: int | None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"event_id": self.event_id, "url": self.url, "event": self.event,
+                "reason": self.reason, "attempts": self.attempts, "at": self.at,
+                "http_status": self.http_status}
+
+
+_NOW_LUA = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+"""
+
+# KEYS: due, events, attempts. ARGV: lease seconds. Returns {} when nothing is due, else
+# {id, envelope, attempt, now}. An id whose envelope is gone is dropped.
+_TAKE_LUA = _NOW_LUA + """
+while true do
+  local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, 1)
+  if #ids == 0 then return {} end
+  local id = ids[1]
+  local envelope = redis.call('HGET', KEYS[2], id)
+  if envelope then
+    redis.call('ZADD', KEYS[1], now + tonumber(ARGV[1]), id)
+    local attempt = redis.call('HINCRBY', KEYS[3], id, 1)
+    return {id, envelope, attempt, tostring(now)}
+  end
+  redis.call('ZREM', KEYS[1], id)
+end
+"""
+
+# KEYS: due, events, attempts, metrics. ARGV: id.
+_DELIVERED_LUA = """
+if redis.call('ZREM', KEYS[1], ARGV[1]) == 1 then
+  redis.call('HINCRBY', KEYS[4], 'callbacks_delivered', 1)
+end
+redis.call('HDEL', KEYS[2], ARGV[1])
+redis.call('HDEL', KEYS[3], ARGV[1])
+return 1
+"""
+
+# KEYS: due, metrics. ARGV: id, wait seconds. Only an event still in the outbox is rescheduled.
+_RETRY_LUA = _NOW_LUA + """
+local n = redis.call('ZADD', KEYS[1], 'XX', 'CH', now + tonumber(ARGV[2]), ARGV[1])
+redis.call('HINCRBY', KEYS[2], 'callbacks_retried', 1)
+return n
+"""
+
+# KEYS: due, dead, reasons, events, attempts, metrics. ARGV: id, reason json, keep seconds.
+# Dead callbacks older than the keep time are forgotten on the way.
+_DEAD_LUA = _NOW_LUA + """
+redis.call('ZREM', KEYS[1], ARGV[1])
+local info = cjson.decode(ARGV[2])
+info['at'] = now
+redis.call('ZADD', KEYS[2], now, ARGV[1])
+redis.call('HSET', KEYS[3], ARGV[1], cjson.encode(info))
+redis.call('HINCRBY', KEYS[6], 'callbacks_dead', 1)
+local old = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now - tonumber(ARGV[3]))
+for _, id in ipairs(old) do
+  redis.call('HDEL', KEYS[3], id)
+  redis.call('HDEL', KEYS[4], id)
+  redis.call('HDEL', KEYS[5], id)
+  redis.call('ZREM', KEYS[2], id)
+end
+return 1
+"""
+
+
+class Outbox:
+    """The dispatcher's side of the outbox: take (lease), then report delivered, retry or dead."""
+
+    def __init__(self, connection: Redis, *, lease_s: float, keep_dead_s: int) -> None:
+        self._redis = connection
+        self._lease_s = lease_s
+        self._keep_dead_s = keep_dead_s
+        self._take = connection.register_script(_TAKE_LUA)
+        self._delivered = connection.register_script(_DELIVERED_LUA)
+        self._retry = connection.register_script(_RETRY_LUA)
+        self._dead = connection.register_script(_DEAD_LUA)
+
+    def take(self) -> Pending | None:
+        """The next due event, leased for ``lease_s``; None when nothing is due."""
+        raw = self._take(keys=[keys.CALLBACK_DUE, keys.CALLBACK_EVENTS, keys.CALLBACK_ATTEMPTS],
+                         args=[self._lease_s])
+        if not raw:
+            return None
+        envelope = json.loads(_str(raw[1]))
+        return Pending(event_id=_str(raw[0]), url=envelope["url"],
+                       producer=envelope.get("producer") or "",
+                       event=decode_event(envelope["event"]),
+                       created=float(envelope["created"]), attempt=int(raw[2]),
+                       now=float(_str(raw[3])))
+
+    def delivered(self, event_id: str) -> None:
+        self._delivered(keys=[keys.CALLBACK_DUE, keys.CALLBACK_EVENTS, keys.CALLBACK_ATTEMPTS,
+                              keys.METRICS], args=[event_id])
+
+    def retry(self, event_id: str, wait_s: float) -> None:
+        self._retry(keys=[keys.CALLBACK_DUE, keys.METRICS], args=[event_id, wait_s])
+
+    def dead(self, event_id: str, *, reason: str, attempts: int,
+             http_status: int | None = None) -> None:
+        info = {"reason": reason, "attempts": attempts, "http_status": http_status}
+        self._dead(keys=[keys.CALLBACK_DUE, keys.CALLBACK_DEAD, keys.CALLBACK_DEAD_REASONS,
+                         keys.CALLBACK_EVENTS, keys.CALLBACK_ATTEMPTS, keys.METRICS],
+                   args=[event_id, json.dumps(info), self._keep_dead_s])
+
+    def wait_for_work(self, timeout_s: float) -> None:
+        """Block until an event is added (a wake token) or ``timeout_s`` passes."""
+        self._redis.blpop([keys.CALLBACK_WAKE], timeout=timeout_s)
+
+    def pending_count(self) -> int:
+        """Events not yet delivered nor dead (due, leased or waiting for a retry)."""
+        return int(self._redis.zcard(keys.CALLBACK_DUE))
+
+
+def dead_callbacks(connection: Redis, *, limit: int = 100) -> list[DeadCallback]:
+    """Dead callbacks, newest first."""
+    raw_ids: list[bytes | str] = connection.zrevrange(  # type: ignore[assignment]
+        keys.CALLBACK_DEAD, 0, limit - 1)
+    ids = [_str(i) for i in raw_ids]
+    if not ids:
+        return []
+    pipe = connection.pipeline(transaction=False)
+    pipe.hmget(keys.CALLBACK_EVENTS, ids)
+    pipe.hmget(keys.CALLBACK_DEAD_REASONS, ids)
+    envelopes, reasons = pipe.execute()
+    out: list[DeadCallback] = []
+    for event_id, raw_envelope, raw_reason in zip(ids, envelopes, reasons, strict=True):
+        if raw_envelope is None or raw_reason is None:
+            continue
+        envelope = json.loads(_str(raw_envelope))
+        info = json.loads(_str(raw_reason))
+        out.append(DeadCallback(event_id=event_id, url=envelope["url"],
+                                event=decode_event(envelope["event"]),
+                                reason=info["reason"], attempts=int(info["attempts"]),
+                                at=float(info["at"]), http_status=info.get("http_status")))
+    return out
+
+
+def _str(value: bytes | str) -> str:
+    return value.decode("utf-8") if isinstance(value, bytes) else value

@@ -1,0 +1,101 @@
+"""The gateway application: sendSms routes, a health probe, and errors in AllMySMS's shape that
+never show a traceback."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import structlog
+from redis.exceptions import RedisError
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from producers.enqueue import Producer
+from producers.errors import RedisUnavailableError
+from producers.redis_errors import translate_redis_errors
+from producers.store import MessageStore
+from worker.gateway.accounts import ProducerBook
+from worker.gateway.context import GatewayContext, context_of
+from worker.gateway.sendsms import (
+    RETRY_AFTER_S,
+    answer_format,
+    http_error,
+    query_params,
+    send_sms,
+    to_response,
+)
+from worker.gateway.webhooks import webhook_routes
+
+
+if TYPE_CHECKING:
+    from redis import Redis
+    from starlette.requests import Request
+    from starlette.responses import Response
+
+    from worker.settings import Settings
+
+log = structlog.get_logger()
+
+SEND_PATHS = ("/http/9.0/sendSms/", "/http/9.0/sendSms", "/sendSms/", "/sendSms")
+"""AllMySMS's own path (with or without the slash), so clients change only the host; and short."""
+
+
+def create_app(settings: Settings, connection: Redis) -> Starlette:
+    """Build the gateway application on ``connection``.
+
+    Raises:
+        ConfigError: no producer account is configured (``SMSQ_PRODUCERS``).
+    """
+    settings.require_gateway()
+    routes = [Route(path, send_sms, methods=["GET", "POST"]) for path in SEND_PATHS]
+    routes.append(Route("/healthz", healthz, methods=["GET"]))
+    routes += webhook_routes(settings, connection)  # [] without SMSQ_WEBHOOK_SECRET
+    app = Starlette(routes=routes,
+                    exception_handlers={HTTPException: http_exception,
+                                        RedisError: redis_unavailable,
+                                        RedisUnavailableError: redis_unavailable,
+                                        Exception: server_error})
+    app.state.gateway = GatewayContext(
+        settings=settings, producer=Producer(connection, settings.producer),
+        store=MessageStore(connection), book=ProducerBook(settings.producers))
+    return app
+
+
+async def healthz(request: Request) -> Response:
+    """200 when Redis answers a PING, else 503 (through :func:`redis_unavailable`)."""
+    connection = context_of(request).producer.connection
+
+    def ping() -> None:
+        with translate_redis_errors():
+            connection.ping()
+
+    await run_in_threadpool(ping)
+    return JSONResponse({"ok": True})
+
+
+def http_exception(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)  # noqa: S101 - registered for HTTPException only
+    return to_response(http_error(exc.status_code, answer_format(query_params(request)),
+                                  headers=dict(exc.headers or {})))
+
+
+def redis_unavailable(request: Request, exc: Exception) -> Response:
+    log.warning("gateway.redis_unavailable", error=type(exc).__name__,
+                path=loggable_path(request))
+    return to_response(http_error(503, answer_format(query_params(request)),
+                                  headers={"Retry-After": str(RETRY_AFTER_S)}))
+
+
+def server_error(request: Request, exc: Exception) -> Response:
+    log.error("gateway.request_failed", path=loggable_path(request), error=type(exc).__name__,
+              exc_info=exc)
+    return to_response(http_error(500, answer_format(query_params(request))))
+
+
+def loggable_path(request: Request) -> str:
+    """The request path for logs: webhook paths carry ``SMSQ_WEBHOOK_SECRET``, so not theirs."""
+    path = request.url.path
+    return "/webhooks/allmysms/***" if path.startswith("/webhooks/") else path

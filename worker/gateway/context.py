@@ -1,0 +1,28 @@
+"""What every gateway request handler shares: settings, the producer, the store, the accounts."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+
+if TYPE_CHECKING:
+    from starlette.requests import Request
+
+    from producers.enqueue import Producer
+    from producers.store import MessageStore
+    from worker.gateway.accounts import ProducerBook
+    from worker.settings import Settings
+
+
+@dataclass(frozen=True, slots=True)
+class GatewayContext:
+    settings: Settings
+    producer: Producer
+    store: MessageStore
+    book: ProducerBook
+
+
+def context_of(request: Request) -> GatewayContext:
+    gateway: GatewayContext = request.app.state.gateway
+    return gateway

@@ -1,0 +1,284 @@
+"""Delivery receipts and replies from AllMySMS: validation, and the store side (one Lua script
+each).
+
+A receipt finds its message through the smsId index the ledger writes when a message finishes
+(``smsq:smsid:<smsId>`` → message id and phone). Applying one is order-safe and idempotent:
+
+* a final status (1 delivered, 2 not delivered, 4 message rejected, 5 SMS rejected) is never
+  overwritten: neither by a late 3 (transmitted), nor by a different final status (the first
+  final one is kept, the later one is counted ``receipts_stale``);
+* the same status again changes nothing (counted ``receipts_duplicate``);
+* an smsId smsq does not know (another system's, expired, purged) is ignored and counted
+  ``receipts_unknown``.
+
+An applied receipt updates ``smsq:receipts:<message id>`` (smsId → receipt), appends a
+``receipt`` entry to the message's history, counts ``receipt_status:<n>`` and, when the request
+had a callback_url, adds a ``message.receipt`` callback event, all in the same script.
+
+Replies (MO SMS) are stored per message in ``smsq:replies:<message id>`` (smsMoId → reply),
+once per smsMoId. Their text is the person's own words: it is stored, never logged. Neither
+holds a phone number: the record maps smsIds to phones through ``sms_ids``, so ``smsq purge``
+(which drops the person from ``sms_ids``) unlinks them.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from producers import keys
+from producers.records import utc_now_iso
+from worker.callbacks import ENQUEUE_LUA, EVENT_RECEIPT, callback_keys
+
+
+if TYPE_CHECKING:
+    from redis import Redis
+
+STATUS_OUTCOMES = {1: "delivered", 2: "not_delivered", 3: "transmitted", 4: "message_rejected",
+                   5: "sms_rejected"}
+"""AllMySMS acknowledgement statuses, as smsq names them."""
+FINAL_STATUSES = frozenset({1, 2, 4, 5})
+"""Receipt statuses that end a recipient's delivery; 3 (transmitted to the operator) does not."""
+FAILED_STATUSES = frozenset({2, 4, 5})
+RECEPTION_DATE_FORMAT = "%Y-%m-%d %H:%M:%S"
+"""AllMySMS's ``receptionDate``: ``YYYY-MM-DD HH:MM:SS``."""
+ID_PATTERN = re.compile(r"[A-Za-z0-9._:-]{1,100}")
+"""An smsId / smsMoId / campaignId as smsq accepts it."""
+PHONE_PATTERN = re.compile(r"\+?[0-9]{6,20}")
+STATUS_TEXT_MAX_CHARS = 255
+REPLY_MAX_CHARS = 2000
+"""Longest reply text stored (a long concatenated MO SMS fits)."""
+RECEIPT_PARAMS = ("smsId", "status", "statusText", "phoneNumber", "receptionDate", "campaignId")
+REPLY_PARAMS = ("smsMoId", "message", "smsId", "phoneNumber", "receptionDate", "campaignId")
+
+
+class WebhookParamError(ValueError):
+    """A webhook parameter is missing or invalid; ``field`` names it."""
+
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(f"{field}: {reason}")
+        self.field = field
+        self.reason = reason
+
+
+@dataclass(frozen=True, slots=True)
+class Receipt:
+    """One delivery receipt as AllMySMS sends it, validated."""
+
+    sms_id: str
+    status: int
+    status_text: str = ""
+    phone: str = ""
+    """As AllMySMS gave it; the stored receipt uses the phone smsq sent to (from the index)."""
+    reception_date: str = ""
+    campaign_id: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """One reply (MO SMS) to a message, validated."""
+
+    sms_mo_id: str
+    text: str
+    sms_id: str = ""
+    phone: str = ""
+    reception_date: str = ""
+    campaign_id: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Applied:
+    """What the store did with a receipt or a reply."""
+
+    outcome: str
+    """``applied`` / ``stored``, ``duplicate``, ``stale`` (receipt after a final one) or
+    ``unknown`` (smsId not ours)."""
+    message_id: str | None = None
+    phone: str | None = None
+    status: int | None = None
+    """For receipts: the status now stored for the recipient."""
+
+
+def parse_receipt(params: Mapping[str, str]) -> Receipt:
+    """Validate receipt parameters (``smsId`` and ``status`` required).
+
+    Raises:
+        WebhookParamError: names the first bad parameter.
+    """
+    status = params.get("status", "").strip()
+    if not status:
+        raise WebhookParamError("status", "is required")
+    if status not in ("1", "2", "3", "4", "5"):
+        raise WebhookParamError("status", "must be 1, 2, 3, 4 or 5")
+    status_text = params.get("statusText", "")
+    if len(status_text) > STATUS_TEXT_MAX_CHARS:
+        raise WebhookParamError("statusText", f"must be at most {STATUS_TEXT_MAX_CHARS} characters")
+    return Receipt(sms_id=_id(params, "smsId", required=True), status=int(status),
+                   status_text=status_text, phone=_phone(params),
+                   reception_date=_reception_date(params),
+                   campaign_id=_id(params, "campaignId", required=False))
+
+
+def parse_reply(params: Mapping[str, str]) -> Reply:
+    """Validate reply parameters (``smsMoId`` and ``message`` required; without ``smsId`` the
+    reply cannot be tied to a message and is counted unknown).
+
+    Raises:
+        WebhookParamError: names the first bad parameter.
+    """
+    sms_mo_id = _id(params, "smsMoId", required=True)
+    if "message" not in params:
+        raise WebhookParamError("message", "is required")
+    text = params["message"]
+    if len(text) > REPLY_MAX_CHARS:
+        raise WebhookParamError("message", f"must be at most {REPLY_MAX_CHARS} characters")
+    return Reply(sms_mo_id=sms_mo_id, text=text, sms_id=_id(params, "smsId", required=False),
+                 phone=_phone(params), reception_date=_reception_date(params),
+                 campaign_id=_id(params, "campaignId", required=False))
+
+
+def _id(params: Mapping[str, str], name: str, *, required: bool) -> str:
+    value = params.get(name, "").strip()
+    if not value:
+        if required:
+            raise WebhookParamError(name, "is required")
+        return ""
+    if not ID_PATTERN.fullmatch(value):
+        raise WebhookParamError(name, "must be 1 to 100 letters, digits, '.', '_', ':' or '-'")
+    return value
+
+
+def _phone(params: Mapping[str, str]) -> str:
+    value = params.get("phoneNumber", "").replace(" ", "")
+    if value and not PHONE_PATTERN.fullmatch(value):
+        raise WebhookParamError("phoneNumber", "must be 6 to 20 digits")
+    return value.lstrip("+")
+
+
+def _reception_date(params: Mapping[str, str]) -> str:
+    value = params.get("receptionDate", "").strip()
+    if not value:
+        return ""
+    try:
+        datetime.strptime(value, RECEPTION_DATE_FORMAT)  # noqa: DTZ007 - provider local time
+    except ValueError:
+        raise WebhookParamError("receptionDate", "must be YYYY-MM-DD HH:MM:SS") from None
+    return value
+
+
+# The message of an smsId, and the phone it was sent to (from the message's own sms_ids: a
+# number purged since is not found).
+_LOOKUP_LUA = """
+local function lookup(index, sms_id, metrics, counter)
+  local mid = redis.call('GET', index)
+  local raw = mid and redis.call('HGET', '""" + keys.message("") + """' .. mid, 'sms_ids')
+  if raw and raw ~= '' then
+    for phone, id in pairs(cjson.decode(raw)) do
+      if id == sms_id then return mid, phone, '""" + keys.message("") + """' .. mid end
+    end
+  end
+  redis.call('HINCRBY', metrics, counter, 1)
+  return nil
+end
+"""
+
+# KEYS: smsId index, metrics, callback keys (events, due, wake). ARGV: status, status text,
+# reception date, now iso, event id, sms id, campaign id.
+# Returns {outcome, mid?, phone?, status?}.
+_RECEIPT_LUA = (ENQUEUE_LUA + _LOOKUP_LUA + """
+local FINAL = cjson.decode('""" + json.dumps({str(s): True for s in FINAL_STATUSES}) + """')
+local OUTCOMES = cjson.decode('""" + json.dumps({str(k): v for k, v in STATUS_OUTCOMES.items()})
+    + """')
+local mid, phone, msg = lookup(KEYS[1], ARGV[6], KEYS[2], 'receipts_unknown')
+if not mid then return {'unknown'} end
+local receipts = '""" + keys.receipts("") + """' .. mid
+local status = ARGV[1]
+local previous = redis.call('HGET', receipts, ARGV[6])
+if previous then
+  local before = tostring(cjson.decode(previous)['status'])
+  if before == status then
+    redis.call('HINCRBY', KEYS[2], 'receipts_duplicate', 1)
+    return {'duplicate', mid, phone, before}
+  end
+  if FINAL[before] then
+    redis.call('HINCRBY', KEYS[2], 'receipts_stale', 1)
+    return {'stale', mid, phone, before}
+  end
+end
+local final = FINAL[status] == true
+local receipt = {status = tonumber(status), outcome = OUTCOMES[status], final = final,
+  status_text = ARGV[2], reception_date = ARGV[3], sms_id = ARGV[6], received_at = ARGV[4]}
+redis.call('HSET', receipts, ARGV[6], cjson.encode(receipt))
+local ttl = redis.call('TTL', msg)
+if ttl > 0 then redis.call('EXPIRE', receipts, ttl) end
+redis.call('RPUSH', msg .. ':history', cjson.encode({state = 'receipt', at = ARGV[4],
+  sms_id = ARGV[6], status = tonumber(status), outcome = OUTCOMES[status]}))
+redis.call('HINCRBY', KEYS[2], 'receipts_applied', 1)
+redis.call('HINCRBY', KEYS[2], 'receipt_status:' .. status, 1)
+local m = redis.call('HMGET', msg, 'key', 'state', 'provider_status', 'campaign_id')
+local campaign = m[4]
+if not campaign or campaign == '' then campaign = ARGV[7] end
+enqueue_callback(KEYS[3], KEYS[4], KEYS[5], KEYS[2], msg, {
+  event = '""" + EVENT_RECEIPT + """', event_id = ARGV[5], key = m[1], message_id = mid,
+  state = m[2], provider_status = tonumber(m[3] or '') or cjson.null, at = ARGV[4],
+  phone = phone, sms_id = ARGV[6], status = tonumber(status), outcome = OUTCOMES[status],
+  final = final, status_text = ARGV[2], reception_date = ARGV[3],
+  campaign_id = (campaign ~= '' and campaign) or cjson.null})
+return {'applied', mid, phone, status}
+""")
+
+# KEYS: smsId index, metrics. ARGV: smsMoId, reply json (without received_at), now iso, smsId.
+# Returns {outcome, mid?, phone?}. No phone number is stored: the record finds it from smsId.
+_REPLY_LUA = _LOOKUP_LUA + """
+local mid, phone, msg = lookup(KEYS[1], ARGV[4], KEYS[2], 'replies_unknown')
+if not mid then return {'unknown'} end
+local replies = '""" + keys.replies("") + """' .. mid
+local reply = cjson.decode(ARGV[2])
+reply['received_at'] = ARGV[3]
+if redis.call('HSETNX', replies, ARGV[1], cjson.encode(reply)) == 0 then
+  redis.call('HINCRBY', KEYS[2], 'replies_duplicate', 1)
+  return {'duplicate', mid, phone}
+end
+local ttl = redis.call('TTL', msg)
+if ttl > 0 then redis.call('EXPIRE', replies, ttl) end
+redis.call('HINCRBY', KEYS[2], 'replies_received', 1)
+return {'stored', mid, phone}
+"""
+
+
+class ReceiptBook:
+    """Applies receipts and stores replies, each in one atomic script."""
+
+    def __init__(self, connection: Redis) -> None:
+        self._redis = connection
+        self._receipt = connection.register_script(_RECEIPT_LUA)
+        self._reply = connection.register_script(_REPLY_LUA)
+
+    def apply_receipt(self, receipt: Receipt, *, event_id: str) -> Applied:
+        raw = self._receipt(
+            keys=[keys.sms_id(receipt.sms_id), keys.METRICS, *callback_keys()],
+            args=[str(receipt.status), receipt.status_text, receipt.reception_date,
+                  utc_now_iso(), event_id, receipt.sms_id, receipt.campaign_id])
+        return _applied(raw)
+
+    def store_reply(self, reply: Reply) -> Applied:
+        if not reply.sms_id:
+            self._redis.hincrby(keys.METRICS, "replies_unknown", 1)
+            return Applied("unknown")
+        data = {"sms_mo_id": reply.sms_mo_id, "message": reply.text, "sms_id": reply.sms_id,
+                "reception_date": reply.reception_date, "campaign_id": reply.campaign_id}
+        raw = self._reply(keys=[keys.sms_id(reply.sms_id), keys.METRICS],
+                          args=[reply.sms_mo_id, json.dumps(data), utc_now_iso(), reply.sms_id])
+        return _applied(raw)
+
+
+def _applied(raw: list[bytes | str]) -> Applied:
+    values = [v.decode("utf-8") if isinstance(v, bytes) else v for v in raw]
+    return Applied(outcome=values[0],
+                   message_id=values[1] if len(values) > 1 else None,
+                   phone=values[2] if len(values) > 2 else None,
+                   status=int(values[3]) if len(values) > 3 else None)
