@@ -23,6 +23,7 @@ from worker.callback_dispatcher import Dispatcher
 from worker.callbacks import verify
 from worker.cli import main
 from worker.gateway.webhooks import WEBHOOK_MAX_BODY_BYTES, webhook_routes
+from worker.metrics import render
 from worker.purge import Purger
 from worker.redis_server import RedisServer
 from worker.sandbox import SandboxProvider
@@ -108,6 +109,10 @@ def test_replayed_receipt_changes_nothing_and_is_counted(
     assert metric(redis, "receipts_duplicate") == 3
     assert metric(redis, "receipts_applied") == 1
     assert redis.zcard(keys.CALLBACK_DUE) == 1  # one receipt event, not four
+    exposition = render(redis).decode()
+    assert 'smsq_receipts_total{result="duplicate"} 3.0' in exposition
+    assert 'smsq_receipts_total{result="applied"} 1.0' in exposition
+    assert 'smsq_receipt_statuses_total{status="1"} 1.0' in exposition
 
 
 def test_late_transmitted_never_overwrites_delivered(redis: Redis, producer: Producer,

@@ -61,6 +61,7 @@ class SmsqCollector(Collector):
         yield depth
         yield age
         yield paused
+        yield from _event_counters(stats.counters)
         cumulative, buckets = 0, []
         for bound, count in stats.latency_buckets.items():
             cumulative += count
@@ -68,6 +69,32 @@ class SmsqCollector(Collector):
         yield HistogramMetricFamily(
             "smsq_provider_latency_seconds", "AllMySMS sendSms round trip", buckets=buckets,
             sum_value=stats.counters.get("latency_sum_us", 0) / 1_000_000)
+
+
+EVENT_COUNTERS = {
+    "smsq_receipts": ("Delivery receipts from AllMySMS, by what smsq did with them",
+                      "result", ("applied", "duplicate", "stale", "unknown"), "receipts_"),
+    "smsq_replies": ("Replies (MO SMS) from AllMySMS", "result",
+                     ("received", "duplicate", "unknown"), "replies_"),
+    "smsq_callbacks": ("Signed callbacks to producers", "result",
+                       ("enqueued", "delivered", "retried", "dead"), "callbacks_"),
+}
+"""Counter family -> (help, label, label values, Redis counter prefix)."""
+
+
+def _event_counters(counters: dict[str, int]) -> Iterator[Metric]:
+    for name, (help_text, label, values, prefix) in EVENT_COUNTERS.items():
+        family = CounterMetricFamily(name, help_text, labels=[label])
+        for value in values:
+            family.add_metric([value], counters.get(prefix + value, 0))
+        yield family
+    statuses = CounterMetricFamily("smsq_receipt_statuses",
+                                   "Applied receipts by AllMySMS receipt status (1 delivered, "
+                                   "2 not delivered, 3 transmitted, 4/5 rejected)",
+                                   labels=["status"])
+    for status in ("1", "2", "3", "4", "5"):
+        statuses.add_metric([status], counters.get(f"receipt_status:{status}", 0))
+    yield statuses
 
 
 def render(connection: Redis) -> bytes:
