@@ -37,3 +37,13 @@ def test_job_path_resolves_to_the_send_function() -> None:
     from worker.jobs import send_sms
 
     assert f"{send_sms.__module__}.{send_sms.__name__}" == SEND_SMS_JOB
+
+
+def test_smsq_processes_do_not_load_httpx_command_line_client() -> None:
+    """``smsq`` keeps httpx's CLI (click, pygments) out of every process: about 2 MiB each."""
+    probe = ("import sys, worker.cli, httpx, worker.runner, worker.runtime; "
+             "print(sorted(m for m in ('click', 'pygments', 'httpx._main') if m in sys.modules "
+             "and sys.modules[m] is not None))")
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                            check=True, cwd=ROOT)
+    assert result.stdout.strip() == "[]"

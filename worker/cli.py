@@ -12,6 +12,12 @@ from typing import IO, Any
 from producers.errors import ConfigError, RedisUnavailableError
 
 
+# httpx's package imports its own command-line client, hence click and pygments (about 2 MiB
+# per process), whenever they are installed (rq needs click, pytest pygments). smsq never uses
+# that client: a None entry in sys.modules makes the import fail, and httpx falls back to the
+# stub it ships for exactly that case (httpx/__init__.py, "except ImportError").
+sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
+
 EXIT_OK = 0
 EXIT_REFUSED = 1
 """Some input was refused, or what was asked for does not exist."""

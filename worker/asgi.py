@@ -1,0 +1,96 @@
+"""Running an ASGI application (the admin page, the gateway) under uvicorn: in the foreground
+for a command, or from a background thread for tests and tools."""
+
+from __future__ import annotations
+
+import socket
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING
+
+import uvicorn
+
+
+if TYPE_CHECKING:
+    from types import FrameType
+
+    from starlette.types import ASGIApp
+
+GRACEFUL_SHUTDOWN_S = 5.0
+"""Longest wait for requests in progress once a stop is asked for."""
+START_TIMEOUT_S = 10.0
+
+
+class AppServer(uvicorn.Server):
+    """uvicorn's server, announcing where it listens and returning normally on a signal."""
+
+    def __init__(self, config: uvicorn.Config, *, announce: str | None = None) -> None:
+        """``announce`` is printed once listening, ``{url}`` replaced by the base URL."""
+        super().__init__(config)
+        self._announce = announce
+
+    @property
+    def port(self) -> int:
+        """The port actually bound (``port=0`` picks a free one)."""
+        sockets = self.servers[0].sockets
+        return int(sockets[0].getsockname()[1])
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        if self.started and self._announce:
+            url = base_url(self.config.host, self.port, tls=self.config.ssl_certfile is not None)
+            sys.stdout.write(self._announce.format(url=url) + "\n")
+            sys.stdout.flush()
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        # uvicorn would re-raise the signal after shutting down, ending the process with
+        # SIGTERM's default action or a KeyboardInterrupt; a finished shutdown is a clean exit.
+        if self.should_exit:
+            self.force_exit = True
+        self.should_exit = True
+
+
+def base_url(host: str, port: int, *, tls: bool = False) -> str:
+    scheme = "https" if tls else "http"
+    return f"{scheme}://[{host}]:{port}" if ":" in host else f"{scheme}://{host}:{port}"
+
+
+def config(app: ASGIApp, *, host: str, port: int, tls_cert: str | None = None,
+           tls_key: str | None = None) -> uvicorn.Config:
+    """uvicorn settings; with ``tls_cert``/``tls_key`` (PEM files) it serves HTTPS itself."""
+    return uvicorn.Config(
+        app, host=host, port=port, lifespan="off", ssl_certfile=tls_cert, ssl_keyfile=tls_key,
+        # No access log: gateway query strings carry apiKeys and webhook paths their secret.
+        access_log=False,
+        # Leave logging to the process (structlog's root handler) instead of uvicorn's own.
+        log_config=None,
+        # The admin login throttle keys on the peer address; a forwarded header is not trusted.
+        proxy_headers=False, server_header=False,
+        timeout_graceful_shutdown=int(GRACEFUL_SHUTDOWN_S))
+
+
+@contextmanager
+def running(app: ASGIApp, *, host: str = "127.0.0.1", port: int = 0,
+            tls_cert: str | None = None, tls_key: str | None = None) -> Iterator[str]:
+    """Serve ``app`` from a background thread; yield its base URL, stop it on exit.
+
+    Raises:
+        TimeoutError: the server did not start listening in time.
+    """
+    server = AppServer(config(app, host=host, port=port, tls_cert=tls_cert, tls_key=tls_key))
+    thread = threading.Thread(target=server.run, name="asgi-server", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            server.should_exit = True
+            raise TimeoutError(f"server did not start on {host}:{port}")
+        time.sleep(0.01)
+    try:
+        yield base_url(host, server.port, tls=tls_cert is not None)
+    finally:
+        server.should_exit = True
+        thread.join(GRACEFUL_SHUTDOWN_S + 5)
