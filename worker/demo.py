@@ -8,6 +8,8 @@ import secrets
 import subprocess
 import sys
 import tempfile
+import time
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -16,13 +18,22 @@ from zoneinfo import ZoneInfo
 from redis import Redis
 
 from producers import keys
+from producers.config import ProducerSettings
 from producers.enqueue import Producer
+from producers.states import State
 from producers.store import MessageStore
+from worker.asgi import running
+from worker.demo_loop import CLIENT_MESSAGE_ID, Receiver, post_like_php
+from worker.gateway.app import create_app
+from worker.gateway.translate import gateway_key
+from worker.logs import configure_logging
 from worker.redis_server import RedisServer
 from worker.sandbox import SandboxProvider
+from worker.settings import ProducerAccount, Secret, Settings
 
 
 WORKER_TIMEOUT_S = 120
+RECEIPTS_WAIT_S = 10.0
 
 
 def demo_requests(now: datetime) -> list[dict[str, Any]]:
@@ -50,19 +61,44 @@ def demo_requests(now: datetime) -> list[dict[str, Any]]:
 
 
 def run_demo() -> int:
+    # The gateway runs in this process: its own log lines would drown the demo's output.
+    configure_logging(level="WARNING", fmt="console")
     api_key = secrets.token_urlsafe(24)
+    webhook_secret = secrets.token_hex(16)
+    shop = ProducerAccount(login="shop", api_key=Secret(secrets.token_urlsafe(18)),
+                           callback_secret=Secret(secrets.token_urlsafe(18)))
     with RedisServer() as server:
-        sandbox = SandboxProvider(login="demo", api_key=api_key)
-        sandbox.start()
-        try:
-            return _run(server, sandbox, api_key)
-        finally:
-            sandbox.stop()
+        settings = Settings(producer=ProducerSettings(redis_url=server.url), producers=(shop,),
+                            webhook_secret=Secret(webhook_secret))
+        connection = Redis.from_url(server.url)
+        receiver = Receiver(secret=shop.callback_secret.reveal()
+                            if shop.callback_secret else "")
+        with running(create_app(settings, connection)) as gateway_url, \
+                receiver.serving() as callback_url:
+            hooks = f"{gateway_url}/webhooks/allmysms/{webhook_secret}"
+            sandbox = SandboxProvider(login="demo", api_key=api_key,
+                                      receipts_url=f"{hooks}/receipts",
+                                      replies_url=f"{hooks}/replies", receipts_delay_ms=100)
+            sandbox.start()
+            try:
+                return _run(server, sandbox, api_key, Loop(gateway_url, shop, receiver,
+                                                           callback_url))
+            finally:
+                sandbox.stop()
 
 
-def _run(server: RedisServer, sandbox: SandboxProvider, api_key: str) -> int:
+@dataclass(frozen=True)
+class Loop:
+    gateway_url: str
+    shop: ProducerAccount
+    receiver: Receiver
+    callback_url: str
+
+
+def _run(server: RedisServer, sandbox: SandboxProvider, api_key: str, loop: Loop) -> int:
     connection = Redis.from_url(server.url)
-    print(f"redis-server on {server.url}, sandbox AllMySMS on {sandbox.base_url}\n")
+    print(f"redis-server on {server.url}, sandbox AllMySMS on {sandbox.base_url}, "
+          f"smsq gateway on {loop.gateway_url}\n")
     print("1. enqueue (producers.enqueue_many, one Redis round trip):")
     requests = demo_requests(datetime.now().astimezone())
     for result in Producer(connection).enqueue_many(requests):
@@ -70,7 +106,11 @@ def _run(server: RedisServer, sandbox: SandboxProvider, api_key: str) -> int:
     other = {"key": "from-php-backend-6", "text": "Votre colis arrive aujourd'hui.",
              "to": ["0677889900"]}
     connection.rpush(keys.INTAKE, json.dumps(other))
-    print(f"   RPUSH {keys.INTAKE} {json.dumps(other, ensure_ascii=False)}  (any language)\n")
+    print(f"   RPUSH {keys.INTAKE} {json.dumps(other, ensure_ascii=False)}  (any language)")
+    answer = post_like_php(loop.gateway_url, loop.shop.login, loop.shop.api_key.reveal(),
+                           loop.callback_url)
+    print(f"   POST {loop.gateway_url}/http/9.0/sendSms/ (the AllMySMS page's PHP client, URL "
+          f"changed) -> {json.dumps(answer, ensure_ascii=False)}\n")
 
     env = {**os.environ, "REDIS_URL": server.url, "ALLMYSMS_LOGIN": "demo",
            "ALLMYSMS_API_KEY": api_key, "ALLMYSMS_BASE_URL": sandbox.base_url,
@@ -83,13 +123,16 @@ def _run(server: RedisServer, sandbox: SandboxProvider, api_key: str) -> int:
             [sys.executable, "-m", "worker", "worker", "--burst"], env=env, check=True,
             stdout=log_file, stderr=subprocess.STDOUT, timeout=WORKER_TIMEOUT_S)
 
-    print("3. outcomes (smsq status KEY):")
     store = MessageStore(connection)
-    keys_seen = list(dict.fromkeys(r["key"] for r in [*requests, other]))
+    keys_seen = [*dict.fromkeys(r["key"] for r in [*requests, other]),
+                 gateway_key(loop.shop.login, CLIENT_MESSAGE_ID)]
+    _wait_for_receipts(store, keys_seen)
+    print("3. outcomes (smsq status KEY); delivery receipts came back from the sandbox "
+          "through the gateway's webhook:")
     for key in keys_seen:
         record = store.get(key)
         if record is None:
-            print(f"   {key:<24} refused at enqueue (nothing stored)")
+            print(f"   {key:<28} refused at enqueue (nothing stored)")
             continue
         detail = f"provider {record.provider_status}" if record.provider_status else ""
         if record.sms_ids:
@@ -100,7 +143,33 @@ def _run(server: RedisServer, sandbox: SandboxProvider, api_key: str) -> int:
             detail += f", refused by provider: {len(record.invalid_numbers)}"
         if record.refused_numbers:
             detail += f", refused at enqueue: {len(record.refused_numbers)}"
-        print(f"   {key:<24} {record.state.value:<10} {detail}")
+        if record.receipts:
+            detail += ", delivery " + ", ".join(f"{n} {what}" for what, n in
+                                                record.delivery.items() if n)
+        print(f"   {key:<28} {record.state.value:<10} {detail}")
     print(f"\n4. the sandbox received {len(sandbox.requests())} sendSms request(s); "
           f"dead letters: {len(store.dead_letters())}")
+    print("\n5. smsq callbacks --burst: signed events POSTed to the PHP backend's callbackUrl")
+    subprocess.run(
+        [sys.executable, "-m", "worker", "callbacks", "--burst"], check=True,
+        env={**env, "SMSQ_PRODUCERS": json.dumps([{
+            "login": loop.shop.login, "api_key": loop.shop.api_key.reveal(),
+            "callback_secret": loop.receiver.secret}])},
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=WORKER_TIMEOUT_S)
+    # Delivery is at least once and not ordered (several dispatcher threads): order by "at".
+    for event, signed in sorted(loop.receiver.events, key=lambda e: str(e[0].get("at"))):
+        what = event.get("outcome") or event.get("state")
+        print(f"   {event['event']:<16} {what:<10} HMAC-SHA256 "
+              f"{'verified' if signed else 'WRONG'}")
     return 0
+
+
+def _wait_for_receipts(store: MessageStore, keys_seen: list[str]) -> None:
+    """Give the sandbox's receipts (sent 100 ms after each send) time to come back."""
+    deadline = time.monotonic() + RECEIPTS_WAIT_S
+    while time.monotonic() < deadline:
+        records = [store.get(key) for key in keys_seen]
+        if all(r is None or not r.sms_ids or r.state is State.SCHEDULED
+               or (r.receipts and not r.delivery.get("pending")) for r in records):
+            return
+        time.sleep(0.1)
