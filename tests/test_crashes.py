@@ -231,6 +231,24 @@ def test_supervisor_restarts_a_killed_worker(
     assert supervisor.wait(timeout=15) == 0
 
 
+def test_stop_during_a_restart_delay_leaves_no_worker_behind(
+        redis: Redis, workers: Workers) -> None:
+    """SIGTERM while the supervisor waits to restart a killed worker: it restarts nothing and
+    exits 0, and no worker process is left running."""
+    supervisor = workers.start("--processes", "2", **FAST)
+    wait_for(lambda: redis.scard("rq:workers") == 2, what="two registered workers")
+    victim = _children(supervisor.pid)[0]
+
+    subprocess.run(["kill", "-9", str(victim)], check=True)
+    time.sleep(0.5)  # the supervisor has seen the death and waits RESTART_DELAY_S (1 s)
+    supervisor.send_signal(signal.SIGTERM)
+
+    assert supervisor.wait(timeout=15) == 0
+    left = subprocess.run(["pgrep", "-g", str(supervisor.pid)], capture_output=True, text=True,
+                          check=False).stdout.split()
+    assert left == []
+
+
 def _children(pid: int) -> list[int]:
     out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True, check=False)
     return [int(p) for p in out.stdout.split()]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
+import threading
 import time
 from types import FrameType
 
@@ -27,12 +28,11 @@ def supervise(processes: int, *, burst: bool, lanes: str) -> int:
     if burst:
         command.append("--burst")
     children: dict[int, subprocess.Popen[bytes]] = {}
-    stopping = False
+    stopping = threading.Event()
 
     def stop(signum: int, frame: FrameType | None) -> None:
-        nonlocal stopping
-        stopping = True
-        for child in children.values():
+        stopping.set()
+        for child in list(children.values()):
             if child.poll() is None:
                 child.send_signal(signum)
 
@@ -49,11 +49,16 @@ def supervise(processes: int, *, burst: bool, lanes: str) -> int:
             if code is None:
                 continue
             del children[slot]
-            if stopping or (burst and code == 0):
+            if stopping.is_set() or (burst and code == 0):
                 continue
             failures += 1
             log.warning("sms.supervisor.restarting", slot=slot, exit_code=code)
             time.sleep(RESTART_DELAY_S)
-            children[slot] = subprocess.Popen(command)  # noqa: S603
+            if stopping.is_set():  # the stop signal came during the delay: the slot stays empty
+                continue
+            child = subprocess.Popen(command)  # noqa: S603
+            children[slot] = child
+            if stopping.is_set():  # ... or while the child started, before the handler saw it
+                child.send_signal(signal.SIGTERM)
     log.info("sms.supervisor.stopped", restarts=failures)
     return 0
