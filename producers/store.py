@@ -27,21 +27,7 @@ class MessageStore:
         return self.get_by_id(keys.message_id(key))
 
     def get_by_id(self, message_id: str) -> MessageRecord | None:
-        with translate_redis_errors():
-            pipe = self._redis.pipeline(transaction=False)
-            pipe.hgetall(keys.message(message_id))
-            pipe.lrange(keys.history(message_id), 0, -1)
-            pipe.hgetall(keys.receipts(message_id))
-            pipe.hgetall(keys.replies(message_id))
-            raw, history, receipts, replies = pipe.execute()
-        if not raw:
-            return None
-        record = MessageRecord.from_redis(_text(raw), [_str(h) for h in history],
-                                          receipts=_text(receipts), replies=_text(replies))
-        if record.part_ids:
-            parts = self.get_many_by_id(list(record.part_ids))
-            return _with_parts_receipts(combine(record, parts), parts)
-        return record
+        return self.get_many_by_id([message_id])[0]
 
     def replies(self, key: str) -> list[dict[str, Any]]:
         """Replies (MO SMS) to the message ``key`` (and its parts), oldest first."""
@@ -49,7 +35,20 @@ class MessageStore:
         return record.replies if record is not None else []
 
     def get_many_by_id(self, message_ids: list[str | None]) -> list[MessageRecord | None]:
-        """Records for many message ids in one round trip (None where there is none)."""
+        """Records for many message ids in one round trip (None where there is none); a split
+        message comes back combined with its parts (one more round trip for all of them)."""
+        records = self._fetch(message_ids)
+        parents = [r for r in records if r is not None and r.part_ids]
+        if not parents:
+            return records
+        parts = iter(self._fetch([mid for r in parents for mid in r.part_ids]))
+        combined = {}
+        for parent in parents:
+            own = [next(parts) for _ in parent.part_ids]
+            combined[parent.message_id] = _with_parts_receipts(combine(parent, own), own)
+        return [combined.get(r.message_id, r) if r is not None else None for r in records]
+
+    def _fetch(self, message_ids: list[str | None]) -> list[MessageRecord | None]:
         with translate_redis_errors():
             pipe = self._redis.pipeline(transaction=False)
             for mid in message_ids:

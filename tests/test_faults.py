@@ -150,6 +150,9 @@ def test_split_message_keeps_each_part_separate_and_is_enqueued_once(
     assert (record.state, record.recipients, len(record.sms_ids)) == (State.PARTIAL, 1200, 700)
     assert [d.key for d in store.dead_letters()] == ["split#2/3"]
     assert len(record.request["to"]) == 1200  # the whole request, for ids and purges
+    [listed, missing] = store.get_many_by_id([record.message_id, "0" * 32])
+    assert listed == record  # lists (the admin's) combine split messages too
+    assert missing is None
 
 
 def test_idle_worker_survives_a_redis_restart(
