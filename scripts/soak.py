@@ -3,7 +3,7 @@ and redis-server are killed with SIGKILL at random. Prints lost / duplicated / u
 
     .venv/bin/python scripts/soak.py [--messages 100000] [--processes 4] [--seed 1]
 
-Everything runs on loopback: a private redis-server (appendonly yes, appendfsync everysec),
+Everything runs on loopback: a private redis-server (appendonly yes, appendfsync always, as deploy/redis.conf),
 ``smsq sandbox`` in its own process, and ``smsq worker --processes N`` supervisors.
 """
 

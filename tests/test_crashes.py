@@ -261,7 +261,6 @@ def test_redis_kill_9_with_aof_loses_no_queued_message(
     try:
         client = Redis.from_url(server.url)
         keys = enqueue(Producer(client), *(f"aof-{i}" for i in range(50)))
-        time.sleep(1.2)  # appendfsync everysec
         server.kill()
         server = RedisServer(port=server.port, directory=server.directory,
                              appendonly=True).start()
@@ -285,7 +284,6 @@ def test_redis_down_during_a_send_still_records_the_outcome(
         workers.redis_url = server.url
         workers.start(**FAST)
         wait_for(lambda: len(sandbox.requests()) == 1, what="the request")
-        time.sleep(1.1)  # let the claim reach the AOF
         server.kill()
         time.sleep(2.0)
         server = RedisServer(port=server.port, directory=server.directory,

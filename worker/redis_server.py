@@ -53,6 +53,8 @@ class RedisServer:
         self._process = subprocess.Popen(  # noqa: S603 - our own argument list
             [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
              "--appendonly", "yes" if self.appendonly else "no", "--dir", str(self.directory),
+             # As deploy/redis.conf: an acknowledged write (a claim) is on disk.
+             "--appendfsync", "always",
              "--maxmemory-policy", "noeviction", "--protected-mode", "yes",
              *self.extra_args],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
