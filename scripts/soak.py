@@ -3,8 +3,9 @@ and redis-server are killed with SIGKILL at random. Prints lost / duplicated / u
 
     .venv/bin/python scripts/soak.py [--messages 100000] [--processes 4] [--seed 1]
 
-Everything runs on loopback: a private redis-server (appendonly yes, appendfsync always, as deploy/redis.conf),
-``smsq sandbox`` in its own process, and ``smsq worker --processes N`` supervisors.
+Everything runs on loopback: a private redis-server (appendonly yes, appendfsync always, as
+deploy/redis.conf), ``smsq sandbox`` in its own process, and ``smsq worker --processes N``
+supervisors.
 """
 
 from __future__ import annotations
