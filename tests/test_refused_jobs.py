@@ -9,6 +9,7 @@ from pathlib import Path
 from redis import Redis
 from rq.registry import FailedJobRegistry
 
+from producers.enqueue import Producer
 from producers.store import MessageStore
 from tests.conftest import Workers
 from worker.sandbox import SandboxProvider
@@ -79,3 +80,24 @@ def test_malformed_jobs_each_become_a_dead_letter(
         "callback": "job carries callbacks; smsq jobs never do",
         "bad.id": "job cannot be loaded (ValueError)",
     }
+
+
+def test_stray_copy_of_a_finished_job_is_dropped_quietly(
+        redis: Redis, store: MessageStore, sandbox: SandboxProvider, workers: Workers) -> None:
+    """A job id left in a lane after its message was sent (the reconciler put back a job that
+    was only slow; the worker that finished it deleted its hash) sends nothing and is not
+    reported as a foreign job."""
+    Producer(redis).enqueue({"key": "done", "text": "Hi", "to": ["0612345678"]})
+    workers.run_burst()
+    record = store.get("done")
+    assert record is not None
+    redis.rpush("rq:queue:smsq-default", f"smsq-{record.message_id}")
+
+    run = workers.run_burst()
+
+    assert run.returncode == 0, run.log
+    assert len(sandbox.requests()) == 1
+    assert store.dead_letters() == []
+    assert redis.llen("rq:queue:smsq-default:intermediate") == 0
+    assert [e["event"] for e in run.events() if e["event"] == "sms.job.duplicate_dropped"] == [
+        "sms.job.duplicate_dropped"]

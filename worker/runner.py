@@ -269,6 +269,8 @@ class SmsWorker(SimpleWorker):
                                      f"job cannot be loaded ({type(exc).__name__})")
             return None
         if result is None:
+            if self._handled_elsewhere(taken):
+                return None
             _dead_letter_missing_job(self.connection, taken.queue_key, taken.job_id)
             return None
         job, queue = result
@@ -277,6 +279,18 @@ class SmsWorker(SimpleWorker):
             self._refuse(job, queue, problem)
             return None
         return Taken(taken.queue_key, taken.job_id, job.args[0])
+
+    def _handled_elsewhere(self, taken: Taken) -> bool:
+        """A second copy of a job whose message another job already took past ``queued`` (the
+        reconciler requeued a job that was only slow, whose hash is gone now): drop it quietly,
+        it is not a foreign job."""
+        mid = keys.message_id_of_job(taken.job_id)
+        state = self.connection.hget(keys.message(mid), "state") if mid else None
+        if state is None or _text(state) == State.QUEUED.value:
+            return False
+        self.connection.lrem(taken.intermediate_key, 1, taken.job_id)
+        log.info("sms.job.duplicate_dropped", job_id=taken.job_id, state=_text(state))
+        return True
 
     def _send(self, taken: Taken) -> None:
         """One send slot's work: send the message at most once, then drop the job.
