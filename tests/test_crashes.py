@@ -343,3 +343,109 @@ def test_job_whose_message_record_expired_becomes_a_dead_letter(
     assert (letter.kind, letter.message_id) == ("job", message_id("gone"))
     assert letter.reason == ("message record expired or was purged before the send; "
                              "nothing was sent")
+
+
+def test_a_held_claim_is_released_unsent_and_its_holder_then_posts_nothing(
+        producer: Producer, store: MessageStore, redis: Redis) -> None:
+    """A claim taken to wait for a rate-limit turn can be given back while it waits: the message
+    is queued again at the front of its lane as exactly one fresh job, and the holder, when its
+    turn comes, learns it must not post."""
+    enqueue(producer, "held", "behind")
+    mid = message_id("held")
+    job, _ = LaneQueue.dequeue_any(lane_queues(redis), None, connection=redis)
+    assert job.id == f"smsq-{mid}"
+    holder = Ledger(redis, ttl_s=3600, worker_name="w-held")
+    assert holder.claim(mid, hold=True).outcome == "claimed"
+    assert redis.hget(f"smsq:msg:{mid}", "awaiting_turn") == b"w-held"
+
+    reconciler = Ledger(redis, ttl_s=3600, worker_name="reconciler")
+    assert reconciler.release(mid, holder="w-someone-else", reason="r", actor="a") is None
+    new_job = reconciler.release(mid, holder="w-held", actor="reconciler",
+                                 reason="waited; nothing was sent, requeued")
+
+    assert new_job == f"smsq-{mid}-r1"
+    assert holder.start_posting(mid) is False
+    record = store.get("held")
+    assert record is not None
+    assert record.state is State.QUEUED
+    assert record.history[-1]["reason"] == "waited; nothing was sent, requeued"
+    assert redis.lrange("rq:queue:smsq-default", 0, -1) == [
+        new_job.encode(), f"smsq-{message_id('behind')}".encode()]
+    assert redis.lrange("rq:queue:smsq-default:intermediate", 0, -1) == []
+    assert not redis.exists(f"rq:job:{job.id}")
+    assert not redis.hexists(f"smsq:msg:{mid}", "awaiting_turn")
+    assert redis.zscore("smsq:sending", mid) is None
+
+
+def test_a_claim_whose_holder_started_posting_is_never_released(
+        producer: Producer, store: MessageStore, redis: Redis) -> None:
+    """Once the holder's turn came and it started posting, the request may reach AllMySMS: the
+    claim can only be settled as before (unknown if the worker dies), never given back."""
+    enqueue(producer, "posting")
+    mid = message_id("posting")
+    holder = Ledger(redis, ttl_s=3600, worker_name="w-post")
+    assert holder.claim(mid, hold=True).outcome == "claimed"
+
+    assert holder.start_posting(mid) is True
+    assert holder.start_posting(mid) is False  # the hold is gone: only the first may start
+
+    assert holder.release(mid, holder="w-post", reason="r", actor="a") is None
+    record = store.get("posting")
+    assert record is not None
+    assert record.state is State.SENDING
+
+
+def test_a_claim_without_hold_is_never_released(
+        producer: Producer, store: MessageStore, redis: Redis) -> None:
+    """Without the rate limit nothing marks a claim unposted, so nothing can give it back."""
+    enqueue(producer, "plain")
+    mid = message_id("plain")
+    ledger = Ledger(redis, ttl_s=3600, worker_name="w-plain")
+    assert ledger.claim(mid).outcome == "claimed"
+
+    assert not redis.hexists(f"smsq:msg:{mid}", "awaiting_turn")
+    assert ledger.release(mid, holder="w-plain", reason="r", actor="a") is None
+    assert store.get("plain").state is State.SENDING  # type: ignore[union-attr]
+
+
+def test_every_state_change_drops_the_hold(producer: Producer, redis: Redis) -> None:
+    """A requeue (nothing sent) or an outcome removes ``awaiting_turn``: a later claim without
+    the rate limit must not inherit a stale hold that would let a posted send be given back."""
+    enqueue(producer, "requeued", "finished")
+    ledger = Ledger(redis, ttl_s=3600, worker_name="w-drop")
+    for key in ("requeued", "finished"):
+        assert ledger.claim(message_id(key), hold=True).outcome == "claimed"
+    ledger.requeue(message_id("requeued"), allowed=frozenset({State.SENDING}), reason="r",
+                   actor="a")
+    assert ledger.finish(message_id("finished"), State.SENT, {}, reason="100",
+                         record={"key": "finished", "lane": "default", "job_id": "j"})
+
+    for key in ("requeued", "finished"):
+        assert not redis.hexists(f"smsq:msg:{message_id(key)}", "awaiting_turn")
+
+
+def test_worker_killed_while_sends_wait_for_their_rate_limit_turn_loses_and_repeats_nothing(
+        producer: Producer, store: MessageStore, redis: Redis, sandbox: SandboxProvider,
+        workers: Workers) -> None:
+    """At 0.5 segment/s, one message goes at once and three wait their turn, claimed. kill -9:
+    the three go back to their lane unsent (not ``unknown``) and a second worker sends each
+    exactly once."""
+    keys = enqueue(producer, "t1", "t2", "t3", "t4")
+    victim = workers.start(**FAST, SMSQ_RATE_LIMIT_SEGMENTS_PER_S="0.5",
+                           SMSQ_RATE_LIMIT_BURST_SEGMENTS="1")
+    wait_for(lambda: len(sandbox.requests()) == 1, what="the first send")
+    wait_for(lambda: sum(bool(redis.hexists(f"smsq:msg:{message_id(k)}", "awaiting_turn"))
+                         for k in keys) == 3, what="three claims waiting for their turn")
+
+    victim.send_signal(signal.SIGKILL)
+    victim.wait()
+    settle(workers, store, keys, SMSQ_RATE_LIMIT_SEGMENTS_PER_S="0")
+
+    verdict = invariants.check(store, sandbox, keys)
+    assert verdict.problems == []
+    assert verdict.states == dict.fromkeys(keys, State.SENT)
+    assert verdict.requests == dict.fromkeys(keys, 1)
+    released = {key for key in keys for entry in store.get(key).history  # type: ignore[union-attr]
+                if entry.get("by") == "reconciler" and entry["reason"].endswith(
+                    "stopped while waiting for its rate-limit turn; nothing was sent, requeued")}
+    assert len(released) == 3

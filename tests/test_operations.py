@@ -20,7 +20,7 @@ from worker.sandbox import SandboxProvider
 
 
 def make_dead_letters(producer: Producer, sandbox: SandboxProvider, workers: Workers) -> None:
-    """A rejected (114), an unknown (502), an expired and a failed message, plus a sent one."""
+    """A rejected (114), an unknown (502) and an expired message, plus a sent one."""
     sandbox.add_fault({"action": "status", "status": 114, "match": {"campaign": "rej"}})
     sandbox.add_fault({"action": "html502", "match": {"campaign": "unk"}})
     producer.enqueue_many([
@@ -31,7 +31,13 @@ def make_dead_letters(producer: Producer, sandbox: SandboxProvider, workers: Wor
         {"key": "sent-1", "text": "Hi", "to": ["0612345678"]},
     ])
     time.sleep(0.2)
-    workers.run_burst()
+    run = workers.run_burst()
+    store = MessageStore(Redis.from_url(workers.redis_url))
+    states = {key: store.get(key).state for key in  # type: ignore[union-attr]
+              ("rejected-1", "unknown-1", "expired-1", "sent-1")}
+    assert (run.returncode, states) == (0, {
+        "rejected-1": State.REJECTED, "unknown-1": State.UNKNOWN, "expired-1": State.EXPIRED,
+        "sent-1": State.SENT}), run.log[-4000:]
 
 
 def lines(stdout: str) -> list[dict]:
@@ -170,7 +176,12 @@ def test_pause_stops_every_worker_within_a_second_and_resume_restarts(
     workers.smsq("resume")
     wait_for(lambda: len(sandbox.requests()) == 5, what="the five sends")
     assert time.monotonic() - resumed_at < 3
+    # The sandbox logs a request before its answer reaches the worker, which
+    # records the outcome a moment later: wait for the records, not a fixed time.
+    wait_for(lambda: all(store.get(f"p{i}").state is not State.SENDING  # type: ignore[union-attr]
+                         for i in range(5)), what="the five outcomes")
     assert {store.get(f"p{i}").state for i in range(5)} == {State.SENT}  # type: ignore[union-attr]
+    assert len(sandbox.requests()) == 5
 
 
 def test_pausing_one_lane_leaves_the_others_running(

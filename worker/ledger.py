@@ -38,6 +38,7 @@ end
 local function apply(msg, hist, dead_set, dead_key, new_state, fields, entry, dead, now, ttl,
                      event_id)
   redis.call('HSET', msg, 'state', new_state)
+  redis.call('HDEL', msg, 'awaiting_turn')
   local mid = redis.call('HGET', msg, 'message_id')
   if new_state == 'sending' then
     redis.call('ZADD', KEYS[5], now, mid)
@@ -69,9 +70,11 @@ end
 """
 
 # KEYS: msg, history, dead set, dead hash, sending set, metrics, callback keys. ARGV: now
-# epoch, now iso, ttl, worker, callback event id.
+# epoch, now iso, ttl, worker, callback event id, hold '1'|'0'.
 # Returns {outcome, request?}: 'claimed' (state is now sending), 'expired', 'missing', or the
-# state the message already had.
+# state the message already had. With hold, the claim also sets ``awaiting_turn`` (the worker's
+# name): nothing may be posted until :meth:`Ledger.start_posting` removes it, and while it is
+# there the message can be given back unsent (:meth:`Ledger.release`).
 _CLAIM_LUA = _LIB + """
 local state = redis.call('HGET', KEYS[1], 'state')
 if not state then return {'missing'} end
@@ -91,6 +94,7 @@ if expires and expires ~= '' and now > tonumber(expires) then
   return {'expired'}
 end
 local fields = {updated_at = ARGV[2], claimed_by = ARGV[4]}
+if ARGV[6] == '1' then fields['awaiting_turn'] = ARGV[4] end
 local entry = cjson.encode({state = 'sending', at = ARGV[2], worker = ARGV[4]})
 apply(KEYS[1], KEYS[2], KEYS[3], KEYS[4], 'sending', fields, entry, nil, now, ARGV[3], '')
 return {'claimed', redis.call('HGET', KEYS[1], 'request')}
@@ -133,6 +137,7 @@ else
   redis.call('RPUSH', 'rq:queue:' .. queue, jid)
 end
 redis.call('HSET', KEYS[1], 'state', 'queued', 'job_id', jid, 'updated_at', ARGV[2])
+redis.call('HDEL', KEYS[1], 'awaiting_turn')
 redis.call('EXPIRE', KEYS[1], ARGV[3])
 redis.call('RPUSH', KEYS[2], cjson.encode({state = 'queued', at = ARGV[2], reason = ARGV[4],
   by = ARGV[5], from = state}))
@@ -144,6 +149,29 @@ redis.call('HINCRBY', KEYS[6], 'requeued', 1)
 redis.call('LPUSH', KEYS[7], '1')
 redis.call('LTRIM', KEYS[7], 0, 63)
 return {'queued', jid}
+"""
+
+# A claimed message whose worker has not posted yet (``awaiting_turn`` still names the claimer,
+# ARGV[8]) goes back to its lane unsent: its old job leaves the lane's intermediate list in the
+# same script, so exactly one job remains for it. KEYS/ARGV[1..7] as in _REQUEUE_LUA.
+_RELEASE_LUA = """
+local holder = redis.call('HGET', KEYS[1], 'awaiting_turn')
+if not holder or holder ~= ARGV[8] then return {'posting'} end
+local old = redis.call('HGET', KEYS[1], 'job_id')
+if old then
+  local lane = redis.call('HGET', KEYS[1], 'lane')
+  redis.call('LREM', 'rq:queue:smsq-' .. lane .. ':intermediate', 1, old)
+  redis.call('DEL', 'rq:job:' .. old)
+end
+""" + _REQUEUE_LUA
+
+# KEYS: msg. ARGV: worker. The last step before the first POST of a held claim: 1 when the
+# claim is still this worker's and held (the hold is removed), 0 when it was released.
+_START_POSTING_LUA = """
+if redis.call('HGET', KEYS[1], 'state') ~= 'sending' then return 0 end
+if redis.call('HGET', KEYS[1], 'awaiting_turn') ~= ARGV[1] then return 0 end
+redis.call('HDEL', KEYS[1], 'awaiting_turn')
+return 1
 """
 
 
@@ -164,20 +192,27 @@ class Ledger:
         self._claim = connection.register_script(_CLAIM_LUA)
         self._transition = connection.register_script(_TRANSITION_LUA)
         self._requeue = connection.register_script(_REQUEUE_LUA)
+        self._release = connection.register_script(_RELEASE_LUA)
+        self._start_posting = connection.register_script(_START_POSTING_LUA)
 
     @property
     def worker_name(self) -> str:
         return self._worker
 
-    def claim(self, message_id: str) -> Claim:
+    def claim(self, message_id: str, *, hold: bool = False) -> Claim:
         """Take the send guard: ``queued`` → ``sending``, or ``expired`` past ``valid_for_s``.
 
         Only one caller, ever, gets ``claimed`` for a message: a second job, an RQ re-run or a
         duplicate enqueue all find the state already moved on and send nothing.
+
+        With ``hold`` (the send will first wait for its rate-limit turn), the claim is marked
+        not posted yet: if the worker dies while waiting, :meth:`release` gives the message
+        back to its lane instead of leaving it ``unknown``. Call :meth:`start_posting` before
+        the first POST.
         """
         raw = self._claim(keys=[*_keys(message_id), *callback_keys()],
                           args=[time.time(), utc_now_iso(), self._ttl_s, self._worker,
-                                uuid.uuid4().hex])
+                                uuid.uuid4().hex, "1" if hold else "0"])
         outcome = _str(raw[0])
         request = json.loads(_str(raw[1])) if outcome == "claimed" else None
         return Claim(outcome, request)
@@ -236,6 +271,29 @@ class Ledger:
         outcome = _str(raw[0])
         return (outcome, _str(raw[1])) if outcome == "queued" else (outcome, None)
 
+
+    def start_posting(self, message_id: str) -> bool:
+        """End a held claim's wait: True when this worker still holds the message and may
+        post; False when it was released meanwhile (the worker must post nothing)."""
+        return bool(self._start_posting(keys=[keys.message(message_id)], args=[self._worker]))
+
+    def release(self, message_id: str, *, holder: str, reason: str, actor: str) -> str | None:
+        """Give a held claim of ``holder`` back to its lane, at the front, as a fresh job.
+
+        Safe against the holder itself: either this runs first and the holder's
+        :meth:`start_posting` answers False, or the holder started posting and this refuses.
+
+        Returns:
+            The new job id, or None when the message is not held by ``holder`` (it may have
+            been posted: the caller settles it as before).
+        """
+        now = utc_now_iso()
+        raw = self._release(
+            keys=[*_keys(message_id), keys.WAKE],
+            args=[json.dumps([State.SENDING.value]), now, self._ttl_s, reason, actor, "1",
+                  json.dumps(job_fields(message_id, "", now)), holder],
+        )
+        return _str(raw[1]) if _str(raw[0]) == "queued" else None
 
     def dead_letter_job(self, message_id: str, reason: str) -> None:
         """Record a job whose message no longer exists."""

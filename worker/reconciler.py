@@ -8,7 +8,9 @@ A live worker runs it every ``reconcile_interval_s`` under a Redis lock (one wor
    (death between starting the job and claiming the message) goes back to its lane too.
 3. A message ``sending`` whose worker is dead, or claimed longer ago than any send can take,
    becomes ``unknown``: the request may have reached AllMySMS, so it is never resent without an
-   operator's decision.
+   operator's decision. Except when its claim is still held (the worker was waiting for its
+   rate-limit turn and had not started posting, see :meth:`Ledger.release`): then it goes back
+   to the front of its lane, provably unsent.
 
 Requeueing is always safe: the claim in :mod:`worker.ledger` lets a message be sent only once.
 """
@@ -37,6 +39,7 @@ log = structlog.get_logger()
 class Report:
     requeued_stuck: int = 0
     requeued_abandoned: int = 0
+    released: int = 0
     unknown: int = 0
 
 
@@ -63,14 +66,15 @@ class Reconciler:
         return self.run()
 
     def run(self) -> Report:
-        report = Report(
-            requeued_stuck=sum(self._requeue_stuck(q) for q in self._queues),
-            requeued_abandoned=sum(self._requeue_abandoned(q) for q in self._queues),
-            unknown=self._orphaned_sends(),
-        )
+        stuck = sum(self._requeue_stuck(q) for q in self._queues)
+        abandoned = sum(self._requeue_abandoned(q) for q in self._queues)
+        released, unknown = self._orphaned_sends()
+        report = Report(requeued_stuck=stuck, requeued_abandoned=abandoned, released=released,
+                        unknown=unknown)
         if report != Report():
             log.warning("sms.reconcile.done", requeued_stuck=report.requeued_stuck,
-                        requeued_abandoned=report.requeued_abandoned, unknown=report.unknown)
+                        requeued_abandoned=report.requeued_abandoned, released=report.released,
+                        unknown=report.unknown)
         return report
 
     def _requeue_stuck(self, queue: Queue) -> int:
@@ -124,17 +128,27 @@ class Reconciler:
                 self._redis.delete(keys.rq_job(jid))
         return requeued
 
-    def _orphaned_sends(self) -> int:
-        unknown = 0
+    def _orphaned_sends(self) -> tuple[int, int]:
+        """Settle the claims of dead (or stalled) workers: (released unsent, now unknown)."""
+        released = unknown = 0
         now = time.time()
         entries: list[tuple[bytes, float]] = self._redis.zrange(  # type: ignore[assignment]
             keys.SENDING, 0, -1, withscores=True)
         for raw, claimed_at in entries:
             mid = _str(raw)
-            fields = self._redis.hmget(keys.message(mid), ["claimed_by", "key", "lane", "job_id"])
-            worker, key, lane, jid = (_str(v) if v is not None else "" for v in fields)
+            fields = self._redis.hmget(keys.message(mid), ["claimed_by", "key", "lane", "job_id",
+                                                           "awaiting_turn"])
+            worker, key, lane, jid, holder = (_str(v) if v is not None else "" for v in fields)
             alive = bool(worker) and bool(self._redis.exists(keys.alive(worker)))
             if alive and now - claimed_at < self._stale_after_s:
+                continue
+            if holder and self._ledger.release(
+                    mid, holder=holder, actor="reconciler",
+                    reason=f"worker {holder} stopped while waiting for its rate-limit turn; "
+                           "nothing was sent, requeued"):
+                released += 1
+                log.warning("sms.reconcile.requeued", key=key, lane=lane, job_id=jid,
+                            reason="worker died before posting")
                 continue
             # A live worker past the longest possible send could not record its outcome (Redis
             # refused the write, say): the message must not stay "sending" forever either.
@@ -150,7 +164,7 @@ class Reconciler:
                             error=error)
             else:
                 self._redis.zrem(keys.SENDING, mid)
-        return unknown
+        return released, unknown
 
     def _still_queued(self, jid: str) -> bool:
         """True when nothing was sent for this job: its message is ``queued`` (or it is not an

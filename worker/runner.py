@@ -356,7 +356,8 @@ class SmsWorker(SimpleWorker):
         self.runtime.sender.stop_waiting()
 
     def request_force_stop(self, signum: int, frame: Any) -> None:
-        """Cold shutdown: record every send in flight as ``unknown``, then exit at once."""
+        """Cold shutdown: record every send in flight as ``unknown`` (a send still waiting for
+        its rate-limit turn goes back to its lane instead), then exit at once."""
         if self._shutdown_requested_date is not None and \
                 now() - self._shutdown_requested_date < timedelta(seconds=1):
             return  # RQ's rule: a duplicate of the first signal
@@ -370,10 +371,15 @@ class SmsWorker(SimpleWorker):
         if taken.message_id is None:
             return
         mid = taken.message_id
+        ledger = self.runtime.ledger
         try:
+            if ledger.release(mid, holder=ledger.worker_name, actor=f"worker {self.name}",
+                              reason="worker stopped while waiting for its rate-limit turn; "
+                                     "nothing was sent, requeued"):
+                return
             key, lane = (_text(v) for v in self.connection.hmget(keys.message(mid),
                                                                  ["key", "lane"]))
-            self.runtime.ledger.finish(
+            ledger.finish(
                 mid, State.UNKNOWN, {"error": "SystemExit"},
                 reason="worker stopped during the send; the request may have reached AllMySMS",
                 record={"key": key, "lane": lane, "job_id": taken.job_id})

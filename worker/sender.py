@@ -66,7 +66,8 @@ class Sender:
         message that is not ``queued`` any more (sent, in flight elsewhere, expired) is left as
         it is and nothing is sent.
         """
-        claim = self._ledger.claim(message_id)
+        hold = self._limiter.enabled
+        claim = self._ledger.claim(message_id, hold=hold)
         if claim.outcome == "expired":
             log.warning("sms.send.expired", state="expired")
             return SendResult("expired")
@@ -90,12 +91,27 @@ class Sender:
         self._local.latency_s = None
         cost = request.segments * len(request.recipients)
         limit_deadline = self._limiter.deadline()
+        if hold:
+            # The first turn is waited for while the claim is held: a worker killed now leaves
+            # a message the reconciler gives back to its lane, not an ``unknown``.
+            try:
+                self._limiter.wait(cost, deadline=limit_deadline)
+            except RateLimitBacklogError as exc:
+                return self._requeue_unsent(message_id, ids, 0, str(exc))
+            if not self._ledger.start_posting(message_id):
+                log.warning("sms.send.released", state="queued",
+                            reason="given back while waiting for its rate-limit turn")
+                return SendResult("released")
+        waited_first_turn = hold
 
         def attempt() -> ProviderReply:
-            nonlocal attempts
+            nonlocal attempts, waited_first_turn
             # Every attempt pays the global rate limit (no Redis call when it is off); past the
             # send's wait budget it raises RateLimitBacklogError before anything is sent.
-            self._limiter.wait(cost, deadline=limit_deadline)
+            if waited_first_turn:
+                waited_first_turn = False
+            else:
+                self._limiter.wait(cost, deadline=limit_deadline)
             attempts += 1
             flux = build_flux(request, now=datetime.now(UTC))
             sent_at = time.monotonic()
