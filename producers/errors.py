@@ -11,7 +11,8 @@
      │    │    └── ProviderBusyError   HTTP 429, or 503 with Retry-After: refused unprocessed
      │    ├── OutcomeUnknownError   it may have reached AllMySMS: never resent automatically
      │    └── RejectedError         AllMySMS answered with a status in 102-118
-     └── RefusedJobError         a job in Redis names a callable or data smsq does not run
+     ├── RefusedJobError         a job in Redis names a callable or data smsq does not run
+     └── CallbackRefusedError    a callback_url the outbound policy refuses: dead, never retried
 
 Messages never carry a phone number, a message text or the provider apiKey.
 """
@@ -95,3 +96,21 @@ class RejectedError(ProviderError):
 
 class RefusedJobError(SmsqError):
     """A job in Redis that smsq refuses to run (foreign callable, bad data)."""
+
+
+class CallbackRefusedError(SmsqError):
+    """A callback destination refused by the outbound policy (``SMSQ_CALLBACK_ALLOWED_HOSTS``,
+    ``SMSQ_CALLBACK_ALLOWED_NETWORKS``): asking again cannot change it, so the event goes dead.
+
+    ``reason`` names the host, the address when one was refused, and the setting that would
+    allow it; never the URL's path or query, which may carry the receiver's token.
+    """
+
+    def __init__(self, host: str, detail: str, *, variable: str,
+                 address: str | None = None) -> None:
+        self.host = host
+        self.address = address
+        self.variable = variable
+        """The setting that would allow this destination."""
+        self.reason = f'host "{host}" {detail}'
+        super().__init__(f"callback_url {self.reason}")

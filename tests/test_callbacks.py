@@ -14,6 +14,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from ipaddress import ip_network
 from typing import Any
 
 import pytest
@@ -34,6 +35,9 @@ from worker.settings import ProducerAccount, Secret, Settings
 CALLBACK_SECRET = "cb-fallback-secret-5e1a9c"  # noqa: S105 - a test value
 SHOP_SECRET = "shop-callback-secret-7d3b2f"  # noqa: S105 - a test value
 TTL_S = 3600
+LOOPBACK = "127.0.0.0/8,::1/128"
+"""Receivers listen on 127.0.0.1, which callbacks refuse unless SMSQ_CALLBACK_ALLOWED_NETWORKS
+allows it."""
 
 
 @dataclass
@@ -108,7 +112,8 @@ def settings(**overrides: Any) -> Settings:
         "callback_secret": Secret(CALLBACK_SECRET), "callback_timeout_s": 1.0,
         "callback_initial_wait_s": 0.05, "callback_max_wait_s": 0.2, "idle_wait_s": 0.05,
         "producers": (ProducerAccount("shop", Secret("shop-api-key-0123456789"),
-                                      Secret(SHOP_SECRET)),)}
+                                      Secret(SHOP_SECRET)),),
+        "callback_allowed_networks": tuple(ip_network(n) for n in LOOPBACK.split(","))}
     values.update(overrides)
     return Settings(**values)
 
@@ -254,6 +259,34 @@ def test_4xx_is_dead_at_once(redis: Redis, producer: Producer, receiver: Receive
     assert redis.zcard(keys.CALLBACK_DUE) == 0
 
 
+def test_an_unexpected_error_kills_the_event_not_the_dispatcher(
+        redis: Redis, producer: Producer, receiver: Receiver) -> None:
+    """A bug met while delivering one event makes that event dead with the error's name; the
+    dispatcher thread goes on and delivers the next one."""
+    url = receiver.start()
+    finish_sent(redis, producer, "cb-bug", callback_url=url)
+    finish_sent(redis, producer, "cb-next", callback_url=url)
+    dispatcher = Dispatcher(settings(), redis)
+    real_deliver = dispatcher.deliver
+    calls: list[str] = []
+
+    def deliver(pending: Any) -> str:
+        calls.append(pending.event["key"])
+        if len(calls) == 1:
+            raise KeyError("a bug")
+        return real_deliver(pending)
+
+    dispatcher.deliver = deliver  # type: ignore[method-assign]
+    dispatcher.run(threading.Event(), burst=True)
+
+    assert calls == ["cb-bug", "cb-next"]
+    [dead] = dead_callbacks(redis)
+    assert (dead.event["key"], dead.reason, dead.attempts) == (
+        "cb-bug", "unexpected error in smsq: KeyError", 1)
+    assert [e["key"] for e in receiver.events()] == ["cb-next"]
+    assert redis.zcard(keys.CALLBACK_DUE) == 0
+
+
 def test_5xx_and_429_are_retried_up_to_max_attempts_then_dead(
         redis: Redis, producer: Producer, receiver: Receiver) -> None:
     receiver.statuses = [429, 503, 500]
@@ -298,7 +331,8 @@ def test_dispatcher_killed_mid_delivery_delivers_after_restart(
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SMSQ_", "ALLMYSMS_"))}
     env.update({"REDIS_URL": redis_server.url, "SMSQ_CALLBACK_SECRET": CALLBACK_SECRET,
                 "SMSQ_CALLBACK_TIMEOUT_S": "1", "SMSQ_IDLE_WAIT_S": "0.1",
-                "SMSQ_LOG_FORMAT": "json", "PYTHONPATH": str(ROOT)})
+                "SMSQ_LOG_FORMAT": "json", "SMSQ_CALLBACK_ALLOWED_NETWORKS": LOOPBACK,
+                "PYTHONPATH": str(ROOT)})
     command = [sys.executable, "-m", "worker", "callbacks", "--threads", "1"]
     first = subprocess.Popen(command, env=env, cwd=ROOT, stdout=subprocess.DEVNULL,
                              stderr=subprocess.DEVNULL, start_new_session=True)

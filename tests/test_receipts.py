@@ -272,6 +272,33 @@ def test_receipt_event_is_queued_for_the_callback(redis: Redis, producer: Produc
         "campaign_id": "cmp-1"}
 
 
+def test_a_new_reply_is_called_back_once_with_its_text(
+        redis: Redis, producer: Producer, webhooks: str, receiver: Receiver) -> None:
+    """A reply to a message with a callback_url becomes one ``message.reply`` event, signed;
+    the same smsMoId again (AllMySMS retrying its call) adds none."""
+    mid = finish_sent(redis, producer, "r9", callback_url=receiver.start(),
+                      producer_login="shop")
+    reply = {"smsMoId": "mo-9", "message": "STOP merci é", "smsId": "r9-b",
+             "phoneNumber": "+33698765432", "receptionDate": "2026-11-25 10:02:00"}
+    for _ in range(2):
+        assert httpx.post(f"{webhooks}/replies", data=reply).text == "OK"
+    dispatcher = Dispatcher(settings(), redis)
+    outcomes = []
+    while (pending := dispatcher.outbox.take()) is not None:
+        outcomes.append(dispatcher.deliver(pending))
+
+    assert outcomes == ["delivered", "delivered"]
+    final, answered = receiver.events()
+    assert final["event"] == "message.final"
+    assert answered == {
+        "event": "message.reply", "event_id": answered["event_id"], "key": "r9",
+        "message_id": mid, "at": answered["at"], "phone": PHONE_B, "sms_id": "r9-b",
+        "sms_mo_id": "mo-9", "message": "STOP merci é", "reception_date": "2026-11-25 10:02:00",
+        "campaign_id": "cmp-1"}
+    last = receiver.received[-1]
+    assert verify(SHOP_SECRET, last.body, last.headers["X-Smsq-Signature"])
+
+
 def test_sandbox_receipts_update_the_store_and_callbacks_arrive_signed(
         redis: Redis, producer: Producer, sandbox: SandboxProvider, workers: Workers,
         webhooks: str, receiver: Receiver, store: MessageStore) -> None:
@@ -300,25 +327,30 @@ def test_sandbox_receipts_update_the_store_and_callbacks_arrive_signed(
     thread = threading.Thread(target=dispatcher.run, args=(stop,), daemon=True)
     thread.start()
     try:
-        wait_for(lambda: len(receiver.received) == 7, what="1 final and 6 receipt callbacks")
+        wait_for(lambda: len(receiver.received) == 8,
+                 what="1 final, 6 receipt and 1 reply callbacks")
     finally:
         stop.set()
         thread.join(5)
     for got in receiver.received:
         assert verify(SHOP_SECRET, got.body, got.headers["X-Smsq-Signature"])
         assert got.headers["X-Smsq-Event-Id"] == got.event["event_id"]
-        assert b"colis" not in got.body
+        assert b"colis" not in got.body  # the message's own text is never called back
     events = receiver.events()
-    assert len({e["event_id"] for e in events}) == 7
+    assert len({e["event_id"] for e in events}) == 8
     assert (events[0]["event"], events[0]["state"], events[0]["sms_ids"]) == (
         "message.final", "sent", record.sms_ids)
+    replies = [e for e in events if e["event"] == "message.reply"]
+    assert [(e["key"], e["phone"], e["message"]) for e in replies] == [("loop", replying, "OUI")]
     by_phone: dict[str, list[Any]] = {}
     for event in events[1:]:
+        if event["event"] == "message.reply":
+            continue
         assert (event["event"], event["key"], event["state"]) == ("message.receipt", "loop",
                                                                    "sent")
         by_phone.setdefault(event["phone"], []).append(event["status"])
     assert by_phone == {delivered: [3, 1], rejected: [3, 5], replying: [3, 1]}
-    assert metric(redis, "callbacks_delivered") == 7
+    assert metric(redis, "callbacks_delivered") == 8
     assert json.loads(json.dumps(record.as_dict()))["delivery"] == record.delivery
 
 

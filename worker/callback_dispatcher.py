@@ -10,7 +10,10 @@ body>`` (the producer account's ``callback_secret``, else ``SMSQ_CALLBACK_SECRET
   process; until ``SMSQ_CALLBACK_MAX_ATTEMPTS`` or ``SMSQ_CALLBACK_MAX_AGE_S``;
 * any other answer (3xx, 4xx such as 400, 401, 404, 410): the receiver refused it and asking
   again will not change that: dead at once;
-* no secret to sign with: dead at once (never sent unsigned).
+* no secret to sign with: dead at once (never sent unsigned);
+* a destination the outbound policy refuses (a host outside ``SMSQ_CALLBACK_ALLOWED_HOSTS``, or
+  one resolving to a non-public address outside ``SMSQ_CALLBACK_ALLOWED_NETWORKS``, checked at
+  connect time by :mod:`worker.callback_guard`): dead at once, nothing is sent.
 
 Dead callbacks stay readable (``smsq callbacks --dead``, counter ``callbacks_dead``) for the
 outcome TTL. A dispatcher killed mid-delivery loses nothing: the event's lease runs out and any
@@ -28,6 +31,8 @@ import httpx
 import redis.exceptions
 import structlog
 
+from producers.errors import CallbackRefusedError
+from worker.callback_guard import CallbackPolicy, callback_client
 from worker.callbacks import (
     EVENT_ID_HEADER,
     SIGNATURE_HEADER,
@@ -66,8 +71,8 @@ class Dispatcher:
         timeout = settings.callback_timeout_s
         self._outbox = Outbox(connection, lease_s=2 * timeout + LEASE_MARGIN_S,
                               keep_dead_s=settings.producer.outcome_ttl_s)
-        self._client = client or httpx.Client(
-            timeout=httpx.Timeout(timeout), follow_redirects=False,
+        self._client = client or callback_client(
+            CallbackPolicy.from_settings(settings), timeout_s=timeout,
             headers={"User-Agent": USER_AGENT})
 
     @property
@@ -81,6 +86,7 @@ class Dispatcher:
         """Deliver until ``stop`` is set (the delivery in progress finishes first); with
         ``burst``, return as soon as nothing is due."""
         while not stop.is_set():
+            pending = None
             try:
                 pending = self._outbox.take()
                 if pending is None:
@@ -92,6 +98,16 @@ class Dispatcher:
             except redis.exceptions.RedisError as exc:
                 log.warning("sms.callback.redis_unavailable", error=type(exc).__name__)
                 stop.wait(REDIS_ERROR_PAUSE_S)
+            except Exception as exc:  # one bad event must not end the thread
+                log.exception("sms.callback.unexpected_error", error=type(exc).__name__)
+                if pending is not None:
+                    # A bug, not the receiver: visible in `smsq callbacks --dead`, not retried
+                    # forever. (If Redis fails here too, the lease runs out and it comes back.)
+                    try:
+                        self._dead(pending, f"unexpected error in smsq: {type(exc).__name__}",
+                                   None, {"event_id": pending.event_id})
+                    except redis.exceptions.RedisError:
+                        stop.wait(REDIS_ERROR_PAUSE_S)
 
     def deliver(self, pending: Pending) -> str:
         """POST one event and record the outcome: ``delivered``, ``retry`` or ``dead``."""
@@ -108,6 +124,11 @@ class Dispatcher:
                    TIMESTAMP_HEADER: str(int(time.time())), EVENT_ID_HEADER: pending.event_id}
         try:
             response = self._client.post(pending.url, content=body, headers=headers)
+        except CallbackRefusedError as exc:
+            return self._dead(pending, str(exc), None, fields)
+        except httpx.InvalidURL:
+            return self._dead(pending, "callback_url is not a URL httpx can send to", None,
+                              fields)
         except httpx.TransportError as exc:
             return self._retry(pending, type(exc).__name__, None, None, fields)
         status = response.status_code

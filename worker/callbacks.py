@@ -1,7 +1,7 @@
 """Callbacks to producers: the events, their signature, and the Redis outbox they wait in.
 
 An event is added to the outbox by the same Lua script that makes the change it reports (a
-message reaching a final state in :mod:`worker.ledger`, a delivery receipt in
+message reaching a final state in :mod:`worker.ledger`, a delivery receipt or a reply in
 :mod:`worker.receipts`), so it can never be lost between the change and the outbox, and costs no
 extra round trip. :mod:`worker.callback_dispatcher` delivers it, at least once.
 
@@ -37,6 +37,7 @@ WAKE_TOKENS_MAX = 64
 
 EVENT_FINAL = "message.final"
 EVENT_RECEIPT = "message.receipt"
+EVENT_REPLY = "message.reply"
 
 # Lua helpers shared by the ledger's and the receipts' scripts. ``enqueue_callback`` adds an
 # event for the message hash ``msg`` when its stored request has a callback_url; the callback

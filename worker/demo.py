@@ -11,6 +11,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from ipaddress import ip_network
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -34,6 +35,8 @@ from worker.settings import ProducerAccount, Secret, Settings
 
 WORKER_TIMEOUT_S = 120
 RECEIPTS_WAIT_S = 10.0
+LOOPBACK_NETWORKS = "127.0.0.0/8,::1/128"
+"""The demo's callback receiver listens on 127.0.0.1, an address callbacks refuse by default."""
 
 
 def demo_requests(now: datetime) -> list[dict[str, Any]]:
@@ -69,7 +72,9 @@ def run_demo() -> int:
                            callback_secret=Secret(secrets.token_urlsafe(18)))
     with RedisServer() as server:
         settings = Settings(producer=ProducerSettings(redis_url=server.url), producers=(shop,),
-                            webhook_secret=Secret(webhook_secret))
+                            webhook_secret=Secret(webhook_secret),
+                            callback_allowed_networks=tuple(
+                                ip_network(n) for n in LOOPBACK_NETWORKS.split(",")))
         connection = Redis.from_url(server.url)
         receiver = Receiver(secret=shop.callback_secret.reveal()
                             if shop.callback_secret else "")
@@ -114,7 +119,8 @@ def _run(server: RedisServer, sandbox: SandboxProvider, api_key: str, loop: Loop
 
     env = {**os.environ, "REDIS_URL": server.url, "ALLMYSMS_LOGIN": "demo",
            "ALLMYSMS_API_KEY": api_key, "ALLMYSMS_BASE_URL": sandbox.base_url,
-           "SMSQ_LOG_FORMAT": "json"}
+           "SMSQ_LOG_FORMAT": "json", "SMSQ_CALLBACK_ALLOWED_HOSTS": "",
+           "SMSQ_CALLBACK_ALLOWED_NETWORKS": LOOPBACK_NETWORKS}
     log_path = Path(tempfile.gettempdir()) / "smsq-demo-worker.log"
     print("2. smsq worker --burst (a real worker process; its JSON log is in "
           f"{log_path})\n")

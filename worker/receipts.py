@@ -16,7 +16,9 @@ An applied receipt updates ``smsq:receipts:<message id>`` (smsId → receipt), a
 had a callback_url, adds a ``message.receipt`` callback event, all in the same script.
 
 Replies (MO SMS) are stored per message in ``smsq:replies:<message id>`` (smsMoId → reply),
-once per smsMoId. Their text is the person's own words: it is stored, never logged. Neither
+once per smsMoId; a new one to a message with a callback_url adds a ``message.reply`` event
+(with the text: the producer asked for the conversation) in the same script. Their text is the
+person's own words: it is stored and called back, never logged. Neither
 holds a phone number: the record maps smsIds to phones through ``sms_ids``, so ``smsq purge``
 (which drops the person from ``sms_ids``) unlinks them.
 """
@@ -32,7 +34,7 @@ from typing import TYPE_CHECKING
 
 from producers import keys
 from producers.records import utc_now_iso
-from worker.callbacks import ENQUEUE_LUA, EVENT_RECEIPT, callback_keys
+from worker.callbacks import ENQUEUE_LUA, EVENT_RECEIPT, EVENT_REPLY, callback_keys
 
 
 if TYPE_CHECKING:
@@ -231,9 +233,12 @@ enqueue_callback(KEYS[3], KEYS[4], KEYS[5], KEYS[2], msg, {
 return {'applied', mid, phone, status}
 """)
 
-# KEYS: smsId index, metrics. ARGV: smsMoId, reply json (without received_at), now iso, smsId.
+# KEYS: smsId index, metrics, callback keys (events, due, wake). ARGV: smsMoId, reply json
+# (without received_at), now iso, smsId, event id.
 # Returns {outcome, mid?, phone?}. No phone number is stored: the record finds it from smsId.
-_REPLY_LUA = _LOOKUP_LUA + """
+# A new reply to a message with a callback_url adds a ``message.reply`` event (with the reply's
+# text: the producer asked for the conversation) in the same script.
+_REPLY_LUA = ENQUEUE_LUA + _LOOKUP_LUA + """
 local mid, phone, msg = lookup(KEYS[1], ARGV[4], KEYS[2], 'replies_unknown')
 if not mid then return {'unknown'} end
 local replies = '""" + keys.replies("") + """' .. mid
@@ -246,6 +251,14 @@ end
 local ttl = redis.call('TTL', msg)
 if ttl > 0 then redis.call('EXPIRE', replies, ttl) end
 redis.call('HINCRBY', KEYS[2], 'replies_received', 1)
+local m = redis.call('HMGET', msg, 'key', 'campaign_id')
+local campaign = m[2]
+if not campaign or campaign == '' then campaign = reply['campaign_id'] end
+enqueue_callback(KEYS[3], KEYS[4], KEYS[5], KEYS[2], msg, {
+  event = '""" + EVENT_REPLY + """', event_id = ARGV[5], key = m[1], message_id = mid,
+  at = ARGV[3], phone = phone, sms_id = ARGV[4], sms_mo_id = ARGV[1],
+  message = reply['message'], reception_date = reply['reception_date'],
+  campaign_id = (campaign ~= '' and campaign) or cjson.null})
 return {'stored', mid, phone}
 """
 
@@ -265,14 +278,15 @@ class ReceiptBook:
                   utc_now_iso(), event_id, receipt.sms_id, receipt.campaign_id])
         return _applied(raw)
 
-    def store_reply(self, reply: Reply) -> Applied:
+    def store_reply(self, reply: Reply, *, event_id: str) -> Applied:
         if not reply.sms_id:
             self._redis.hincrby(keys.METRICS, "replies_unknown", 1)
             return Applied("unknown")
         data = {"sms_mo_id": reply.sms_mo_id, "message": reply.text, "sms_id": reply.sms_id,
                 "reception_date": reply.reception_date, "campaign_id": reply.campaign_id}
-        raw = self._reply(keys=[keys.sms_id(reply.sms_id), keys.METRICS],
-                          args=[reply.sms_mo_id, json.dumps(data), utc_now_iso(), reply.sms_id])
+        raw = self._reply(keys=[keys.sms_id(reply.sms_id), keys.METRICS, *callback_keys()],
+                          args=[reply.sms_mo_id, json.dumps(data), utc_now_iso(), reply.sms_id,
+                                event_id])
         return _applied(raw)
 
 

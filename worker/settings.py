@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from ipaddress import IPv4Network, IPv6Network, ip_address, ip_network
 from urllib.parse import urlsplit
 
 from producers.config import ProducerSettings, read_float, read_int
@@ -60,6 +62,11 @@ CALLBACK_MAX_AGE_S = 86_400.0
 CALLBACK_INITIAL_WAIT_S = 2.0
 CALLBACK_MAX_WAIT_S = 600.0
 """Back-off between callback attempts: doubles from the first wait up to this, with jitter."""
+ALLOWED_HOSTS_VARIABLE = "SMSQ_CALLBACK_ALLOWED_HOSTS"
+ALLOWED_NETWORKS_VARIABLE = "SMSQ_CALLBACK_ALLOWED_NETWORKS"
+_HOST_NAME = re.compile(r"(?=.{1,253}$)[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?"
+                        r"(?:\.[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?)*")
+"""A DNS name in ASCII (international names in their xn-- form), already lower-case."""
 # --- global rate limit (worker/ratelimit.py) ---
 RATE_LIMIT_RECOVERY_S = 30.0
 """After provider push-back, the shared rate grows back by configured/this per second of success."""
@@ -138,6 +145,10 @@ class Settings:
     callback_max_age_s: float = CALLBACK_MAX_AGE_S
     callback_initial_wait_s: float = CALLBACK_INITIAL_WAIT_S
     callback_max_wait_s: float = CALLBACK_MAX_WAIT_S
+    callback_allowed_hosts: tuple[str, ...] = ()
+    """Hosts callbacks may go to, normalised (``*.example.com``: any subdomain); empty: any."""
+    callback_allowed_networks: tuple[IPv4Network | IPv6Network, ...] = ()
+    """Non-public networks callbacks may reach all the same; empty: public addresses only."""
     rate_limit_segments_per_s: float = 0.0
     """SMS segments per second for the whole AllMySMS account, shared by every worker; 0 = off."""
     rate_limit_burst_segments: int = 0
@@ -212,6 +223,8 @@ class Settings:
                                                CALLBACK_INITIAL_WAIT_S, minimum=0),
             callback_max_wait_s=read_float(env, "SMSQ_CALLBACK_MAX_WAIT_S", CALLBACK_MAX_WAIT_S,
                                            minimum=0),
+            callback_allowed_hosts=read_allowed_hosts(env),
+            callback_allowed_networks=read_allowed_networks(env),
             gateway_max_body_bytes=read_int(env, "SMSQ_GATEWAY_MAX_BODY_BYTES",
                                             GATEWAY_MAX_BODY_BYTES,
                                             minimum=GATEWAY_MAX_BODY_BYTES_MIN),
@@ -314,6 +327,64 @@ def read_producers(env: Mapping[str, str]) -> tuple[ProducerAccount, ...]:
             callback_secret=None if entry.get("callback_secret") is None else _producer_secret(
                 entry["callback_secret"], name, f"{where} ({login}): callback_secret")))
     return tuple(accounts)
+
+
+def normalize_host(host: str) -> str:
+    """A host as callbacks compare it: lower-case, without a trailing dot or IPv6 brackets."""
+    host = host.strip().lower().rstrip(".")
+    return host[1:-1] if host.startswith("[") and host.endswith("]") else host
+
+
+def read_allowed_hosts(env: Mapping[str, str]) -> tuple[str, ...]:
+    """Parse ``SMSQ_CALLBACK_ALLOWED_HOSTS``: comma-separated host names, ``*.example.com``
+    for any subdomain of example.com, or IP addresses; blanks are skipped.
+
+    Raises:
+        ConfigError: names the variable and the entry's position, never its value.
+    """
+    hosts: list[str] = []
+    for number, entry in _comma_list(env, ALLOWED_HOSTS_VARIABLE):
+        host = normalize_host(entry)
+        if _is_ip(host):
+            host = str(ip_address(host))
+        elif _HOST_NAME.fullmatch(host.removeprefix("*.")) is None:
+            raise ConfigError(ALLOWED_HOSTS_VARIABLE, f"entry {number} is not a host name such "
+                              "as shop.example.com or *.example.com (international names in "
+                              "their xn-- form)")
+        hosts.append(host)
+    return tuple(dict.fromkeys(hosts))
+
+
+def read_allowed_networks(env: Mapping[str, str]) -> tuple[IPv4Network | IPv6Network, ...]:
+    """Parse ``SMSQ_CALLBACK_ALLOWED_NETWORKS``: comma-separated CIDRs or single addresses,
+    IPv4 or IPv6; blanks are skipped.
+
+    Raises:
+        ConfigError: names the variable and the entry's position, never its value.
+    """
+    networks: list[IPv4Network | IPv6Network] = []
+    for number, entry in _comma_list(env, ALLOWED_NETWORKS_VARIABLE):
+        try:
+            networks.append(ip_network(entry))
+        except ValueError:
+            raise ConfigError(ALLOWED_NETWORKS_VARIABLE, f"entry {number} is not a network such "
+                              "as 10.0.0.0/8 or fd00::/8 (an address, or a CIDR whose host bits "
+                              "are zero)") from None
+    return tuple(dict.fromkeys(networks))
+
+
+def _comma_list(env: Mapping[str, str], name: str) -> list[tuple[int, str]]:
+    """The non-blank entries of a comma-separated variable, with their 1-based positions."""
+    entries = [entry.strip() for entry in env.get(name, "").split(",")]
+    return [(number, entry) for number, entry in enumerate(entries, start=1) if entry]
+
+
+def _is_ip(text: str) -> bool:
+    try:
+        ip_address(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _optional_secret(env: Mapping[str, str], name: str, min_chars: int) -> Secret:

@@ -17,6 +17,7 @@ from producers.enqueue import Producer
 from producers.errors import RedisUnavailableError
 from producers.redis_errors import translate_redis_errors
 from producers.store import MessageStore
+from worker.callback_guard import CallbackPolicy
 from worker.gateway.accounts import ProducerBook
 from worker.gateway.context import GatewayContext, context_of
 from worker.gateway.sendsms import (
@@ -60,7 +61,8 @@ def create_app(settings: Settings, connection: Redis) -> Starlette:
                                         Exception: server_error})
     app.state.gateway = GatewayContext(
         settings=settings, producer=Producer(connection, settings.producer),
-        store=MessageStore(connection), book=ProducerBook(settings.producers))
+        store=MessageStore(connection), book=ProducerBook(settings.producers),
+        callback_policy=CallbackPolicy.from_settings(settings))
     return app
 
 

@@ -1,4 +1,5 @@
-"""What every gateway request handler shares: settings, the producer, the store, the accounts."""
+"""What every gateway request handler shares: settings, the producer, the store, the accounts
+and the callback policy."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ if TYPE_CHECKING:
 
     from producers.enqueue import Producer
     from producers.store import MessageStore
+    from worker.callback_guard import CallbackPolicy
     from worker.gateway.accounts import ProducerBook
     from worker.settings import Settings
 
@@ -21,6 +23,8 @@ class GatewayContext:
     producer: Producer
     store: MessageStore
     book: ProducerBook
+    callback_policy: CallbackPolicy
+    """Where a ``callbackUrl`` may point (``SMSQ_CALLBACK_ALLOWED_HOSTS``/``_NETWORKS``)."""
 
 
 def context_of(request: Request) -> GatewayContext:

@@ -4,7 +4,9 @@ Parameters come as a GET query, a POST ``application/x-www-form-urlencoded`` bod
 ``multipart/form-data`` body (body fields win over query fields, as in the sandbox): ``login``,
 ``apiKey``, ``smsData`` (XML or JSON flux), ``returnformat`` (``json``/``xml``; by default the
 flux's own format), and smsq's extensions ``lane`` and ``callbackUrl``. Headers:
-``Idempotency-Key`` and ``X-Smsq-Callback-Url``.
+``Idempotency-Key`` and ``X-Smsq-Callback-Url``. A ``callbackUrl`` the callback policy refuses
+without DNS (a host outside ``SMSQ_CALLBACK_ALLOWED_HOSTS``, a non-public IP literal) is
+answered 106; ``smsq callbacks`` checks every resolved address again when it connects.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from starlette.formparsers import MultiPartException, MultiPartParser
 from starlette.responses import Response
 
 from producers.contract import SendRequest
-from producers.errors import InvalidRequestError, RedisUnavailableError
+from producers.errors import CallbackRefusedError, InvalidRequestError, RedisUnavailableError
 from worker.flux import (
     STATUS_TEXTS,
     FluxError,
@@ -208,6 +210,7 @@ def handle(context: GatewayContext, params: Mapping[str, str], headers: Mapping[
             idempotency_key=headers.get("idempotency-key", ""), lane=params.get("lane", ""),
             callback_url=params.get("callbackUrl") or headers.get("x-smsq-callback-url", ""),
             default_region=context.settings.producer.default_country)
+        check_callback_url(context, request)
     except FluxError as exc:
         bound.info("gateway.refused", status=exc.status)
         return Answer(error_reply(exc.status, _flux_error_text(exc)), fmt)
@@ -230,6 +233,22 @@ def handle(context: GatewayContext, params: Mapping[str, str], headers: Mapping[
     if enqueued.duplicate:
         headers_out["X-Smsq-Duplicate"] = "true"
     return Answer(reply, fmt, headers=headers_out)
+
+
+def check_callback_url(context: GatewayContext, request: SendRequest) -> None:
+    """Refuse, at request time and without DNS, a callback destination the policy refuses.
+
+    Raises:
+        InvalidRequestError: names ``callback_url`` and the policy's reason (answered 106).
+    """
+    if request.callback_url is None:
+        return
+    try:
+        context.callback_policy.check_url(request.callback_url)
+    except CallbackRefusedError as exc:
+        raise InvalidRequestError("callback_url", exc.reason) from exc
+    except ValueError:
+        raise InvalidRequestError("callback_url", "must be an absolute http(s) URL") from None
 
 
 def _flux_error_text(exc: FluxError) -> str:

@@ -111,7 +111,7 @@ class _Webhooks:
 
     def _reply(self, params: Mapping[str, str]) -> Applied:
         reply = parse_reply(params)
-        applied = self._book.store_reply(reply)
+        applied = self._book.store_reply(reply, event_id=uuid.uuid4().hex)
         # Never the reply text: it is the person's own words.
         log.info("sms.reply." + ("ignored" if applied.outcome == "unknown" else applied.outcome),
                  message_id=applied.message_id, phone=mask_phone(applied.phone or reply.phone),
