@@ -55,10 +55,11 @@ def enqueue_rate(system: System, prefix: str, n: int) -> float:
     return n / elapsed
 
 
-def latencies_ms(enqueued: dict[str, float], log: list[dict[str, Any]]
-                 ) -> tuple[list[float], dict[str, int]]:
-    """Enqueue -> sandbox ``at`` per message, and counts of missing/duplicated/failed ones."""
-    arrivals = arrival_times(log)
+def latencies_ms(enqueued: dict[str, float], log: list[dict[str, Any]], *,
+                 processed: bool = False) -> tuple[list[float], dict[str, int]]:
+    """Enqueue -> the sandbox's receipt of the request (or, with ``processed``, the end of its
+    parsing) per message, and counts of missing/duplicated/failed ones."""
+    arrivals = arrival_times(log, processed=processed)
     lat = [(min(arrivals[k]) - t) * 1000 for k, t in enqueued.items() if k in arrivals]
     problems = {
         "missing": sum(1 for k in enqueued if k not in arrivals),
@@ -122,7 +123,10 @@ def idle(system: System, sandbox: Sandbox, roots: list[int], prefix: str, opts: 
     time.sleep(opts.latency_ms / 1000 + 0.2)
     cpu = procs.tree_cpu_seconds(roots) - cpu0
     lat, problems = latencies_ms(enqueued, log)
+    parsed, _ = latencies_ms(enqueued, log, processed=True)
     return {"idle_p50_ms": percentile(lat, 50), "idle_p99_ms": percentile(lat, 99),
+            "idle_parsed_p50_ms": percentile(parsed, 50),
+            "idle_parsed_p99_ms": percentile(parsed, 99),
             "idle_max_ms": max(lat), "idle_cpu_ms_per_job": cpu * 1000 / opts.idle_messages,
             **{f"idle_{k}": v for k, v in problems.items()}}
 

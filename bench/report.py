@@ -21,6 +21,8 @@ METRICS = [
     ("backlog_p99_ms", "backlog enqueue→provider p99 ms", "lower"),
     ("idle_p50_ms", "idle enqueue→provider p50 ms", "lower"),
     ("idle_p99_ms", "idle enqueue→provider p99 ms", "lower"),
+    ("idle_parsed_p50_ms", "idle enqueue→provider parsed it, p50 ms", "lower"),
+    ("idle_parsed_p99_ms", "idle enqueue→provider parsed it, p99 ms", "lower"),
     ("idle_cpu_ms_per_job", "worker CPU ms per job (idle phase)", "lower"),
     ("rss_worker_mib", "peak RSS per worker process MiB", "lower"),
     ("rss_top_mib", "peak RSS, started process (depth 0) MiB", "lower"),

@@ -83,15 +83,20 @@ class Sandbox:
             time.sleep(interval_s)
 
 
-def arrival_times(log: list[dict[str, Any]]) -> dict[str, list[float]]:
+def arrival_times(log: list[dict[str, Any]], *, processed: bool = False
+                  ) -> dict[str, list[float]]:
     """CAMPAIGN_NAME (the message key) -> epoch seconds of each request the sandbox logged.
 
-    ``at`` is stamped when the sandbox processes the request, before its simulated latency,
-    and is truncated to the millisecond.
+    By default the moment the request arrived: ``received_at``, stamped (to the microsecond)
+    once the sandbox has read its request line and headers. With ``processed``: ``at``, stamped
+    after the sandbox parsed the body and judged the numbers (its own ~1 ms of Python), before
+    its simulated latency, truncated to the millisecond.
     """
     out: dict[str, list[float]] = {}
     for entry in log:
         key = (entry.get("data") or {}).get("CAMPAIGN_NAME")
         if key:
-            out.setdefault(str(key), []).append(datetime.fromisoformat(entry["at"]).timestamp())
+            stamp = (datetime.fromisoformat(entry["at"]).timestamp() if processed
+                     else float(entry["received_at"]))
+            out.setdefault(str(key), []).append(stamp)
     return out

@@ -111,6 +111,7 @@ def paris(delta: timedelta) -> str:
 
 def test_form_post_with_json_flux_is_sent(provider: SandboxProvider, client: httpx.Client) -> None:
     """A form POST of a JSON flux answers the full success body as text/html JSON."""
+    before = time.time()
     response = send(client, flux(TPOA="Shop", CAMPAIGN_NAME="c1", CLIMSGID="m-1"))
 
     assert response.status_code == 200
@@ -132,7 +133,10 @@ def test_form_post_with_json_flux_is_sent(provider: SandboxProvider, client: htt
         "smsIds": [{"phoneNumber": PHONE, "smsId": sms_id}],
     }
     [entry] = provider.requests()
-    assert datetime.fromisoformat(entry.pop("at")).utcoffset() == timedelta(0)
+    processed = datetime.fromisoformat(entry.pop("at"))
+    assert processed.utcoffset() == timedelta(0)
+    received = entry.pop("received_at")
+    assert before <= received <= processed.timestamp() + 0.001
     assert entry == {
         "seq": 1,
         "method": "POST",

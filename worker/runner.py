@@ -205,6 +205,12 @@ class SmsWorker(SimpleWorker):
                         self._dispatch(taken)
                     taken_total += len(batch)
                     self.heartbeat()
+                    if not burst and len(batch) < free:
+                        # This take emptied the lanes: wait for the next enqueue's wake-up
+                        # rather than asking again at once. That take and the intake drain
+                        # after it would compete for the GIL and the cores with the send just
+                        # handed to a slot (the idle enqueue→provider latency).
+                        self._wait_for_work()
                     continue
                 if burst:
                     if self.slots.wait_idle(0):

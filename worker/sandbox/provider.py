@@ -8,6 +8,7 @@ from __future__ import annotations
 import copy
 import hmac
 import threading
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -190,8 +191,13 @@ class SandboxProvider:
             raise RuntimeError("the sandbox is not started")
         return self._server
 
-    def _answer_send(self, method: str, encoding: str, params: dict[str, str]) -> Answer:
-        """Apply faults and the sendSms contract to one request, and log it."""
+    def _answer_send(self, method: str, encoding: str, params: dict[str, str], *,
+                     received_at: float | None = None) -> Answer:
+        """Apply faults and the sendSms contract to one request, and log it.
+
+        ``received_at`` (epoch seconds) is when the request's headers had been read; ``at`` in
+        the log is when it was processed (body parsed, numbers judged).
+        """
         sms_data = params.get("smsData", "")
         flux: Flux | None = None
         flux_status = 105
@@ -229,6 +235,8 @@ class SandboxProvider:
             self._seq += 1
             entry["seq"] = self._seq
             entry["at"] = datetime.now(UTC).isoformat(timespec="milliseconds")
+            entry["received_at"] = round(received_at if received_at is not None
+                                         else time.time(), 6)
             entry["status"] = reply["status"] if reply else None
             entry["fault"] = action
             entry["sms_ids"] = [s["smsId"] for s in (reply or {}).get("smsIds", [])]

@@ -12,6 +12,7 @@ import signal
 import socket
 import sys
 import threading
+import time
 from email.parser import BytesParser
 from email.utils import collapse_rfc2231_value
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -127,12 +128,13 @@ class _Handler(BaseHTTPRequestHandler):
         self._route()
 
     def _route(self) -> None:
+        received_at = time.time()  # the request line and headers are read: it has arrived
         body = self._read_body()
         if body is None:
             return
         url = urlsplit(self.path)
         if url.path in SEND_PATHS and self.command in ("GET", "POST"):
-            self._send_sms(url.query, body)
+            self._send_sms(url.query, body, received_at)
         elif url.path.startswith("/_sandbox/"):
             self._control(url.path.rstrip("/"), body)
         else:
@@ -154,7 +156,7 @@ class _Handler(BaseHTTPRequestHandler):
             return None
         return self.rfile.read(length)
 
-    def _send_sms(self, query: str, body: bytes) -> None:
+    def _send_sms(self, query: str, body: bytes, received_at: float) -> None:
         params = dict(parse_qsl(query, keep_blank_values=True))
         encoding = "query"
         mime = self.headers.get_content_type()
@@ -164,7 +166,8 @@ class _Handler(BaseHTTPRequestHandler):
         elif self.command == "POST" and mime == _MULTIPART:
             encoding = "multipart"
             params.update(_multipart_fields(self.headers.get("Content-Type", ""), body))
-        answer = self.server.provider._answer_send(self.command, encoding, params)
+        answer = self.server.provider._answer_send(self.command, encoding, params,
+                                                   received_at=received_at)
         if answer.delay_s > 0:
             self.server.stopping.wait(answer.delay_s)
         if answer.action == "reply":
