@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import pytest
 import structlog
@@ -22,6 +22,10 @@ from producers.enqueue import Producer
 from producers.store import MessageStore
 from worker.redis_server import RedisServer
 from worker.sandbox import SandboxProvider
+
+
+if TYPE_CHECKING:
+    from tests.test_callbacks import Receiver
 
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -69,6 +73,16 @@ def sandbox() -> Iterator[SandboxProvider]:
     provider.start()
     yield provider
     provider.stop()
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    """A producer's callback endpoint on 127.0.0.1 (see :class:`tests.test_callbacks.Receiver`)."""
+    from tests.test_callbacks import Receiver
+
+    server = Receiver()
+    yield server
+    server.stop()
 
 
 @pytest.fixture(autouse=True)

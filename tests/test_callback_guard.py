@@ -7,7 +7,6 @@ from __future__ import annotations
 import dataclasses
 import socket
 import ssl
-import subprocess
 import threading
 from collections.abc import Iterator, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -22,9 +21,15 @@ from redis import Redis
 
 from producers import keys
 from producers.enqueue import Producer
-from producers.errors import CallbackRefusedError, ConfigError
-from tests.test_callbacks import Receiver, deliver_all, finish_sent, metric, settings
-from tests.test_gateway import PATH, answer, gateway_settings, json_flux, need, post
+from producers.errors import CallbackRefusedError
+from tests.test_callbacks import (
+    Receiver,
+    deliver_all,
+    finish_sent,
+    metric,
+    settings,
+)
+from tests.test_gateway import PATH, answer, gateway_settings, json_flux, post, self_signed
 from worker.callback_dispatcher import Dispatcher
 from worker.callback_guard import (
     CallbackPolicy,
@@ -49,13 +54,6 @@ LOOPBACK_ONLY = (ip_network("127.0.0.0/8"),)
 def refused(host: str, detail: str) -> str:
     """The dead reason of a destination refused for its address."""
     return f'callback_url host "{host}" {detail}{NETWORKS_HINT}'
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    server = Receiver()
-    yield server
-    server.stop()
 
 
 class FakeResolver:
@@ -220,28 +218,6 @@ def test_settings_read_and_normalise_both_variables() -> None:
     assert Settings.from_env({}).callback_allowed_networks == ()
 
 
-@pytest.mark.parametrize(("env", "variable", "reason"), [
-    ({"SMSQ_CALLBACK_ALLOWED_HOSTS": "shop.example.com,not a host"},
-     "SMSQ_CALLBACK_ALLOWED_HOSTS", "entry 2 is not a host name such as shop.example.com or "
-     "*.example.com (international names in their xn-- form)"),
-    ({"SMSQ_CALLBACK_ALLOWED_HOSTS": "*.*.example.com"}, "SMSQ_CALLBACK_ALLOWED_HOSTS",
-     "entry 1 is not a host name such as shop.example.com or *.example.com (international "
-     "names in their xn-- form)"),
-    ({"SMSQ_CALLBACK_ALLOWED_NETWORKS": "10.0.0.1/8"}, "SMSQ_CALLBACK_ALLOWED_NETWORKS",
-     "entry 1 is not a network such as 10.0.0.0/8 or fd00::/8 (an address, or a CIDR whose "
-     "host bits are zero)"),
-    ({"SMSQ_CALLBACK_ALLOWED_NETWORKS": "127.0.0.0/8,private"},
-     "SMSQ_CALLBACK_ALLOWED_NETWORKS", "entry 2 is not a network such as 10.0.0.0/8 or "
-     "fd00::/8 (an address, or a CIDR whose host bits are zero)"),
-])
-def test_bad_allow_lists_name_the_variable_and_entry(env: dict[str, str], variable: str,
-                                                     reason: str) -> None:
-    """A bad entry raises ConfigError naming the variable and the entry's position only."""
-    with pytest.raises(ConfigError) as info:
-        Settings.from_env(env)
-    assert (info.value.variable, info.value.reason) == (variable, reason)
-
-
 # --- the connect-time guard, with a fake resolver and a recorded connect ---
 
 @pytest.mark.parametrize(("host", "kind"), [
@@ -339,14 +315,8 @@ def test_tls_is_started_with_the_original_host_name_on_the_vetted_address() -> N
 @pytest.fixture(scope="module")
 def tls_names(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str]:
     """A self-signed certificate for the name callbacks.test only (no IP in it)."""
-    openssl = need("openssl")
-    folder = tmp_path_factory.mktemp("callback-tls")
-    cert, key = folder / "cert.pem", folder / "key.pem"
-    subprocess.run(
-        [openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-         "-subj", "/CN=callbacks.test", "-addext", "subjectAltName=DNS:callbacks.test",
-         "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True, timeout=60)
-    return str(cert), str(key)
+    return self_signed(tmp_path_factory.mktemp("callback-tls"), "callbacks.test",
+                       "DNS:callbacks.test")
 
 
 @pytest.fixture

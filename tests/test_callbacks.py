@@ -11,7 +11,6 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from ipaddress import ip_network
@@ -98,13 +97,6 @@ class Receiver:
     def events(self) -> list[dict[str, Any]]:
         with self.lock:
             return [r.event for r in self.received]
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    server = Receiver()
-    yield server
-    server.stop()
 
 
 def settings(**overrides: Any) -> Settings:

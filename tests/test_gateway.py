@@ -12,6 +12,7 @@ import sys
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 from xml.etree import ElementTree
 
@@ -62,12 +63,17 @@ def gateway(redis_server: RedisServer, redis: Redis) -> Iterator[str]:
 @pytest.fixture(scope="session")
 def tls_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str]:
     """A self-signed certificate for 127.0.0.1 (the Perl and Ruby snippets insist on https)."""
+    return self_signed(tmp_path_factory.mktemp("tls"), "127.0.0.1", "IP:127.0.0.1")
+
+
+def self_signed(folder: Path, common_name: str, alt_name: str) -> tuple[str, str]:
+    """A one-day self-signed certificate and its key (paths) made by openssl in ``folder``;
+    ``alt_name`` is the subjectAltName entry (``IP:…`` or ``DNS:…``)."""
     openssl = need("openssl")
-    folder = tmp_path_factory.mktemp("tls")
     cert, key = folder / "cert.pem", folder / "key.pem"
     subprocess.run(
         [openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-         "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+         "-subj", f"/CN={common_name}", "-addext", f"subjectAltName={alt_name}",
          "-keyout", str(key), "-out", str(cert)],
         check=True, capture_output=True, timeout=CLIENT_TIMEOUT_S)
     return str(cert), str(key)

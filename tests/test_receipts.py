@@ -17,7 +17,13 @@ from producers import keys
 from producers.enqueue import Producer
 from producers.store import MessageStore
 from tests.conftest import API_KEY, LOGIN, Workers, wait_for
-from tests.test_callbacks import SHOP_SECRET, Receiver, finish_sent, metric, settings
+from tests.test_callbacks import (
+    SHOP_SECRET,
+    Receiver,
+    finish_sent,
+    metric,
+    settings,
+)
 from worker.admin.server import running
 from worker.callback_dispatcher import Dispatcher
 from worker.callbacks import verify
@@ -41,13 +47,6 @@ def webhooks(redis: Redis) -> Iterator[str]:
     app = Starlette(routes=webhook_routes(settings(webhook_secret=Secret(WEBHOOK_SECRET)), redis))
     with running(app) as base:
         yield f"{base}/webhooks/allmysms/{WEBHOOK_SECRET}"
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    server = Receiver()
-    yield server
-    server.stop()
 
 
 def receipt(sms_id: str, status: int, **extra: str) -> dict[str, str]:

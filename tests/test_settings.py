@@ -60,6 +60,18 @@ def test_defaults_match_env_example() -> None:
      "must be an ISO 3166 two-letter country code such as FR"),
     ({"ALLMYSMS_BASE_URL": "ftp://x"}, "ALLMYSMS_BASE_URL", "must be an http(s) URL"),
     ({"SMSQ_LOG_FORMAT": "xml"}, "SMSQ_LOG_FORMAT", "must be one of auto, json, console"),
+    ({"SMSQ_CALLBACK_ALLOWED_HOSTS": "shop.example.com,not a host"},
+     "SMSQ_CALLBACK_ALLOWED_HOSTS", "entry 2 is not a host name such as shop.example.com or "
+     "*.example.com (international names in their xn-- form)"),
+    ({"SMSQ_CALLBACK_ALLOWED_HOSTS": "*.*.example.com"}, "SMSQ_CALLBACK_ALLOWED_HOSTS",
+     "entry 1 is not a host name such as shop.example.com or *.example.com (international "
+     "names in their xn-- form)"),
+    ({"SMSQ_CALLBACK_ALLOWED_NETWORKS": "10.0.0.1/8"}, "SMSQ_CALLBACK_ALLOWED_NETWORKS",
+     "entry 1 is not a network such as 10.0.0.0/8 or fd00::/8 (an address, or a CIDR whose "
+     "host bits are zero)"),
+    ({"SMSQ_CALLBACK_ALLOWED_NETWORKS": "127.0.0.0/8,private"},
+     "SMSQ_CALLBACK_ALLOWED_NETWORKS", "entry 2 is not a network such as 10.0.0.0/8 or "
+     "fd00::/8 (an address, or a CIDR whose host bits are zero)"),
 ])
 def test_invalid_settings_name_the_variable(env: dict[str, str], variable: str,
                                             reason: str) -> None:

@@ -188,6 +188,7 @@ class SmsWorker(SimpleWorker):
         self._install_signal_handlers()  # type: ignore[no-untyped-call]
         self.slots.start()
         taken_total = 0
+        idle_before_take = False
         try:
             while not self._stop_requested:
                 self._check_suspension(burst)
@@ -198,8 +199,10 @@ class SmsWorker(SimpleWorker):
                     continue
                 batch = self._take(free)
                 if batch is None:
+                    idle_before_take = False
                     continue  # Redis unavailable: waited, try again
                 if batch:
+                    idle_before_take = False
                     crash_point("after_dequeue")
                     for taken in batch:
                         self._dispatch(taken)
@@ -213,9 +216,12 @@ class SmsWorker(SimpleWorker):
                         self._wait_for_work()
                     continue
                 if burst:
-                    if self.slots.wait_idle(0):
+                    # Done only when a take found nothing although every slot was already idle
+                    # before it: a slot that finishes by putting its message back in the lane
+                    # (provider busy, rate-limit backlog) does so before it becomes idle.
+                    if idle_before_take:
                         break
-                    self.slots.wait_idle(self.runtime.settings.idle_wait_s)
+                    idle_before_take = self.slots.wait_idle(self.runtime.settings.idle_wait_s)
                     continue
                 self._wait_for_work()
         except StopRequested:
