@@ -63,6 +63,9 @@ class MessageRecord:
     replies: list[dict[str, Any]] = field(default_factory=list)
     """Replies (MO SMS) to this message, oldest first: ``sms_mo_id``, ``message`` (the
     person's text), ``phone``, ``reception_date``, ``received_at``."""
+    waiting_for_rate_limit: bool = False
+    """``sending`` but not posted yet: its worker waits for its turn under the global rate
+    limit (given back to its lane unsent if that worker dies)."""
 
     @property
     def delivery(self) -> dict[str, int]:
@@ -109,6 +112,7 @@ class MessageRecord:
             parent=raw.get("parent") or None,
             receipts=_by_phone(raw, receipts),
             replies=_with_phone(raw, replies),
+            waiting_for_rate_limit=bool(raw.get("awaiting_turn")),
         )
 
     def as_dict(self, *, include_request: bool = True) -> dict[str, Any]:
@@ -145,6 +149,8 @@ class MessageRecord:
             data["parts"] = self.parts
         if self.parent:
             data["parent"] = self.parent
+        if self.waiting_for_rate_limit:
+            data["waiting_for_rate_limit"] = True
         if include_request:
             data["request"] = self.request
         return data

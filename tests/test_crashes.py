@@ -27,6 +27,7 @@ from worker.reconciler import Reconciler
 from worker.redis_server import RedisServer
 from worker.runner import LaneQueue, lane_queues
 from worker.sandbox import SandboxProvider
+from worker.views import render_status
 
 
 FAST = {"SMSQ_WORKER_DEAD_AFTER_S": "1.5", "SMSQ_RECONCILE_INTERVAL_S": "0.3",
@@ -385,6 +386,12 @@ def test_a_claim_whose_holder_started_posting_is_never_released(
     mid = message_id("posting")
     holder = Ledger(redis, ttl_s=3600, worker_name="w-post")
     assert holder.claim(mid, hold=True).outcome == "claimed"
+    waiting = store.get("posting")
+    assert waiting is not None
+    assert (waiting.waiting_for_rate_limit, waiting.as_dict()["waiting_for_rate_limit"]) == (
+        True, True)
+    assert ("state:      sending (waiting for its rate-limit turn; nothing posted yet)"
+            in render_status(waiting))
 
     assert holder.start_posting(mid) is True
     assert holder.start_posting(mid) is False  # the hold is gone: only the first may start
@@ -392,7 +399,9 @@ def test_a_claim_whose_holder_started_posting_is_never_released(
     assert holder.release(mid, holder="w-post", reason="r", actor="a") is None
     record = store.get("posting")
     assert record is not None
-    assert record.state is State.SENDING
+    assert (record.state, record.waiting_for_rate_limit) == (State.SENDING, False)
+    assert "waiting_for_rate_limit" not in record.as_dict()
+    assert "state:      sending\n" in render_status(record)
 
 
 def test_a_claim_without_hold_is_never_released(

@@ -9,7 +9,9 @@ from worker.stats import Stats
 def render_status(record: MessageRecord) -> str:
     lines = [
         f"key:        {record.key}",
-        f"state:      {record.state.value}",
+        f"state:      {record.state.value}"
+        + (" (waiting for its rate-limit turn; nothing posted yet)"
+           if record.waiting_for_rate_limit else ""),
         f"lane:       {record.lane}",
         f"recipients: {record.recipients} ({record.segments} SMS part(s) each, "
         f"{record.encoding})",
