@@ -47,3 +47,15 @@ def test_smsq_processes_do_not_load_httpx_command_line_client() -> None:
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
                             check=True, cwd=ROOT)
     assert result.stdout.strip() == "[]"
+
+
+def test_smsq_processes_do_not_load_greenlet_for_structlog() -> None:
+    """structlog would load greenlet (1.2 MiB) for a deprecated thread-local smsq never uses;
+    its fallback, threading.local, is what a process without greenlet gets."""
+    probe = ("import sys, worker.cli, structlog, structlog.threadlocal, threading, "
+             "worker.runner, worker.runtime; "
+             "print('greenlet' in sys.modules, "
+             "structlog.threadlocal.ThreadLocal is threading.local)")
+    result = subprocess.run([sys.executable, "-W", "ignore", "-c", probe], capture_output=True,
+                            text=True, check=True, cwd=ROOT)
+    assert result.stdout.strip() == "False True"

@@ -17,6 +17,12 @@ from producers.errors import ConfigError, RedisUnavailableError
 # that client: a None entry in sys.modules makes the import fail, and httpx falls back to the
 # stub it ships for exactly that case (httpx/__init__.py, "except ImportError").
 sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
+# Likewise structlog's package imports its deprecated thread-local module, which loads the
+# greenlet C extension (1.2 MiB) whenever greenlet is installed (playwright, a dev tool, brings
+# it). smsq keeps context in contextvars and runs threads, never greenlets: without
+# structlog._greenlets that module falls back to threading.local, as it does when greenlet is
+# absent (structlog/threadlocal.py, "except ImportError").
+sys.modules.setdefault("structlog._greenlets", None)  # type: ignore[arg-type]
 
 EXIT_OK = 0
 EXIT_REFUSED = 1
