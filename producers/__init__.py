@@ -78,7 +78,7 @@ def enqueue(request: Mapping[str, Any] | SendRequest) -> Enqueued:
 
 
 def enqueue_many(requests: Iterable[Mapping[str, Any] | SendRequest]) -> list[Enqueued | Refused]:
-    """Enqueue a batch in one Redis round trip; results come in input order."""
+    """Enqueue a batch (one pipelined script call per ~200 recipients); results in input order."""
     return _producer().enqueue_many(requests)
 
 

@@ -12,6 +12,7 @@ from redis import Redis
 from producers.config import ProducerSettings
 from producers.enqueue import Enqueued, Producer, Refused
 from producers.errors import InvalidRequestError, RedisUnavailableError
+from producers.keys import message_id
 from producers.states import State
 from producers.store import MessageStore
 from tests.conftest import Workers
@@ -29,19 +30,79 @@ class CountingRedis(Redis):
         return super().execute_command(*args, **options)
 
 
-def test_a_batch_is_one_round_trip_whatever_its_size(redis_server: RedisServer,
-                                                     redis: Redis) -> None:
-    """enqueue_many of 1 or of 500 requests sends one command to Redis."""
+def evalsha_calls(redis: Redis) -> int:
+    stats = redis.info("commandstats").get("cmdstat_evalsha")
+    return int(stats["calls"]) if stats else 0
+
+
+def test_a_batch_is_one_script_call_per_200_recipients_pipelined(
+        redis_server: RedisServer, redis: Redis) -> None:
+    """1 request is one script call; 500 single-recipient requests are three calls (200, 200,
+    100) sent on one connection without waiting for each answer, not three round trips."""
     producer = Producer(CountingRedis.from_url(redis_server.url))
     producer.enqueue({"key": "warm-up", "text": "x", "to": ["0612345678"]})
-    counts = []
+    calls, commands = [], []
     for size in (1, 500):
+        redis.config_resetstat()
         CountingRedis.calls = 0
-        producer.enqueue_many([{"key": f"{size}-{i}", "text": "x", "to": ["0612345678"]}
-                               for i in range(size)])
-        counts.append(CountingRedis.calls)
-    assert counts == [1, 1]
+        results = producer.enqueue_many([{"key": f"{size}-{i}", "text": "x",
+                                          "to": ["0612345678"]} for i in range(size)])
+        assert [r.as_dict() for r in results] == [{"key": f"{size}-{i}", "state": "queued"}
+                                                  for i in range(size)]
+        calls.append(evalsha_calls(redis))
+        commands.append(CountingRedis.calls)
+    assert calls == [1, 3]
+    assert commands == [1, 1]  # the pipelined batch: one SCRIPT LOAD, then raw sends
     assert redis.llen("rq:queue:smsq-default") == 502
+    assert redis.lrange("rq:queue:smsq-default", 1, 1) == [
+        f"smsq-{message_id('1-0')}".encode()]
+    assert redis.lindex("rq:queue:smsq-default", -1) == f"smsq-{message_id('500-499')}".encode()
+
+
+def test_duplicates_across_pipelined_calls_are_found(producer: Producer, redis: Redis) -> None:
+    """A key repeated 300 requests later (another script call) is answered as a duplicate."""
+    batch = [{"key": f"d{i}", "text": "x", "to": ["0612345678"]} for i in range(300)]
+    batch.append({"key": "d0", "text": "x", "to": ["0612345678"]})
+    results = producer.enqueue_many(batch)
+    assert [r.as_dict() for r in results[-2:]] == [
+        {"key": "d299", "state": "queued"}, {"key": "d0", "state": "queued", "duplicate": True}]
+    assert redis.llen("rq:queue:smsq-default") == 300
+
+
+def test_pipelined_batch_survives_a_flushed_script_cache(producer: Producer, redis: Redis
+                                                         ) -> None:
+    """Redis restarted (script cache empty) after the producer loaded its script: every call
+    answers NOSCRIPT, wrote nothing, and is run again the normal way."""
+    producer.enqueue_many([{"key": f"w{i}", "text": "x", "to": ["0612345678"]}
+                           for i in range(250)])
+    redis.script_flush()
+    results = producer.enqueue_many([{"key": f"s{i}", "text": "x", "to": ["0612345678"]}
+                                     for i in range(450)])
+    assert [r.as_dict() for r in results] == [{"key": f"s{i}", "state": "queued"}
+                                              for i in range(450)]
+    assert redis.llen("rq:queue:smsq-default") == 700
+
+
+def test_a_refused_pipelined_batch_leaves_the_connection_pool_clean(
+        producer: Producer, redis: Redis) -> None:
+    """Redis refusing writes (maxmemory) mid-pipeline raises a clear error; the connection
+    with unread answers is dropped, so the next batch reads its own answers."""
+    producer.enqueue_many([{"key": f"m{i}", "text": "x", "to": ["0612345678"]}
+                           for i in range(250)])
+    redis.config_set("maxmemory", "1")
+    try:
+        with pytest.raises(RedisUnavailableError) as info:
+            producer.enqueue_many([{"key": f"o{i}", "text": "x", "to": ["0612345678"]}
+                                   for i in range(450)])
+    finally:
+        redis.config_set("maxmemory", "0")
+    assert str(info.value).startswith(
+        "Redis refused the command: command not allowed when used memory > 'maxmemory'")
+    results = producer.enqueue_many([{"key": f"o{i}", "text": "x", "to": ["0612345678"]}
+                                     for i in range(450)])
+    assert [r.as_dict() for r in results] == [{"key": f"o{i}", "state": "queued"}
+                                              for i in range(450)]
+    assert redis.llen("rq:queue:smsq-default") == 700
 
 
 def test_enqueue_many_answers_in_input_order(producer: Producer, redis: Redis) -> None:
