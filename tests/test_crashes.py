@@ -11,8 +11,10 @@ from __future__ import annotations
 import signal
 import subprocess
 import time
+from functools import partial
 from typing import Any
 
+import httpx
 import pytest
 from redis import Redis
 
@@ -22,11 +24,16 @@ from producers.states import TERMINAL_STATES, State
 from producers.store import MessageStore
 from tests import invariants
 from tests.conftest import Workers, wait_for
+from worker.allmysms import AllMySmsClient
+from worker.control import Switch
 from worker.ledger import Ledger
 from worker.reconciler import Reconciler
 from worker.redis_server import RedisServer
+from worker.retries import send_retrying
 from worker.runner import LaneQueue, lane_queues
 from worker.sandbox import SandboxProvider
+from worker.sender import Sender
+from worker.settings import Secret, Settings
 from worker.views import render_status
 
 
@@ -458,3 +465,62 @@ def test_worker_killed_while_sends_wait_for_their_rate_limit_turn_loses_and_repe
                 if entry.get("by") == "reconciler" and entry["reason"].endswith(
                     "stopped while waiting for its rate-limit turn; nothing was sent, requeued")}
     assert len(released) == 3
+
+
+def test_the_outcome_script_drops_the_finished_job_even_if_settled_elsewhere(
+        producer: Producer, redis: Redis) -> None:
+    """Recording the outcome also removes the job from its intermediate list and deletes its
+    hash; when the reconciler settled the message first, the job goes all the same."""
+    enqueue(producer, "done", "settled")
+    ledger = Ledger(redis, ttl_s=3600, worker_name="w-done")
+    jobs = {}
+    for key in ("done", "settled"):
+        job, _ = LaneQueue.dequeue_any(lane_queues(redis), None, connection=redis)
+        jobs[key] = job.id
+        assert ledger.claim(job.id.removeprefix('smsq-')).outcome == "claimed"
+    intermediate = "rq:queue:smsq-default:intermediate"
+    assert ledger.finish(message_id("settled"), State.UNKNOWN, {}, reason="reconciler",
+                         record={"key": "settled", "lane": "default", "job_id": "j"})
+
+    assert ledger.finish(message_id("done"), State.SENT, {}, reason="100",
+                         record={"key": "done", "lane": "default", "job_id": jobs["done"]},
+                         job=(intermediate, jobs["done"]))
+    assert not ledger.finish(message_id("settled"), State.SENT, {}, reason="100",
+                             record={"key": "settled", "lane": "default", "job_id": "j"},
+                             job=(intermediate, jobs["settled"]))
+
+    assert redis.lrange(intermediate, 0, -1) == []
+    assert not redis.exists(f"rq:job:{jobs['done']}", f"rq:job:{jobs['settled']}")
+
+
+def test_a_send_given_its_job_drops_it_with_the_outcome_and_says_so(
+        producer: Producer, store: MessageStore, redis: Redis) -> None:
+    """Sender.send(job=...) records the outcome and drops the job in that one script
+    (``job_done``); without a job (RQ's own path), nothing is dropped and the caller cleans up."""
+    enqueue(producer, "with-job", "without-job")
+    sent = httpx.MockTransport(lambda request: httpx.Response(200, json={
+        "status": 100, "statusText": "ok", "smsIds": [
+            {"phoneNumber": "33612345678", "smsId": "s-1"}]}))
+    settings = Settings.from_env({"ALLMYSMS_LOGIN": "me", "ALLMYSMS_API_KEY": "key-1"})
+    ledger = Ledger(redis, ttl_s=3600, worker_name="w-send")
+    sender = Sender(ledger=ledger, client=AllMySmsClient(
+        base_url="http://allmysms.test/http/9.0", login="me", api_key=Secret("key-1"),
+        timeout=httpx.Timeout(5), transport=sent),
+        retrying=partial(send_retrying, settings), switch=Switch(redis))
+    taken = {}
+    for _ in range(2):
+        job, _queue = LaneQueue.dequeue_any(lane_queues(redis), None, connection=redis)
+        taken[job.id.removeprefix("smsq-")] = job.id
+    intermediate = "rq:queue:smsq-default:intermediate"
+
+    with_job = sender.send(message_id("with-job"),
+                           job=(intermediate, taken[message_id("with-job")]))
+    without_job = sender.send(message_id("without-job"))
+
+    assert (with_job.state, with_job.job_done) == ("sent", True)
+    assert (without_job.state, without_job.job_done) == ("sent", False)
+    assert redis.lrange(intermediate, 0, -1) == [taken[message_id("without-job")].encode()]
+    assert not redis.exists(f"rq:job:{taken[message_id('with-job')]}")
+    assert redis.exists(f"rq:job:{taken[message_id('without-job')]}")
+    assert {store.get(k).state for k in ("with-job", "without-job")} == {  # type: ignore[union-attr]
+        State.SENT}

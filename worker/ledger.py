@@ -100,10 +100,16 @@ apply(KEYS[1], KEYS[2], KEYS[3], KEYS[4], 'sending', fields, entry, nil, now, AR
 return {'claimed', redis.call('HGET', KEYS[1], 'request')}
 """
 
-# KEYS: msg, history, dead set, dead hash, sending set, metrics, callback keys. ARGV: expected
-# state, new state, fields json, history json, dead-letter json or '', now epoch, ttl, metric
-# increments json, callback event id. Returns 'ok' or the actual state.
+# KEYS: msg, history, dead set, dead hash, sending set, metrics, callback keys, the finished
+# job's intermediate list (or ''). ARGV: expected state, new state, fields json, history json,
+# dead-letter json or '', now epoch, ttl, metric increments json, callback event id, the
+# finished job's id (or ''). Returns 'ok' or the actual state. The job, when given, leaves its
+# intermediate list and its hash is deleted either way: its send is over.
 _TRANSITION_LUA = _LIB + """
+if ARGV[10] ~= '' then
+  redis.call('LREM', KEYS[10], 1, ARGV[10])
+  redis.call('DEL', 'rq:job:' .. ARGV[10])
+end
 local state = redis.call('HGET', KEYS[1], 'state')
 if state ~= ARGV[1] then return state or 'missing' end
 local dead = nil
@@ -219,13 +225,16 @@ class Ledger:
 
     def finish(self, message_id: str, state: State, fields: dict[str, Any], *,
                reason: str, record: dict[str, str], expected: State = State.SENDING,
-               metrics: dict[str, int] | None = None, actor: str | None = None) -> bool:
+               metrics: dict[str, int] | None = None, actor: str | None = None,
+               job: tuple[str, str] | None = None) -> bool:
         """Move a message from ``expected`` to terminal ``state``; False if it was not there.
 
         Args:
             fields: record fields to set (None values are skipped).
             reason: short operator-facing reason, stored in history and in the dead letter.
             record: identifying fields of the message (key, lane, job_id) for the dead letter.
+            job: ``(intermediate list, job id)`` of the job whose send this ends: dropped in
+                the same script (a worker's last round trip for the job).
         """
         now = utc_now_iso()
         clean = {k: _field(v) for k, v in fields.items() if v is not None}
@@ -244,10 +253,12 @@ class Ledger:
                 "provider_status": fields.get("provider_status") or "",
                 **{k: record.get(k, "") for k in ("key", "lane", "job_id")},
             })
+        intermediate, job_id = job or ("", "")
         result = self._transition(
-            keys=[*_keys(message_id), *callback_keys()],
+            keys=[*_keys(message_id), *callback_keys(), intermediate],
             args=[expected.value, state.value, json.dumps(clean), json.dumps(entry), dead,
-                  time.time(), self._ttl_s, json.dumps(metrics or {}), uuid.uuid4().hex],
+                  time.time(), self._ttl_s, json.dumps(metrics or {}), uuid.uuid4().hex,
+                  job_id],
         )
         return _str(result) == "ok"
 

@@ -8,9 +8,9 @@ until its outcome is recorded, and the worker blocks on a wake list instead of o
 
 Why not RQ's execution loop: it runs one job at a time and spends about 25 Redis round trips
 of bookkeeping on each. A send waits on AllMySMS for nearly all its time, so this worker keeps
-``SMSQ_SEND_SLOTS`` sends in flight (:mod:`worker.slots`) and spends four round trips per job:
-take, claim, record, drop. RQ still registers the worker, runs its maintenance and handles
-suspension and signals.
+``SMSQ_SEND_SLOTS`` sends in flight (:mod:`worker.slots`) and spends three round trips per
+job: take (shared by a batch), claim, and the outcome script, which also drops the job. RQ still
+registers the worker, runs its maintenance and handles suspension and signals.
 """
 
 from __future__ import annotations
@@ -315,13 +315,16 @@ class SmsWorker(SimpleWorker):
         bind_message({"message_id": taken.message_id})
         try:
             crash_point("after_start")
-            self.runtime.sender.send(taken.message_id)
+            result = self.runtime.sender.send(taken.message_id,
+                                              job=(taken.intermediate_key, taken.job_id))
         except REDIS_OUTAGE_ERRORS as exc:
             log.warning("sms.job.left_for_reconciler", job_id=taken.job_id,
                         error=type(exc).__name__)
             return
         finally:
             structlog.contextvars.clear_contextvars()
+        if result.job_done:
+            return  # the outcome script dropped the job: 3 round trips for the whole send
         try:
             self.lanes.done(taken)
         except REDIS_OUTAGE_ERRORS as exc:

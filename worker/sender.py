@@ -38,6 +38,8 @@ class SendResult:
     state: str
     provider_status: int | None = None
     attempts: int = 0
+    job_done: bool = False
+    """The outcome script also dropped the job (its intermediate entry and hash)."""
 
 
 class Sender:
@@ -59,13 +61,15 @@ class Sender:
         message (nothing was sent), instead of holding the worker for their wait budget."""
         self._limiter.stop()
 
-    def send(self, message_id: str) -> SendResult:
+    def send(self, message_id: str, *, job: tuple[str, str] | None = None) -> SendResult:
         """Claim, send and record one message.
 
         Never raises for provider outcomes: every one ends in a terminal state in the store. A
         message that is not ``queued`` any more (sent, in flight elsewhere, expired) is left as
-        it is and nothing is sent.
+        it is and nothing is sent. ``job`` (its intermediate list and id), when given, is
+        dropped by the script that records the outcome (``SendResult.job_done``).
         """
+        self._local.job = job
         hold = self._limiter.enabled
         claim = self._ledger.claim(message_id, hold=hold)
         if claim.outcome == "expired":
@@ -199,14 +203,16 @@ class Sender:
             )
         fields.update(extra or {})
         metrics = self._metrics(ids["lane"], attempts, reply)
-        recorded = self._write_outcome(message_id, state, fields, reason, ids, metrics)
+        job = getattr(self._local, "job", None)
+        recorded = self._write_outcome(message_id, state, fields, reason, ids, metrics, job)
         event = _EVENTS[state]
         level = log.info if state in (State.SENT, State.SCHEDULED) else log.warning
         level(event, state=state.value, attempt=attempts,
               provider_status=reply.status if reply else None, duration_ms=duration_ms,
               error=error, invalid_numbers=[mask_phone(n) for n in reply.invalid_numbers]
               if reply and reply.invalid_numbers else None, recorded=recorded)
-        return SendResult(state.value, reply.status if reply else None, attempts)
+        return SendResult(state.value, reply.status if reply else None, attempts,
+                          job_done=job is not None)
 
 
     def _requeue_unsent(self, message_id: str, ids: dict[str, str], attempts: int,
@@ -247,7 +253,8 @@ class Sender:
         return metrics
 
     def _write_outcome(self, message_id: str, state: State, fields: dict[str, Any], reason: str,
-                       ids: dict[str, str], metrics: dict[str, int]) -> bool:
+                       ids: dict[str, str], metrics: dict[str, int],
+                       job: tuple[str, str] | None) -> bool:
         """Record the outcome, waiting out a Redis outage: the answer is known only here.
 
         Raises:
@@ -264,7 +271,7 @@ class Sender:
         )
         try:
             return bool(retrying(self._ledger.finish, message_id, state, fields, reason=reason,
-                                 record=ids, metrics=metrics))
+                                 record=ids, metrics=metrics, job=job))
         except REDIS_OUTAGE_ERRORS:
             log.error("sms.send.outcome_unrecorded", state=state.value,
                       provider_status=fields.get("provider_status"),
