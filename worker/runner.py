@@ -207,6 +207,7 @@ class SmsWorker(SimpleWorker):
                     for taken in batch:
                         self._dispatch(taken)
                     taken_total += len(batch)
+                    self._after_dispatch()
                     self.heartbeat()
                     if not burst and len(batch) < free:
                         # This take emptied the lanes: wait for the next enqueue's wake-up
@@ -234,16 +235,19 @@ class SmsWorker(SimpleWorker):
         return bool(taken_total)
 
     def _take(self, free: int) -> list[Taken] | None:
-        """Take up to ``free`` jobs, then drain the intake and run the reconciler if due.
+        """Take up to ``free`` jobs; when the lanes are empty, drain the intake (and take what
+        it enqueued) and run the reconciler if due.
 
-        Taking comes first, so an idle worker woken by an enqueue starts the send after one
-        round trip.
+        Taking comes first and a batch goes to the slots before any housekeeping
+        (:meth:`_after_dispatch`), so an idle worker woken by an enqueue starts the send after
+        one round trip.
         """
         try:
             batch = self.lanes.take(free)
-            if self._drain_intake(lanes_empty=not batch) and not batch:
-                batch = self.lanes.take(free)
-            self._reconcile()
+            if not batch:
+                if self._drain_intake(lanes_empty=True):
+                    batch = self.lanes.take(free)
+                self._reconcile()
         except REDIS_OUTAGE_ERRORS as exc:
             log.warning("sms.worker.redis_unavailable", error=type(exc).__name__,
                         retry_in_s=self._outage_wait_s)
@@ -252,6 +256,15 @@ class SmsWorker(SimpleWorker):
             return None
         self._outage_wait_s = REDIS_RETRY_INITIAL_S
         return batch
+
+    def _after_dispatch(self) -> None:
+        """Housekeeping once a batch is in the slots' hands: the intake when due, the
+        reconciler when due. A Redis outage here is the next take's to wait out."""
+        try:
+            self._drain_intake(lanes_empty=False)
+        except REDIS_OUTAGE_ERRORS as exc:
+            log.warning("sms.worker.redis_unavailable", error=type(exc).__name__)
+        self._reconcile()
 
     def _wait_for_work(self) -> None:
         """Idle: block on the wake list, which every enqueue feeds, for ``idle_wait_s``."""
