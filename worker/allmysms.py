@@ -14,6 +14,7 @@ import time
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 from typing import Any
+from urllib.parse import urlencode
 
 import httpx
 
@@ -22,6 +23,8 @@ from worker.settings import Secret, Settings
 
 
 USER_AGENT = "smsq/0.1 (+https://github.com/smsq)"
+FORM_HEADERS = {"Content-Type": "application/x-www-form-urlencoded"}
+"""sendSms is a form POST, as every client on the provider's page sends it."""
 NOT_SENT_ERRORS = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 """Raised before any request byte left (connection refused, TLS handshake stalled, pool full)."""
 PUSH_BACK_STATUSES = frozenset({429, 503})
@@ -88,14 +91,16 @@ class AllMySmsClient:
             OutcomeUnknownError: the request may have reached AllMySMS and its answer is missing,
                 an HTTP error, or not the expected JSON.
         """
-        form = {
+        # The form encoded here, as httpx's ``data=`` would (urlencode), saves its per-request
+        # encoding machinery on the path to the provider.
+        body = urlencode({
             "login": self._login,
             "apiKey": self._api_key.reveal(),
             "smsData": json.dumps(flux, ensure_ascii=False, separators=(",", ":")),
             "returnformat": "json",
-        }
+        }).encode("ascii")
         try:
-            response = self._client.post(self._url, data=form)
+            response = self._client.post(self._url, content=body, headers=FORM_HEADERS)
         except NOT_SENT_ERRORS as exc:
             raise NotSentError(f"{type(exc).__name__}: AllMySMS was not reached") from exc
         except httpx.TransportError as exc:
