@@ -41,6 +41,10 @@ class SandboxServer(ThreadingHTTPServer):
 
     # Handler threads are joined in server_close(): stop() leaves nothing running behind.
     daemon_threads = False
+    # socketserver's listen backlog is 5: when restarted workers open their slots' connections
+    # at once, the kernel drops handshakes past it and may then reset a connection the client
+    # already sent its request on (a false "unknown" in the soak). A provider's is far larger.
+    request_queue_size = 256
 
     def __init__(self, address: tuple[str, int], provider: SandboxProvider) -> None:
         super().__init__(address, _Handler)
