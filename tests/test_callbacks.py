@@ -159,6 +159,27 @@ def test_backoff_doubles_with_jitter_up_to_the_cap() -> None:
         assert all(base * 0.5 <= w <= base for w in waits)
 
 
+@pytest.mark.parametrize("jitter", [0.5, 1.0])
+def test_by_default_an_event_outlives_a_day_long_receiver_outage(
+        jitter: float, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With the default settings the age limit, not the attempt count, ends the retries: even
+    with the shortest jittered waits, the attempts that fit in SMSQ_CALLBACK_MAX_AGE_S are
+    fewer than SMSQ_CALLBACK_MAX_ATTEMPTS, and the last ones come 15-30 minutes apart."""
+    monkeypatch.setattr("worker.callbacks.random.uniform", lambda low, high: jitter)
+    defaults = Settings.from_env({})
+    elapsed, attempt, waits = 0.0, 1, []
+    while True:
+        wait = backoff_s(attempt, initial_s=defaults.callback_initial_wait_s,
+                         max_s=defaults.callback_max_wait_s)
+        if elapsed + wait > defaults.callback_max_age_s:
+            break
+        elapsed, attempt = elapsed + wait, attempt + 1
+        waits.append(wait)
+    assert attempt < defaults.callback_max_attempts
+    assert waits[-1] == 1800.0 * jitter
+    assert elapsed > defaults.callback_max_age_s - 1800.0
+
+
 def test_final_event_is_signed_exact_and_carries_no_text(
         redis: Redis, producer: Producer, receiver: Receiver) -> None:
     url = receiver.start()

@@ -56,12 +56,15 @@ WEBHOOK_SECRET_MIN_CHARS = 32
 CALLBACK_SECRET_MIN_CHARS = 16
 CALLBACK_TIMEOUT_S = 5.0
 """Connect, write and read timeout of one callback POST."""
-CALLBACK_MAX_ATTEMPTS = 10
+CALLBACK_MAX_ATTEMPTS = 200
+"""More than the age limit allows with the default waits (55 to 105 in 24 h), so by default an
+event outlives a receiver outage of up to ``CALLBACK_MAX_AGE_S``, not of a few minutes."""
 CALLBACK_MAX_AGE_S = 86_400.0
 """A callback still undelivered this long after its event is given up (dead)."""
 CALLBACK_INITIAL_WAIT_S = 2.0
-CALLBACK_MAX_WAIT_S = 600.0
-"""Back-off between callback attempts: doubles from the first wait up to this, with jitter."""
+CALLBACK_MAX_WAIT_S = 1_800.0
+"""Back-off between callback attempts: doubles from the first wait up to this, with jitter
+(after the first half hour, one attempt every 15-30 minutes)."""
 ALLOWED_HOSTS_VARIABLE = "SMSQ_CALLBACK_ALLOWED_HOSTS"
 ALLOWED_NETWORKS_VARIABLE = "SMSQ_CALLBACK_ALLOWED_NETWORKS"
 _HOST_NAME = re.compile(r"(?=.{1,253}$)[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?"
