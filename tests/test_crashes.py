@@ -449,7 +449,10 @@ def test_worker_killed_while_sends_wait_for_their_rate_limit_turn_loses_and_repe
     keys = enqueue(producer, "t1", "t2", "t3", "t4")
     victim = workers.start(**FAST, SMSQ_RATE_LIMIT_SEGMENTS_PER_S="0.5",
                            SMSQ_RATE_LIMIT_BURST_SEGMENTS="1")
-    wait_for(lambda: len(sandbox.requests()) == 1, what="the first send")
+    # The first send's outcome recorded (not only its request logged by the sandbox: a kill
+    # before the record would rightly leave it `unknown`), and three claims waiting.
+    wait_for(lambda: [store.get(k).state for k in keys].count(State.SENT) == 1,  # type: ignore[union-attr]
+             what="the first send's outcome")
     wait_for(lambda: sum(bool(redis.hexists(f"smsq:msg:{message_id(k)}", "awaiting_turn"))
                          for k in keys) == 3, what="three claims waiting for their turn")
 
