@@ -35,7 +35,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench import procs
 from bench.sandbox import Sandbox
-from worker.redis_server import RedisServer
+from worker.dev.redis_server import RedisServer
 
 
 TARGET_S = 10.0

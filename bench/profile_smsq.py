@@ -24,7 +24,7 @@ from bench.measure import messages  # noqa: E402
 from bench.run import child_env  # noqa: E402
 from bench.sandbox import Sandbox  # noqa: E402
 from bench.systems import Smsq  # noqa: E402
-from worker.redis_server import RedisServer  # noqa: E402
+from worker.dev.redis_server import RedisServer  # noqa: E402
 
 
 PROFILED_WORKER = """

@@ -26,7 +26,7 @@ from redis import Redis  # noqa: E402
 from bench import procs, report  # noqa: E402
 from bench.measure import Options, run_system  # noqa: E402
 from bench.systems import SYSTEMS  # noqa: E402
-from worker.redis_server import RedisServer  # noqa: E402
+from worker.dev.redis_server import RedisServer  # noqa: E402
 
 
 def parse_args() -> argparse.Namespace:

@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 
 from bench import procs
-from worker.redis_server import free_port
+from worker.dev.redis_server import free_port
 
 
 CREDITS = 10**12

@@ -34,7 +34,7 @@ from producers.errors import RedisUnavailableError  # noqa: E402
 from producers.states import TERMINAL_STATES, State  # noqa: E402
 from producers.store import MessageStore  # noqa: E402
 from tests.invariants import check  # noqa: E402
-from worker.redis_server import RedisServer, free_port  # noqa: E402
+from worker.dev.redis_server import RedisServer, free_port  # noqa: E402
 
 
 BATCH = 1000

@@ -20,7 +20,7 @@ from redis import Redis
 from producers.config import ProducerSettings
 from producers.enqueue import Producer
 from producers.store import MessageStore
-from worker.redis_server import RedisServer
+from worker.dev.redis_server import RedisServer
 from worker.sandbox import SandboxProvider
 
 

@@ -27,12 +27,12 @@ from tests.conftest import API_KEY, LOGIN, ROOT, Workers
 from worker.admin import create_app, sessions
 from worker.admin.rendering import message_url
 from worker.admin.server import running
-from worker.control import Pause, Switch
-from worker.deadletters import DeadLetterDesk
-from worker.ledger import Ledger
-from worker.redis_server import RedisServer, free_port
+from worker.dev.redis_server import RedisServer, free_port
 from worker.sandbox import SandboxProvider
 from worker.settings import Secret, Settings
+from worker.store.control import Pause, Switch
+from worker.store.deadletters import DeadLetterDesk
+from worker.store.ledger import Ledger
 
 
 USER = "ops"

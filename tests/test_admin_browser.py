@@ -18,7 +18,7 @@ from tests.conftest import Workers
 from tests.test_admin import PASSWORD, USER, admin_settings, make_dead_letters
 from worker.admin import create_app
 from worker.admin.server import running
-from worker.redis_server import RedisServer, free_port
+from worker.dev.redis_server import RedisServer, free_port
 from worker.sandbox import SandboxProvider
 
 

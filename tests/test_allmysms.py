@@ -10,8 +10,8 @@ import httpx
 import pytest
 
 from producers.errors import NotSentError, OutcomeUnknownError
-from worker.allmysms import AllMySmsClient, parse_reply
-from worker.retries import send_retrying
+from worker.allmysms.client import AllMySmsClient, parse_reply
+from worker.send.retries import send_retrying
 from worker.settings import Secret, Settings
 
 

@@ -41,7 +41,7 @@ def test_job_path_resolves_to_the_send_function() -> None:
 
 def test_smsq_processes_do_not_load_httpx_command_line_client() -> None:
     """``smsq`` keeps httpx's CLI (click, pygments) out of every process: about 2 MiB each."""
-    probe = ("import sys, worker.cli, httpx, worker.runner, worker.runtime; "
+    probe = ("import sys, worker.cli.commands, httpx, worker.send.runner, worker.send.runtime; "
              "print(sorted(m for m in ('click', 'pygments', 'httpx._main') if m in sys.modules "
              "and sys.modules[m] is not None))")
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
@@ -52,8 +52,8 @@ def test_smsq_processes_do_not_load_httpx_command_line_client() -> None:
 def test_smsq_processes_do_not_load_greenlet_for_structlog() -> None:
     """structlog would load greenlet (1.2 MiB) for a deprecated thread-local smsq never uses;
     its fallback, threading.local, is what a process without greenlet gets."""
-    probe = ("import sys, worker.cli, structlog, structlog.threadlocal, threading, "
-             "worker.runner, worker.runtime; "
+    probe = ("import sys, worker.cli.commands, structlog, structlog.threadlocal, threading, "
+             "worker.send.runner, worker.send.runtime; "
              "print('greenlet' in sys.modules, "
              "structlog.threadlocal.ThreadLocal is threading.local)")
     result = subprocess.run([sys.executable, "-W", "ignore", "-c", probe], capture_output=True,

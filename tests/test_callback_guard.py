@@ -30,8 +30,9 @@ from tests.test_callbacks import (
     settings,
 )
 from tests.test_gateway import PATH, answer, gateway_settings, json_flux, post, self_signed
-from worker.callback_dispatcher import Dispatcher
-from worker.callback_guard import (
+from worker.callbacks.dispatcher import Dispatcher
+from worker.callbacks.outbox import dead_callbacks
+from worker.callbacks.policy import (
     CallbackPolicy,
     GuardedBackend,
     GuardedTransport,
@@ -39,10 +40,9 @@ from worker.callback_guard import (
     non_public_kind,
     resolve,
 )
-from worker.callbacks import dead_callbacks
+from worker.dev.redis_server import RedisServer
 from worker.gateway import create_app
 from worker.gateway.server import running
-from worker.redis_server import RedisServer
 from worker.settings import Settings
 
 

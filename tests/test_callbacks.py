@@ -23,12 +23,12 @@ from producers import keys
 from producers.enqueue import Producer
 from producers.states import State
 from tests.conftest import ROOT, wait_for
-from worker.callback_dispatcher import Dispatcher
-from worker.callbacks import backoff_s, dead_callbacks, event_body, sign, verify
-from worker.cli import main
-from worker.ledger import Ledger
-from worker.redis_server import RedisServer
+from worker.callbacks.dispatcher import Dispatcher
+from worker.callbacks.outbox import backoff_s, dead_callbacks, event_body, sign, verify
+from worker.cli.commands import main
+from worker.dev.redis_server import RedisServer
 from worker.settings import ProducerAccount, Secret, Settings
+from worker.store.ledger import Ledger
 
 
 CALLBACK_SECRET = "cb-fallback-secret-5e1a9c"  # noqa: S105 - a test value
@@ -165,7 +165,7 @@ def test_by_default_an_event_outlives_a_day_long_receiver_outage(
     """With the default settings the age limit, not the attempt count, ends the retries: even
     with the shortest jittered waits, the attempts that fit in SMSQ_CALLBACK_MAX_AGE_S are
     fewer than SMSQ_CALLBACK_MAX_ATTEMPTS, and the last ones come 15-30 minutes apart."""
-    monkeypatch.setattr("worker.callbacks.random.uniform", lambda low, high: jitter)
+    monkeypatch.setattr("worker.callbacks.outbox.random.uniform", lambda low, high: jitter)
     defaults = Settings.from_env({})
     elapsed, attempt, waits = 0.0, 1, []
     while True:

@@ -8,7 +8,7 @@ from pathlib import Path
 from producers.states import State
 from producers.store import MessageStore
 from tests.conftest import Workers
-from worker.campaign import BadLine, Campaign, campaign_requests
+from worker.cli.campaign import BadLine, Campaign, campaign_requests
 from worker.sandbox import SandboxProvider
 
 

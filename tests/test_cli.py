@@ -12,7 +12,7 @@ import httpx
 
 from producers.store import MessageStore
 from tests.conftest import ROOT, Workers
-from worker.redis_server import free_port
+from worker.dev.redis_server import free_port
 from worker.sandbox import SandboxProvider
 
 

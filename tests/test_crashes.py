@@ -24,17 +24,17 @@ from producers.states import TERMINAL_STATES, State
 from producers.store import MessageStore
 from tests import invariants
 from tests.conftest import Workers, wait_for
-from worker.allmysms import AllMySmsClient
-from worker.control import Switch
-from worker.ledger import Ledger
-from worker.reconciler import Reconciler
-from worker.redis_server import RedisServer
-from worker.retries import send_retrying
-from worker.runner import LaneQueue, lane_queues
+from worker.allmysms.client import AllMySmsClient
+from worker.cli.text import render_status
+from worker.dev.redis_server import RedisServer
 from worker.sandbox import SandboxProvider
-from worker.sender import Sender
+from worker.send.reconciler import Reconciler
+from worker.send.retries import send_retrying
+from worker.send.runner import LaneQueue, lane_queues
+from worker.send.sender import Sender
 from worker.settings import Secret, Settings
-from worker.views import render_status
+from worker.store.control import Switch
+from worker.store.ledger import Ledger
 
 
 FAST = {"SMSQ_WORKER_DEAD_AFTER_S": "1.5", "SMSQ_RECONCILE_INTERVAL_S": "0.3",

@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 from tests.conftest import ROOT
-from worker.cli import _parser
+from worker.cli.commands import _parser
 from worker.settings import Settings
 
 

@@ -18,7 +18,7 @@ from producers.states import State
 from producers.store import MessageStore
 from tests.conftest import Workers, wait_for
 from tests.test_crashes import FAST, terminal
-from worker.redis_server import RedisServer
+from worker.dev.redis_server import RedisServer
 from worker.sandbox import SandboxProvider
 
 

@@ -25,10 +25,10 @@ from producers.errors import ConfigError
 from producers.states import State
 from producers.store import MessageStore
 from tests.conftest import ROOT, Workers
-from worker.flux import PARIS, STATUS_TEXTS
+from worker.allmysms.flux import PARIS, STATUS_TEXTS
+from worker.dev.redis_server import RedisServer
 from worker.gateway import create_app
 from worker.gateway.server import running
-from worker.redis_server import RedisServer
 from worker.sandbox import SandboxProvider
 from worker.settings import ProducerAccount, Secret, Settings
 
@@ -654,7 +654,7 @@ def test_producers_variable_is_parsed() -> None:
 
 
 def test_smsq_gateway_command_serves_and_stops(redis_server: RedisServer) -> None:
-    from worker.redis_server import free_port
+    from worker.dev.redis_server import free_port
 
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SMSQ_", "ALLMYSMS_"))}

@@ -14,9 +14,9 @@ from producers.states import State
 from producers.store import MessageStore
 from tests.conftest import Workers, wait_for
 from tests.test_crashes import FAST
-from worker.control import Switch
-from worker.metrics import render
+from worker.admin.metrics import render
 from worker.sandbox import SandboxProvider
+from worker.store.control import Switch
 
 
 def make_dead_letters(producer: Producer, sandbox: SandboxProvider, workers: Workers) -> None:

@@ -16,10 +16,10 @@ from producers.enqueue import Producer
 from producers.states import State
 from producers.store import MessageStore
 from tests.conftest import Workers, wait_for
-from worker.codes import STATUSES
-from worker.control import Switch
+from worker.allmysms.codes import STATUSES
 from worker.sandbox import SandboxProvider
-from worker.sender import PAUSE_STATUSES
+from worker.send.sender import PAUSE_STATUSES
+from worker.store.control import Switch
 
 
 def sent_requests(sandbox: SandboxProvider) -> list[dict]:
@@ -145,7 +145,7 @@ def test_every_business_status_is_final_and_never_retried(
 def test_connection_refused_then_recovery_sends_exactly_once(
         producer: Producer, store: MessageStore, workers: Workers) -> None:
     """Connect failures are retried with back-off until the provider listens: one request."""
-    from worker.redis_server import free_port
+    from worker.dev.redis_server import free_port
 
     port = free_port()
     late = SandboxProvider(login="smsq-test", api_key="sk-test-6f1d2c9a8b7e4d3c2b1a", port=port)
@@ -174,7 +174,7 @@ def test_connection_refused_then_recovery_sends_exactly_once(
 def test_connection_refused_past_the_budget_fails_without_any_request(
         producer: Producer, store: MessageStore, workers: Workers) -> None:
     """When AllMySMS never answers a connect, the message ends 'failed': provably not sent."""
-    from worker.redis_server import free_port
+    from worker.dev.redis_server import free_port
 
     producer.enqueue({"key": "down", "text": "Hi", "to": ["0612345678"]})
 

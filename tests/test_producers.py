@@ -16,7 +16,7 @@ from producers.keys import message_id
 from producers.states import State
 from producers.store import MessageStore
 from tests.conftest import Workers
-from worker.redis_server import RedisServer, free_port
+from worker.dev.redis_server import RedisServer, free_port
 from worker.sandbox import SandboxProvider
 
 

@@ -18,11 +18,11 @@ from producers.errors import OutcomeUnknownError, ProviderBusyError
 from producers.states import State
 from producers.store import MessageStore
 from tests.conftest import Workers
-from worker import ratelimit
-from worker.allmysms import AllMySmsClient, parse_retry_after
-from worker.ratelimit import Grant, RateLimitBacklogError, RateLimiter
-from worker.retries import send_retrying
+from worker.allmysms.client import AllMySmsClient, parse_retry_after
 from worker.sandbox import SandboxProvider
+from worker.send import ratelimit
+from worker.send.ratelimit import Grant, RateLimitBacklogError, RateLimiter
+from worker.send.retries import send_retrying
 from worker.settings import Secret, Settings
 
 

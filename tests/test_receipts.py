@@ -24,17 +24,17 @@ from tests.test_callbacks import (
     metric,
     settings,
 )
+from worker.admin.metrics import render
 from worker.admin.server import running
-from worker.callback_dispatcher import Dispatcher
-from worker.callbacks import verify
-from worker.cli import main
+from worker.callbacks.dispatcher import Dispatcher
+from worker.callbacks.outbox import verify
+from worker.cli.commands import main
+from worker.cli.text import render_status
+from worker.dev.redis_server import RedisServer
 from worker.gateway.webhooks import WEBHOOK_MAX_BODY_BYTES, webhook_routes
-from worker.metrics import render
-from worker.purge import Purger
-from worker.redis_server import RedisServer
 from worker.sandbox import SandboxProvider
 from worker.settings import Secret
-from worker.views import render_status
+from worker.store.purge import Purger
 
 
 WEBHOOK_SECRET = "wh-" + "3f9a1c7e" * 5

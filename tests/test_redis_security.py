@@ -14,7 +14,7 @@ from producers.enqueue import Producer
 from producers.states import State
 from producers.store import MessageStore
 from tests.conftest import ROOT, Workers
-from worker.redis_server import RedisServer, free_port
+from worker.dev.redis_server import RedisServer, free_port
 from worker.sandbox import SandboxProvider
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from worker.cli import main
+from worker.cli.commands import main
 
 
 sys.exit(main())

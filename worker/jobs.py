@@ -7,9 +7,9 @@ import re
 import structlog
 
 from producers.errors import RefusedJobError
-from worker import runtime
-from worker.crashpoints import crash_point
 from worker.logs import bind_message
+from worker.send import runtime
+from worker.send.crashpoints import crash_point
 
 
 MESSAGE_ID_PATTERN = re.compile(r"[0-9a-f]{32}")

@@ -70,7 +70,7 @@ ALLOWED_NETWORKS_VARIABLE = "SMSQ_CALLBACK_ALLOWED_NETWORKS"
 _HOST_NAME = re.compile(r"(?=.{1,253}$)[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?"
                         r"(?:\.[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?)*")
 """A DNS name in ASCII (international names in their xn-- form), already lower-case."""
-# --- global rate limit (worker/ratelimit.py) ---
+# --- global rate limit (worker/send/ratelimit.py) ---
 RATE_LIMIT_RECOVERY_S = 30.0
 """After provider push-back, the shared rate grows back by configured/this per second of success."""
 

@@ -14,7 +14,7 @@ from worker.admin.context import context_of
 from worker.admin.rendering import Notice, message_url, render
 from worker.admin.sessions import checked_form, field
 from worker.admin.views import load_message, message_key, render_message, render_overview
-from worker.control import Switch, lane_names
+from worker.store.control import Switch, lane_names
 
 
 if TYPE_CHECKING:
@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from starlette.requests import Request
     from starlette.responses import Response
 
-    from worker.deadletters import Decision
+    from worker.store.deadletters import Decision
 
 log = structlog.get_logger()
 

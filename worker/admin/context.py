@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from worker.deadletters import DeadLetterDesk
-from worker.ledger import Ledger
+from worker.store.deadletters import DeadLetterDesk
+from worker.store.ledger import Ledger
 
 
 if TYPE_CHECKING:

@@ -1,4 +1,4 @@
-"""Prometheus exposition of :mod:`worker.stats`, computed from Redis at scrape time, so every
+"""Prometheus exposition of :mod:`worker.store.stats`, computed from Redis at scrape time, so every
 worker on every host is counted without a multiprocess registry."""
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
-from worker.stats import collect
+from worker.store.stats import collect
 
 
 if TYPE_CHECKING:

@@ -13,7 +13,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import JSONResponse, Response
 
 from worker.admin.context import context_of
-from worker.metrics import CONTENT_TYPE, render
+from worker.admin.metrics import CONTENT_TYPE, render
 
 
 if TYPE_CHECKING:

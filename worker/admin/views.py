@@ -16,9 +16,9 @@ from producers.store import MessageStore
 from worker.admin.auth import login_required
 from worker.admin.context import AdminContext, context_of
 from worker.admin.rendering import Notice, render
-from worker.control import Switch
-from worker.deadletters import Query
-from worker.stats import collect
+from worker.store.control import Switch
+from worker.store.deadletters import Query
+from worker.store.stats import collect
 
 
 if TYPE_CHECKING:

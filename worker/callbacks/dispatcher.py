@@ -13,7 +13,7 @@ body>`` (the producer account's ``callback_secret``, else ``SMSQ_CALLBACK_SECRET
 * no secret to sign with: dead at once (never sent unsigned);
 * a destination the outbound policy refuses (a host outside ``SMSQ_CALLBACK_ALLOWED_HOSTS``, or
   one resolving to a non-public address outside ``SMSQ_CALLBACK_ALLOWED_NETWORKS``, checked at
-  connect time by :mod:`worker.callback_guard`): dead at once, nothing is sent.
+  connect time by :mod:`worker.callbacks.policy`): dead at once, nothing is sent.
 
 Dead callbacks stay readable (``smsq callbacks --dead``, counter ``callbacks_dead``) for the
 outcome TTL. A dispatcher killed mid-delivery loses nothing: the event's lease runs out and any
@@ -32,8 +32,7 @@ import redis.exceptions
 import structlog
 
 from producers.errors import CallbackRefusedError
-from worker.callback_guard import CallbackPolicy, callback_client
-from worker.callbacks import (
+from worker.callbacks.outbox import (
     EVENT_ID_HEADER,
     SIGNATURE_HEADER,
     TIMESTAMP_HEADER,
@@ -43,6 +42,7 @@ from worker.callbacks import (
     event_body,
     sign,
 )
+from worker.callbacks.policy import CallbackPolicy, callback_client
 from worker.settings import callback_secret_for
 
 

@@ -1,9 +1,9 @@
 """Callbacks to producers: the events, their signature, and the Redis outbox they wait in.
 
 An event is added to the outbox by the same Lua script that makes the change it reports (a
-message reaching a final state in :mod:`worker.ledger`, a delivery receipt or a reply in
-:mod:`worker.receipts`), so it can never be lost between the change and the outbox, and costs no
-extra round trip. :mod:`worker.callback_dispatcher` delivers it, at least once.
+message reaching a final state in :mod:`worker.store.ledger`, a delivery receipt or a reply
+in :mod:`worker.store.receipts`), so it can never be lost between the change and the outbox, and
+costs no extra round trip. :mod:`worker.callbacks.dispatcher` delivers it, at least once.
 
 The outbox is one sorted set of event ids scored by when each may next be attempted. Taking an
 event leases it (its score moves to the delivery's deadline): a dispatcher killed mid-delivery

@@ -76,7 +76,7 @@ def _parser() -> argparse.ArgumentParser:
     status.add_argument("--json", action="store_true", help="print the record as JSON")
     status.set_defaults(handler=_status)
 
-    from worker.operator_cli import add_commands
+    from worker.cli.operator import add_commands
 
     add_commands(sub)
 
@@ -140,11 +140,11 @@ def _worker(args: argparse.Namespace) -> int:
         raise ConfigError("--processes", "must be at least 1")
     _configure_logging(settings)
     if args.processes > 1:
-        from worker.supervisor import supervise
+        from worker.send.supervisor import supervise
 
         return supervise(args.processes, burst=args.burst, lanes=args.lanes)
-    from worker.runner import build_worker
-    from worker.runtime import build_runtime, install, uninstall
+    from worker.send.runner import build_worker
+    from worker.send.runtime import build_runtime, install, uninstall
 
     runtime = build_runtime(settings)
     _ping(runtime.redis)
@@ -225,7 +225,7 @@ _NOT_JSON = object()
 
 def _read_campaign(args: argparse.Namespace, stream: IO[str]) -> Iterator[tuple[int, Any]]:
     from producers.enqueue import Refused
-    from worker.campaign import BadLine, Campaign, campaign_requests
+    from worker.cli.campaign import BadLine, Campaign, campaign_requests
 
     if not args.key:
         raise ConfigError("--key", "is required with --text (the campaign's idempotency key)")
@@ -275,7 +275,7 @@ def _status(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(record.as_dict(), ensure_ascii=False, indent=2))
         return EXIT_OK
-    from worker.views import render_status
+    from worker.cli.text import render_status
 
     print(render_status(record))
     return EXIT_OK
@@ -295,7 +295,7 @@ def _print_recipient(record: Any, position: int, *, as_json: bool) -> int:
         data["recipient"] = {"position": position, "phone": phone, "provider_sms_id": sms_id}
         print(json.dumps(data, ensure_ascii=False, indent=2))
         return EXIT_OK
-    from worker.views import render_status
+    from worker.cli.text import render_status
 
     print(f"recipient:  {position} of {len(recipients)}: {phone}  "
           f"(message {record.state.value}; AllMySMS smsId {sms_id or 'none yet'})")
@@ -307,7 +307,7 @@ def _purge(args: argparse.Namespace) -> int:
     from producers import ProducerSettings, connect
     from producers.phones import PhoneError
     from producers.redis_errors import translate_redis_errors
-    from worker.purge import Purger
+    from worker.store.purge import Purger
 
     settings = ProducerSettings.from_env()
     try:
@@ -336,7 +336,7 @@ def _sandbox(args: argparse.Namespace) -> int:
 
 def _replies(args: argparse.Namespace) -> int:
     from producers import MessageStore, ProducerSettings, connect
-    from worker.views import render_replies
+    from worker.cli.text import render_replies
 
     record = MessageStore(connect(ProducerSettings.from_env())).get(args.key)
     if record is None:
@@ -354,7 +354,7 @@ def _callbacks(args: argparse.Namespace) -> int:
     import threading
 
     from producers import connect
-    from worker.callbacks import dead_callbacks
+    from worker.callbacks.outbox import dead_callbacks
     from worker.settings import Settings
 
     settings = Settings.from_env()
@@ -372,7 +372,7 @@ def _callbacks(args: argparse.Namespace) -> int:
         raise ConfigError("--threads", "must be at least 1")
     _configure_logging(settings)
     _ping(connection)
-    from worker.callback_dispatcher import run_dispatchers
+    from worker.callbacks.dispatcher import run_dispatchers
 
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -412,7 +412,7 @@ def _gateway(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from worker.demo import run_demo
+    from worker.dev.demo import run_demo
 
     return run_demo()
 

@@ -96,8 +96,8 @@ def _operator() -> str:
 
 
 def _desk(by: str = "smsq") -> Any:
-    from worker.deadletters import DeadLetterDesk
-    from worker.ledger import Ledger
+    from worker.store.deadletters import DeadLetterDesk
+    from worker.store.ledger import Ledger
 
     settings = ProducerSettings.from_env()
     connection = connect(settings)
@@ -106,7 +106,7 @@ def _desk(by: str = "smsq") -> Any:
 
 
 def _query(args: argparse.Namespace) -> Any:
-    from worker.deadletters import Query
+    from worker.store.deadletters import Query
 
     return Query(reason=args.reason, provider_status=args.status, lane=args.lane,
                  since=args.since, until=args.until, campaign=args.campaign, kind=args.kind,
@@ -125,7 +125,7 @@ def dlq_list(args: argparse.Namespace) -> int:
         for letter, _ in rows:
             print(json.dumps(letter.as_dict(), ensure_ascii=False))
         return EXIT_OK
-    from worker.views import render_dead_letters
+    from worker.cli.text import render_dead_letters
 
     print(render_dead_letters([letter for letter, _ in rows]))
     return EXIT_OK
@@ -142,7 +142,7 @@ def dlq_show(args: argparse.Namespace) -> int:
                           "message": record.as_dict() if record else None},
                          ensure_ascii=False, indent=2))
         return EXIT_OK
-    from worker.views import render_dead_letters, render_status
+    from worker.cli.text import render_dead_letters, render_status
 
     if letter:
         print(render_dead_letters([letter]))
@@ -186,13 +186,13 @@ def dlq_resolve(args: argparse.Namespace) -> int:
 
 
 def _switch() -> Any:
-    from worker.control import Switch
+    from worker.store.control import Switch
 
     return Switch(connect(ProducerSettings.from_env()))
 
 
 def pause(args: argparse.Namespace) -> int:
-    from worker.control import lane_names
+    from worker.store.control import lane_names
 
     try:
         lane = lane_names(args.lane)
@@ -208,7 +208,7 @@ def pause(args: argparse.Namespace) -> int:
 
 
 def resume(args: argparse.Namespace) -> int:
-    from worker.control import lane_names
+    from worker.store.control import lane_names
 
     try:
         lane = None if args.lane is None else lane_names(args.lane)
@@ -225,14 +225,14 @@ def resume(args: argparse.Namespace) -> int:
 
 
 def show_stats(args: argparse.Namespace) -> int:
-    from worker.stats import collect
+    from worker.store.stats import collect
 
     with translate_redis_errors():
         stats = collect(connect(ProducerSettings.from_env()))
     if args.json:
         print(json.dumps(stats.as_dict(), indent=2))
         return EXIT_OK
-    from worker.views import render_stats
+    from worker.cli.text import render_stats
 
     print(render_stats(stats))
     return EXIT_OK

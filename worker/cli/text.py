@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from producers.records import DeadLetter, MessageRecord
-from worker.stats import Stats
+from worker.store.stats import Stats
 
 
 def render_status(record: MessageRecord) -> str:

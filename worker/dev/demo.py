@@ -24,11 +24,11 @@ from producers.enqueue import Producer
 from producers.states import State
 from producers.store import MessageStore
 from worker.asgi import running
-from worker.demo_loop import CLIENT_MESSAGE_ID, Receiver, post_like_php
+from worker.dev.demo_loop import CLIENT_MESSAGE_ID, Receiver, post_like_php
+from worker.dev.redis_server import RedisServer
 from worker.gateway.app import create_app
 from worker.gateway.translate import gateway_key
 from worker.logs import configure_logging
-from worker.redis_server import RedisServer
 from worker.sandbox import SandboxProvider
 from worker.settings import ProducerAccount, Secret, Settings
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import httpx
 
-from worker.callbacks import verify
+from worker.callbacks.outbox import verify
 
 
 CLIENT_MESSAGE_ID = "order-4711-shipped"

@@ -17,7 +17,7 @@ from producers.enqueue import Producer
 from producers.errors import RedisUnavailableError
 from producers.redis_errors import translate_redis_errors
 from producers.store import MessageStore
-from worker.callback_guard import CallbackPolicy
+from worker.callbacks.policy import CallbackPolicy
 from worker.gateway.accounts import ProducerBook
 from worker.gateway.context import GatewayContext, context_of
 from worker.gateway.sendsms import (

@@ -12,7 +12,7 @@ if TYPE_CHECKING:
 
     from producers.enqueue import Producer
     from producers.store import MessageStore
-    from worker.callback_guard import CallbackPolicy
+    from worker.callbacks.policy import CallbackPolicy
     from worker.gateway.accounts import ProducerBook
     from worker.settings import Settings
 

@@ -27,7 +27,7 @@ from starlette.responses import Response
 
 from producers.contract import SendRequest
 from producers.errors import CallbackRefusedError, InvalidRequestError, RedisUnavailableError
-from worker.flux import (
+from worker.allmysms.flux import (
     STATUS_TEXTS,
     FluxError,
     check_flux,

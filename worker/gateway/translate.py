@@ -27,7 +27,7 @@ from typing import Any
 from producers.contract import KEY_MAX_CHARS, PLACEHOLDER_PATTERN, SendRequest, parse_request
 from producers.errors import InvalidRequestError
 from producers.segments import count_segments
-from worker.flux import STATUS_TEXTS, Flux, FluxError, parse_date, personalise
+from worker.allmysms.flux import STATUS_TEXTS, Flux, FluxError, parse_date, personalise
 from worker.gateway.ids import sms_id
 
 
@@ -77,7 +77,7 @@ def build_request(
     callback_url: str = "",
     default_region: str = "FR",
 ) -> SendRequest:
-    """Translate a checked flux (see :func:`worker.flux.check_flux`) into a contract request.
+    """Translate a checked flux (:func:`worker.allmysms.flux.check_flux`) into a contract request.
 
     Raises:
         InvalidRequestError: the contract refuses it; :func:`refusal` maps it to a status.

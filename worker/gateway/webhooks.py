@@ -27,7 +27,7 @@ from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
 from producers.phones import mask_phone
-from worker.receipts import (
+from worker.store.receipts import (
     RECEIPT_PARAMS,
     REPLY_PARAMS,
     Applied,

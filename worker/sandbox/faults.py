@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from worker.sandbox.flux import STATUS_TEXTS, Flux, normalise_number
+from worker.sandbox.rules import STATUS_TEXTS, Flux, normalise_number
 
 
 ACTIONS = ("status", "delay", "drop", "html502", "truncated", "not_http", "busy")

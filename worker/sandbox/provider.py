@@ -15,7 +15,8 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from worker.sandbox.faults import FaultBook, Target, parse_fault
-from worker.sandbox.flux import (
+from worker.sandbox.receipt_pusher import RECEIPT_DELAY_MS, ReceiptPlayer
+from worker.sandbox.rules import (
     CREDITS_PER_SMS,
     Flux,
     FluxError,
@@ -26,7 +27,6 @@ from worker.sandbox.flux import (
     sniff_format,
     success_reply,
 )
-from worker.sandbox.receipts import RECEIPT_DELAY_MS, ReceiptPlayer
 
 
 if TYPE_CHECKING:

@@ -1,7 +1,7 @@
 """The sandbox's own flux rules: which numbers it refuses, what a send costs, its full reply.
 
-Parsing, the checks every provider makes and rendering live in ``worker.flux`` (shared with the
-gateway) and are re-exported here.
+Parsing, the checks every provider makes and rendering live in ``worker.allmysms.flux`` (shared
+with the gateway) and are re-exported here.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from producers.segments import count_segments
-from worker.flux import (
+from worker.allmysms.flux import (
     MESSAGE_MAX_CHARS,
     PARIS,
     STATUS_TEXTS,

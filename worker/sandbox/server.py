@@ -21,7 +21,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from worker.sandbox.provider import BASE_PATH, TEXT_PLAIN, SandboxProvider
-from worker.sandbox.receipts import RECEIPT_DELAY_MS
+from worker.sandbox.receipt_pusher import RECEIPT_DELAY_MS
 
 
 SEND_PATHS = frozenset({f"{BASE_PATH}/sendSms/", f"{BASE_PATH}/sendSms"})

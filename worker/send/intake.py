@@ -16,7 +16,7 @@ import structlog
 from producers import keys
 from producers.enqueue import Producer, Refused
 from producers.errors import InvalidRequestError
-from worker.ledger import record_dead_letter
+from worker.store.ledger import record_dead_letter
 
 
 if TYPE_CHECKING:

@@ -44,7 +44,7 @@ from redis import Redis
 
 from producers import keys
 from producers.errors import SmsqError
-from worker.allmysms import RETRY_AFTER_MAX_S
+from worker.allmysms.client import RETRY_AFTER_MAX_S
 from worker.settings import Settings
 
 

@@ -12,7 +12,7 @@ A live worker runs it every ``reconcile_interval_s`` under a Redis lock (one wor
    rate-limit turn and had not started posting, see :meth:`Ledger.release`): then it goes back
    to the front of its lane, provably unsent.
 
-Requeueing is always safe: the claim in :mod:`worker.ledger` lets a message be sent only once.
+Requeueing is always safe: the claim in :mod:`worker.store.ledger` lets a message be sent only once.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ import structlog
 
 from producers import keys
 from producers.states import State
-from worker.ledger import Ledger
+from worker.store.ledger import Ledger
 
 
 if TYPE_CHECKING:

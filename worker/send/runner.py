@@ -3,12 +3,12 @@ JSON only, and no callable but ``send_sms``.
 
 Why not plain rq: a worker listening on several queues pops with BLPOP and keeps no trace of the
 job until it starts, so a crash in between loses it (rq 3.0 still does this). Here every lane is
-read with LMOVE into that lane's intermediate list (:mod:`worker.lanes`), where the job stays
+read with LMOVE into that lane's intermediate list (:mod:`worker.send.lanes`), where the job stays
 until its outcome is recorded, and the worker blocks on a wake list instead of on the queues.
 
 Why not RQ's execution loop: it runs one job at a time and spends about 25 Redis round trips
 of bookkeeping on each. A send waits on AllMySMS for nearly all its time, so this worker keeps
-``SMSQ_SEND_SLOTS`` sends in flight (:mod:`worker.slots`) and spends three round trips per
+``SMSQ_SEND_SLOTS`` sends in flight (:mod:`worker.send.slots`) and spends three round trips per
 job: take (shared by a batch), claim, and the outcome script, which also drops the job. RQ still
 registers the worker, runs its maintenance and handles suspension and signals.
 """
@@ -37,17 +37,17 @@ from producers import keys
 from producers.contract import LANE_ORDER, SEND_SMS_JOB, Lane, queue_name
 from producers.enqueue import Producer
 from producers.states import State
-from worker.crashpoints import arm, crash_point
-from worker.heartbeat import Heartbeat
-from worker.intake import INTAKE_BATCH, Intake
 from worker.jobs import MESSAGE_ID_PATTERN
-from worker.lanes import Lanes, Taken
-from worker.ledger import record_dead_letter
 from worker.logs import bind_message
-from worker.reconciler import Reconciler
-from worker.runtime import Runtime
-from worker.sender import OUTCOME_WRITE_RETRY_S
-from worker.slots import SendSlots
+from worker.send.crashpoints import arm, crash_point
+from worker.send.heartbeat import Heartbeat
+from worker.send.intake import INTAKE_BATCH, Intake
+from worker.send.lanes import Lanes, Taken
+from worker.send.reconciler import Reconciler
+from worker.send.runtime import Runtime
+from worker.send.sender import OUTCOME_WRITE_RETRY_S
+from worker.send.slots import SendSlots
+from worker.store.ledger import record_dead_letter
 
 
 if TYPE_CHECKING:

@@ -11,14 +11,14 @@ from functools import partial
 from redis import Redis
 
 from producers.errors import ConfigError
-from worker.allmysms import AllMySmsClient
+from worker.allmysms.client import AllMySmsClient
 from worker.connections import redis_from_settings
-from worker.control import Switch
-from worker.ledger import Ledger
-from worker.ratelimit import RateLimiter
-from worker.retries import send_retrying
-from worker.sender import Sender
+from worker.send.ratelimit import RateLimiter
+from worker.send.retries import send_retrying
+from worker.send.sender import Sender
 from worker.settings import Settings
+from worker.store.control import Switch
+from worker.store.ledger import Ledger
 
 
 @dataclass(frozen=True, slots=True)

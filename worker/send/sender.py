@@ -19,13 +19,13 @@ from producers.contract import SendRequest
 from producers.errors import NotSentError, OutcomeUnknownError, ProviderBusyError
 from producers.phones import mask_phone
 from producers.states import State
-from worker.allmysms import PUSH_BACK_STATUSES, AllMySmsClient, ProviderReply
-from worker.codes import classify
-from worker.control import Switch
-from worker.crashpoints import crash_point
-from worker.ledger import Ledger
-from worker.payload import build_flux
-from worker.ratelimit import RateLimitBacklogError, RateLimiter
+from worker.allmysms.client import PUSH_BACK_STATUSES, AllMySmsClient, ProviderReply
+from worker.allmysms.codes import classify
+from worker.allmysms.payload import build_flux
+from worker.send.crashpoints import crash_point
+from worker.send.ratelimit import RateLimitBacklogError, RateLimiter
+from worker.store.control import Switch
+from worker.store.ledger import Ledger
 
 
 log = structlog.get_logger()

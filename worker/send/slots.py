@@ -2,7 +2,7 @@
 
 A send spends nearly all its time waiting for AllMySMS (one slot sends at most 20 messages/s
 against a 50 ms provider), so a worker process keeps several in flight. The claim in
-:mod:`worker.ledger` still decides, per message, that it leaves ``queued`` once; slots change
+:mod:`worker.store.ledger` still decides, per message, that it leaves ``queued`` once; slots change
 how many messages wait on the network at once, not that guarantee.
 
 Daemon threads, not a ``ThreadPoolExecutor``: a cold shutdown must be able to exit while a
@@ -17,7 +17,7 @@ from collections.abc import Callable
 
 import structlog
 
-from worker.lanes import Taken
+from worker.send.lanes import Taken
 
 
 log = structlog.get_logger()

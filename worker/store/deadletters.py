@@ -16,7 +16,7 @@ from producers import keys
 from producers.records import DeadLetter, MessageRecord
 from producers.states import State
 from producers.store import MessageStore
-from worker.ledger import Ledger
+from worker.store.ledger import Ledger
 
 
 if TYPE_CHECKING:

@@ -17,7 +17,7 @@ from producers import keys
 from producers.enqueue import job_fields
 from producers.records import utc_now_iso
 from producers.states import DEAD_LETTER_STATES, TERMINAL_STATES, State
-from worker.callbacks import ENQUEUE_LUA, callback_keys
+from worker.callbacks.outbox import ENQUEUE_LUA, callback_keys
 
 
 if TYPE_CHECKING:

@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING
 
 from producers import keys
 from producers.records import utc_now_iso
-from worker.callbacks import ENQUEUE_LUA, EVENT_RECEIPT, EVENT_REPLY, callback_keys
+from worker.callbacks.outbox import ENQUEUE_LUA, EVENT_RECEIPT, EVENT_REPLY, callback_keys
 
 
 if TYPE_CHECKING:

@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING, Any
 
 from producers import keys
 from producers.contract import LANE_ORDER, queue_name
-from worker.control import ALL_LANES, Switch
-from worker.sender import LATENCY_BUCKETS_S
+from worker.send.sender import LATENCY_BUCKETS_S
+from worker.store.control import ALL_LANES, Switch
 
 
 if TYPE_CHECKING:
