@@ -18,6 +18,12 @@ from producers.segments import count_segments
 
 SEND_SMS_JOB = "worker.jobs.send_sms"
 """The only callable a worker runs; stored in every job, so it is a long-lived contract."""
+EVENT_FINAL = "message.final"
+"""Callback event: a message reached a final state."""
+EVENT_RECEIPT = "message.receipt"
+"""Callback event: a delivery receipt for one recipient."""
+EVENT_REPLY = "message.reply"
+"""Callback event: a recipient replied."""
 
 KEY_MAX_CHARS = 200
 MAX_RECIPIENTS = 10_000

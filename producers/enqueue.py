@@ -27,8 +27,6 @@ if TYPE_CHECKING:
 JOB_DESCRIPTION = "smsq.send_sms"
 """Neutral RQ job description: RQ logs it, so it must hold no phone number or text."""
 
-WAKE_TOKENS_MAX = 64
-"""Idle workers block on the wake list; more tokens than workers would only be trimmed."""
 SCRIPT_RECIPIENTS = 200
 """A batch is written in script calls of about this many recipients, each call atomic. With
 more than one, the calls are pipelined on one connection: Python builds call n+1 while Redis
@@ -251,7 +249,7 @@ class Producer:
 
     def _script_args(self, items: list[list[Any]]) -> list[Any]:
         return [json.dumps(items, ensure_ascii=False), self._settings.outcome_ttl_s, keys.WAKE,
-                WAKE_TOKENS_MAX]
+                keys.WAKE_TOKENS_MAX]
 
 
 def _script_calls(requests: list[SendRequest]) -> list[list[SendRequest]]:

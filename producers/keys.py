@@ -7,9 +7,15 @@ built here.
 from __future__ import annotations
 
 import hashlib
+import re
 
 
 PREFIX = "smsq"
+
+MESSAGE_ID_PATTERN = re.compile(r"[0-9a-f]{32}")
+"""A message id: 32 lowercase hex digits (see :func:`message_id`), a send job's only argument."""
+WAKE_TOKENS_MAX = 64
+"""Tokens a wake list keeps at most: an idle worker (or dispatcher) needs one, more are trimmed."""
 
 INTAKE = f"{PREFIX}:intake"
 """List where any backend RPUSHes a JSON send request (the redis-cli contract)."""
@@ -127,3 +133,8 @@ def rq_job(jid: str) -> str:
 
 def rq_queue(queue_name: str) -> str:
     return f"rq:queue:{queue_name}"
+
+
+def callback_keys() -> list[str]:
+    """The KEYS a script passes to ``enqueue_callback``: events, due, wake (metrics separate)."""
+    return [CALLBACK_EVENTS, CALLBACK_DUE, CALLBACK_WAKE]

@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-import re
-
 import structlog
 
 from producers.errors import RefusedJobError
+from producers.keys import MESSAGE_ID_PATTERN
 from worker.logs import bind_message
 from worker.send import runtime
 from worker.send.crashpoints import crash_point
-
-
-MESSAGE_ID_PATTERN = re.compile(r"[0-9a-f]{32}")
 
 
 def send_sms(message_id: str) -> str:

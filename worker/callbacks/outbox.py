@@ -32,63 +32,6 @@ TIMESTAMP_HEADER = "X-Smsq-Timestamp"
 """Unix seconds when this attempt was signed (informational; the body carries ``at``)."""
 EVENT_ID_HEADER = "X-Smsq-Event-Id"
 """Same as the body's ``event_id``: receivers dedupe on it (delivery is at least once)."""
-WAKE_TOKENS_MAX = 64
-"""Wake tokens kept at most; an idle dispatcher needs one."""
-
-EVENT_FINAL = "message.final"
-EVENT_RECEIPT = "message.receipt"
-EVENT_REPLY = "message.reply"
-
-# Lua helpers shared by the ledger's and the receipts' scripts. ``enqueue_callback`` adds an
-# event for the message hash ``msg`` when its stored request has a callback_url; the callback
-# keys are passed as KEYS by the caller. Uses the server clock, like every outbox script.
-ENQUEUE_LUA = """
-local function redis_now()
-  local t = redis.call('TIME')
-  return tonumber(t[1]) + tonumber(t[2]) / 1000000
-end
-local function enqueue_callback(events_key, due_key, wake_key, metrics_key, msg, event)
-  local raw = redis.call('HGET', msg, 'request')
-  if not raw then return 0 end
-  -- Most requests have no callback: skip decoding up to 500 recipients (a quote inside a JSON
-  -- string is escaped, so only the key itself can match).
-  if string.find(raw, '"callback_url": null', 1, true)
-      or string.find(raw, '"callback_url":null', 1, true) then return 0 end
-  local request = cjson.decode(raw)
-  local url = request['callback_url']
-  if type(url) ~= 'string' or url == '' then return 0 end
-  local producer = request['producer']
-  if type(producer) ~= 'string' then producer = '' end
-  local now = redis_now()
-  local parent = redis.call('HGET', msg, 'parent')
-  if parent then event['part_of'] = parent end
-  local envelope = cjson.encode({url = url, producer = producer, event = event, created = now})
-  redis.call('HSET', events_key, event['event_id'], envelope)
-  redis.call('ZADD', due_key, now, event['event_id'])
-  redis.call('LPUSH', wake_key, '1')
-  redis.call('LTRIM', wake_key, 0, """ + str(WAKE_TOKENS_MAX - 1) + """)
-  redis.call('HINCRBY', metrics_key, 'callbacks_enqueued', 1)
-  return 1
-end
-local function final_event(msg, state, at, event_id)
-  local f = redis.call('HMGET', msg, 'key', 'message_id', 'provider_status', 'campaign_id',
-    'sms_ids', 'invalid_numbers')
-  -- Lists and maps stay JSON text here (Redis's cjson cannot tell [] from {}); the dispatcher
-  -- decodes them (see decode_event).
-  return {event = '""" + EVENT_FINAL + """', event_id = event_id, key = f[1],
-    message_id = f[2], state = state, at = at,
-    provider_status = tonumber(f[3] or '') or cjson.null,
-    campaign_id = (f[4] and f[4] ~= '' and f[4]) or cjson.null,
-    sms_ids = f[5] or '{}', invalid_numbers = f[6] or '[]'}
-end
-"""
-
-
-def callback_keys() -> list[str]:
-    """The KEYS a script passes to ``enqueue_callback``: events, due, wake (metrics separate)."""
-    return [keys.CALLBACK_EVENTS, keys.CALLBACK_DUE, keys.CALLBACK_WAKE]
-
-
 JSON_TEXT_FIELDS = {"sms_ids": "{}", "invalid_numbers": "[]"}
 """Event fields the Lua scripts store as JSON text, with their empty value."""
 

@@ -36,8 +36,8 @@ from rq.worker_registration import clean_worker_registry
 from producers import keys
 from producers.contract import LANE_ORDER, SEND_SMS_JOB, Lane, queue_name
 from producers.enqueue import Producer
+from producers.keys import MESSAGE_ID_PATTERN
 from producers.states import State
-from worker.jobs import MESSAGE_ID_PATTERN
 from worker.logs import bind_message
 from worker.send.crashpoints import arm, crash_point
 from worker.send.heartbeat import Heartbeat

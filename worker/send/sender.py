@@ -26,6 +26,7 @@ from worker.send.crashpoints import crash_point
 from worker.send.ratelimit import RateLimitBacklogError, RateLimiter
 from worker.store.control import Switch
 from worker.store.ledger import Ledger
+from worker.store.stats import latency_bucket
 
 
 log = structlog.get_logger()
@@ -281,18 +282,6 @@ class Sender:
 
 PAUSE_STATUSES = frozenset({102, 103, 104})
 """AllMySMS statuses that mean the account cannot send at all: pause, do not dead-letter."""
-LATENCY_BUCKETS_S = (0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
-"""Upper bounds of the provider latency histogram (Prometheus ``le`` labels)."""
-
-
-def latency_bucket(seconds: float) -> str:
-    """The smallest bucket bound ``seconds`` fits under, or ``+Inf``."""
-    for bound in LATENCY_BUCKETS_S:
-        if seconds <= bound:
-            return repr(bound)
-    return "+Inf"
-
-
 REDIS_OUTAGE_ERRORS = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
 OUTCOME_WRITE_RETRY_S = 120.0
 """How long a worker holding AllMySMS's answer keeps trying to record it while Redis is down."""

@@ -17,7 +17,7 @@ from producers import keys
 from producers.enqueue import job_fields
 from producers.records import utc_now_iso
 from producers.states import DEAD_LETTER_STATES, TERMINAL_STATES, State
-from worker.callbacks.outbox import ENQUEUE_LUA, callback_keys
+from worker.store.outbox_lua import ENQUEUE_LUA
 
 
 if TYPE_CHECKING:
@@ -216,7 +216,7 @@ class Ledger:
         back to its lane instead of leaving it ``unknown``. Call :meth:`start_posting` before
         the first POST.
         """
-        raw = self._claim(keys=[*_keys(message_id), *callback_keys()],
+        raw = self._claim(keys=[*_keys(message_id), *keys.callback_keys()],
                           args=[time.time(), utc_now_iso(), self._ttl_s, self._worker,
                                 uuid.uuid4().hex, "1" if hold else "0"])
         outcome = _str(raw[0])
@@ -255,7 +255,7 @@ class Ledger:
             })
         intermediate, job_id = job or ("", "")
         result = self._transition(
-            keys=[*_keys(message_id), *callback_keys(), intermediate],
+            keys=[*_keys(message_id), *keys.callback_keys(), intermediate],
             args=[expected.value, state.value, json.dumps(clean), json.dumps(entry), dead,
                   time.time(), self._ttl_s, json.dumps(metrics or {}), uuid.uuid4().hex,
                   job_id],

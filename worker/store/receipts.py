@@ -33,8 +33,9 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from producers import keys
+from producers.contract import EVENT_RECEIPT, EVENT_REPLY
 from producers.records import utc_now_iso
-from worker.callbacks.outbox import ENQUEUE_LUA, EVENT_RECEIPT, EVENT_REPLY, callback_keys
+from worker.store.outbox_lua import ENQUEUE_LUA
 
 
 if TYPE_CHECKING:
@@ -273,7 +274,7 @@ class ReceiptBook:
 
     def apply_receipt(self, receipt: Receipt, *, event_id: str) -> Applied:
         raw = self._receipt(
-            keys=[keys.sms_id(receipt.sms_id), keys.METRICS, *callback_keys()],
+            keys=[keys.sms_id(receipt.sms_id), keys.METRICS, *keys.callback_keys()],
             args=[str(receipt.status), receipt.status_text, receipt.reception_date,
                   utc_now_iso(), event_id, receipt.sms_id, receipt.campaign_id])
         return _applied(raw)
@@ -284,7 +285,7 @@ class ReceiptBook:
             return Applied("unknown")
         data = {"sms_mo_id": reply.sms_mo_id, "message": reply.text, "sms_id": reply.sms_id,
                 "reception_date": reply.reception_date, "campaign_id": reply.campaign_id}
-        raw = self._reply(keys=[keys.sms_id(reply.sms_id), keys.METRICS, *callback_keys()],
+        raw = self._reply(keys=[keys.sms_id(reply.sms_id), keys.METRICS, *keys.callback_keys()],
                           args=[reply.sms_mo_id, json.dumps(data), utc_now_iso(), reply.sms_id,
                                 event_id])
         return _applied(raw)

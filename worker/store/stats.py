@@ -10,12 +10,22 @@ from typing import TYPE_CHECKING, Any
 
 from producers import keys
 from producers.contract import LANE_ORDER, queue_name
-from worker.send.sender import LATENCY_BUCKETS_S
 from worker.store.control import ALL_LANES, Switch
 
 
 if TYPE_CHECKING:
     from redis import Redis
+
+LATENCY_BUCKETS_S = (0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+"""Upper bounds of the provider latency histogram (Prometheus ``le`` labels)."""
+
+
+def latency_bucket(seconds: float) -> str:
+    """The smallest bucket bound ``seconds`` fits under, or ``+Inf``."""
+    for bound in LATENCY_BUCKETS_S:
+        if seconds <= bound:
+            return repr(bound)
+    return "+Inf"
 
 
 @dataclass(frozen=True, slots=True)
