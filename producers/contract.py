@@ -11,6 +11,7 @@ from enum import StrEnum
 from typing import Any
 from urllib.parse import urlsplit
 
+from producers import keys
 from producers.errors import InvalidRequestError
 from producers.phones import PhoneError, normalise_phone
 from producers.segments import count_segments
@@ -54,7 +55,7 @@ LANE_ORDER = (Lane.URGENT, Lane.DEFAULT, Lane.BULK)
 
 def queue_name(lane: Lane) -> str:
     """RQ queue name of a lane (``smsq-urgent``)."""
-    return f"smsq-{lane.value}"
+    return f"{keys.LANE_QUEUE_PREFIX}{lane.value}"
 
 
 @dataclass(frozen=True, slots=True)

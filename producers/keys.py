@@ -1,7 +1,8 @@
 """Every Redis key smsq writes, built in one place.
 
 RQ's own keys (``rq:queue:<name>``, ``rq:job:<id>``) follow from the queue names and job ids
-built here.
+built here. The worker's Lua scripts get these prefixes as placeholders
+(``worker.store.lua.PLACEHOLDERS``), so they never spell a key themselves.
 """
 
 from __future__ import annotations
@@ -11,6 +12,22 @@ import re
 
 
 PREFIX = "smsq"
+"""Every key smsq writes starts with it (then ``:``), and so do its job ids and queue names
+(then ``-``)."""
+RQ_JOB_PREFIX = "rq:job:"
+"""RQ's job hash: ``rq:job:<job id>``."""
+RQ_QUEUE_PREFIX = "rq:queue:"
+"""RQ's queue list: ``rq:queue:<queue name>`` (its intermediate list adds ``:intermediate``)."""
+JOB_ID_PREFIX = f"{PREFIX}-"
+"""An smsq job id: ``smsq-<message id>``, requeues ``smsq-<message id>-r<n>``."""
+LANE_QUEUE_PREFIX = f"{PREFIX}-"
+"""A lane's RQ queue name: ``smsq-<lane>`` (see ``producers.contract.queue_name``)."""
+MESSAGE_PREFIX = f"{PREFIX}:msg:"
+"""A message's hash: ``smsq:msg:<message id>``."""
+RECEIPTS_PREFIX = f"{PREFIX}:receipts:"
+"""A message's delivery receipts: ``smsq:receipts:<message id>``."""
+REPLIES_PREFIX = f"{PREFIX}:replies:"
+"""A message's replies: ``smsq:replies:<message id>``."""
 
 MESSAGE_ID_PATTERN = re.compile(r"[0-9a-f]{32}")
 """A message id: 32 lowercase hex digits (see :func:`message_id`), a send job's only argument."""
@@ -67,12 +84,12 @@ def message_id(key: str) -> str:
 
 def message(mid: str) -> str:
     """Hash holding one message's request and outcome."""
-    return f"{PREFIX}:msg:{mid}"
+    return f"{MESSAGE_PREFIX}{mid}"
 
 
 def history(mid: str) -> str:
     """List of one message's state changes, oldest first (JSON entries)."""
-    return f"{PREFIX}:msg:{mid}:history"
+    return f"{MESSAGE_PREFIX}{mid}:history"
 
 
 def dead_letter(dead_id: str) -> str:
@@ -83,13 +100,13 @@ def dead_letter(dead_id: str) -> str:
 def receipts(mid: str) -> str:
     """Hash: smsId → JSON delivery receipt of one message's recipient (the one that counts).
     Keyed by smsId, not phone: the record maps it to the phone through ``sms_ids``."""
-    return f"{PREFIX}:receipts:{mid}"
+    return f"{RECEIPTS_PREFIX}{mid}"
 
 
 def replies(mid: str) -> str:
     """Hash: smsMoId → JSON reply (MO SMS, with the smsId it answers) to one message; holds the
     person's text, never logged."""
-    return f"{PREFIX}:replies:{mid}"
+    return f"{REPLIES_PREFIX}{mid}"
 
 
 def sms_id(provider_sms_id: str) -> str:
@@ -109,9 +126,9 @@ def first_seen(queue_name: str) -> str:
 
 def message_id_of_job(jid: str) -> str | None:
     """The message id inside an smsq job id, or None for a job smsq did not create."""
-    rest = jid.removeprefix("smsq-")
+    rest = jid.removeprefix(JOB_ID_PREFIX)
     mid, generation = rest[:32], rest[32:]
-    if jid.startswith("smsq-") and len(mid) == 32 and (
+    if jid.startswith(JOB_ID_PREFIX) and len(mid) == 32 and (
             not generation or (generation.startswith("-r") and generation[2:].isdigit())):
         return mid
     return None
@@ -119,20 +136,22 @@ def message_id_of_job(jid: str) -> str | None:
 
 def requeued_job_id(mid: str, generation: int) -> str:
     """RQ job id of the ``generation``-th requeue of a message (a fresh job each time)."""
-    return f"smsq-{mid}-r{generation}"
+    return f"{JOB_ID_PREFIX}{mid}-r{generation}"
 
 
 def job_id(mid: str) -> str:
     """RQ job id of a message's send job."""
-    return f"smsq-{mid}"
+    return f"{JOB_ID_PREFIX}{mid}"
 
 
 def rq_job(jid: str) -> str:
-    return f"rq:job:{jid}"
+    """RQ's hash of the job ``jid``."""
+    return f"{RQ_JOB_PREFIX}{jid}"
 
 
 def rq_queue(queue_name: str) -> str:
-    return f"rq:queue:{queue_name}"
+    """RQ's list of the queue ``queue_name``."""
+    return f"{RQ_QUEUE_PREFIX}{queue_name}"
 
 
 def callback_keys() -> list[str]:
