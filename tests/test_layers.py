@@ -140,6 +140,7 @@ def test_layers_of_known_modules() -> None:
     assert layer_of("worker") == (1, "worker")
     assert layer_of("worker.settings") == (1, "worker.settings")
     assert layer_of("worker.store.ledger") == (2, "worker.store")
+    assert layer_of("worker.store.lua") == (2, "worker.store")
     assert layer_of("worker.allmysms.codes") == (2, "worker.allmysms")
     assert layer_of("worker.send.sender") == (3, "worker.send")
     assert layer_of("worker.admin.app") == (4, "worker.admin")

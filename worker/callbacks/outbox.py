@@ -8,7 +8,7 @@ costs no extra round trip. :mod:`worker.callbacks.dispatcher` delivers it, at le
 The outbox is one sorted set of event ids scored by when each may next be attempted. Taking an
 event leases it (its score moves to the delivery's deadline): a dispatcher killed mid-delivery
 leaves the event due again once the lease runs out, so nothing is lost, and receivers dedupe by
-``event_id``.
+``event_id``. The outbox scripts are ``worker/store/lua/outbox_*.lua``.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from producers import keys
+from worker.store import lua
 
 
 if TYPE_CHECKING:
@@ -102,65 +103,6 @@ class DeadCallback:
                 "http_status": self.http_status}
 
 
-_NOW_LUA = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
-"""
-
-# KEYS: due, events, attempts. ARGV: lease seconds. Returns {} when nothing is due, else
-# {id, envelope, attempt, now}. An id whose envelope is gone is dropped.
-_TAKE_LUA = _NOW_LUA + """
-while true do
-  local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, 1)
-  if #ids == 0 then return {} end
-  local id = ids[1]
-  local envelope = redis.call('HGET', KEYS[2], id)
-  if envelope then
-    redis.call('ZADD', KEYS[1], now + tonumber(ARGV[1]), id)
-    local attempt = redis.call('HINCRBY', KEYS[3], id, 1)
-    return {id, envelope, attempt, tostring(now)}
-  end
-  redis.call('ZREM', KEYS[1], id)
-end
-"""
-
-# KEYS: due, events, attempts, metrics. ARGV: id.
-_DELIVERED_LUA = """
-if redis.call('ZREM', KEYS[1], ARGV[1]) == 1 then
-  redis.call('HINCRBY', KEYS[4], 'callbacks_delivered', 1)
-end
-redis.call('HDEL', KEYS[2], ARGV[1])
-redis.call('HDEL', KEYS[3], ARGV[1])
-return 1
-"""
-
-# KEYS: due, metrics. ARGV: id, wait seconds. Only an event still in the outbox is rescheduled.
-_RETRY_LUA = _NOW_LUA + """
-local n = redis.call('ZADD', KEYS[1], 'XX', 'CH', now + tonumber(ARGV[2]), ARGV[1])
-redis.call('HINCRBY', KEYS[2], 'callbacks_retried', 1)
-return n
-"""
-
-# KEYS: due, dead, reasons, events, attempts, metrics. ARGV: id, reason json, keep seconds.
-# Dead callbacks older than the keep time are forgotten on the way.
-_DEAD_LUA = _NOW_LUA + """
-redis.call('ZREM', KEYS[1], ARGV[1])
-local info = cjson.decode(ARGV[2])
-info['at'] = now
-redis.call('ZADD', KEYS[2], now, ARGV[1])
-redis.call('HSET', KEYS[3], ARGV[1], cjson.encode(info))
-redis.call('HINCRBY', KEYS[6], 'callbacks_dead', 1)
-local old = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now - tonumber(ARGV[3]))
-for _, id in ipairs(old) do
-  redis.call('HDEL', KEYS[3], id)
-  redis.call('HDEL', KEYS[4], id)
-  redis.call('HDEL', KEYS[5], id)
-  redis.call('ZREM', KEYS[2], id)
-end
-return 1
-"""
-
-
 class Outbox:
     """The dispatcher's side of the outbox: take (lease), then report delivered, retry or dead."""
 
@@ -168,10 +110,10 @@ class Outbox:
         self._redis = connection
         self._lease_s = lease_s
         self._keep_dead_s = keep_dead_s
-        self._take = connection.register_script(_TAKE_LUA)
-        self._delivered = connection.register_script(_DELIVERED_LUA)
-        self._retry = connection.register_script(_RETRY_LUA)
-        self._dead = connection.register_script(_DEAD_LUA)
+        self._take = connection.register_script(lua.load("outbox_take"))
+        self._delivered = connection.register_script(lua.load("outbox_delivered"))
+        self._retry = connection.register_script(lua.load("outbox_retry"))
+        self._dead = connection.register_script(lua.load("outbox_dead"))
 
     def take(self) -> Pending | None:
         """The next due event, leased for ``lease_s``; None when nothing is due."""

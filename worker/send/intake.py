@@ -16,6 +16,7 @@ import structlog
 from producers import keys
 from producers.enqueue import Producer, Refused
 from producers.errors import InvalidRequestError
+from worker.store import lua
 from worker.store.ledger import record_dead_letter
 
 
@@ -28,24 +29,13 @@ INTAKE_BATCH = 500
 """Entries taken per pass: one Lua call and one enqueue round trip."""
 DETAIL_MAX_CHARS = 500
 
-# Move up to ARGV[1] entries from the intake list to the processing list; return them.
-_TAKE_LUA = """
-local out = {}
-for i = 1, tonumber(ARGV[1]) do
-  local item = redis.call('LMOVE', KEYS[1], KEYS[2], 'LEFT', 'RIGHT')
-  if not item then break end
-  out[i] = item
-end
-return out
-"""
-
 
 class Intake:
     def __init__(self, connection: Redis, producer: Producer, *, ttl_s: int) -> None:
         self._redis = connection
         self._producer = producer
         self._ttl_s = ttl_s
-        self._take = connection.register_script(_TAKE_LUA)
+        self._take = connection.register_script(lua.load("intake_take"))
 
     def recover(self) -> int:
         """Put entries a crashed worker left in the processing list back on the intake list."""

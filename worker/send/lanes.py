@@ -1,9 +1,10 @@
 """Taking jobs from the lanes: several at once, in priority order, never losing one.
 
-One Lua call moves up to ``count`` job ids from the lanes (urgent first, paused lanes skipped)
-into each lane's intermediate list and returns what the worker needs to run them: the job's
-data and whether it carries callbacks or webhooks. A job stays in the intermediate list until
-its send is recorded, so a worker that dies at any point leaves a trace the reconciler finds.
+One Lua call (``worker/store/lua/lanes_take.lua``) moves up to ``count`` job ids from the lanes
+(urgent first, paused lanes skipped) into each lane's intermediate list and returns what the
+worker needs to run them: the job's data and whether it carries callbacks or webhooks. A job
+stays in the intermediate list until its send is recorded, so a worker that dies at any point
+leaves a trace the reconciler finds.
 
 A job written by smsq (``send_sms(<message id>)`` under id ``smsq-<message id>[-r<n>]``, no
 callbacks) runs without loading it into an RQ ``Job``: that saves RQ's per-job bookkeeping
@@ -20,6 +21,7 @@ from typing import TYPE_CHECKING
 
 from producers import keys
 from producers.contract import SEND_SMS_JOB
+from worker.store import lua
 
 
 if TYPE_CHECKING:
@@ -28,30 +30,6 @@ if TYPE_CHECKING:
 
 SMSQ_JOB_ID = re.compile(r"smsq-([0-9a-f]{32})(?:-r[0-9]+)?")
 """Job ids smsq writes: ``smsq-<message id>`` and requeues ``smsq-<message id>-r<n>``."""
-
-# KEYS: lane queue keys in priority order. ARGV[1]: pause hash, ARGV[2]: most jobs to take,
-# ARGV[2 + i]: lane name of KEYS[i]. Returns {lane index, job id, data, plain} per job, where
-# plain is 1 when the job hash has no callback or webhook fields.
-_TAKE_LUA = """
-if redis.call('HEXISTS', ARGV[1], '*') == 1 then return {} end
-local out = {}
-local want = tonumber(ARGV[2])
-for i, queue in ipairs(KEYS) do
-  if #out >= want then break end
-  if redis.call('HEXISTS', ARGV[1], ARGV[i + 2]) == 0 then
-    while #out < want do
-      local jid = redis.call('LMOVE', queue, queue .. ':intermediate', 'LEFT', 'RIGHT')
-      if not jid then break end
-      local f = redis.call('HMGET', 'rq:job:' .. jid, 'data', 'success_callback_name',
-        'failure_callback_name', 'stopped_callback_name', 'webhooks')
-      local plain = 1
-      for j = 2, 5 do if f[j] and f[j] ~= '' then plain = 0 end end
-      out[#out + 1] = {i, jid, f[1] or '', plain}
-    end
-  end
-end
-return out
-"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,7 +53,7 @@ class Lanes:
         self._redis = connection
         self._queue_keys = queue_keys
         self._lanes = lanes
-        self._script: Script = connection.register_script(_TAKE_LUA)
+        self._script: Script = connection.register_script(lua.load("lanes_take"))
 
     def take(self, count: int) -> list[Taken]:
         """Move up to ``count`` jobs into their intermediate lists; [] when none or paused."""

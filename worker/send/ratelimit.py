@@ -27,7 +27,8 @@ time, in Redis ``TIME`` seconds so host clocks never matter. A request costing `
 * **Off costs nothing.** With ``SMSQ_RATE_LIMIT_SEGMENTS_PER_S=0`` (the default) no method touches
   Redis and no key is created.
 
-Every worker must run with the same rate and burst: the scripts take them as arguments.
+Every worker must run with the same rate and burst: the scripts
+(``worker/store/lua/ratelimit_*.lua``) take them as arguments.
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ from producers import keys
 from producers.errors import SmsqError
 from worker.allmysms.client import RETRY_AFTER_MAX_S
 from worker.settings import Settings
+from worker.store import lua
 
 
 log = structlog.get_logger()
@@ -73,85 +75,6 @@ LATENCY_WARMUP = 20
 """Samples before a derived threshold is trusted."""
 STATE_TTL_S = 3600
 """A slowdown nobody refreshed for this long is forgotten (full speed again)."""
-
-
-_ACQUIRE = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
-local limit = tonumber(ARGV[1])
-local burst = tonumber(ARGV[2])
-local cost = tonumber(ARGV[3])
-local rate = tonumber(redis.call('HGET', KEYS[2], 'rate')) or limit
-local floor = limit * tonumber(ARGV[5])
-if rate > limit then rate = limit end
-if rate < floor then rate = floor end
-local interval = 1 / rate
-local tat = tonumber(redis.call('GET', KEYS[1])) or now
-if tat < now then tat = now end
-local wait = tat + (math.min(cost, burst) - burst) * interval - now
-if wait < 0 then wait = 0 end
-if wait > tonumber(ARGV[4]) then
-  return {0, string.format('%.6f', wait), string.format('%.6f', rate),
-          string.format('%.6f', now)}
-end
-local booked = tat + cost * interval
-redis.call('SET', KEYS[1], string.format('%.6f', booked),
-           'PX', math.ceil((booked - now) * 1000) + 1000)
-return {1, string.format('%.6f', wait), string.format('%.6f', rate), string.format('%.6f', now)}
-"""
-"""KEYS: tat, state. ARGV: limit, burst, cost, max wait, floor fraction.
-Returns {booked 0/1, wait seconds, effective rate, Redis time}."""
-
-_SLOW_DOWN = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
-local limit = tonumber(ARGV[1])
-local floor = limit * tonumber(ARGV[2])
-local rate = tonumber(redis.call('HGET', KEYS[2], 'rate')) or limit
-if rate > limit then rate = limit end
-if rate < floor then rate = floor end
-local cut = 0
-local cut_at = tonumber(redis.call('HGET', KEYS[2], 'cut_at')) or 0
-if now - cut_at >= tonumber(ARGV[4]) then
-  rate = math.max(rate * tonumber(ARGV[3]), floor)
-  local stamp = string.format('%.6f', now)
-  redis.call('HSET', KEYS[2], 'rate', string.format('%.6f', rate), 'cut_at', stamp,
-             'grown_at', stamp)
-  redis.call('EXPIRE', KEYS[2], tonumber(ARGV[7]))
-  cut = 1
-end
-local pause = tonumber(ARGV[5])
-if pause > 0 then
-  local hold = now + pause + (tonumber(ARGV[6]) - 1) / rate
-  local tat = tonumber(redis.call('GET', KEYS[1])) or now
-  if tat < hold then
-    redis.call('SET', KEYS[1], string.format('%.6f', hold),
-               'PX', math.ceil((hold - now) * 1000) + 1000)
-  end
-end
-return {cut, string.format('%.6f', rate)}
-"""
-"""KEYS: tat, state. ARGV: limit, floor fraction, factor, cooldown, pause seconds (0: none),
-burst, state TTL. Returns {decreased 0/1, effective rate}."""
-
-_RECOVER = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
-local limit = tonumber(ARGV[1])
-local rate = tonumber(redis.call('HGET', KEYS[1], 'rate'))
-if not rate then return string.format('%.6f', limit) end
-local grown_at = tonumber(redis.call('HGET', KEYS[1], 'grown_at')) or now
-rate = rate + limit / tonumber(ARGV[2]) * math.max(now - grown_at, 0)
-if rate >= limit then
-  redis.call('DEL', KEYS[1])
-  return string.format('%.6f', limit)
-end
-redis.call('HSET', KEYS[1], 'rate', string.format('%.6f', rate),
-           'grown_at', string.format('%.6f', now))
-redis.call('EXPIRE', KEYS[1], tonumber(ARGV[3]))
-return string.format('%.6f', rate)
-"""
-"""KEYS: state. ARGV: limit, recovery seconds, state TTL. Returns the effective rate."""
 
 
 class RateLimitBacklogError(SmsqError):
@@ -203,9 +126,9 @@ class RateLimiter:
         self._usual_s: float | None = None
         self._samples = 0
         if self._redis is not None:
-            self._acquire = self._redis.register_script(_ACQUIRE)
-            self._slow_down = self._redis.register_script(_SLOW_DOWN)
-            self._recover = self._redis.register_script(_RECOVER)
+            self._acquire = self._redis.register_script(lua.load("ratelimit_acquire"))
+            self._slow_down = self._redis.register_script(lua.load("ratelimit_slow_down"))
+            self._recover = self._redis.register_script(lua.load("ratelimit_recover"))
 
     @classmethod
     def from_settings(cls, settings: Settings, redis: Redis) -> RateLimiter:

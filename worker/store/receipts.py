@@ -13,11 +13,13 @@ A receipt finds its message through the smsId index the ledger writes when a mes
 
 An applied receipt updates ``smsq:receipts:<message id>`` (smsId → receipt), appends a
 ``receipt`` entry to the message's history, counts ``receipt_status:<n>`` and, when the request
-had a callback_url, adds a ``message.receipt`` callback event, all in the same script.
+had a callback_url, adds a ``message.receipt`` callback event, all in the same script
+(``worker/store/lua/receipts_apply.lua``).
 
 Replies (MO SMS) are stored per message in ``smsq:replies:<message id>`` (smsMoId → reply),
 once per smsMoId; a new one to a message with a callback_url adds a ``message.reply`` event
-(with the text: the producer asked for the conversation) in the same script. Their text is the
+(with the text: the producer asked for the conversation) in the same script
+(``worker/store/lua/receipts_store_reply.lua``). Their text is the
 person's own words: it is stored and called back, never logged. Neither
 holds a phone number: the record maps smsIds to phones through ``sms_ids``, so ``smsq purge``
 (which drops the person from ``sms_ids``) unlinks them.
@@ -33,9 +35,8 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from producers import keys
-from producers.contract import EVENT_RECEIPT, EVENT_REPLY
 from producers.records import utc_now_iso
-from worker.store.outbox_lua import ENQUEUE_LUA
+from worker.store import lua
 
 
 if TYPE_CHECKING:
@@ -57,6 +58,11 @@ REPLY_MAX_CHARS = 2000
 """Longest reply text stored (a long concatenated MO SMS fits)."""
 RECEIPT_PARAMS = ("smsId", "status", "statusText", "phoneNumber", "receptionDate", "campaignId")
 REPLY_PARAMS = ("smsMoId", "message", "smsId", "phoneNumber", "receptionDate", "campaignId")
+RECEIPT_VALUES = {
+    "FINAL_STATUSES_JSON": json.dumps({str(s): True for s in sorted(FINAL_STATUSES)}),
+    "STATUS_OUTCOMES_JSON": json.dumps({str(k): v for k, v in sorted(STATUS_OUTCOMES.items())}),
+}
+"""The placeholders ``receipts_apply.lua`` takes from here: final statuses and status names."""
 
 
 class WebhookParamError(ValueError):
@@ -173,104 +179,13 @@ def _reception_date(params: Mapping[str, str]) -> str:
     return value
 
 
-# The message of an smsId, and the phone it was sent to (from the message's own sms_ids: a
-# number purged since is not found).
-_LOOKUP_LUA = """
-local function lookup(index, sms_id, metrics, counter)
-  local mid = redis.call('GET', index)
-  local raw = mid and redis.call('HGET', '""" + keys.message("") + """' .. mid, 'sms_ids')
-  if raw and raw ~= '' then
-    for phone, id in pairs(cjson.decode(raw)) do
-      if id == sms_id then return mid, phone, '""" + keys.message("") + """' .. mid end
-    end
-  end
-  redis.call('HINCRBY', metrics, counter, 1)
-  return nil
-end
-"""
-
-# KEYS: smsId index, metrics, callback keys (events, due, wake). ARGV: status, status text,
-# reception date, now iso, event id, sms id, campaign id.
-# Returns {outcome, mid?, phone?, status?}.
-_RECEIPT_LUA = (ENQUEUE_LUA + _LOOKUP_LUA + """
-local FINAL = cjson.decode('""" + json.dumps({str(s): True for s in FINAL_STATUSES}) + """')
-local OUTCOMES = cjson.decode('""" + json.dumps({str(k): v for k, v in STATUS_OUTCOMES.items()})
-    + """')
-local mid, phone, msg = lookup(KEYS[1], ARGV[6], KEYS[2], 'receipts_unknown')
-if not mid then return {'unknown'} end
-local receipts = '""" + keys.receipts("") + """' .. mid
-local status = ARGV[1]
-local previous = redis.call('HGET', receipts, ARGV[6])
-if previous then
-  local before = tostring(cjson.decode(previous)['status'])
-  if before == status then
-    redis.call('HINCRBY', KEYS[2], 'receipts_duplicate', 1)
-    return {'duplicate', mid, phone, before}
-  end
-  if FINAL[before] then
-    redis.call('HINCRBY', KEYS[2], 'receipts_stale', 1)
-    return {'stale', mid, phone, before}
-  end
-end
-local final = FINAL[status] == true
-local receipt = {status = tonumber(status), outcome = OUTCOMES[status], final = final,
-  status_text = ARGV[2], reception_date = ARGV[3], sms_id = ARGV[6], received_at = ARGV[4]}
-redis.call('HSET', receipts, ARGV[6], cjson.encode(receipt))
-local ttl = redis.call('TTL', msg)
-if ttl > 0 then redis.call('EXPIRE', receipts, ttl) end
-redis.call('RPUSH', msg .. ':history', cjson.encode({state = 'receipt', at = ARGV[4],
-  sms_id = ARGV[6], status = tonumber(status), outcome = OUTCOMES[status]}))
-redis.call('HINCRBY', KEYS[2], 'receipts_applied', 1)
-redis.call('HINCRBY', KEYS[2], 'receipt_status:' .. status, 1)
-local m = redis.call('HMGET', msg, 'key', 'state', 'provider_status', 'campaign_id')
-local campaign = m[4]
-if not campaign or campaign == '' then campaign = ARGV[7] end
-enqueue_callback(KEYS[3], KEYS[4], KEYS[5], KEYS[2], msg, {
-  event = '""" + EVENT_RECEIPT + """', event_id = ARGV[5], key = m[1], message_id = mid,
-  state = m[2], provider_status = tonumber(m[3] or '') or cjson.null, at = ARGV[4],
-  phone = phone, sms_id = ARGV[6], status = tonumber(status), outcome = OUTCOMES[status],
-  final = final, status_text = ARGV[2], reception_date = ARGV[3],
-  campaign_id = (campaign ~= '' and campaign) or cjson.null})
-return {'applied', mid, phone, status}
-""")
-
-# KEYS: smsId index, metrics, callback keys (events, due, wake). ARGV: smsMoId, reply json
-# (without received_at), now iso, smsId, event id.
-# Returns {outcome, mid?, phone?}. No phone number is stored: the record finds it from smsId.
-# A new reply to a message with a callback_url adds a ``message.reply`` event (with the reply's
-# text: the producer asked for the conversation) in the same script.
-_REPLY_LUA = ENQUEUE_LUA + _LOOKUP_LUA + """
-local mid, phone, msg = lookup(KEYS[1], ARGV[4], KEYS[2], 'replies_unknown')
-if not mid then return {'unknown'} end
-local replies = '""" + keys.replies("") + """' .. mid
-local reply = cjson.decode(ARGV[2])
-reply['received_at'] = ARGV[3]
-if redis.call('HSETNX', replies, ARGV[1], cjson.encode(reply)) == 0 then
-  redis.call('HINCRBY', KEYS[2], 'replies_duplicate', 1)
-  return {'duplicate', mid, phone}
-end
-local ttl = redis.call('TTL', msg)
-if ttl > 0 then redis.call('EXPIRE', replies, ttl) end
-redis.call('HINCRBY', KEYS[2], 'replies_received', 1)
-local m = redis.call('HMGET', msg, 'key', 'campaign_id')
-local campaign = m[2]
-if not campaign or campaign == '' then campaign = reply['campaign_id'] end
-enqueue_callback(KEYS[3], KEYS[4], KEYS[5], KEYS[2], msg, {
-  event = '""" + EVENT_REPLY + """', event_id = ARGV[5], key = m[1], message_id = mid,
-  at = ARGV[3], phone = phone, sms_id = ARGV[4], sms_mo_id = ARGV[1],
-  message = reply['message'], reception_date = reply['reception_date'],
-  campaign_id = (campaign ~= '' and campaign) or cjson.null})
-return {'stored', mid, phone}
-"""
-
-
 class ReceiptBook:
     """Applies receipts and stores replies, each in one atomic script."""
 
     def __init__(self, connection: Redis) -> None:
         self._redis = connection
-        self._receipt = connection.register_script(_RECEIPT_LUA)
-        self._reply = connection.register_script(_REPLY_LUA)
+        self._receipt = connection.register_script(lua.load("receipts_apply", **RECEIPT_VALUES))
+        self._reply = connection.register_script(lua.load("receipts_store_reply"))
 
     def apply_receipt(self, receipt: Receipt, *, event_id: str) -> Applied:
         raw = self._receipt(
