@@ -11,8 +11,8 @@ from enum import StrEnum
 from typing import Any
 from urllib.parse import urlsplit
 
-from producers.errors import InvalidRequestError
-from producers.phones import PhoneError, normalise_phone
+from producers.errors import InvalidRequestError, PhoneError
+from producers.phones import normalise_phone
 from producers.segments import count_segments
 
 

@@ -24,9 +24,10 @@ from producers.enqueue import Producer
 from producers.states import State
 from tests.conftest import ROOT, wait_for
 from worker.callbacks.dispatcher import Dispatcher
-from worker.callbacks.outbox import backoff_s, dead_callbacks, event_body, sign, verify
+from worker.callbacks.outbox import dead_callbacks, event_body, sign, verify
 from worker.cli.commands import main
 from worker.dev.redis_server import RedisServer
+from worker.send.retries import backoff_s, jittered_s
 from worker.settings import ProducerAccount, Secret, Settings
 from worker.store.ledger import Ledger
 
@@ -155,7 +156,7 @@ def test_signature_is_hmac_sha256_over_the_exact_body() -> None:
 
 def test_backoff_doubles_with_jitter_up_to_the_cap() -> None:
     for attempt, base in ((1, 2.0), (2, 4.0), (3, 8.0), (10, 60.0)):
-        waits = [backoff_s(attempt, initial_s=2.0, max_s=60.0) for _ in range(200)]
+        waits = [jittered_s(backoff_s(attempt, initial_s=2.0, max_s=60.0)) for _ in range(200)]
         assert all(base * 0.5 <= w <= base for w in waits)
 
 
@@ -165,12 +166,12 @@ def test_by_default_an_event_outlives_a_day_long_receiver_outage(
     """With the default settings the age limit, not the attempt count, ends the retries: even
     with the shortest jittered waits, the attempts that fit in SMSQ_CALLBACK_MAX_AGE_S are
     fewer than SMSQ_CALLBACK_MAX_ATTEMPTS, and the last ones come 15-30 minutes apart."""
-    monkeypatch.setattr("worker.callbacks.outbox.random.uniform", lambda low, high: jitter)
+    monkeypatch.setattr("worker.send.retries.random.uniform", lambda low, high: jitter)
     defaults = Settings.from_env({})
     elapsed, attempt, waits = 0.0, 1, []
     while True:
-        wait = backoff_s(attempt, initial_s=defaults.callback_initial_wait_s,
-                         max_s=defaults.callback_max_wait_s)
+        wait = jittered_s(backoff_s(attempt, initial_s=defaults.callback_initial_wait_s,
+                                    max_s=defaults.callback_max_wait_s))
         if elapsed + wait > defaults.callback_max_age_s:
             break
         elapsed, attempt = elapsed + wait, attempt + 1

@@ -35,6 +35,7 @@ SIDEWAYS: frozenset[tuple[str, str]] = frozenset(
         ("worker.connections", "worker.settings"),
         ("worker.__main__", "worker.cli"),
         ("worker.cli", "worker.dev"),
+        ("worker.callbacks", "worker.send.retries"),
     }
 )
 """Imports allowed between two modules of the same layer, or of a named module from a lower

@@ -7,11 +7,15 @@ import pickle
 from pathlib import Path
 
 from redis import Redis
+from rq import Queue, SimpleWorker
+from rq.job import Job
 from rq.registry import FailedJobRegistry
+from rq.serializers import JSONSerializer
 
 from producers.enqueue import Producer
 from producers.store import MessageStore
 from tests.conftest import Workers
+from worker.jobs import FOREIGN_EXECUTOR_REASON
 from worker.sandbox import SandboxProvider
 
 
@@ -101,3 +105,27 @@ def test_stray_copy_of_a_finished_job_is_dropped_quietly(
     assert redis.llen("rq:queue:smsq-default:intermediate") == 0
     assert [e["event"] for e in run.events() if e["event"] == "sms.job.duplicate_dropped"] == [
         "sms.job.duplicate_dropped"]
+
+
+def test_send_sms_refuses_to_run_outside_an_smsq_worker(
+        redis: Redis, store: MessageStore, sandbox: SandboxProvider) -> None:
+    """A plain RQ worker on smsq's queue runs worker.jobs.send_sms itself: the guard refuses,
+    sends nothing and RQ records why (only `smsq worker` sends at most once)."""
+    Producer(redis).enqueue({"key": "plain-rq", "text": "Hi", "to": ["0612345678"]})
+    record = store.get("plain-rq")
+    assert record is not None
+    queue = Queue("smsq-default", connection=redis, serializer=JSONSerializer)
+
+    SimpleWorker([queue], connection=redis, serializer=JSONSerializer).work(burst=True)
+
+    job_id = f"smsq-{record.message_id}"
+    assert FailedJobRegistry(queue=queue).get_job_ids() == [job_id]
+    job = Job.fetch(job_id, connection=redis, serializer=JSONSerializer)
+    result = job.latest_result()
+    assert result is not None
+    assert result.exc_string is not None
+    assert result.exc_string.rstrip().endswith(f"RefusedJobError: {FOREIGN_EXECUTOR_REASON}")
+    assert sandbox.requests() == []
+    after = store.get("plain-rq")
+    assert after is not None
+    assert after.state == "queued"

@@ -144,15 +144,14 @@ def _worker(args: argparse.Namespace) -> int:
 
         return supervise(args.processes, burst=args.burst, lanes=args.lanes)
     from worker.send.runner import build_worker
-    from worker.send.runtime import build_runtime, install, uninstall
+    from worker.send.runtime import build_runtime
 
     runtime = build_runtime(settings)
-    _ping(runtime.redis)
-    install(runtime)
     try:
+        _ping(runtime.redis)
         build_worker(runtime, lanes).work(burst=args.burst, logging_level=settings.log_level)
     finally:
-        uninstall()
+        runtime.close()
     return EXIT_OK
 
 
@@ -305,7 +304,7 @@ def _print_recipient(record: Any, position: int, *, as_json: bool) -> int:
 
 def _purge(args: argparse.Namespace) -> int:
     from producers import ProducerSettings, connect
-    from producers.phones import PhoneError
+    from producers.errors import PhoneError
     from producers.redis_errors import translate_redis_errors
     from worker.store.purge import Purger
 

@@ -21,7 +21,6 @@ from collections.abc import Iterable
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-import redis.exceptions
 import structlog
 from rq.exceptions import NoSuchJobError, StopRequested
 from rq.intermediate_queue import IntermediateQueue
@@ -37,17 +36,20 @@ from producers import keys
 from producers.contract import LANE_ORDER, SEND_SMS_JOB, Lane, queue_name
 from producers.enqueue import Producer
 from producers.keys import MESSAGE_ID_PATTERN
+from producers.redis_errors import REDIS_OUTAGE_ERRORS
 from producers.states import State
+from producers.store import decoded
 from worker.logs import bind_message
 from worker.send.crashpoints import arm, crash_point
 from worker.send.heartbeat import Heartbeat
 from worker.send.intake import INTAKE_BATCH, Intake
 from worker.send.lanes import Lanes, Taken
 from worker.send.reconciler import Reconciler
+from worker.send.retries import backoff_s
 from worker.send.runtime import Runtime
 from worker.send.sender import OUTCOME_WRITE_RETRY_S
 from worker.send.slots import SendSlots
-from worker.store.ledger import record_dead_letter
+from worker.store.refused import record_dead_letter, refuse_job
 
 
 if TYPE_CHECKING:
@@ -63,7 +65,6 @@ HEARTBEAT_EVERY_S = 5.0
 """Least time between two RQ worker-registry heartbeats (its TTL is ``WORKER_TTL_S`` + 60)."""
 INTAKE_POLL_S = 0.05
 """Least time between two intake drains while jobs keep coming."""
-REDIS_OUTAGE_ERRORS = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
 MAINTENANCE_INTERVAL_S = 60
 """How often a worker runs RQ's registry cleanup (abandoned and stuck jobs)."""
 WORKER_TTL_S = 60
@@ -162,7 +163,8 @@ class SmsWorker(SimpleWorker):
                            [q.name.removeprefix("smsq-") for q in queues])
         self.slots = SendSlots(settings.send_slots, self._send)
         self._cold_stop = False
-        self._outage_wait_s = REDIS_RETRY_INITIAL_S
+        self._outages = 0
+        """Consecutive takes that met a Redis outage (sets the back-off)."""
         self._intake_due = 0.0
         self._suspension_due = 0.0
         self._heartbeat_due = 0.0
@@ -249,12 +251,14 @@ class SmsWorker(SimpleWorker):
                     batch = self.lanes.take(free)
                 self._reconcile()
         except REDIS_OUTAGE_ERRORS as exc:
+            self._outages += 1
+            wait_s = backoff_s(self._outages, initial_s=REDIS_RETRY_INITIAL_S,
+                               max_s=REDIS_RETRY_MAX_S)
             log.warning("sms.worker.redis_unavailable", error=type(exc).__name__,
-                        retry_in_s=self._outage_wait_s)
-            time.sleep(self._outage_wait_s)
-            self._outage_wait_s = min(self._outage_wait_s * 2, REDIS_RETRY_MAX_S)
+                        retry_in_s=wait_s)
+            time.sleep(wait_s)
             return None
-        self._outage_wait_s = REDIS_RETRY_INITIAL_S
+        self._outages = 0
         return batch
 
     def _after_dispatch(self) -> None:
@@ -360,13 +364,13 @@ class SmsWorker(SimpleWorker):
             self._heartbeat_due = time.monotonic() + HEARTBEAT_EVERY_S
         try:
             super().heartbeat(timeout, pipeline)
-        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError):
+        except REDIS_OUTAGE_ERRORS:
             log.warning("sms.worker.heartbeat_failed")
 
     def check_for_suspension(self, burst: bool) -> None:
         try:
             super().check_for_suspension(burst)
-        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError):
+        except REDIS_OUTAGE_ERRORS:
             log.warning("sms.worker.redis_unavailable", error="suspension check")
 
     def request_stop(self, signum: int, frame: Any) -> None:
@@ -417,7 +421,7 @@ class SmsWorker(SimpleWorker):
     def _reconcile(self) -> None:
         try:
             self.reconciler.maybe_run()
-        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError):
+        except REDIS_OUTAGE_ERRORS:
             log.warning("sms.reconcile.unavailable")
 
     def teardown(self) -> None:
@@ -456,11 +460,9 @@ class SmsWorker(SimpleWorker):
             FailedJobRegistry(queue.name, connection=self.connection, serializer=JSONSerializer
                               ).add(job, ttl=ttl_s, pipeline=pipe)
             pipe.execute()
-        record_dead_letter(self.connection, f"job-{job.id}"[:120], {
-            "kind": "job", "state": "refused", "job_id": job.id[:100], "reason": reason,
-            "lane": queue.name.removeprefix("smsq-"),
-        }, ttl_s=ttl_s)
-        log.warning("sms.job.refused", job_id=job.id[:100], reason=reason)
+        shown = refuse_job(self.connection, job.id, reason, ttl_s=ttl_s,
+                           lane=queue.name.removeprefix("smsq-"))
+        log.warning("sms.job.refused", job_id=shown, reason=reason)
 
 
 
@@ -486,9 +488,7 @@ def refusal_reason(job: Job) -> str | None:
 
 
 def _text(value: bytes | str | None) -> str:
-    if value is None:
-        return ""
-    return value.decode("utf-8", "replace") if isinstance(value, bytes) else value
+    return "" if value is None else decoded(value, "replace")
 
 
 def lane_queues(connection: Redis, lanes: Iterable[Lane] = LANE_ORDER) -> list[Queue]:

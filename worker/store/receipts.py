@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING
 
 from producers import keys
 from producers.contract import EVENT_RECEIPT, EVENT_REPLY
+from producers.errors import WebhookParamError
 from producers.records import utc_now_iso
 from worker.store.outbox_lua import ENQUEUE_LUA
 
@@ -57,15 +58,6 @@ REPLY_MAX_CHARS = 2000
 """Longest reply text stored (a long concatenated MO SMS fits)."""
 RECEIPT_PARAMS = ("smsId", "status", "statusText", "phoneNumber", "receptionDate", "campaignId")
 REPLY_PARAMS = ("smsMoId", "message", "smsId", "phoneNumber", "receptionDate", "campaignId")
-
-
-class WebhookParamError(ValueError):
-    """A webhook parameter is missing or invalid; ``field`` names it."""
-
-    def __init__(self, field: str, reason: str) -> None:
-        super().__init__(f"{field}: {reason}")
-        self.field = field
-        self.reason = reason
 
 
 @dataclass(frozen=True, slots=True)
