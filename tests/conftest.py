@@ -35,6 +35,18 @@ API_KEY = "sk-test-6f1d2c9a8b7e4d3c2b1a"
 WORKER_TIMEOUT_S = 60
 
 
+PROCESS_FIXTURES = frozenset({"workers"})
+"""Fixtures that start real smsq processes: a test using one is marked ``workers``."""
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark the slow part of the suite, so ``-m "not workers and not browser"`` runs the fast
+    part (see README, Development)."""
+    for item in items:
+        if PROCESS_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.workers)
+
+
 @pytest.fixture(scope="session")
 def redis_server() -> Iterator[RedisServer]:
     try:

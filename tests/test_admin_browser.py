@@ -22,6 +22,8 @@ from worker.dev.redis_server import RedisServer, free_port
 from worker.sandbox import SandboxProvider
 
 
+pytestmark = pytest.mark.browser
+
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run"]

@@ -337,6 +337,7 @@ def test_dead_callbacks_are_listed_by_the_cli(
         "HTTP 404: refused by the receiver", 1, "cb-cli")
 
 
+@pytest.mark.workers
 def test_dispatcher_killed_mid_delivery_delivers_after_restart(
         redis: Redis, redis_server: RedisServer, producer: Producer, receiver: Receiver) -> None:
     receiver.hold = True

@@ -653,6 +653,7 @@ def test_producers_variable_is_parsed() -> None:
     assert "0123456789abcdef" not in repr(settings)
 
 
+@pytest.mark.workers
 def test_smsq_gateway_command_serves_and_stops(redis_server: RedisServer) -> None:
     from worker.dev.redis_server import free_port
 

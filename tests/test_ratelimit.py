@@ -100,6 +100,7 @@ def _child(url: str, count: int, start: Any, out: Any) -> None:
     client.close()
 
 
+@pytest.mark.workers
 def test_two_threads_and_two_processes_share_one_schedule(redis: Redis) -> None:
     """4 x 10 acquisitions from 2 threads and 2 processes: one exact schedule, ~1.5 s long."""
     url = redis.connection_pool.connection_kwargs

@@ -6,6 +6,7 @@ import json
 import pickle
 from pathlib import Path
 
+import pytest
 from redis import Redis
 from rq import Queue, SimpleWorker
 from rq.job import Job
@@ -107,6 +108,7 @@ def test_stray_copy_of_a_finished_job_is_dropped_quietly(
         "sms.job.duplicate_dropped"]
 
 
+@pytest.mark.workers
 def test_send_sms_refuses_to_run_outside_an_smsq_worker(
         redis: Redis, store: MessageStore, sandbox: SandboxProvider) -> None:
     """A plain RQ worker on smsq's queue runs worker.jobs.send_sms itself: the guard refuses,
