@@ -20,10 +20,11 @@ from redis import Redis
 
 from producers.enqueue import Producer
 from producers.keys import message_id
-from producers.states import TERMINAL_STATES, State
+from producers.states import State
 from producers.store import MessageStore
-from tests import invariants
-from tests.conftest import Workers, wait_for
+from tests.helpers import invariants
+from tests.helpers.crashes import FAST, terminal
+from tests.helpers.processes import Workers, wait_for
 from worker.allmysms.client import AllMySmsClient
 from worker.cli.text import render_status
 from worker.dev.redis_server import RedisServer
@@ -37,19 +38,10 @@ from worker.store.control import Switch
 from worker.store.ledger import Ledger
 
 
-FAST = {"SMSQ_WORKER_DEAD_AFTER_S": "1.5", "SMSQ_RECONCILE_INTERVAL_S": "0.3",
-        "SMSQ_IDLE_WAIT_S": "0.2"}
-
-
 def enqueue(producer: Producer, *keys: str, **fields: Any) -> list[str]:
     producer.enqueue_many([{"key": key, "campaign": key, "text": f"msg {key}",
                             "to": ["0612345678"], **fields} for key in keys])
     return list(keys)
-
-
-def terminal(store: MessageStore, *keys: str) -> bool:
-    records = [store.get(key) for key in keys]
-    return all(r is not None and r.state in TERMINAL_STATES for r in records)
 
 
 def settle(workers: Workers, store: MessageStore, keys: list[str], **env: str) -> None:
@@ -316,7 +308,6 @@ def test_multi_lane_dequeue_keeps_the_job_in_an_intermediate_list(redis: Redis,
     assert (job.id, queue.name) == (f"smsq-{message_id('traced')}", "smsq-bulk")
     assert redis.lrange("rq:queue:smsq-bulk:intermediate", 0, -1) == [job.id.encode()]
     assert redis.llen("rq:queue:smsq-bulk") == 0
-
 
 
 def test_send_outliving_its_timeout_ends_unknown_even_with_a_live_worker(

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from tests.conftest import ROOT
+from tests.helpers.processes import ROOT
 
 
 @pytest.mark.workers

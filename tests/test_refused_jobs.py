@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import pickle
 from pathlib import Path
+from typing import Any
 
 import pytest
 from redis import Redis
@@ -15,7 +16,7 @@ from rq.serializers import JSONSerializer
 
 from producers.enqueue import Producer
 from producers.store import MessageStore
-from tests.conftest import Workers
+from tests.helpers.processes import Workers
 from worker.jobs import FOREIGN_EXECUTOR_REASON
 from worker.sandbox import SandboxProvider
 
@@ -23,9 +24,9 @@ from worker.sandbox import SandboxProvider
 def write_job(redis: Redis, job_id: str, fields: dict[str, str | bytes] | None) -> None:
     """Write a job hash (if any) and push its id, as a foreign backend would."""
     if fields is not None:
-        redis.hset(f"rq:job:{job_id}", mapping={"status": "queued", "origin": "smsq-default",
-                                                 "created_at": "2026-11-25T10:00:00.000000Z",
-                                                 **fields})
+        job: dict[Any, Any] = {"status": "queued", "origin": "smsq-default",
+                               "created_at": "2026-11-25T10:00:00.000000Z", **fields}
+        redis.hset(f"rq:job:{job_id}", mapping=job)
     redis.rpush("rq:queue:smsq-default", job_id)
 
 
@@ -57,7 +58,7 @@ def test_malformed_jobs_each_become_a_dead_letter(
 
     class Boom:
         def __reduce__(self) -> tuple[object, tuple[str]]:
-            return (Path.touch, (str(marker),))  # type: ignore[return-value]
+            return (Path.touch, (str(marker),))
 
     write_job(redis, "no-hash", None)
     write_job(redis, "bad.id", {"data": json.dumps(["worker.jobs.send_sms", None, ["0" * 32],
