@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # smsq quick start, for a fresh Debian/Ubuntu machine with Python 3.11+.
 #   scripts/quickstart.sh demo   install everything, then run the end-to-end demo
-#   scripts/quickstart.sh test   install everything, then run linters, the format check, type checks and all tests
+#   scripts/quickstart.sh test   install everything, then run linters, type checks and all tests
 # Installs redis-server and python3-venv (and, for the tests, chromium) with apt-get when they
 # are missing (sudo when not root), then the pinned Python dependencies from requirements.lock
 # into .venv.
@@ -57,6 +57,5 @@ if [[ "$mode" == "demo" ]]; then
   exec .venv/bin/smsq demo
 fi
 .venv/bin/ruff check .
-.venv/bin/ruff format --check .
 .venv/bin/mypy
 exec .venv/bin/pytest -p no:cacheprovider
