@@ -12,8 +12,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from producers import keys
-from producers.errors import InvalidRequestError
-from producers.phones import PhoneError, normalise_phone
+from producers.errors import InvalidRequestError, PhoneError
+from producers.phones import normalise_phone
 from producers.segments import count_segments
 
 

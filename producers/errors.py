@@ -4,17 +4,23 @@
 
     SmsqError
      ├── ConfigError             a setting is missing or invalid; the process stops at start-up
-     ├── InvalidRequestError     a send request breaks the wire contract (names the field)
+     ├── InvalidInputError       input breaks a rule; names the field and the reason
+     │    ├── InvalidRequestError   a send request breaks the wire contract
+     │    ├── WebhookParamError     a delivery-receipt or reply webhook parameter is invalid
+     │    └── BadFilterError        an operator's dead-letter filter no dead letter could match
+     ├── PhoneError              a phone number that cannot receive an SMS (says why)
+     ├── FluxError               a flux the AllMySMS API refuses with a status (105-115)
      ├── RedisUnavailableError   Redis could not be reached; nothing was written
      ├── ProviderError           talking to AllMySMS went wrong
      │    ├── NotSentError          it provably never reached AllMySMS (the only retried error)
      │    │    └── ProviderBusyError   HTTP 429, or 503 with Retry-After: refused unprocessed
-     │    ├── OutcomeUnknownError   it may have reached AllMySMS: never resent automatically
-     │    └── RejectedError         AllMySMS answered with a status in 102-118
+     │    └── OutcomeUnknownError   it may have reached AllMySMS: never resent automatically
      ├── RefusedJobError         a job in Redis names a callable or data smsq does not run
      └── CallbackRefusedError    a callback_url the outbound policy refuses: dead, never retried
 
-Messages never carry a phone number, a message text or the provider apiKey.
+Messages never carry a phone number, a message text or the provider apiKey. AllMySMS's business
+statuses 102-118 are answers, not exceptions: the sender records them as the message's state.
+The errors that callers used to catch as ``ValueError`` still are ones.
 """
 
 from __future__ import annotations
@@ -33,8 +39,8 @@ class ConfigError(SmsqError):
         self.reason = reason
 
 
-class InvalidRequestError(SmsqError):
-    """A send request breaks the wire contract."""
+class InvalidInputError(SmsqError):
+    """Input breaks a rule: ``field`` names where, ``reason`` says why."""
 
     def __init__(self, field: str, reason: str) -> None:
         super().__init__(f"{field}: {reason}")
@@ -43,6 +49,34 @@ class InvalidRequestError(SmsqError):
 
     def as_dict(self) -> dict[str, str]:
         return {"field": self.field, "reason": self.reason}
+
+
+class InvalidRequestError(InvalidInputError):
+    """A send request breaks the wire contract."""
+
+
+class WebhookParamError(InvalidInputError, ValueError):
+    """A delivery-receipt or reply webhook parameter is missing or invalid."""
+
+
+class BadFilterError(InvalidInputError, ValueError):
+    """A dead-letter filter holds a value no dead letter could have."""
+
+
+class PhoneError(SmsqError, ValueError):
+    """A phone number that cannot receive an SMS; ``reason`` says why."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class FluxError(SmsqError):
+    """A flux the AllMySMS API refuses with a business ``status`` (105-115)."""
+
+    def __init__(self, status: int) -> None:
+        super().__init__(f"status {status}")
+        self.status = status
 
 
 class RedisUnavailableError(SmsqError):
@@ -83,15 +117,6 @@ class OutcomeUnknownError(ProviderError):
         super().__init__(reason)
         self.reason = reason
         self.http_status = http_status
-
-
-class RejectedError(ProviderError):
-    """AllMySMS answered with a business status that is not a success."""
-
-    def __init__(self, code: int, reason: str) -> None:
-        super().__init__(f"provider status {code}: {reason}")
-        self.code = code
-        self.reason = reason
 
 
 class RefusedJobError(SmsqError):

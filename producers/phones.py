@@ -8,6 +8,8 @@ from functools import cache
 
 import phonenumbers
 
+from producers.errors import PhoneError
+
 
 SMS_CAPABLE_TYPES = frozenset(
     {
@@ -27,14 +29,6 @@ _IMPOSSIBLE_REASONS = {
     phonenumbers.ValidationResult.INVALID_LENGTH: "invalid length for its country",
     phonenumbers.ValidationResult.INVALID_COUNTRY_CODE: "unknown country code",
 }
-
-
-class PhoneError(ValueError):
-    """A phone number that cannot receive an SMS; ``reason`` says why."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
 
 
 def normalise_phone(raw: str, default_region: str) -> str:

@@ -10,6 +10,10 @@ import redis.exceptions
 from producers.errors import RedisUnavailableError
 
 
+REDIS_OUTAGE_ERRORS = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
+"""What redis-py raises when Redis cannot be reached or does not answer in time (an outage, as
+opposed to a refused command)."""
+
 @contextmanager
 def translate_redis_errors() -> Iterator[None]:
     """Raise :class:`RedisUnavailableError` for connection errors and timeouts.
@@ -18,7 +22,7 @@ def translate_redis_errors() -> Iterator[None]:
     """
     try:
         yield
-    except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
+    except REDIS_OUTAGE_ERRORS as exc:
         raise RedisUnavailableError(
             f"Redis is unreachable ({type(exc).__name__}); "
             "retrying with the same keys is safe, duplicates are ignored"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
@@ -58,9 +59,9 @@ class MessageStore:
                 pipe.hgetall(keys.replies(mid or "-"))
             raw = pipe.execute()
         return [
-            MessageRecord.from_redis(_text(raw[i * 4]), [_str(h) for h in raw[i * 4 + 1]],
-                                     receipts=_text(raw[i * 4 + 2]),
-                                     replies=_text(raw[i * 4 + 3]))
+            MessageRecord.from_redis(decoded_hash(raw[i * 4]), [decoded(h) for h in raw[i * 4 + 1]],
+                                     receipts=decoded_hash(raw[i * 4 + 2]),
+                                     replies=decoded_hash(raw[i * 4 + 3]))
             if mid and raw[i * 4] else None
             for i, mid in enumerate(message_ids)
         ]
@@ -73,9 +74,9 @@ class MessageStore:
             ids = self._redis.zrevrange(keys.DEAD_LETTERS, 0, limit - 1)
             pipe = self._redis.pipeline(transaction=False)
             for dead_id in ids:
-                pipe.hgetall(keys.dead_letter(_str(dead_id)))  # type: ignore[arg-type]
+                pipe.hgetall(keys.dead_letter(decoded(dead_id)))  # type: ignore[arg-type]
             rows = pipe.execute()
-        return [DeadLetter.from_redis(_text(row)) for row in rows if row]
+        return [DeadLetter.from_redis(decoded_hash(row)) for row in rows if row]
 
 
 def _with_parts_receipts(record: MessageRecord,
@@ -88,9 +89,13 @@ def _with_parts_receipts(record: MessageRecord,
     return replace(record, receipts=receipts, replies=replies)
 
 
-def _str(value: bytes | str) -> str:
-    return value.decode("utf-8") if isinstance(value, bytes) else value
+def decoded(value: bytes | str, errors: str = "strict") -> str:
+    """A Redis reply as text (replies are bytes unless the client decodes responses)."""
+    return value.decode("utf-8", errors) if isinstance(value, bytes) else value
 
 
-def _text(raw: dict[bytes, bytes] | dict[str, str]) -> dict[str, str]:
-    return {_str(k): _str(v) for k, v in raw.items()}
+def decoded_hash(
+    raw: Mapping[bytes, bytes] | Mapping[str, str] | Mapping[bytes | str, bytes | str],
+) -> dict[str, str]:
+    """An ``HGETALL`` reply as a dict of text."""
+    return {decoded(k): decoded(v) for k, v in raw.items()}

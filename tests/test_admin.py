@@ -8,7 +8,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 
 import httpx
@@ -19,11 +18,11 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from producers import keys
-from producers.config import ProducerSettings
 from producers.enqueue import Producer
 from producers.states import State
 from producers.store import MessageStore
-from tests.conftest import API_KEY, LOGIN, ROOT, Workers
+from tests.helpers.admin import PASSWORD, SESSION_SECRET, USER, admin_settings, make_dead_letters
+from tests.helpers.processes import API_KEY, ROOT, Workers
 from worker.admin import create_app, sessions
 from worker.admin.rendering import message_url
 from worker.admin.server import running
@@ -35,17 +34,8 @@ from worker.store.deadletters import DeadLetterDesk
 from worker.store.ledger import Ledger
 
 
-USER = "ops"
-PASSWORD = "correct horse battery staple"  # noqa: S105 - test credentials
-SESSION_SECRET = "test-session-secret-9f8e7d6c5b4a39281706f5e4d3c2b1a0"  # noqa: S105
 ODD_KEY = "commande 42/été ?#&x=1 %2F"
 """A key with a slash, spaces, accents, URL syntax and a literal percent escape."""
-
-
-def admin_settings(redis_url: str) -> Settings:
-    return Settings(producer=ProducerSettings(redis_url=redis_url), login=LOGIN,
-                    api_key=Secret(API_KEY), admin_user=USER, admin_password=Secret(PASSWORD),
-                    admin_session_secret=Secret(SESSION_SECRET))
 
 
 @pytest.fixture
@@ -74,23 +64,6 @@ def log_in(client: httpx.Client) -> str:
     answer = client.post("/login", data={"csrf": token, "user": USER, "password": PASSWORD})
     assert answer.status_code == 303, answer.text
     return csrf_of(client.get("/").text)
-
-
-def make_dead_letters(producer: Producer, sandbox: SandboxProvider, workers: Workers) -> None:
-    """One message rejected (114), one unknown (HTTP 502), one expired, one sent."""
-    sandbox.add_fault({"action": "status", "status": 114, "match": {"campaign": "x"}})
-    sandbox.add_fault({"action": "html502", "match": {"campaign": "u"}})
-    producer.enqueue_many([
-        {"key": "rejected-1", "text": "Hi", "to": ["0612345678"], "campaign": "x"},
-        {"key": "unknown-1", "text": "Hi", "to": ["0612345678"], "campaign": "u",
-         "lane": "bulk"},
-        {"key": "expired-1", "text": "Code 1234", "to": ["0612345678"], "lane": "urgent",
-         "valid_for_s": 0.2},
-        {"key": "sent-1", "text": "Hi", "to": ["0612345678"]},
-    ])
-    time.sleep(0.3)
-    run = workers.run_burst()
-    assert run.returncode == 0, run.log
 
 
 @pytest.fixture

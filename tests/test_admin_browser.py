@@ -14,13 +14,15 @@ from redis import Redis
 from producers.enqueue import Producer
 from producers.states import State
 from producers.store import MessageStore
-from tests.conftest import Workers
-from tests.test_admin import PASSWORD, USER, admin_settings, make_dead_letters
+from tests.helpers.admin import PASSWORD, USER, admin_settings, make_dead_letters
+from tests.helpers.processes import Workers
 from worker.admin import create_app
 from worker.admin.server import running
 from worker.dev.redis_server import RedisServer, free_port
 from worker.sandbox import SandboxProvider
 
+
+pytestmark = pytest.mark.browser
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",

@@ -34,6 +34,7 @@ class Provider:
         self.requests.append(request)
         response = self.responses.pop(0) if len(self.responses) > 1 else self.responses[0]
         if isinstance(response, type):
+            assert issubclass(response, httpx.TransportError)
             raise response("scripted", request=request)
         return response
 

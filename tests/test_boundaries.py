@@ -6,7 +6,7 @@ import json
 import subprocess
 import sys
 
-from tests.conftest import ROOT
+from tests.helpers.processes import ROOT
 
 
 def test_importing_producers_loads_no_httpx_tenacity_or_worker() -> None:

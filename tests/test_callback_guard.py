@@ -22,14 +22,8 @@ from redis import Redis
 from producers import keys
 from producers.enqueue import Producer
 from producers.errors import CallbackRefusedError
-from tests.test_callbacks import (
-    Receiver,
-    deliver_all,
-    finish_sent,
-    metric,
-    settings,
-)
-from tests.test_gateway import PATH, answer, gateway_settings, json_flux, post, self_signed
+from tests.helpers.callbacks import Receiver, deliver_all, finish_sent, metric, settings
+from tests.helpers.gateway import PATH, answer, gateway_settings, json_flux, post, self_signed
 from worker.callbacks.dispatcher import Dispatcher
 from worker.callbacks.outbox import dead_callbacks
 from worker.callbacks.policy import (

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from producers.states import State
 from producers.store import MessageStore
-from tests.conftest import Workers
+from tests.helpers.processes import Workers
 from worker.cli.campaign import BadLine, Campaign, campaign_requests
 from worker.sandbox import SandboxProvider
 

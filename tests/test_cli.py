@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 
 from producers.store import MessageStore
-from tests.conftest import ROOT, Workers
+from tests.helpers.processes import ROOT, Workers
 from worker.dev.redis_server import free_port
 from worker.sandbox import SandboxProvider
 

@@ -7,8 +7,8 @@ from datetime import UTC, datetime
 import pytest
 
 from producers.contract import Lane, RefusedNumber, parse_request
-from producers.errors import InvalidRequestError
-from producers.phones import PhoneError, mask_phone, normalise_phone
+from producers.errors import InvalidRequestError, PhoneError
+from producers.phones import mask_phone, normalise_phone
 
 
 def base(**fields: object) -> dict[str, object]:

@@ -20,36 +20,37 @@ from redis import Redis
 
 from producers.enqueue import Producer
 from producers.keys import message_id
-from producers.states import TERMINAL_STATES, State
+from producers.states import State
 from producers.store import MessageStore
-from tests import invariants
-from tests.conftest import Workers, wait_for
+from tests.helpers import invariants
+from tests.helpers.crashes import FAST, terminal
+from tests.helpers.processes import Workers, wait_for
 from worker.allmysms.client import AllMySmsClient
 from worker.cli.text import render_status
 from worker.dev.redis_server import RedisServer
 from worker.sandbox import SandboxProvider
+from worker.send.lanes import Lanes, Taken
 from worker.send.reconciler import Reconciler
 from worker.send.retries import send_retrying
-from worker.send.runner import LaneQueue, lane_queues
+from worker.send.runner import lane_queues
 from worker.send.sender import Sender
 from worker.settings import Secret, Settings
 from worker.store.control import Switch
 from worker.store.ledger import Ledger
 
 
-FAST = {"SMSQ_WORKER_DEAD_AFTER_S": "1.5", "SMSQ_RECONCILE_INTERVAL_S": "0.3",
-        "SMSQ_IDLE_WAIT_S": "0.2"}
+def take_one(redis: Redis) -> Taken:
+    """Take the next job the way a worker does: into its lane's intermediate list."""
+    queues = lane_queues(redis)
+    [taken] = Lanes(redis, [q.key for q in queues],
+                    [q.name.removeprefix("smsq-") for q in queues]).take(1)
+    return taken
 
 
 def enqueue(producer: Producer, *keys: str, **fields: Any) -> list[str]:
     producer.enqueue_many([{"key": key, "campaign": key, "text": f"msg {key}",
                             "to": ["0612345678"], **fields} for key in keys])
     return list(keys)
-
-
-def terminal(store: MessageStore, *keys: str) -> bool:
-    records = [store.get(key) for key in keys]
-    return all(r is not None and r.state in TERMINAL_STATES for r in records)
 
 
 def settle(workers: Workers, store: MessageStore, keys: list[str], **env: str) -> None:
@@ -311,12 +312,12 @@ def test_multi_lane_dequeue_keeps_the_job_in_an_intermediate_list(redis: Redis,
     """Plain rq pops multi-queue jobs with BLPOP and keeps no trace; smsq's lanes LMOVE them."""
     enqueue(producer, "traced", lane="bulk")
 
-    job, queue = LaneQueue.dequeue_any(lane_queues(redis), None, connection=redis)
+    taken = take_one(redis)
 
-    assert (job.id, queue.name) == (f"smsq-{message_id('traced')}", "smsq-bulk")
-    assert redis.lrange("rq:queue:smsq-bulk:intermediate", 0, -1) == [job.id.encode()]
+    assert (taken.job_id, taken.queue_key) == (f"smsq-{message_id('traced')}",
+                                               "rq:queue:smsq-bulk")
+    assert redis.lrange("rq:queue:smsq-bulk:intermediate", 0, -1) == [taken.job_id.encode()]
     assert redis.llen("rq:queue:smsq-bulk") == 0
-
 
 
 def test_send_outliving_its_timeout_ends_unknown_even_with_a_live_worker(
@@ -360,8 +361,8 @@ def test_a_held_claim_is_released_unsent_and_its_holder_then_posts_nothing(
     turn comes, learns it must not post."""
     enqueue(producer, "held", "behind")
     mid = message_id("held")
-    job, _ = LaneQueue.dequeue_any(lane_queues(redis), None, connection=redis)
-    assert job.id == f"smsq-{mid}"
+    job_id = take_one(redis).job_id
+    assert job_id == f"smsq-{mid}"
     holder = Ledger(redis, ttl_s=3600, worker_name="w-held")
     assert holder.claim(mid, hold=True).outcome == "claimed"
     assert redis.hget(f"smsq:msg:{mid}", "awaiting_turn") == b"w-held"
@@ -380,7 +381,7 @@ def test_a_held_claim_is_released_unsent_and_its_holder_then_posts_nothing(
     assert redis.lrange("rq:queue:smsq-default", 0, -1) == [
         new_job.encode(), f"smsq-{message_id('behind')}".encode()]
     assert redis.lrange("rq:queue:smsq-default:intermediate", 0, -1) == []
-    assert not redis.exists(f"rq:job:{job.id}")
+    assert not redis.exists(f"rq:job:{job_id}")
     assert not redis.hexists(f"smsq:msg:{mid}", "awaiting_turn")
     assert redis.zscore("smsq:sending", mid) is None
 
@@ -478,9 +479,9 @@ def test_the_outcome_script_drops_the_finished_job_even_if_settled_elsewhere(
     ledger = Ledger(redis, ttl_s=3600, worker_name="w-done")
     jobs = {}
     for key in ("done", "settled"):
-        job, _ = LaneQueue.dequeue_any(lane_queues(redis), None, connection=redis)
-        jobs[key] = job.id
-        assert ledger.claim(job.id.removeprefix('smsq-')).outcome == "claimed"
+        job_id = take_one(redis).job_id
+        jobs[key] = job_id
+        assert ledger.claim(job_id.removeprefix('smsq-')).outcome == "claimed"
     intermediate = "rq:queue:smsq-default:intermediate"
     assert ledger.finish(message_id("settled"), State.UNKNOWN, {}, reason="reconciler",
                          record={"key": "settled", "lane": "default", "job_id": "j"})
@@ -512,8 +513,8 @@ def test_a_send_given_its_job_drops_it_with_the_outcome_and_says_so(
         retrying=partial(send_retrying, settings), switch=Switch(redis))
     taken = {}
     for _ in range(2):
-        job, _queue = LaneQueue.dequeue_any(lane_queues(redis), None, connection=redis)
-        taken[job.id.removeprefix("smsq-")] = job.id
+        job_id = take_one(redis).job_id
+        taken[job_id.removeprefix("smsq-")] = job_id
     intermediate = "rq:queue:smsq-default:intermediate"
 
     with_job = sender.send(message_id("with-job"),

@@ -5,9 +5,12 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from tests.conftest import ROOT
+import pytest
+
+from tests.helpers.processes import ROOT
 
 
+@pytest.mark.workers
 def test_demo_runs_the_whole_loop() -> None:
     """Python, Redis-intake and gateway producers; one real worker; receipts back through the
     gateway's webhook; signed callbacks to the gateway producer."""

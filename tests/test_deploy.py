@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.conftest import ROOT
+from tests.helpers.processes import ROOT
 from worker.cli.commands import _parser
 from worker.settings import Settings
 

@@ -16,8 +16,8 @@ from producers.config import ProducerSettings
 from producers.enqueue import Enqueued, Producer
 from producers.states import State
 from producers.store import MessageStore
-from tests.conftest import Workers, wait_for
-from tests.test_crashes import FAST, terminal
+from tests.helpers.crashes import FAST, terminal
+from tests.helpers.processes import Workers, wait_for
 from worker.dev.redis_server import RedisServer
 from worker.sandbox import SandboxProvider
 

@@ -6,13 +6,11 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 from xml.etree import ElementTree
 
@@ -20,37 +18,35 @@ import httpx
 import pytest
 from redis import Redis
 
-from producers.config import ProducerSettings
 from producers.errors import ConfigError
 from producers.states import State
 from producers.store import MessageStore
-from tests.conftest import ROOT, Workers
+from tests.helpers.gateway import (
+    BLOG,
+    CLIENT_TIMEOUT_S,
+    PATH,
+    PHONE,
+    SHOP,
+    answer,
+    gateway_settings,
+    json_flux,
+    need,
+    post,
+    self_signed,
+)
+from tests.helpers.processes import ROOT, Workers
 from worker.allmysms.flux import PARIS, STATUS_TEXTS
 from worker.dev.redis_server import RedisServer
 from worker.gateway import create_app
 from worker.gateway.server import running
 from worker.sandbox import SandboxProvider
-from worker.settings import ProducerAccount, Secret, Settings
+from worker.settings import Secret, Settings
 
 
-SHOP = ("shop", "shop-key-7c2e9a41b0d3f865")
-"""Producer login and gateway apiKey (never the AllMySMS one)."""
-BLOG = ("blog", "blog-key-0f9e8d7c6b5a4938")
-PATH = "/http/9.0/sendSms/"
-PHONE = "33612345678"
 PHONE_2 = "33698765432"
 CLIENTS = ROOT / "tests" / "clients"
-CLIENT_TIMEOUT_S = 60
 SUCCESS_KEYS = ["status", "statusText", "invalidNumbers", "campaignId", "nbContacts", "nbSms",
                 "smsIds"]
-
-
-def gateway_settings(redis_url: str, *, max_body_bytes: int = 64 * 1024) -> Settings:
-    return Settings(
-        producer=ProducerSettings(redis_url=redis_url),
-        producers=(ProducerAccount(SHOP[0], Secret(SHOP[1])),
-                   ProducerAccount(BLOG[0], Secret(BLOG[1]))),
-        gateway_max_body_bytes=max_body_bytes)
 
 
 @pytest.fixture
@@ -66,19 +62,6 @@ def tls_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str]:
     return self_signed(tmp_path_factory.mktemp("tls"), "127.0.0.1", "IP:127.0.0.1")
 
 
-def self_signed(folder: Path, common_name: str, alt_name: str) -> tuple[str, str]:
-    """A one-day self-signed certificate and its key (paths) made by openssl in ``folder``;
-    ``alt_name`` is the subjectAltName entry (``IP:…`` or ``DNS:…``)."""
-    openssl = need("openssl")
-    cert, key = folder / "cert.pem", folder / "key.pem"
-    subprocess.run(
-        [openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-         "-subj", f"/CN={common_name}", "-addext", f"subjectAltName={alt_name}",
-         "-keyout", str(key), "-out", str(cert)],
-        check=True, capture_output=True, timeout=CLIENT_TIMEOUT_S)
-    return str(cert), str(key)
-
-
 @pytest.fixture
 def tls_gateway(redis_server: RedisServer, redis: Redis,
                 tls_files: tuple[str, str]) -> Iterator[str]:
@@ -89,43 +72,9 @@ def tls_gateway(redis_server: RedisServer, redis: Redis,
         yield base_url + PATH
 
 
-def need(program: str) -> str:
-    """The path of ``program``; a test that needs a missing one fails in CI and skips elsewhere."""
-    found = shutil.which(program)
-    if found is None:
-        message = f"{program} is not installed (apt-get install it; see scripts/quickstart.sh)"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-    return found
-
-
 def xml_flux(message: str = "Bonjour", *phones: str, extra: str = "") -> str:
     sms = "".join(f"<SMS><MOBILEPHONE>{p}</MOBILEPHONE></SMS>" for p in phones or (PHONE,))
     return f"<DATA><MESSAGE><![CDATA[{message}]]></MESSAGE>{extra}{sms}</DATA>"
-
-
-def json_flux(**data: Any) -> str:
-    data.setdefault("MESSAGE", "Bonjour")
-    data.setdefault("SMS", [{"MOBILEPHONE": PHONE}])
-    return json.dumps({"DATA": data})
-
-
-def post(url: str, sms_data: str, *, account: tuple[str, str] = SHOP,
-         headers: dict[str, str] | None = None, returnformat: str | None = "json",
-         **params: str) -> httpx.Response:
-    """POST form-urlencoded, asking for JSON unless ``returnformat`` says otherwise."""
-    data = {"login": account[0], "apiKey": account[1], "smsData": sms_data, **params}
-    if returnformat is not None:
-        data["returnformat"] = returnformat
-    return httpx.post(url, data=data, headers=headers, timeout=10)
-
-
-def answer(response: httpx.Response) -> dict[str, Any]:
-    """The JSON body (the gateway, like AllMySMS, labels it text/html)."""
-    assert response.status_code == 200, response.text
-    body: dict[str, Any] = json.loads(response.text)
-    return body
 
 
 def xml_answer(text: str) -> dict[str, Any]:
@@ -653,6 +602,7 @@ def test_producers_variable_is_parsed() -> None:
     assert "0123456789abcdef" not in repr(settings)
 
 
+@pytest.mark.workers
 def test_smsq_gateway_command_serves_and_stops(redis_server: RedisServer) -> None:
     from worker.dev.redis_server import free_port
 

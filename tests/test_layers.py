@@ -35,6 +35,7 @@ SIDEWAYS: frozenset[tuple[str, str]] = frozenset(
         ("worker.connections", "worker.settings"),
         ("worker.__main__", "worker.cli"),
         ("worker.cli", "worker.dev"),
+        ("worker.callbacks", "worker.send.retries"),
     }
 )
 """Imports allowed between two modules of the same layer, or of a named module from a lower
@@ -196,3 +197,16 @@ def test_the_admin_page_loads_neither_httpx_nor_tenacity() -> None:
         [sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, check=True
     )
     assert done.stdout.strip() == "[]"
+
+
+def test_test_modules_share_code_only_through_helpers() -> None:
+    """A test module imports from ``tests.helpers``, never from another test module or the
+    conftest (pytest loads those its own way)."""
+    found = []
+    for path in sorted((ROOT / "tests").rglob("*.py")):
+        module = module_name(path, ROOT)
+        tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
+        for line, name in imported_names(tree, module, path.name == "__init__.py"):
+            if name.startswith("tests.") and not name.startswith("tests.helpers."):
+                found.append(f"{module} imports {name} at line {line}")
+    assert found == []

@@ -6,14 +6,15 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
+from typing import Any
 
 from redis import Redis
 
 from producers.enqueue import Producer
 from producers.states import State
 from producers.store import MessageStore
-from tests.conftest import Workers, wait_for
-from tests.test_crashes import FAST
+from tests.helpers.crashes import FAST
+from tests.helpers.processes import Workers, wait_for
 from worker.admin.metrics import render
 from worker.sandbox import SandboxProvider
 from worker.store.control import Switch
@@ -40,7 +41,7 @@ def make_dead_letters(producer: Producer, sandbox: SandboxProvider, workers: Wor
         "sent-1": State.SENT}), run.log[-4000:]
 
 
-def lines(stdout: str) -> list[dict]:
+def lines(stdout: str) -> list[dict[str, Any]]:
     return [json.loads(line) for line in stdout.splitlines()]
 
 
@@ -94,7 +95,7 @@ def test_requeue_only_what_was_provably_not_sent(
                                   "from": "rejected"}
     workers.run_burst()
     assert store.get("rejected-1").state is State.SENT  # type: ignore[union-attr]
-    assert sorted(d.key for d in store.dead_letters()) == ["expired-1", "unknown-1"]
+    assert sorted(d.key or "" for d in store.dead_letters()) == ["expired-1", "unknown-1"]
 
 
 def test_resolve_records_the_decision_then_requeue_sends_once(
@@ -152,7 +153,7 @@ def test_dlq_show_and_purge(producer: Producer, store: MessageStore,
     assert [(d["ref"], d["action"], d["dry_run"]) for d in lines(dry.stdout)] == [
         ("expired-1", "purged", True)]
     assert [(d["ref"], d["action"]) for d in lines(purged.stdout)] == [("expired-1", "purged")]
-    assert sorted(d.key for d in store.dead_letters()) == ["rejected-1", "unknown-1"]
+    assert sorted(d.key or "" for d in store.dead_letters()) == ["rejected-1", "unknown-1"]
     assert store.get("expired-1") is not None
 
 

@@ -7,7 +7,8 @@ import random
 import pytest
 
 import producers.phones as phones
-from producers.phones import PhoneError, normalise_phone
+from producers.errors import PhoneError
+from producers.phones import normalise_phone
 
 
 def libphonenumber_only(raw: str, region: str, monkeypatch: pytest.MonkeyPatch) -> str | None:

@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 from datetime import UTC, datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -15,14 +16,14 @@ from redis import Redis
 from producers.enqueue import Producer
 from producers.states import State
 from producers.store import MessageStore
-from tests.conftest import Workers, wait_for
+from tests.helpers.processes import Workers, wait_for
 from worker.allmysms.codes import STATUSES
 from worker.sandbox import SandboxProvider
 from worker.send.sender import PAUSE_STATUSES
 from worker.store.control import Switch
 
 
-def sent_requests(sandbox: SandboxProvider) -> list[dict]:
+def sent_requests(sandbox: SandboxProvider) -> list[dict[str, Any]]:
     return [r for r in sandbox.requests() if r["data"] is not None]
 
 

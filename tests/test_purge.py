@@ -8,8 +8,8 @@ from redis import Redis
 
 from producers.enqueue import Producer
 from producers.store import MessageStore
-from tests.conftest import Workers
-from tests.test_secrets import redis_dump
+from tests.helpers.processes import Workers
+from tests.helpers.redis_dump import redis_dump
 from worker.sandbox import SandboxProvider
 
 

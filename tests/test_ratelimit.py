@@ -17,7 +17,7 @@ from producers.enqueue import Producer
 from producers.errors import OutcomeUnknownError, ProviderBusyError
 from producers.states import State
 from producers.store import MessageStore
-from tests.conftest import Workers
+from tests.helpers.processes import Workers
 from worker.allmysms.client import AllMySmsClient, parse_retry_after
 from worker.sandbox import SandboxProvider
 from worker.send import ratelimit
@@ -100,6 +100,7 @@ def _child(url: str, count: int, start: Any, out: Any) -> None:
     client.close()
 
 
+@pytest.mark.workers
 def test_two_threads_and_two_processes_share_one_schedule(redis: Redis) -> None:
     """4 x 10 acquisitions from 2 threads and 2 processes: one exact schedule, ~1.5 s long."""
     url = redis.connection_pool.connection_kwargs
@@ -312,7 +313,8 @@ def test_other_5xx_and_a_bare_503_stay_unknown(status: int, headers: dict[str, s
     client, _ = client_answering(httpx.Response(status, text="oops", headers=headers))
     with pytest.raises(OutcomeUnknownError) as info:
         client.send(FLUX)
-    assert not isinstance(info.value, ProviderBusyError)
+    error: Exception = info.value
+    assert not isinstance(error, ProviderBusyError)
     assert info.value.http_status == status
 
 

@@ -16,14 +16,8 @@ from starlette.applications import Starlette
 from producers import keys
 from producers.enqueue import Producer
 from producers.store import MessageStore
-from tests.conftest import API_KEY, LOGIN, Workers, wait_for
-from tests.test_callbacks import (
-    SHOP_SECRET,
-    Receiver,
-    finish_sent,
-    metric,
-    settings,
-)
+from tests.helpers.callbacks import SHOP_SECRET, Receiver, finish_sent, metric, settings
+from tests.helpers.processes import API_KEY, LOGIN, Workers, wait_for
 from worker.admin.metrics import render
 from worker.admin.server import running
 from worker.callbacks.dispatcher import Dispatcher

@@ -13,7 +13,7 @@ from producers.config import ProducerSettings
 from producers.enqueue import Producer
 from producers.states import State
 from producers.store import MessageStore
-from tests.conftest import ROOT, Workers
+from tests.helpers.processes import ROOT, Workers
 from worker.dev.redis_server import RedisServer, free_port
 from worker.sandbox import SandboxProvider
 
@@ -30,7 +30,7 @@ def deploy_acl_rule() -> list[str]:
 def acl_server() -> Iterator[RedisServer]:
     server = RedisServer().start()
     admin = Redis(port=server.port)
-    admin.execute_command("ACL", "SETUSER", *deploy_acl_rule())
+    admin.execute_command("ACL", "SETUSER", *deploy_acl_rule())  # type: ignore[no-untyped-call]
     admin.config_set("requirepass", "admin-pw")
     yield server
     server.stop()

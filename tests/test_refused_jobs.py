@@ -5,22 +5,28 @@ from __future__ import annotations
 import json
 import pickle
 from pathlib import Path
+from typing import Any
 
+import pytest
 from redis import Redis
+from rq import Queue, SimpleWorker
+from rq.job import Job
 from rq.registry import FailedJobRegistry
+from rq.serializers import JSONSerializer
 
 from producers.enqueue import Producer
 from producers.store import MessageStore
-from tests.conftest import Workers
+from tests.helpers.processes import Workers
+from worker.jobs import FOREIGN_EXECUTOR_REASON
 from worker.sandbox import SandboxProvider
 
 
 def write_job(redis: Redis, job_id: str, fields: dict[str, str | bytes] | None) -> None:
     """Write a job hash (if any) and push its id, as a foreign backend would."""
     if fields is not None:
-        redis.hset(f"rq:job:{job_id}", mapping={"status": "queued", "origin": "smsq-default",
-                                                 "created_at": "2026-11-25T10:00:00.000000Z",
-                                                 **fields})
+        job: dict[Any, Any] = {"status": "queued", "origin": "smsq-default",
+                               "created_at": "2026-11-25T10:00:00.000000Z", **fields}
+        redis.hset(f"rq:job:{job_id}", mapping=job)
     redis.rpush("rq:queue:smsq-default", job_id)
 
 
@@ -52,7 +58,7 @@ def test_malformed_jobs_each_become_a_dead_letter(
 
     class Boom:
         def __reduce__(self) -> tuple[object, tuple[str]]:
-            return (Path.touch, (str(marker),))  # type: ignore[return-value]
+            return (Path.touch, (str(marker),))
 
     write_job(redis, "no-hash", None)
     write_job(redis, "bad.id", {"data": json.dumps(["worker.jobs.send_sms", None, ["0" * 32],
@@ -101,3 +107,28 @@ def test_stray_copy_of_a_finished_job_is_dropped_quietly(
     assert redis.llen("rq:queue:smsq-default:intermediate") == 0
     assert [e["event"] for e in run.events() if e["event"] == "sms.job.duplicate_dropped"] == [
         "sms.job.duplicate_dropped"]
+
+
+@pytest.mark.workers
+def test_send_sms_refuses_to_run_outside_an_smsq_worker(
+        redis: Redis, store: MessageStore, sandbox: SandboxProvider) -> None:
+    """A plain RQ worker on smsq's queue runs worker.jobs.send_sms itself: the guard refuses,
+    sends nothing and RQ records why (only `smsq worker` sends at most once)."""
+    Producer(redis).enqueue({"key": "plain-rq", "text": "Hi", "to": ["0612345678"]})
+    record = store.get("plain-rq")
+    assert record is not None
+    queue = Queue("smsq-default", connection=redis, serializer=JSONSerializer)
+
+    SimpleWorker([queue], connection=redis, serializer=JSONSerializer).work(burst=True)
+
+    job_id = f"smsq-{record.message_id}"
+    assert FailedJobRegistry(queue=queue).get_job_ids() == [job_id]
+    job = Job.fetch(job_id, connection=redis, serializer=JSONSerializer)
+    result = job.latest_result()
+    assert result is not None
+    assert result.exc_string is not None
+    assert result.exc_string.rstrip().endswith(f"RefusedJobError: {FOREIGN_EXECUTOR_REASON}")
+    assert sandbox.requests() == []
+    after = store.get("plain-rq")
+    assert after is not None
+    assert after.state == "queued"

@@ -7,35 +7,13 @@ import json
 from redis import Redis
 
 from producers.enqueue import Producer
-from tests.conftest import API_KEY, Workers
+from tests.helpers.processes import API_KEY, Workers
+from tests.helpers.redis_dump import redis_dump
 from worker.sandbox import SandboxProvider
 
 
 TEXT = "Votre code secret est 918273"
 PHONES = ("33612345678", "33698765432")
-
-
-def redis_dump(redis: Redis) -> bytes:
-    """Every byte Redis holds: each key's name and contents, whatever its type."""
-    chunks: list[bytes] = []
-    for key in redis.scan_iter(count=1000):
-        chunks.append(key)
-        kind = redis.type(key).decode()
-        if kind == "string":
-            chunks.append(redis.get(key) or b"")
-        elif kind == "hash":
-            chunks.extend(b"%s=%s" % kv for kv in redis.hgetall(key).items())
-        elif kind == "list":
-            chunks.extend(redis.lrange(key, 0, -1))
-        elif kind == "set":
-            chunks.extend(redis.smembers(key))
-        elif kind == "zset":
-            chunks.extend(redis.zrange(key, 0, -1))
-        elif kind == "stream":
-            chunks.extend(json.dumps(
-                [[i.decode(), {k.decode(): v.decode("latin-1") for k, v in f.items()}]
-                 for i, f in redis.xrange(key)]).encode() for _ in [0])
-    return b"\n".join(chunks)
 
 
 def test_no_api_key_in_logs_or_redis_across_outcomes(

@@ -7,7 +7,7 @@ from collections.abc import Iterator, Mapping
 import pytest
 
 from producers.errors import ConfigError
-from tests.conftest import ROOT
+from tests.helpers.processes import ROOT
 from worker.settings import Settings
 
 

@@ -1,27 +1,30 @@
-"""``send_sms``: the only callable an smsq worker runs (its path is part of the wire contract)."""
+"""``send_sms``: the job callable every smsq job names, and a guard against running it elsewhere.
+
+Every job smsq writes names ``worker.jobs.send_sms`` (its path is part of the wire contract, see
+:data:`producers.contract.SEND_SMS_JOB`), but no smsq process calls it: ``smsq worker``
+(:class:`worker.send.runner.SmsWorker`) checks each job and calls the sender itself, inside the
+claim, heartbeat and intermediate-list bookkeeping that make a send at most once. A plain
+``rq worker`` on smsq's queues would call this function instead, without that bookkeeping: its
+sends would carry no heartbeat, so the reconciler of a real smsq worker could judge a send in
+flight abandoned and settle it as unknown. So the function refuses, and RQ records the job as
+failed with the reason.
+"""
 
 from __future__ import annotations
 
-import structlog
-
 from producers.errors import RefusedJobError
-from producers.keys import MESSAGE_ID_PATTERN
-from worker.logs import bind_message
-from worker.send import runtime
-from worker.send.crashpoints import crash_point
+
+
+FOREIGN_EXECUTOR_REASON = (
+    "send_sms runs only inside `smsq worker`, which calls the sender itself; "
+    "a plain rq worker cannot send at most once, so nothing was sent"
+)
 
 
 def send_sms(message_id: str) -> str:
-    """Send the message ``message_id`` at most once and return its state.
+    """Refuse: smsq jobs are run by ``smsq worker``, never by this function.
 
     Raises:
-        RefusedJobError: the argument is not a message id (the job was not written by smsq).
+        RefusedJobError: always, with :data:`FOREIGN_EXECUTOR_REASON`.
     """
-    if not isinstance(message_id, str) or not MESSAGE_ID_PATTERN.fullmatch(message_id):
-        raise RefusedJobError("send_sms takes one message id (32 hex digits)")
-    bind_message({"message_id": message_id})
-    crash_point("after_start")
-    try:
-        return runtime.current().sender.send(message_id).state
-    finally:
-        structlog.contextvars.clear_contextvars()
+    raise RefusedJobError(FOREIGN_EXECUTOR_REASON)

@@ -10,9 +10,10 @@ from starlette.concurrency import run_in_threadpool
 
 from producers import keys
 from producers.contract import LANE_ORDER
+from producers.errors import BadFilterError
 from producers.records import DeadLetter, MessageRecord
 from producers.states import DEAD_LETTER_STATES
-from producers.store import MessageStore
+from producers.store import MessageStore, decoded_hash
 from worker.admin.auth import login_required
 from worker.admin.context import AdminContext, context_of
 from worker.admin.rendering import Notice, render
@@ -31,15 +32,6 @@ DEAD_LIMIT = 200
 """Rows on the dead-letters page; narrow the filters to see older ones."""
 KINDS = ("message", "job", "intake")
 STATES = ("rejected", "unknown", "expired", "failed", "refused")
-
-
-class BadFilterError(ValueError):
-    """A dead-letter filter holds a value no dead letter could have."""
-
-    def __init__(self, field: str, reason: str) -> None:
-        super().__init__(f"{field}: {reason}")
-        self.field = field
-        self.reason = reason
 
 
 @login_required
@@ -142,7 +134,7 @@ def load_message(admin: AdminContext, key: str) -> tuple[MessageRecord | None,
     if record is None:
         return None, None
     raw = admin.connection.hgetall(keys.dead_letter(record.message_id))
-    letter = DeadLetter.from_redis({_str(k): _str(v) for k, v in raw.items()}) if raw else None
+    letter = DeadLetter.from_redis(decoded_hash(raw)) if raw else None
     return record, letter
 
 
@@ -152,6 +144,3 @@ def _history_row(entry: Mapping[str, Any]) -> dict[str, Any]:
     return {"at": entry.get("at", ""), "state": entry.get("state", ""),
             "reason": entry.get("reason", ""), "by": entry.get("by", ""), "details": details}
 
-
-def _str(value: bytes | str) -> str:
-    return value.decode("utf-8") if isinstance(value, bytes) else value

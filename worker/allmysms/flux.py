@@ -15,6 +15,8 @@ from typing import Any
 from xml.parsers import expat
 from zoneinfo import ZoneInfo
 
+from producers.errors import FluxError
+
 
 MESSAGE_MAX_CHARS = 640
 PARIS = ZoneInfo("Europe/Paris")
@@ -47,14 +49,6 @@ included (hence the RUF001 exemptions); the seed page lost the tag names of 106-
 
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}")
 _PLACEHOLDER = re.compile(r"#param_(\d+)#")
-
-
-class FluxError(Exception):
-    """The flux is refused with a business ``status`` (105-115)."""
-
-    def __init__(self, status: int) -> None:
-        super().__init__(f"status {status}")
-        self.status = status
 
 
 @dataclass(frozen=True, slots=True)

@@ -38,11 +38,11 @@ from worker.callbacks.outbox import (
     TIMESTAMP_HEADER,
     Outbox,
     Pending,
-    backoff_s,
     event_body,
     sign,
 )
 from worker.callbacks.policy import CallbackPolicy, callback_client
+from worker.send.retries import backoff_s, jittered_s
 from worker.settings import callback_secret_for
 
 
@@ -144,8 +144,8 @@ class Dispatcher:
     def _retry(self, pending: Pending, reason: str, status: int | None,
                retry_after_s: float | None, fields: dict[str, object]) -> str:
         settings = self._settings
-        wait = backoff_s(pending.attempt, initial_s=settings.callback_initial_wait_s,
-                         max_s=settings.callback_max_wait_s)
+        wait = jittered_s(backoff_s(pending.attempt, initial_s=settings.callback_initial_wait_s,
+                                    max_s=settings.callback_max_wait_s))
         if retry_after_s is not None:
             wait = max(wait, min(retry_after_s, settings.callback_max_wait_s))
         age_s = pending.now - pending.created

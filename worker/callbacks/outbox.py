@@ -16,11 +16,11 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import random
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from producers import keys
+from producers.store import decoded
 from worker.store import lua
 
 
@@ -60,13 +60,6 @@ def sign(secret: str, body: bytes) -> str:
 def verify(secret: str, body: bytes, signature: str) -> bool:
     """What a receiver does: recompute over the exact body bytes and compare in constant time."""
     return hmac.compare_digest(sign(secret, body), signature)
-
-
-def backoff_s(attempt: int, *, initial_s: float, max_s: float) -> float:
-    """Wait before attempt ``attempt + 1``: exponential from ``initial_s``, capped at ``max_s``,
-    with jitter (a random 50-100 % of it) so retries of many events do not arrive together."""
-    base = min(max_s, initial_s * 2 ** max(0, attempt - 1))
-    return float(base * random.uniform(0.5, 1.0))  # jitter, not cryptography
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,12 +114,12 @@ class Outbox:
                          args=[self._lease_s])
         if not raw:
             return None
-        envelope = json.loads(_str(raw[1]))
-        return Pending(event_id=_str(raw[0]), url=envelope["url"],
+        envelope = json.loads(decoded(raw[1]))
+        return Pending(event_id=decoded(raw[0]), url=envelope["url"],
                        producer=envelope.get("producer") or "",
                        event=decode_event(envelope["event"]),
                        created=float(envelope["created"]), attempt=int(raw[2]),
-                       now=float(_str(raw[3])))
+                       now=float(decoded(raw[3])))
 
     def delivered(self, event_id: str) -> None:
         self._delivered(keys=[keys.CALLBACK_DUE, keys.CALLBACK_EVENTS, keys.CALLBACK_ATTEMPTS,
@@ -155,7 +148,7 @@ def dead_callbacks(connection: Redis, *, limit: int = 100) -> list[DeadCallback]
     """Dead callbacks, newest first."""
     raw_ids: list[bytes | str] = connection.zrevrange(  # type: ignore[assignment]
         keys.CALLBACK_DEAD, 0, limit - 1)
-    ids = [_str(i) for i in raw_ids]
+    ids = [decoded(i) for i in raw_ids]
     if not ids:
         return []
     pipe = connection.pipeline(transaction=False)
@@ -166,14 +159,11 @@ def dead_callbacks(connection: Redis, *, limit: int = 100) -> list[DeadCallback]
     for event_id, raw_envelope, raw_reason in zip(ids, envelopes, reasons, strict=True):
         if raw_envelope is None or raw_reason is None:
             continue
-        envelope = json.loads(_str(raw_envelope))
-        info = json.loads(_str(raw_reason))
+        envelope = json.loads(decoded(raw_envelope))
+        info = json.loads(decoded(raw_reason))
         out.append(DeadCallback(event_id=event_id, url=envelope["url"],
                                 event=decode_event(envelope["event"]),
                                 reason=info["reason"], attempts=int(info["attempts"]),
                                 at=float(info["at"]), http_status=info.get("http_status")))
     return out
 
-
-def _str(value: bytes | str) -> str:
-    return value.decode("utf-8") if isinstance(value, bytes) else value

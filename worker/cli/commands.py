@@ -10,6 +10,7 @@ from functools import partial
 from typing import IO, Any
 
 from producers.errors import ConfigError, RedisUnavailableError
+from worker import __version__
 
 
 # httpx's package imports its own command-line client, hence click and pygments (about 2 MiB
@@ -30,6 +31,9 @@ EXIT_REFUSED = 1
 EXIT_CONFIG = 2
 """Configuration or infrastructure problem (settings, Redis)."""
 ENQUEUE_BATCH = 1000
+WEB_MODULES = ("starlette", "uvicorn", "jinja2", "itsdangerous", "python_multipart",
+               "prometheus_client")
+"""What ``smsq[web]`` installs: ``smsq admin``, ``smsq gateway`` and ``smsq demo`` need it."""
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -49,6 +53,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="smsq", description="Durable SMS sending via AllMySMS.")
+    parser.add_argument("--version", action="version", version=f"smsq {__version__}")
     sub = parser.add_subparsers(required=True, metavar="COMMAND")
 
     worker = sub.add_parser("worker", help="run worker processes")
@@ -144,15 +149,14 @@ def _worker(args: argparse.Namespace) -> int:
 
         return supervise(args.processes, burst=args.burst, lanes=args.lanes)
     from worker.send.runner import build_worker
-    from worker.send.runtime import build_runtime, install, uninstall
+    from worker.send.runtime import build_runtime
 
     runtime = build_runtime(settings)
-    _ping(runtime.redis)
-    install(runtime)
     try:
+        _ping(runtime.redis)
         build_worker(runtime, lanes).work(burst=args.burst, logging_level=settings.log_level)
     finally:
-        uninstall()
+        runtime.close()
     return EXIT_OK
 
 
@@ -305,7 +309,7 @@ def _print_recipient(record: Any, position: int, *, as_json: bool) -> int:
 
 def _purge(args: argparse.Namespace) -> int:
     from producers import ProducerSettings, connect
-    from producers.phones import PhoneError
+    from producers.errors import PhoneError
     from producers.redis_errors import translate_redis_errors
     from worker.store.purge import Purger
 
@@ -381,7 +385,18 @@ def _callbacks(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _require_web(command: str) -> None:
+    """Refuse a web command clearly when the ``web`` extra is not installed."""
+    from importlib.util import find_spec
+
+    missing = [name for name in WEB_MODULES if find_spec(name) is None]
+    if missing:
+        raise ConfigError(f"smsq {command}", f"needs the web extra, install smsq[web] "
+                          f"({', '.join(missing)} missing)")
+
+
 def _admin(args: argparse.Namespace) -> int:
+    _require_web("admin")
     from worker.admin import serve
     from worker.settings import Settings
 
@@ -393,6 +408,7 @@ def _admin(args: argparse.Namespace) -> int:
 
 
 def _gateway(args: argparse.Namespace) -> int:
+    _require_web("gateway")
     from worker.gateway import serve
     from worker.logs import configure_logging
     from worker.settings import Settings
@@ -412,6 +428,7 @@ def _gateway(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
+    _require_web("demo")
     from worker.dev.demo import run_demo
 
     return run_demo()

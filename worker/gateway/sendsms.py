@@ -26,10 +26,14 @@ from starlette.formparsers import MultiPartException, MultiPartParser
 from starlette.responses import Response
 
 from producers.contract import SendRequest
-from producers.errors import CallbackRefusedError, InvalidRequestError, RedisUnavailableError
+from producers.errors import (
+    CallbackRefusedError,
+    FluxError,
+    InvalidRequestError,
+    RedisUnavailableError,
+)
 from worker.allmysms.flux import (
     STATUS_TEXTS,
-    FluxError,
     check_flux,
     error_reply,
     parse_flux,

@@ -25,9 +25,9 @@ from datetime import datetime
 from typing import Any
 
 from producers.contract import KEY_MAX_CHARS, PLACEHOLDER_PATTERN, SendRequest, parse_request
-from producers.errors import InvalidRequestError
+from producers.errors import FluxError, InvalidRequestError
 from producers.segments import count_segments
-from worker.allmysms.flux import STATUS_TEXTS, Flux, FluxError, parse_date, personalise
+from worker.allmysms.flux import STATUS_TEXTS, Flux, parse_date, personalise
 from worker.gateway.ids import sms_id
 
 

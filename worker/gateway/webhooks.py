@@ -26,13 +26,13 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
+from producers.errors import WebhookParamError
 from producers.phones import mask_phone
 from worker.store.receipts import (
     RECEIPT_PARAMS,
     REPLY_PARAMS,
     Applied,
     ReceiptBook,
-    WebhookParamError,
     parse_receipt,
     parse_reply,
 )

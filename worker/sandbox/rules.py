@@ -11,13 +11,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from producers.errors import FluxError
 from producers.segments import count_segments
 from worker.allmysms.flux import (
     MESSAGE_MAX_CHARS,
     PARIS,
     STATUS_TEXTS,
     Flux,
-    FluxError,
     check_flux,
     error_reply,
     parse_date,

@@ -7,7 +7,6 @@ twice after a crash is harmless; an entry that is not a valid request becomes a 
 
 from __future__ import annotations
 
-import hashlib
 import json
 from typing import TYPE_CHECKING, Any
 
@@ -17,7 +16,7 @@ from producers import keys
 from producers.enqueue import Producer, Refused
 from producers.errors import InvalidRequestError
 from worker.store import lua
-from worker.store.ledger import record_dead_letter
+from worker.store.refused import refuse_intake
 
 
 if TYPE_CHECKING:
@@ -27,7 +26,6 @@ log = structlog.get_logger()
 
 INTAKE_BATCH = 500
 """Entries taken per pass: one Lua call and one enqueue round trip."""
-DETAIL_MAX_CHARS = 500
 
 
 class Intake:
@@ -71,11 +69,6 @@ class Intake:
 
     def _dead(self, raw: bytes, key: str | None, reason: str,
               error: InvalidRequestError | None = None) -> None:
-        dead_id = "intake-" + hashlib.sha256(raw).hexdigest()[:24]
-        fields = {"kind": "intake", "state": "refused", "reason": reason,
-                  "detail": raw.decode("utf-8", "replace")[:DETAIL_MAX_CHARS]}
-        if key:
-            fields["key"] = key
-        record_dead_letter(self._redis, dead_id, fields, ttl_s=self._ttl_s)
+        refuse_intake(self._redis, raw, reason, ttl_s=self._ttl_s, key=key)
         log.warning("sms.intake.refused", key=key, field=error.field if error else None,
                     reason=error.reason if error else reason)

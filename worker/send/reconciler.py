@@ -25,6 +25,7 @@ import structlog
 
 from producers import keys
 from producers.states import State
+from producers.store import decoded
 from worker.store.ledger import Ledger
 
 
@@ -79,8 +80,8 @@ class Reconciler:
 
     def _requeue_stuck(self, queue: Queue) -> int:
         seen_key = keys.first_seen(queue.name)
-        ids = [_str(i) for i in self._redis.lrange(queue.intermediate_queue_key, 0, -1)]
-        seen = {_str(k): float(v) for k, v in self._redis.hgetall(seen_key).items()}
+        ids = [decoded(i) for i in self._redis.lrange(queue.intermediate_queue_key, 0, -1)]
+        seen = {decoded(k): float(v) for k, v in self._redis.hgetall(seen_key).items()}
         gone = [job for job in seen if job not in ids]
         if gone:
             self._redis.hdel(seen_key, *gone)
@@ -107,10 +108,10 @@ class Reconciler:
         registry = queue.started_job_registry
         requeued = 0
         for member in self._redis.zrange(registry.key, 0, -1):
-            entry = _str(member)  # type: ignore[arg-type]
+            entry = decoded(member)  # type: ignore[arg-type]
             jid = entry.split(":", 1)[0]
             worker = self._redis.hget(keys.rq_job(jid), "worker_name")
-            if worker and self._redis.exists(keys.alive(_str(worker))):
+            if worker and self._redis.exists(keys.alive(decoded(worker))):
                 continue
             if worker is None and self._redis.exists(keys.rq_job(jid)):
                 continue  # not started by an smsq worker: RQ's own cleanup decides
@@ -135,10 +136,10 @@ class Reconciler:
         entries: list[tuple[bytes, float]] = self._redis.zrange(  # type: ignore[assignment]
             keys.SENDING, 0, -1, withscores=True)
         for raw, claimed_at in entries:
-            mid = _str(raw)
+            mid = decoded(raw)
             fields = self._redis.hmget(keys.message(mid), ["claimed_by", "key", "lane", "job_id",
                                                            "awaiting_turn"])
-            worker, key, lane, jid, holder = (_str(v) if v is not None else "" for v in fields)
+            worker, key, lane, jid, holder = (decoded(v) if v is not None else "" for v in fields)
             alive = bool(worker) and bool(self._redis.exists(keys.alive(worker)))
             if alive and now - claimed_at < self._stale_after_s:
                 continue
@@ -173,8 +174,5 @@ class Reconciler:
         if mid is None:
             return True
         state = self._redis.hget(keys.message(mid), "state")
-        return state is None or _str(state) == State.QUEUED.value
+        return state is None or decoded(state) == State.QUEUED.value
 
-
-def _str(value: bytes | str) -> str:
-    return value.decode("utf-8") if isinstance(value, bytes) else value

@@ -21,10 +21,8 @@ from collections.abc import Iterable
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-import redis.exceptions
 import structlog
-from rq.exceptions import NoSuchJobError, StopRequested
-from rq.intermediate_queue import IntermediateQueue
+from rq.exceptions import StopRequested
 from rq.job import Job, JobStatus
 from rq.queue import Queue
 from rq.registry import FailedJobRegistry, clean_registries
@@ -37,17 +35,20 @@ from producers import keys
 from producers.contract import LANE_ORDER, SEND_SMS_JOB, Lane, queue_name
 from producers.enqueue import Producer
 from producers.keys import MESSAGE_ID_PATTERN
+from producers.redis_errors import REDIS_OUTAGE_ERRORS
 from producers.states import State
+from producers.store import decoded
 from worker.logs import bind_message
 from worker.send.crashpoints import arm, crash_point
 from worker.send.heartbeat import Heartbeat
 from worker.send.intake import INTAKE_BATCH, Intake
 from worker.send.lanes import Lanes, Taken
 from worker.send.reconciler import Reconciler
+from worker.send.retries import backoff_s
 from worker.send.runtime import Runtime
 from worker.send.sender import OUTCOME_WRITE_RETRY_S
 from worker.send.slots import SendSlots
-from worker.store.ledger import record_dead_letter
+from worker.store.refused import refuse_job
 
 
 if TYPE_CHECKING:
@@ -63,88 +64,21 @@ HEARTBEAT_EVERY_S = 5.0
 """Least time between two RQ worker-registry heartbeats (its TTL is ``WORKER_TTL_S`` + 60)."""
 INTAKE_POLL_S = 0.05
 """Least time between two intake drains while jobs keep coming."""
-REDIS_OUTAGE_ERRORS = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
 MAINTENANCE_INTERVAL_S = 60
 """How often a worker runs RQ's registry cleanup (abandoned and stuck jobs)."""
 WORKER_TTL_S = 60
 REDIS_RETRY_INITIAL_S = 0.5
 REDIS_RETRY_MAX_S = 10.0
 """Back-off while Redis is unreachable: first and longest wait between attempts."""
-
-# Move the first job id found, in lane order, into that lane's intermediate list, skipping
-# paused lanes (ARGV[1] is the pause hash, ARGV[i + 1] the lane name of KEYS[i]).
-_DEQUEUE_LUA = """
-if redis.call('HEXISTS', ARGV[1], '*') == 1 then return false end
-for i, queue in ipairs(KEYS) do
-  if redis.call('HEXISTS', ARGV[1], ARGV[i + 1]) == 0 then
-    local job_id = redis.call('LMOVE', queue, queue .. ':intermediate', 'LEFT', 'RIGHT')
-    if job_id then return {queue, job_id} end
-  end
-end
-return false
-"""
-
-
-class LaneQueue(Queue):
-    """An RQ queue whose multi-queue dequeue keeps the job in an intermediate list."""
-
-    @classmethod
-    def dequeue_any(
-        cls, queues: Iterable[Queue], timeout: int | None, connection: Redis,
-        job_class: type[Job] | None = None, serializer: Any = None,
-        death_penalty_class: Any = None,
-    ) -> tuple[Job, Queue] | None:
-        """Non-blocking: the first job of the first non-empty lane, or None.
-
-        A job id without a job hash becomes a dead letter instead of vanishing.
-        """
-        queues = list(queues)
-        queue_keys = [queue.key for queue in queues]
-        lanes = [queue.name.removeprefix("smsq-") for queue in queues]
-        script = connection.register_script(_DEQUEUE_LUA)
-        while True:
-            found = script(keys=queue_keys, args=[keys.PAUSED, *lanes])
-            if not found:
-                return None
-            queue_key, job_id = (v.decode() if isinstance(v, bytes) else v for v in found)
-            try:
-                result = cls._fetch_dequeued_job(
-                    connection, queue_key, job_id, job_class=job_class, serializer=serializer,
-                    death_penalty_class=death_penalty_class)
-            except NoSuchJobError:  # pragma: no cover - _fetch_dequeued_job returns None
-                result = None
-            except Exception as exc:  # noqa: BLE001 - a hostile job must not stop the worker
-                _dead_letter_missing_job(connection, queue_key, job_id,
-                                         f"job cannot be loaded ({type(exc).__name__})")
-                continue
-            if result is None:
-                _dead_letter_missing_job(connection, queue_key, job_id)
-                continue
-            return result
-
-
-def _dead_letter_missing_job(
-    connection: Redis, queue_key: str, job_id: str,
-    reason: str = "job id in the queue has no job hash or no data (not written by smsq?)",
-) -> None:
-    connection.lrem(IntermediateQueue.get_intermediate_queue_key(queue_key), 1, job_id)
-    record_dead_letter(connection, f"job-{job_id}"[:120], {
-        "kind": "job", "state": "refused", "job_id": job_id[:100],
-        "lane": queue_key.removeprefix("rq:queue:smsq-"),
-        "reason": reason,
-    }, ttl_s=30 * 24 * 3600)
-    log.warning("sms.job.refused", job_id=job_id[:100], reason=reason)
-
+MISSING_JOB_REASON = "job id in the queue has no job hash or no data (not written by smsq?)"
 
 class SmsWorker(SimpleWorker):
     """Runs ``send_sms`` jobs in-process, so the HTTP keep-alive connection survives jobs."""
 
-    queue_class = LaneQueue
-
     def __init__(self, queues: list[Queue], *, runtime: Runtime, **kwargs: Any) -> None:
         super().__init__(queues, name=runtime.worker_name, connection=runtime.redis,
                          serializer=JSONSerializer,
-                         queue_class=LaneQueue, log_job_description=False,
+                         log_job_description=False,
                          default_result_ttl=RESULT_TTL_S,
                          maintenance_interval=MAINTENANCE_INTERVAL_S,
                          worker_ttl=WORKER_TTL_S, **kwargs)
@@ -162,7 +96,8 @@ class SmsWorker(SimpleWorker):
                            [q.name.removeprefix("smsq-") for q in queues])
         self.slots = SendSlots(settings.send_slots, self._send)
         self._cold_stop = False
-        self._outage_wait_s = REDIS_RETRY_INITIAL_S
+        self._outages = 0
+        """Consecutive takes that met a Redis outage (sets the back-off)."""
         self._intake_due = 0.0
         self._suspension_due = 0.0
         self._heartbeat_due = 0.0
@@ -249,12 +184,14 @@ class SmsWorker(SimpleWorker):
                     batch = self.lanes.take(free)
                 self._reconcile()
         except REDIS_OUTAGE_ERRORS as exc:
+            self._outages += 1
+            wait_s = backoff_s(self._outages, initial_s=REDIS_RETRY_INITIAL_S,
+                               max_s=REDIS_RETRY_MAX_S)
             log.warning("sms.worker.redis_unavailable", error=type(exc).__name__,
-                        retry_in_s=self._outage_wait_s)
-            time.sleep(self._outage_wait_s)
-            self._outage_wait_s = min(self._outage_wait_s * 2, REDIS_RETRY_MAX_S)
+                        retry_in_s=wait_s)
+            time.sleep(wait_s)
             return None
-        self._outage_wait_s = REDIS_RETRY_INITIAL_S
+        self._outages = 0
         return batch
 
     def _after_dispatch(self) -> None:
@@ -286,17 +223,16 @@ class SmsWorker(SimpleWorker):
         """Load a job smsq did not write in its usual form through RQ; refuse anything but a
         well-formed ``send_sms`` job (it becomes a dead letter, nothing runs)."""
         try:
-            result = LaneQueue._fetch_dequeued_job(
+            result = Queue._fetch_dequeued_job(
                 self.connection, taken.queue_key, taken.job_id, job_class=self.job_class,
                 serializer=self.serializer)
         except Exception as exc:  # noqa: BLE001 - a hostile job must not stop the worker
-            _dead_letter_missing_job(self.connection, taken.queue_key, taken.job_id,
-                                     f"job cannot be loaded ({type(exc).__name__})")
+            self._refuse_missing(taken, f"job cannot be loaded ({type(exc).__name__})")
             return None
         if result is None:
             if self._handled_elsewhere(taken):
                 return None
-            _dead_letter_missing_job(self.connection, taken.queue_key, taken.job_id)
+            self._refuse_missing(taken, MISSING_JOB_REASON)
             return None
         job, queue = result
         problem = refusal_reason(job)
@@ -360,13 +296,13 @@ class SmsWorker(SimpleWorker):
             self._heartbeat_due = time.monotonic() + HEARTBEAT_EVERY_S
         try:
             super().heartbeat(timeout, pipeline)
-        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError):
+        except REDIS_OUTAGE_ERRORS:
             log.warning("sms.worker.heartbeat_failed")
 
     def check_for_suspension(self, burst: bool) -> None:
         try:
             super().check_for_suspension(burst)
-        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError):
+        except REDIS_OUTAGE_ERRORS:
             log.warning("sms.worker.redis_unavailable", error="suspension check")
 
     def request_stop(self, signum: int, frame: Any) -> None:
@@ -417,7 +353,7 @@ class SmsWorker(SimpleWorker):
     def _reconcile(self) -> None:
         try:
             self.reconciler.maybe_run()
-        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError):
+        except REDIS_OUTAGE_ERRORS:
             log.warning("sms.reconcile.unavailable")
 
     def teardown(self) -> None:
@@ -448,6 +384,14 @@ class SmsWorker(SimpleWorker):
             if taken < INTAKE_BATCH:
                 return total
 
+    def _refuse_missing(self, taken: Taken, reason: str) -> None:
+        """A job id whose job hash is missing, empty or unloadable: a dead letter, never run."""
+        self.connection.lrem(taken.intermediate_key, 1, taken.job_id)
+        shown = refuse_job(self.connection, taken.job_id, reason,
+                           ttl_s=self.runtime.settings.producer.outcome_ttl_s,
+                           lane=taken.queue_key.removeprefix("rq:queue:smsq-"))
+        log.warning("sms.job.refused", job_id=shown, reason=reason)
+
     def _refuse(self, job: Job, queue: Queue, reason: str) -> None:
         ttl_s = self.runtime.settings.producer.outcome_ttl_s
         with self.connection.pipeline() as pipe:
@@ -456,11 +400,9 @@ class SmsWorker(SimpleWorker):
             FailedJobRegistry(queue.name, connection=self.connection, serializer=JSONSerializer
                               ).add(job, ttl=ttl_s, pipeline=pipe)
             pipe.execute()
-        record_dead_letter(self.connection, f"job-{job.id}"[:120], {
-            "kind": "job", "state": "refused", "job_id": job.id[:100], "reason": reason,
-            "lane": queue.name.removeprefix("smsq-"),
-        }, ttl_s=ttl_s)
-        log.warning("sms.job.refused", job_id=job.id[:100], reason=reason)
+        shown = refuse_job(self.connection, job.id, reason, ttl_s=ttl_s,
+                           lane=queue.name.removeprefix("smsq-"))
+        log.warning("sms.job.refused", job_id=shown, reason=reason)
 
 
 
@@ -486,14 +428,12 @@ def refusal_reason(job: Job) -> str | None:
 
 
 def _text(value: bytes | str | None) -> str:
-    if value is None:
-        return ""
-    return value.decode("utf-8", "replace") if isinstance(value, bytes) else value
+    return "" if value is None else decoded(value, "replace")
 
 
 def lane_queues(connection: Redis, lanes: Iterable[Lane] = LANE_ORDER) -> list[Queue]:
     """The RQ queues of ``lanes``, in priority order."""
-    return [LaneQueue(queue_name(lane), connection=connection, serializer=JSONSerializer)
+    return [Queue(queue_name(lane), connection=connection, serializer=JSONSerializer)
             for lane in lanes]
 
 

@@ -1,4 +1,4 @@
-"""Per-process dependencies (Redis, HTTP client, ledger, sender), built once and installed."""
+"""Per-process dependencies (Redis, HTTP client, ledger, sender), built once per worker."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ from functools import partial
 
 from redis import Redis
 
-from producers.errors import ConfigError
 from worker.allmysms.client import AllMySmsClient
 from worker.connections import redis_from_settings
 from worker.send.ratelimit import RateLimiter
@@ -30,8 +29,9 @@ class Runtime:
     ledger: Ledger
     sender: Sender
 
-
-_installed: Runtime | None = None
+    def close(self) -> None:
+        """Close the HTTP client's connections (Redis's pool closes with the process)."""
+        self.client.close()
 
 
 def build_runtime(settings: Settings, *, redis: Redis | None = None,
@@ -45,30 +45,3 @@ def build_runtime(settings: Settings, *, redis: Redis | None = None,
                     switch=Switch(connection),
                     limiter=RateLimiter.from_settings(settings, connection))
     return Runtime(settings, name, connection, http, ledger, sender)
-
-
-def install(runtime: Runtime) -> None:
-    global _installed
-    _installed = runtime
-
-
-def uninstall() -> None:
-    global _installed
-    if _installed is not None:
-        _installed.client.close()
-    _installed = None
-
-
-def current() -> Runtime:
-    """The installed runtime; built from the environment on first use in a bare process.
-
-    Raises:
-        ConfigError: the environment lacks a required setting.
-    """
-    if _installed is None:
-        settings = Settings.from_env()
-        settings.require_credentials()
-        install(build_runtime(settings))
-    if _installed is None:  # pragma: no cover - install() above always sets it
-        raise ConfigError("runtime", "could not be built")
-    return _installed

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-import redis.exceptions
 import structlog
 import tenacity
 from rq.timeouts import JobTimeoutException
@@ -18,12 +16,14 @@ from producers import keys
 from producers.contract import SendRequest
 from producers.errors import NotSentError, OutcomeUnknownError, ProviderBusyError
 from producers.phones import mask_phone
+from producers.redis_errors import REDIS_OUTAGE_ERRORS
 from producers.states import State
 from worker.allmysms.client import PUSH_BACK_STATUSES, AllMySmsClient, ProviderReply
 from worker.allmysms.codes import classify
 from worker.allmysms.payload import build_flux
 from worker.send.crashpoints import crash_point
 from worker.send.ratelimit import RateLimitBacklogError, RateLimiter
+from worker.send.retries import Backoff
 from worker.store.control import Switch
 from worker.store.ledger import Ledger
 from worker.store.stats import latency_bucket
@@ -43,6 +43,33 @@ class SendResult:
     """The outcome script also dropped the job (its intermediate entry and hash)."""
 
 
+@dataclass(slots=True)
+class _Send:
+    """The state of one send in progress (a process runs several send slots at once)."""
+
+    message_id: str
+    job: tuple[str, str] | None
+    """The job's intermediate list and id, dropped by the script that records the outcome."""
+    request: SendRequest
+    ids: dict[str, str]
+    """Fields recorded with every transition: key, lane, job id."""
+    started: float
+    """``time.monotonic()`` when the claim succeeded."""
+    cost: int
+    """Rate-limit cost of one attempt: segments x recipients."""
+    limit_deadline: float
+    """When waiting for a rate-limit turn stops (the send's wait budget)."""
+    turn_taken: bool
+    """The first attempt's rate-limit turn was already waited for, under the claim."""
+    attempts: int = 0
+    latency_s: float | None = None
+    """AllMySMS's answer time on the last attempt that reached it."""
+
+    @property
+    def lane(self) -> str:
+        return self.ids["lane"]
+
+
 class Sender:
     """Sends one message at most once. Built once per worker process."""
 
@@ -54,8 +81,6 @@ class Sender:
         self._client = client
         self._retrying = retrying
         self._switch = switch
-        self._local = threading.local()
-        """Per-thread state of the send in progress: a process runs several send slots."""
 
     def stop_waiting(self) -> None:
         """Warm shutdown: sends waiting for a rate-limit turn give up and requeue their
@@ -63,137 +88,149 @@ class Sender:
         self._limiter.stop()
 
     def send(self, message_id: str, *, job: tuple[str, str] | None = None) -> SendResult:
-        """Claim, send and record one message.
+        """Claim, wait for a rate-limit turn, post and settle one message.
 
         Never raises for provider outcomes: every one ends in a terminal state in the store. A
         message that is not ``queued`` any more (sent, in flight elsewhere, expired) is left as
         it is and nothing is sent. ``job`` (its intermediate list and id), when given, is
         dropped by the script that records the outcome (``SendResult.job_done``).
         """
-        self._local.job = job
+        send = self._claim(message_id, job)
+        if isinstance(send, SendResult):
+            return send
+        if send.turn_taken:
+            given_back = self._wait_first_turn(send)
+            if given_back is not None:
+                return given_back
+        return self._post_and_settle(send)
+
+    def _claim(self, message_id: str, job: tuple[str, str] | None) -> _Send | SendResult:
+        """Claim the message for this worker, or say why nothing will be sent."""
         hold = self._limiter.enabled
         claim = self._ledger.claim(message_id, hold=hold)
-        if claim.outcome == "expired":
+        if claim.outcome != "claimed" or claim.request is None:
+            return self._not_claimed(message_id, claim.outcome)
+        crash_point("after_claim")
+        request = SendRequest.from_stored(claim.request)
+        ids = {"key": request.key, "lane": request.lane.value, "job_id": keys.job_id(message_id)}
+        structlog.contextvars.bind_contextvars(key=request.key, lane=request.lane.value)
+        log.info("sms.send.started", state="sending", recipients=len(request.recipients))
+        return _Send(message_id=message_id, job=job, request=request, ids=ids,
+                     started=time.monotonic(),
+                     cost=request.segments * len(request.recipients),
+                     limit_deadline=self._limiter.deadline(), turn_taken=hold)
+
+    def _not_claimed(self, message_id: str, outcome: str) -> SendResult:
+        if outcome == "expired":
             log.warning("sms.send.expired", state="expired")
             return SendResult("expired")
-        if claim.outcome == "missing":
+        if outcome == "missing":
             # The record expired (SMSQ_OUTCOME_TTL_S) or was purged while the job waited: it
             # must not vanish without a trace.
             self._ledger.dead_letter_job(message_id, "message record expired or was purged "
                                          "before the send; nothing was sent")
             log.error("sms.send.skipped", state="missing")
             return SendResult("missing")
-        if claim.outcome != "claimed" or claim.request is None:
-            log.warning("sms.send.skipped", state=claim.outcome)
-            return SendResult(claim.outcome)
-        crash_point("after_claim")
-        request = SendRequest.from_stored(claim.request)
-        ids = {"key": request.key, "lane": request.lane.value, "job_id": keys.job_id(message_id)}
-        structlog.contextvars.bind_contextvars(key=request.key, lane=request.lane.value)
-        log.info("sms.send.started", state="sending", recipients=len(request.recipients))
-        started = time.monotonic()
-        attempts = 0
-        self._local.latency_s = None
-        cost = request.segments * len(request.recipients)
-        limit_deadline = self._limiter.deadline()
-        if hold:
-            # The first turn is waited for while the claim is held: a worker killed now leaves
-            # a message the reconciler gives back to its lane, not an ``unknown``.
-            try:
-                self._limiter.wait(cost, deadline=limit_deadline)
-            except RateLimitBacklogError as exc:
-                return self._requeue_unsent(message_id, ids, 0, str(exc))
-            if not self._ledger.start_posting(message_id):
-                log.warning("sms.send.released", state="queued",
-                            reason="given back while waiting for its rate-limit turn")
-                return SendResult("released")
-        waited_first_turn = hold
+        log.warning("sms.send.skipped", state=outcome)
+        return SendResult(outcome)
 
-        def attempt() -> ProviderReply:
-            nonlocal attempts, waited_first_turn
-            # Every attempt pays the global rate limit (no Redis call when it is off); past the
-            # send's wait budget it raises RateLimitBacklogError before anything is sent.
-            if waited_first_turn:
-                waited_first_turn = False
-            else:
-                self._limiter.wait(cost, deadline=limit_deadline)
-            attempts += 1
-            flux = build_flux(request, now=datetime.now(UTC))
-            sent_at = time.monotonic()
-            try:
-                reply = self._client.send(flux)
-            except ProviderBusyError as exc:
-                # HTTP 429 (or 503 + Retry-After): AllMySMS did not process it, so tenacity may
-                # retry it without sending twice; the whole fleet slows down.
-                self._limiter.push_back(retry_after_s=exc.retry_after_s)
-                raise
-            except OutcomeUnknownError as exc:
-                self._local.latency_s = time.monotonic() - sent_at
-                if exc.http_status in PUSH_BACK_STATUSES:  # a bare 503: unknown, but slow down
-                    self._limiter.push_back()
-                else:
-                    self._limiter.answered(self._local.latency_s, success=False)
-                raise
-            self._local.latency_s = time.monotonic() - sent_at
-            self._limiter.answered(self._local.latency_s, success=True)
-            crash_point("after_send")
-            return reply
-
+    def _wait_first_turn(self, send: _Send) -> SendResult | None:
+        """Wait for the first rate-limit turn while the claim is held: a worker killed now
+        leaves a message the reconciler gives back to its lane, not an ``unknown``. Returns
+        None once the message may be posted."""
         try:
-            reply = self._retrying()(attempt)
+            self._limiter.wait(send.cost, deadline=send.limit_deadline)
+        except RateLimitBacklogError as exc:
+            return self._requeue_unsent(send, str(exc))
+        if not self._ledger.start_posting(send.message_id):
+            log.warning("sms.send.released", state="queued",
+                        reason="given back while waiting for its rate-limit turn")
+            return SendResult("released")
+        return None
+
+    def _attempt(self, send: _Send) -> ProviderReply:
+        """One POST to AllMySMS; tenacity calls it again for :class:`NotSentError` only."""
+        # Every attempt pays the global rate limit (no Redis call when it is off); past the
+        # send's wait budget it raises RateLimitBacklogError before anything is sent.
+        if send.turn_taken:
+            send.turn_taken = False
+        else:
+            self._limiter.wait(send.cost, deadline=send.limit_deadline)
+        send.attempts += 1
+        flux = build_flux(send.request, now=datetime.now(UTC))
+        sent_at = time.monotonic()
+        try:
+            reply = self._client.send(flux)
+        except ProviderBusyError as exc:
+            # HTTP 429 (or 503 + Retry-After): AllMySMS did not process it, so tenacity may
+            # retry it without sending twice; the whole fleet slows down.
+            self._limiter.push_back(retry_after_s=exc.retry_after_s)
+            raise
+        except OutcomeUnknownError as exc:
+            send.latency_s = time.monotonic() - sent_at
+            if exc.http_status in PUSH_BACK_STATUSES:  # a bare 503: unknown, but slow down
+                self._limiter.push_back()
+            else:
+                self._limiter.answered(send.latency_s, success=False)
+            raise
+        send.latency_s = time.monotonic() - sent_at
+        self._limiter.answered(send.latency_s, success=True)
+        crash_point("after_send")
+        return reply
+
+    def _post_and_settle(self, send: _Send) -> SendResult:
+        """Post with retries on transport failures only, then record exactly one outcome."""
+        try:
+            reply = self._retrying()(self._attempt, send)
         except (ProviderBusyError, RateLimitBacklogError) as exc:
             # Provably nothing was sent (busy until the retries ran out, or no turn within
             # the rate limit's wait budget): back to the front of the lane, never dropped.
-            return self._requeue_unsent(message_id, ids, attempts, str(exc))
+            return self._requeue_unsent(send, str(exc))
         except NotSentError as exc:
-            return self._finish(message_id, ids, State.FAILED, started, attempts,
-                                reason=f"AllMySMS unreachable after {attempts} attempts",
+            return self._finish(send, State.FAILED,
+                                reason=f"AllMySMS unreachable after {send.attempts} attempts",
                                 error=str(exc))
         except OutcomeUnknownError as exc:
-            return self._finish(message_id, ids, State.UNKNOWN, started, attempts,
-                                reason=exc.reason, error=exc.reason,
+            return self._finish(send, State.UNKNOWN, reason=exc.reason, error=exc.reason,
                                 extra={"http_status": exc.http_status})
         except JobTimeoutException:
-            return self._finish(message_id, ids, State.UNKNOWN, started, attempts,
-                                reason="job timeout during the send", error="JobTimeoutException")
+            return self._finish(send, State.UNKNOWN, reason="job timeout during the send",
+                                error="JobTimeoutException")
         except Exception as exc:  # noqa: BLE001 - a claimed message must never stay "sending"
-            return self._finish(message_id, ids, State.UNKNOWN, started, attempts,
-                                reason="unexpected error during the send",
+            return self._finish(send, State.UNKNOWN, reason="unexpected error during the send",
                                 error=type(exc).__name__)
         except BaseException as exc:
             # A second stop signal (cold shutdown) lands here mid-request: record, then stop.
-            self._finish(message_id, ids, State.UNKNOWN, started, attempts,
-                         reason="worker stopped during the send", error=type(exc).__name__)
+            self._finish(send, State.UNKNOWN, reason="worker stopped during the send",
+                         error=type(exc).__name__)
             raise
-        return self._record_reply(message_id, ids, request, reply, started, attempts)
+        return self._settle_reply(send, reply)
 
-    def _record_reply(self, message_id: str, ids: dict[str, str], request: SendRequest,
-                      reply: ProviderReply, started: float, attempts: int) -> SendResult:
+    def _settle_reply(self, send: _Send, reply: ProviderReply) -> SendResult:
+        """The state AllMySMS's answer means, recorded (or the lanes paused for 102-104)."""
         info = classify(reply.status)
         if info is None:
-            return self._finish(message_id, ids, State.UNKNOWN, started, attempts,
+            return self._finish(send, State.UNKNOWN,
                                 reason=f"unexpected provider status {reply.status}",
                                 error=f"unexpected provider status {reply.status}",
                                 reply=reply)
         if reply.status in PAUSE_STATUSES:
-            return self._pause_and_requeue(message_id, ids, reply, info.meaning, attempts)
+            return self._pause_and_requeue(send, reply, info.meaning)
         state = info.state
         sent = set(reply.sms_ids)
-        missing = [r.phone for r in request.recipients if r.phone not in sent]
+        missing = [r.phone for r in send.request.recipients if r.phone not in sent]
         if state is State.SENT and (reply.invalid_numbers or (reply.sms_ids and missing)):
             state = State.PARTIAL
         reason = f"{reply.status} {info.meaning}"
         if info.category == "credit":
             reason += " (safe to requeue after a credit top-up)"
-        return self._finish(message_id, ids, state, started, attempts, reason=reason,
-                            reply=reply, category=info.category)
+        return self._finish(send, state, reason=reason, reply=reply, category=info.category)
 
-    def _finish(self, message_id: str, ids: dict[str, str], state: State, started: float,
-                attempts: int, *, reason: str, error: str | None = None,
+    def _finish(self, send: _Send, state: State, *, reason: str, error: str | None = None,
                 reply: ProviderReply | None = None, category: str | None = None,
                 extra: dict[str, Any] | None = None) -> SendResult:
-        duration_ms = round((time.monotonic() - started) * 1000)
-        fields: dict[str, Any] = {"attempts": attempts, "duration_ms": duration_ms,
+        duration_ms = round((time.monotonic() - send.started) * 1000)
+        fields: dict[str, Any] = {"attempts": send.attempts, "duration_ms": duration_ms,
                                   "error": error, "reason": reason, "category": category}
         if reply is not None:
             fields.update(
@@ -203,53 +240,49 @@ class Sender:
                 credits_left=reply.credits, nb_sms=reply.nb_sms, nb_contacts=reply.nb_contacts,
             )
         fields.update(extra or {})
-        metrics = self._metrics(ids["lane"], attempts, reply)
-        job = getattr(self._local, "job", None)
-        recorded = self._write_outcome(message_id, state, fields, reason, ids, metrics, job)
+        metrics = self._metrics(send, reply)
+        recorded = self._write_outcome(send.message_id, state, fields, reason, send.ids,
+                                       metrics, send.job)
         event = _EVENTS[state]
         level = log.info if state in (State.SENT, State.SCHEDULED) else log.warning
-        level(event, state=state.value, attempt=attempts,
+        level(event, state=state.value, attempt=send.attempts,
               provider_status=reply.status if reply else None, duration_ms=duration_ms,
               error=error, invalid_numbers=[mask_phone(n) for n in reply.invalid_numbers]
               if reply and reply.invalid_numbers else None, recorded=recorded)
-        return SendResult(state.value, reply.status if reply else None, attempts,
-                          job_done=job is not None)
+        return SendResult(state.value, reply.status if reply else None, send.attempts,
+                          job_done=send.job is not None)
 
-
-    def _requeue_unsent(self, message_id: str, ids: dict[str, str], attempts: int,
-                        reason: str) -> SendResult:
+    def _requeue_unsent(self, send: _Send, reason: str) -> SendResult:
         actor = f"worker {self._ledger.worker_name}"
-        self._ledger.requeue(message_id, allowed=frozenset({State.SENDING}), actor=actor,
+        self._ledger.requeue(send.message_id, allowed=frozenset({State.SENDING}), actor=actor,
                              front=True, reason=f"{reason}; nothing was sent, requeued")
-        self._ledger.count(self._metrics(ids["lane"], attempts, None))
-        log.warning("sms.send.requeued", state=State.QUEUED.value, attempt=attempts,
+        self._ledger.count(self._metrics(send, None))
+        log.warning("sms.send.requeued", state=State.QUEUED.value, attempt=send.attempts,
                     reason=reason)
-        return SendResult(State.QUEUED.value, None, attempts)
+        return SendResult(State.QUEUED.value, None, send.attempts)
 
-    def _pause_and_requeue(self, message_id: str, ids: dict[str, str], reply: ProviderReply,
-                           meaning: str, attempts: int) -> SendResult:
+    def _pause_and_requeue(self, send: _Send, reply: ProviderReply, meaning: str) -> SendResult:
         """The account cannot send (bad credentials, no credit): stop every worker instead of
         turning the whole queue into dead letters, and put this message back at the front."""
         actor = f"worker {self._ledger.worker_name}"
         self._switch.pause(None, reason=f"AllMySMS {reply.status}: {meaning}", by=actor)
         self._ledger.requeue(
-            message_id, allowed=frozenset({State.SENDING}), actor=actor, front=True,
+            send.message_id, allowed=frozenset({State.SENDING}), actor=actor, front=True,
             reason=f"AllMySMS {reply.status} ({meaning}); lanes paused, nothing was sent")
-        self._ledger.count(self._metrics(ids["lane"], attempts, reply))
+        self._ledger.count(self._metrics(send, reply))
         log.error("sms.lanes.paused", provider_status=reply.status, reason=meaning,
                   action="fix the account, then run: smsq resume all")
-        return SendResult(State.QUEUED.value, reply.status, attempts)
+        return SendResult(State.QUEUED.value, reply.status, send.attempts)
 
-    def _metrics(self, lane: str, attempts: int, reply: ProviderReply | None) -> dict[str, int]:
+    def _metrics(self, send: _Send, reply: ProviderReply | None) -> dict[str, int]:
         metrics: dict[str, int] = {}
         if reply is not None:
-            metrics[f"provider_status:{reply.status}:{lane}"] = 1
-        if attempts > 1:
-            metrics["retries"] = attempts - 1
-        latency_s: float | None = getattr(self._local, "latency_s", None)
-        if latency_s is not None:
-            metrics[f"latency_bucket:{latency_bucket(latency_s)}"] = 1
-            metrics["latency_sum_us"] = round(latency_s * 1_000_000)
+            metrics[f"provider_status:{reply.status}:{send.lane}"] = 1
+        if send.attempts > 1:
+            metrics["retries"] = send.attempts - 1
+        if send.latency_s is not None:
+            metrics[f"latency_bucket:{latency_bucket(send.latency_s)}"] = 1
+            metrics["latency_sum_us"] = round(send.latency_s * 1_000_000)
             metrics["latency_count"] = 1
         return metrics
 
@@ -265,7 +298,7 @@ class Sender:
         retrying = tenacity.Retrying(
             retry=tenacity.retry_if_exception_type(REDIS_OUTAGE_ERRORS),
             stop=tenacity.stop_after_delay(OUTCOME_WRITE_RETRY_S),
-            wait=tenacity.wait_exponential(multiplier=0.2, max=5),
+            wait=Backoff(initial_s=OUTCOME_WRITE_WAIT_S, max_s=OUTCOME_WRITE_WAIT_MAX_S),
             reraise=True,
             before_sleep=lambda s: log.warning("sms.store.retry_scheduled",
                                                attempt=s.attempt_number, state=state.value),
@@ -282,8 +315,10 @@ class Sender:
 
 PAUSE_STATUSES = frozenset({102, 103, 104})
 """AllMySMS statuses that mean the account cannot send at all: pause, do not dead-letter."""
-REDIS_OUTAGE_ERRORS = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
 OUTCOME_WRITE_RETRY_S = 120.0
+OUTCOME_WRITE_WAIT_S = 0.2
+OUTCOME_WRITE_WAIT_MAX_S = 5.0
+"""First and longest wait between two attempts to record an outcome while Redis is down."""
 """How long a worker holding AllMySMS's answer keeps trying to record it while Redis is down."""
 
 _EVENTS = {

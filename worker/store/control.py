@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from producers import keys
 from producers.contract import Lane
 from producers.records import utc_now_iso
+from producers.store import decoded
 
 
 if TYPE_CHECKING:
@@ -57,17 +58,14 @@ class Switch:
         """Lift the pause of ``lane``, or every pause when ``lane`` is None; return what was
         lifted."""
         if lane is None:
-            lifted = [_str(k) for k in self._redis.hkeys(keys.PAUSED)]
+            lifted = [decoded(k) for k in self._redis.hkeys(keys.PAUSED)]
             self._redis.delete(keys.PAUSED)
             return sorted(lifted)
         name = lane_names(lane)
         return [name] if self._redis.hdel(keys.PAUSED, name) else []
 
     def paused(self) -> list[Pause]:
-        return [Pause(_str(lane), **json.loads(info))
+        return [Pause(decoded(lane), **json.loads(info))
                 for lane, info in sorted(self._redis.hgetall(keys.PAUSED).items())]
 
 
-
-def _str(value: bytes | str) -> str:
-    return value.decode("utf-8") if isinstance(value, bytes) else value

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from producers import keys
 from producers.records import DeadLetter, MessageRecord
 from producers.states import State
-from producers.store import MessageStore
+from producers.store import MessageStore, decoded_hash
 from worker.store.ledger import Ledger
 
 
@@ -109,7 +109,7 @@ class DeadLetterDesk:
 
     def _letter(self, dead_id: str) -> DeadLetter | None:
         raw = self._redis.hgetall(keys.dead_letter(dead_id))
-        return DeadLetter.from_redis({_str(k): _str(v) for k, v in raw.items()}) if raw else None
+        return DeadLetter.from_redis(decoded_hash(raw)) if raw else None
 
     def requeue(self, ref: str, *, actor: str, dry_run: bool = False) -> Decision:
         """Put a message that was provably not sent back in its lane, as a fresh job."""
@@ -180,6 +180,3 @@ def _requeue_refusal(state: State) -> str | None:
         return "expired: its valid_for_s has passed; enqueue a new message with a new key"
     return f"is {state.value}: it was sent or is in progress; never requeued"
 
-
-def _str(value: bytes | str) -> str:
-    return value.decode("utf-8") if isinstance(value, bytes) else value

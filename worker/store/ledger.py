@@ -21,7 +21,9 @@ from producers import keys
 from producers.enqueue import job_fields
 from producers.records import utc_now_iso
 from producers.states import DEAD_LETTER_STATES, State
+from producers.store import decoded
 from worker.store import lua
+from worker.store.refused import refuse_job
 
 
 if TYPE_CHECKING:
@@ -66,8 +68,8 @@ class Ledger:
         raw = self._claim(keys=[*_keys(message_id), *keys.callback_keys()],
                           args=[time.time(), utc_now_iso(), self._ttl_s, self._worker,
                                 uuid.uuid4().hex, "1" if hold else "0"])
-        outcome = _str(raw[0])
-        request = json.loads(_str(raw[1])) if outcome == "claimed" else None
+        outcome = decoded(raw[0])
+        request = json.loads(decoded(raw[1])) if outcome == "claimed" else None
         return Claim(outcome, request)
 
     def finish(self, message_id: str, state: State, fields: dict[str, Any], *,
@@ -107,7 +109,7 @@ class Ledger:
                   time.time(), self._ttl_s, json.dumps(metrics or {}), uuid.uuid4().hex,
                   job_id],
         )
-        return _str(result) == "ok"
+        return decoded(result) == "ok"
 
 
     def requeue(self, message_id: str, *, allowed: frozenset[State], reason: str, actor: str,
@@ -126,8 +128,8 @@ class Ledger:
             args=[json.dumps(sorted(s.value for s in allowed)), now, self._ttl_s, reason, actor,
                   "1" if front else "0", json.dumps(job)],
         )
-        outcome = _str(raw[0])
-        return (outcome, _str(raw[1])) if outcome == "queued" else (outcome, None)
+        outcome = decoded(raw[0])
+        return (outcome, decoded(raw[1])) if outcome == "queued" else (outcome, None)
 
 
     def start_posting(self, message_id: str) -> bool:
@@ -151,13 +153,12 @@ class Ledger:
             args=[json.dumps([State.SENDING.value]), now, self._ttl_s, reason, actor, "1",
                   json.dumps(job_fields(message_id, "", now)), holder],
         )
-        return _str(raw[1]) if _str(raw[0]) == "queued" else None
+        return decoded(raw[1]) if decoded(raw[0]) == "queued" else None
 
     def dead_letter_job(self, message_id: str, reason: str) -> None:
         """Record a job whose message no longer exists."""
-        record_dead_letter(self._redis, f"job-{keys.job_id(message_id)}", {
-            "kind": "job", "state": "refused", "job_id": keys.job_id(message_id),
-            "message_id": message_id, "reason": reason}, ttl_s=self._ttl_s)
+        refuse_job(self._redis, keys.job_id(message_id), reason, ttl_s=self._ttl_s,
+                   message_id=message_id)
 
     def count(self, metrics: dict[str, int]) -> None:
         """Add to the monotonic counters behind ``smsq stats`` and ``/metrics``."""
@@ -166,18 +167,6 @@ class Ledger:
             for name, increment in metrics.items():
                 pipe.hincrby(keys.METRICS, name, increment)
             pipe.execute()
-
-
-def record_dead_letter(connection: Redis, dead_id: str, fields: dict[str, str], *,
-                       ttl_s: int) -> None:
-    """Record a dead letter that is not a message (a refused job, an unreadable intake entry)."""
-    data: dict[str, str] = {"dead_id": dead_id, "at": utc_now_iso(), **fields}
-    pipe = connection.pipeline(transaction=True)
-    pipe.hset(keys.dead_letter(dead_id), mapping=data)  # type: ignore[arg-type]
-    pipe.expire(keys.dead_letter(dead_id), ttl_s)
-    pipe.zadd(keys.DEAD_LETTERS, {dead_id: time.time()})
-    pipe.hincrby(keys.METRICS, "dead_letters", 1)
-    pipe.execute()
 
 
 def _keys(message_id: str) -> list[str]:
@@ -190,6 +179,3 @@ def _field(value: Any) -> str:
         return value
     return json.dumps(value, ensure_ascii=False)
 
-
-def _str(value: bytes | str) -> str:
-    return value.decode("utf-8") if isinstance(value, bytes) else value

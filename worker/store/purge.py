@@ -13,7 +13,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from producers import keys
-from producers.phones import PhoneError, normalise_phone
+from producers.errors import PhoneError
+from producers.phones import normalise_phone
+from producers.store import decoded
 
 
 if TYPE_CHECKING:
@@ -50,28 +52,28 @@ class Purger:
         target = normalise_phone(phone, self._region)
         report = PurgeReport()
         for raw_key in self._redis.scan_iter(match=keys.message("*"), count=SCAN_COUNT):
-            key = _str(raw_key)
+            key = decoded(raw_key)
             if key.endswith(":history"):
                 continue
             self._purge_message(key, target, report, dry_run)
         for raw_key in self._redis.scan_iter(match=keys.dead_letter("intake-*"), count=SCAN_COUNT):
             detail = self._redis.hget(raw_key, "detail")
-            if detail is not None and self._mentions(_str(detail), target):
-                dead_id = _str(raw_key).rsplit(":", 1)[1]
+            if detail is not None and self._mentions(decoded(detail), target):
+                dead_id = decoded(raw_key).rsplit(":", 1)[1]
                 report.deleted_dead_letters.append(dead_id)
                 if not dry_run:
                     self._redis.delete(raw_key)
                     self._redis.zrem(keys.DEAD_LETTERS, dead_id)
         for list_key in (keys.INTAKE, keys.INTAKE_PROCESSING):
             for entry in self._redis.lrange(list_key, 0, -1):
-                if self._mentions(_str(entry), target):
+                if self._mentions(decoded(entry), target):
                     report.deleted_intake_entries += 1
                     if not dry_run:
                         self._redis.lrem(list_key, 1, entry)  # type: ignore[arg-type]
         return report
 
     def _purge_message(self, key: str, target: str, report: PurgeReport, dry_run: bool) -> None:
-        raw = {_str(k): _str(v) for k, v in self._redis.hgetall(key).items()}
+        raw = {decoded(k): decoded(v) for k, v in self._redis.hgetall(key).items()}
         if "request" not in raw:
             return
         request = json.loads(raw["request"])
@@ -144,6 +146,3 @@ class Purger:
         last nine digits appear once separators are dropped. Erring towards erasure is fine."""
         return target[-9:] in "".join(c for c in text if c.isdigit())
 
-
-def _str(value: bytes | str) -> str:
-    return value.decode("utf-8") if isinstance(value, bytes) else value

@@ -35,6 +35,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from producers import keys
+from producers.errors import WebhookParamError
 from producers.records import utc_now_iso
 from worker.store import lua
 
@@ -63,15 +64,6 @@ RECEIPT_VALUES = {
     "STATUS_OUTCOMES_JSON": json.dumps({str(k): v for k, v in sorted(STATUS_OUTCOMES.items())}),
 }
 """The placeholders ``receipts_apply.lua`` takes from here: final statuses and status names."""
-
-
-class WebhookParamError(ValueError):
-    """A webhook parameter is missing or invalid; ``field`` names it."""
-
-    def __init__(self, field: str, reason: str) -> None:
-        super().__init__(f"{field}: {reason}")
-        self.field = field
-        self.reason = reason
 
 
 @dataclass(frozen=True, slots=True)

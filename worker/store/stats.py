@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from producers import keys
 from producers.contract import LANE_ORDER, queue_name
+from producers.store import decoded
 from worker.store.control import ALL_LANES, Switch
 
 
@@ -111,21 +112,18 @@ def collect(connection: Redis) -> Stats:
     heads = [raw[i * 4 + 1] for i in range(len(LANE_ORDER))]
     pipe = connection.pipeline(transaction=False)
     for head in heads:
-        pipe.hget(keys.rq_job(_str(head)), "enqueued_at") if head else pipe.echo("")
+        pipe.hget(keys.rq_job(decoded(head)), "enqueued_at") if head else pipe.echo("")
     enqueued = pipe.execute()
     now = time.time()
     lanes = []
     for i, lane in enumerate(LANE_ORDER):
         depth, _, intermediate, started = raw[i * 4: i * 4 + 4]
-        stamp = _str(enqueued[i]) if enqueued[i] else ""
+        stamp = decoded(enqueued[i]) if enqueued[i] else ""
         age = now - datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp() \
             if stamp else None
         paused = pauses.get(lane.value) or pauses.get(ALL_LANES)
         lanes.append(LaneStats(lane.value, depth, round(age, 3) if age is not None else None,
                                intermediate + started, paused))
-    counters = {_str(k): int(v) for k, v in raw[-1].items()}
+    counters = {decoded(k): int(v) for k, v in raw[-1].items()}
     return Stats(lanes, raw[-3], raw[-2], counters)
 
-
-def _str(value: bytes | str) -> str:
-    return value.decode("utf-8") if isinstance(value, bytes) else value

@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING
 
 from producers import keys
 from producers.contract import EVENT_FINAL, EVENT_RECEIPT, EVENT_REPLY
+from producers.errors import SmsqError
 from producers.states import TERMINAL_STATES
 
 
@@ -74,7 +75,7 @@ SAFE_VALUES = ("plain values hold only letters, digits and _ . : -; *_JSON value
                "without ', \\, a line break or ]]")
 
 
-class LuaScriptError(KeyError):
+class LuaScriptError(SmsqError, KeyError):
     """A script, fragment, placeholder or value is missing, unknown or unused; the message names
     it and the file."""
 
@@ -82,7 +83,7 @@ class LuaScriptError(KeyError):
         return str(self.args[0])
 
 
-class UnsafeValueError(ValueError):
+class UnsafeValueError(SmsqError, ValueError):
     """A value cannot be inlined into Lua source safely."""
 
 

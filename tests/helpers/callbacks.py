@@ -1,0 +1,131 @@
+"""A callback receiver over a real socket, and the settings and steps callback tests share."""
+
+from __future__ import annotations
+
+import json
+import threading
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from ipaddress import ip_network
+from typing import Any
+
+from redis import Redis
+
+from producers import keys
+from producers.enqueue import Producer
+from producers.states import State
+from worker.callbacks.dispatcher import Dispatcher
+from worker.settings import ProducerAccount, Secret, Settings
+from worker.store.ledger import Ledger
+
+
+CALLBACK_SECRET = "cb-fallback-secret-5e1a9c"  # noqa: S105 - a test value
+SHOP_SECRET = "shop-callback-secret-7d3b2f"  # noqa: S105 - a test value
+TTL_S = 3600
+LOOPBACK = "127.0.0.0/8,::1/128"
+"""Receivers listen on 127.0.0.1, which callbacks refuse unless SMSQ_CALLBACK_ALLOWED_NETWORKS
+allows it."""
+
+
+@dataclass
+class Received:
+    headers: dict[str, str]
+    body: bytes
+
+    @property
+    def event(self) -> dict[str, Any]:
+        result: dict[str, Any] = json.loads(self.body)
+        return result
+
+
+@dataclass
+class Receiver:
+    """A producer's callback endpoint: records every request, answers from ``statuses`` (then
+    200); with ``hold`` set, the first request waits for ``release`` without answering."""
+
+    statuses: list[int] = field(default_factory=list)
+    hold: bool = False
+    received: list[Received] = field(default_factory=list)
+    release: threading.Event = field(default_factory=threading.Event)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    server: ThreadingHTTPServer | None = None
+
+    def start(self, port: int = 0) -> str:
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                with receiver.lock:
+                    receiver.received.append(Received(dict(self.headers.items()), body))
+                    first = len(receiver.received) == 1
+                    status = receiver.statuses.pop(0) if receiver.statuses else 200
+                if first and receiver.hold:
+                    receiver.release.wait(30)
+                    return
+                self.send_response(status)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+        self.server.daemon_threads = True
+        threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05},
+                         daemon=True).start()
+        return f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+
+    def stop(self) -> None:
+        self.release.set()
+        if self.server is not None:
+            self.server.shutdown()
+            self.server.server_close()
+
+    def events(self) -> list[dict[str, Any]]:
+        with self.lock:
+            return [r.event for r in self.received]
+
+
+def settings(**overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "callback_secret": Secret(CALLBACK_SECRET), "callback_timeout_s": 1.0,
+        "callback_initial_wait_s": 0.05, "callback_max_wait_s": 0.2, "idle_wait_s": 0.05,
+        "producers": (ProducerAccount("shop", Secret("shop-api-key-0123456789"),
+                                      Secret(SHOP_SECRET)),),
+        "callback_allowed_networks": tuple(ip_network(n) for n in LOOPBACK.split(","))}
+    values.update(overrides)
+    return Settings(**values)
+
+
+def finish_sent(redis: Redis, producer: Producer, key: str, *, callback_url: str | None,
+                producer_login: str | None = None,
+                sms_ids: dict[str, str] | None = None) -> str:
+    """Enqueue a message and move it to ``sent`` the way a worker does."""
+    request: dict[str, Any] = {"key": key, "to": ["0612345678", "0698765432"], "text": "hello",
+                               "callback_url": callback_url}
+    if producer_login:
+        request["producer"] = producer_login
+    producer.enqueue(request)
+    mid = keys.message_id(key)
+    ledger = Ledger(redis, ttl_s=TTL_S, worker_name="test")
+    assert ledger.claim(mid).outcome == "claimed"
+    assert ledger.finish(mid, State.SENT, {
+        "provider_status": 100, "provider_text": "Le message a été envoyé",
+        "campaign_id": "cmp-1",
+        "sms_ids": sms_ids if sms_ids is not None else {"33612345678": f"{key}-a",
+                                                        "33698765432": f"{key}-b"},
+        "invalid_numbers": []}, reason="100 ok",
+        record={"key": key, "lane": "default", "job_id": keys.job_id(mid)})
+    return mid
+
+
+def deliver_all(dispatcher: Dispatcher) -> list[str]:
+    outcomes = []
+    while (pending := dispatcher.outbox.take()) is not None:
+        outcomes.append(dispatcher.deliver(pending))
+    return outcomes
+
+
+def metric(redis: Redis, name: str) -> int:
+    return int(redis.hget(keys.METRICS, name) or 0)
