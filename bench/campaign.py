@@ -55,50 +55,101 @@ def main() -> int:
     env.update({"ALLMYSMS_LOGIN": LOGIN, "ALLMYSMS_API_KEY": API_KEY, "PYTHONPATH": str(ROOT)})
     sandbox = Sandbox(latency_ms=args.latency_ms, env=env, root=ROOT, log=work / "sandbox.log")
     sandbox.start()
-    env.update({"REDIS_URL": redis_server.url, "ALLMYSMS_LOGIN": LOGIN,
-                "ALLMYSMS_API_KEY": API_KEY, "ALLMYSMS_BASE_URL": sandbox.base_url,
-                "SMSQ_LOG_LEVEL": "WARNING", "SMSQ_LOG_FORMAT": "json", "PYTHONPATH": str(ROOT)})
+    env.update(
+        {
+            "REDIS_URL": redis_server.url,
+            "ALLMYSMS_LOGIN": LOGIN,
+            "ALLMYSMS_API_KEY": API_KEY,
+            "ALLMYSMS_BASE_URL": sandbox.base_url,
+            "SMSQ_LOG_LEVEL": "WARNING",
+            "SMSQ_LOG_FORMAT": "json",
+            "PYTHONPATH": str(ROOT),
+        }
+    )
     redis = Redis.from_url(redis_server.url)
-    workers = procs.spawn([sys.executable, "-m", "worker", "worker", "--processes",
-                           str(args.processes)], env=env, log=work / "workers.log", cwd=ROOT)
+    workers = procs.spawn(
+        [sys.executable, "-m", "worker", "worker", "--processes", str(args.processes)],
+        env=env,
+        log=work / "workers.log",
+        cwd=ROOT,
+    )
     try:
         time.sleep(2.0)  # workers up and idle
-        campaign = run_campaign(work, env, sandbox, redis, args.recipients, "campaign",
-                                as_campaign=True)
+        campaign = run_campaign(
+            work, env, sandbox, redis, args.recipients, "campaign", as_campaign=True
+        )
         sandbox.clear()
-        baseline = run_campaign(work, env, sandbox, redis, args.baseline_recipients, "single",
-                                as_campaign=False)
+        baseline = run_campaign(
+            work, env, sandbox, redis, args.baseline_recipients, "single", as_campaign=False
+        )
     finally:
         procs.stop(workers)
         sandbox.stop()
         redis_server.stop()
     ratio = campaign["recipients_per_s"] / baseline["recipients_per_s"]
-    print(json.dumps({"campaign": campaign, "baseline_single_messages": baseline,
-                      "ratio_recipients_per_s": round(ratio, 1)}, indent=2))
+    print(
+        json.dumps(
+            {
+                "campaign": campaign,
+                "baseline_single_messages": baseline,
+                "ratio_recipients_per_s": round(ratio, 1),
+            },
+            indent=2,
+        )
+    )
     verdict = "met" if campaign["seconds"] <= TARGET_S else "not met"
-    print(f"T2: {args.recipients:,} recipients accepted by the sandbox in "
-          f"{campaign['seconds']:.2f} s (target <= {TARGET_S:.0f} s: {verdict}); "
-          f"{campaign['recipients_per_s']:,.0f} recipients/s = {ratio:.1f} x one message per "
-          f"recipient ({baseline['recipients_per_s']:,.0f}/s)")
+    print(
+        f"T2: {args.recipients:,} recipients accepted by the sandbox in "
+        f"{campaign['seconds']:.2f} s (target <= {TARGET_S:.0f} s: {verdict}); "
+        f"{campaign['recipients_per_s']:,.0f} recipients/s = {ratio:.1f} x one message per "
+        f"recipient ({baseline['recipients_per_s']:,.0f}/s)"
+    )
     return 0 if campaign["exactly_once"] else 1
 
 
-def run_campaign(work: Path, env: dict[str, str], sandbox: Sandbox, redis: Redis,
-                 recipients: int, key: str, *, as_campaign: bool) -> dict[str, object]:
+def run_campaign(
+    work: Path,
+    env: dict[str, str],
+    sandbox: Sandbox,
+    redis: Redis,
+    recipients: int,
+    key: str,
+    *,
+    as_campaign: bool,
+) -> dict[str, object]:
     numbers = [f"06{n:08d}" for n in range(40_000_000, 40_000_000 + recipients)]
     file = work / f"{key}.txt"
     if as_campaign:
         file.write_text("".join(f"{n},{i}\n" for i, n in enumerate(numbers)), encoding="utf-8")
-        command = ["enqueue", "--file", str(file), "--text", "Offre #param_1#",
-                   "--key", key, "--lane", "bulk"]
+        command = [
+            "enqueue",
+            "--file",
+            str(file),
+            "--text",
+            "Offre #param_1#",
+            "--key",
+            key,
+            "--lane",
+            "bulk",
+        ]
     else:
-        file.write_text("".join(json.dumps({"key": f"{key}-{i}", "text": f"Offre {i}",
-                                            "to": [n], "lane": "bulk"}) + "\n"
-                                for i, n in enumerate(numbers)), encoding="utf-8")
+        file.write_text(
+            "".join(
+                json.dumps({"key": f"{key}-{i}", "text": f"Offre {i}", "to": [n], "lane": "bulk"})
+                + "\n"
+                for i, n in enumerate(numbers)
+            ),
+            encoding="utf-8",
+        )
         command = ["enqueue", "--file", str(file)]
     started = time.time()
-    subprocess.run([sys.executable, "-m", "worker", *command], env=env, cwd=ROOT, check=True,
-                   stdout=subprocess.DEVNULL)
+    subprocess.run(
+        [sys.executable, "-m", "worker", *command],
+        env=env,
+        cwd=ROOT,
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
     enqueued_s = time.time() - started
     deadline = time.monotonic() + 600
     while redis.llen("rq:queue:smsq-bulk") or redis.llen("rq:queue:smsq-bulk:intermediate"):

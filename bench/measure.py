@@ -49,14 +49,15 @@ def enqueue_rate(system: System, prefix: str, n: int) -> float:
     batch = messages(prefix, n)
     started = time.perf_counter()
     for start in range(0, n, BATCH):
-        system.enqueue_batch(batch[start:start + BATCH])
+        system.enqueue_batch(batch[start : start + BATCH])
     elapsed = time.perf_counter() - started
     system.redis.flushall()
     return n / elapsed
 
 
-def latencies_ms(enqueued: dict[str, float], log: list[dict[str, Any]], *,
-                 processed: bool = False) -> tuple[list[float], dict[str, int]]:
+def latencies_ms(
+    enqueued: dict[str, float], log: list[dict[str, Any]], *, processed: bool = False
+) -> tuple[list[float], dict[str, int]]:
     """Enqueue -> the sandbox's receipt of the request (or, with ``processed``, the end of its
     parsing) per message, and counts of missing/duplicated/failed ones."""
     arrivals = arrival_times(log, processed=processed)
@@ -73,12 +74,12 @@ def _wait_done(system: System, sandbox: Sandbox, n: int, deadline: float) -> lis
     # Poll the cheap queue length first; the sandbox's log is costly to copy while it grows.
     while system.pending() and time.monotonic() < deadline:
         time.sleep(0.05)
-    return sandbox.wait_requests(n, timeout_s=max(1.0, deadline - time.monotonic()),
-                                 interval_s=0.1)
+    return sandbox.wait_requests(n, timeout_s=max(1.0, deadline - time.monotonic()), interval_s=0.1)
 
 
-def backlog(system: System, sandbox: Sandbox, roots: list[int], prefix: str, opts: Options
-            ) -> dict[str, Any]:
+def backlog(
+    system: System, sandbox: Sandbox, roots: list[int], prefix: str, opts: Options
+) -> dict[str, Any]:
     batch = messages(prefix, opts.messages)
     enqueued: dict[str, float] = {}
     cpu0 = procs.tree_cpu_seconds(roots)
@@ -86,7 +87,7 @@ def backlog(system: System, sandbox: Sandbox, roots: list[int], prefix: str, opt
     busy0, total0 = procs.machine_busy_seconds()
     t0 = time.time()
     for start in range(0, len(batch), BATCH):
-        chunk = batch[start:start + BATCH]
+        chunk = batch[start : start + BATCH]
         stamps = system.enqueue_batch(chunk)
         enqueued.update((m.key, stamp) for m, stamp in zip(chunk, stamps, strict=True))
     enqueue_s = time.time() - t0
@@ -97,17 +98,22 @@ def backlog(system: System, sandbox: Sandbox, roots: list[int], prefix: str, opt
     busy1, total1 = procs.machine_busy_seconds()
     lat, problems = latencies_ms(enqueued, log)
     last = max(max(v) for v in arrival_times(log).values())
-    return {"jobs_per_s": opts.messages / (last - t0),
-            "cpu_ms_per_job": cpu * 1000 / opts.messages,
-            "backlog_p50_ms": percentile(lat, 50), "backlog_p99_ms": percentile(lat, 99),
-            "backlog_enqueue_per_s": opts.messages / enqueue_s,
-            "sandbox_cpu_ms_per_job": sandbox_cpu * 1000 / opts.messages,
-            "machine_busy_pct": 100 * (busy1 - busy0) / (total1 - total0),
-            "workers_share_pct": 100 * cpu / (busy1 - busy0), **problems}
+    return {
+        "jobs_per_s": opts.messages / (last - t0),
+        "cpu_ms_per_job": cpu * 1000 / opts.messages,
+        "backlog_p50_ms": percentile(lat, 50),
+        "backlog_p99_ms": percentile(lat, 99),
+        "backlog_enqueue_per_s": opts.messages / enqueue_s,
+        "sandbox_cpu_ms_per_job": sandbox_cpu * 1000 / opts.messages,
+        "machine_busy_pct": 100 * (busy1 - busy0) / (total1 - total0),
+        "workers_share_pct": 100 * cpu / (busy1 - busy0),
+        **problems,
+    }
 
 
-def idle(system: System, sandbox: Sandbox, roots: list[int], prefix: str, opts: Options
-         ) -> dict[str, Any]:
+def idle(
+    system: System, sandbox: Sandbox, roots: list[int], prefix: str, opts: Options
+) -> dict[str, Any]:
     sandbox.clear()
     time.sleep(SETTLE_S)
     batch = messages(prefix, opts.idle_messages)
@@ -124,19 +130,25 @@ def idle(system: System, sandbox: Sandbox, roots: list[int], prefix: str, opts: 
     cpu = procs.tree_cpu_seconds(roots) - cpu0
     lat, problems = latencies_ms(enqueued, log)
     parsed, _ = latencies_ms(enqueued, log, processed=True)
-    return {"idle_p50_ms": percentile(lat, 50), "idle_p99_ms": percentile(lat, 99),
-            "idle_parsed_p50_ms": percentile(parsed, 50),
-            "idle_parsed_p99_ms": percentile(parsed, 99),
-            "idle_max_ms": max(lat), "idle_cpu_ms_per_job": cpu * 1000 / opts.idle_messages,
-            **{f"idle_{k}": v for k, v in problems.items()}}
+    return {
+        "idle_p50_ms": percentile(lat, 50),
+        "idle_p99_ms": percentile(lat, 99),
+        "idle_parsed_p50_ms": percentile(parsed, 50),
+        "idle_parsed_p99_ms": percentile(parsed, 99),
+        "idle_max_ms": max(lat),
+        "idle_cpu_ms_per_job": cpu * 1000 / opts.idle_messages,
+        **{f"idle_{k}": v for k, v in problems.items()},
+    }
 
 
-def run_system(system: System, *, env: dict[str, str], root: Path, logs: Path, tag: str,
-               opts: Options) -> dict[str, Any]:
+def run_system(
+    system: System, *, env: dict[str, str], root: Path, logs: Path, tag: str, opts: Options
+) -> dict[str, Any]:
     """Measure one system once; every process it started is stopped before returning."""
     system.redis.flushall()
     result: dict[str, Any] = {
-        "enqueue_per_s": enqueue_rate(system, f"{tag}-enq", opts.enqueue_messages)}
+        "enqueue_per_s": enqueue_rate(system, f"{tag}-enq", opts.enqueue_messages)
+    }
     log = logs / f"{tag}.log"
     sandbox = Sandbox(latency_ms=opts.latency_ms, env=env, root=root, log=logs / "sandbox.log")
     env = {**env, "ALLMYSMS_BASE_URL": sandbox.base_url}
@@ -147,8 +159,14 @@ def run_system(system: System, *, env: dict[str, str], root: Path, logs: Path, t
         spawned = time.monotonic()
         workers = [procs.spawn(cmd, env=env, log=log, cwd=root) for cmd in system.commands()]
         sampler = procs.TreeSampler([w.pid for w in workers]).start()
-        procs.wait_for(lambda: system.ready(log.read_text(errors="replace"))
-                       or any(w.poll() is not None for w in workers), 60, f"{tag} workers")
+        procs.wait_for(
+            lambda: (
+                system.ready(log.read_text(errors="replace"))
+                or any(w.poll() is not None for w in workers)
+            ),
+            60,
+            f"{tag} workers",
+        )
         if any(w.poll() is not None for w in workers):
             raise RuntimeError(f"{tag}: a worker exited at start, see {log}")
         result["start_s"] = time.monotonic() - spawned

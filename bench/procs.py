@@ -19,14 +19,20 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 _STARTED: list[subprocess.Popen[bytes]] = []
 
 
-def spawn(cmd: list[str], *, env: dict[str, str], log: Path, cwd: Path,
-          stdout: int | None = None) -> subprocess.Popen[bytes]:
+def spawn(
+    cmd: list[str], *, env: dict[str, str], log: Path, cwd: Path, stdout: int | None = None
+) -> subprocess.Popen[bytes]:
     """Start ``cmd`` in a new session (so its whole group can be signalled) and remember it."""
     with log.open("ab") as err:
         proc = subprocess.Popen(  # noqa: S603 - our own argument lists
-            cmd, env=env, cwd=cwd, stdin=subprocess.DEVNULL,
-            stdout=stdout if stdout is not None else err, stderr=err,
-            start_new_session=True)
+            cmd,
+            env=env,
+            cwd=cwd,
+            stdin=subprocess.DEVNULL,
+            stdout=stdout if stdout is not None else err,
+            stderr=err,
+            start_new_session=True,
+        )
     _STARTED.append(proc)
     return proc
 
@@ -89,8 +95,9 @@ def children(pid: int) -> list[int]:
     with contextlib.suppress(OSError):
         for task in os.listdir(f"/proc/{pid}/task"):
             with contextlib.suppress(OSError):
-                found += [int(c) for c in Path(f"/proc/{pid}/task/{task}/children")
-                          .read_text().split()]
+                found += [
+                    int(c) for c in Path(f"/proc/{pid}/task/{task}/children").read_text().split()
+                ]
     return found
 
 
@@ -111,7 +118,7 @@ def cpu_seconds(pid: int) -> float:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return 0.0
-    fields = stat[stat.rindex(")") + 2:].split()
+    fields = stat[stat.rindex(")") + 2 :].split()
     return sum(int(x) for x in fields[11:15]) / CLK_TCK
 
 
@@ -181,8 +188,9 @@ class TreeSampler:
         return sum(1 for d, _ in self.hwm_kib.values() if d == depth)
 
 
-def wait_for(predicate: Callable[[], object], timeout_s: float, what: str,
-             interval_s: float = 0.05) -> None:
+def wait_for(
+    predicate: Callable[[], object], timeout_s: float, what: str, interval_s: float = 0.05
+) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if predicate():

@@ -42,12 +42,19 @@ finally:
 
 def print_commands(commands: dict[str, dict[str, float]], n: int) -> None:
     """Redis commands the worker sent per message, and redis-server's time for them."""
-    rows = sorted(((name.removeprefix("cmdstat_"), v["calls"] / n, v["usec"] / n)
-                   for name, v in commands.items()), key=lambda r: -r[1])
+    rows = sorted(
+        (
+            (name.removeprefix("cmdstat_"), v["calls"] / n, v["usec"] / n)
+            for name, v in commands.items()
+        ),
+        key=lambda r: -r[1],
+    )
     total_calls = sum(r[1] for r in rows)
     total_us = sum(r[2] for r in rows)
-    print(f"redis commands per message: {total_calls:.1f}, "  # noqa: T201
-          f"redis-server time per message: {total_us:.0f} us")
+    print(  # noqa: T201
+        f"redis commands per message: {total_calls:.1f}, "
+        f"redis-server time per message: {total_us:.0f} us"
+    )
     for name, calls, usec in rows:
         print(f"  {name:<24} {calls:6.2f} calls  {usec:7.1f} us")  # noqa: T201
 
@@ -63,8 +70,9 @@ def main() -> int:
     procs.install_cleanup()
     with RedisServer() as server:
         env = child_env(server.url)
-        sandbox = Sandbox(latency_ms=args.latency_ms, env=env, root=ROOT,
-                          log=logs / "sandbox.log").start()
+        sandbox = Sandbox(
+            latency_ms=args.latency_ms, env=env, root=ROOT, log=logs / "sandbox.log"
+        ).start()
         try:
             redis = Redis.from_url(server.url)
             Smsq(redis, 1).enqueue_batch(messages("prof", args.messages))
@@ -72,7 +80,9 @@ def main() -> int:
             worker = procs.spawn(
                 [sys.executable, "-c", PROFILED_WORKER, str(out)],
                 env={**env, "ALLMYSMS_BASE_URL": sandbox.base_url},
-                log=logs / "worker.log", cwd=ROOT)
+                log=logs / "worker.log",
+                cwd=ROOT,
+            )
             worker.wait(timeout=600)
             sent = len(sandbox.requests())
             commands = redis.info("commandstats")

@@ -35,8 +35,7 @@ METRICS = [
     ("machine_busy_pct", "whole machine CPU busy % during backlog", ""),
     ("workers_share_pct", "workers' share of that busy CPU %", ""),
 ]
-PROBLEMS = ["missing", "duplicated", "not_100", "idle_missing", "idle_duplicated",
-            "idle_not_100"]
+PROBLEMS = ["missing", "duplicated", "not_100", "idle_missing", "idle_duplicated", "idle_not_100"]
 
 
 def _fmt(value: float | None) -> str:
@@ -60,8 +59,11 @@ def _cell(values: list[float]) -> str:
 
 
 def values(rounds: list[dict[str, dict[str, Any]]], system: str, key: str) -> list[float]:
-    return [r[system][key] for r in rounds
-            if system in r and isinstance(r[system].get(key), int | float)]
+    return [
+        r[system][key]
+        for r in rounds
+        if system in r and isinstance(r[system].get(key), int | float)
+    ]
 
 
 def ratios(rounds: list[dict[str, dict[str, Any]]], key: str, peer: str) -> list[float]:
@@ -91,17 +93,29 @@ TARGETS = [
     ("T3", "smsq enqueue_many msgs/s", "≥ 20,000", "enqueue_per_s", 20_000, "min", False),
     ("T4", "smsq idle enqueue→provider p50 ms", "≤ 5", "idle_p50_ms", 5, "max", False),
     ("T4", "smsq idle enqueue→provider p99 ms", "≤ 20", "idle_p99_ms", 20, "max", False),
-    ("T5", "smsq peak RSS per worker process MiB (max over rounds)", "≤ 45", "rss_worker_mib",
-     45, "max", True),
+    (
+        "T5",
+        "smsq peak RSS per worker process MiB (max over rounds)",
+        "≤ 45",
+        "rss_worker_mib",
+        45,
+        "max",
+        True,
+    ),
 ]
 
 
 def targets_table(rounds: list[dict[str, dict[str, Any]]]) -> str:
-    lines = ["| target | measure | goal | measured | rounds meeting it | verdict |",
-             "|---|---|---|---|---|---|"]
+    lines = [
+        "| target | measure | goal | measured | rounds meeting it | verdict |",
+        "|---|---|---|---|---|---|",
+    ]
     for name, what, goal, key, bound, kind, worst in TARGETS:
-        per_round = (ratios(rounds, "jobs_per_s", "dramatiq") if key == "ratio"
-                     else values(rounds, "smsq", key))
+        per_round = (
+            ratios(rounds, "jobs_per_s", "dramatiq")
+            if key == "ratio"
+            else values(rounds, "smsq", key)
+        )
 
         def ok(v: float, bound: float = bound, kind: str = kind) -> bool:
             return v >= bound if kind == "min" else v <= bound
@@ -114,22 +128,33 @@ def targets_table(rounds: list[dict[str, dict[str, Any]]]) -> str:
 
 
 def problems_table(rounds: list[dict[str, dict[str, Any]]], systems: list[str]) -> str:
-    lines = ["| round | system | order | " + " | ".join(PROBLEMS) + " | worker exit codes |",
-             "|" + "---|" * (len(PROBLEMS) + 4)]
+    lines = [
+        "| round | system | order | " + " | ".join(PROBLEMS) + " | worker exit codes |",
+        "|" + "---|" * (len(PROBLEMS) + 4),
+    ]
     for i, r in enumerate(rounds, 1):
         for s in systems:
             if s in r:
                 res = r[s]
                 cells = [str(res.get(k, "n/a")) for k in PROBLEMS]
-                lines.append(f"| {i} | {s} | {res.get('order', '?')} | " + " | ".join(cells)
-                             + f" | {res.get('exit_codes', res.get('error', 'n/a'))} |")
+                lines.append(
+                    f"| {i} | {s} | {res.get('order', '?')} | "
+                    + " | ".join(cells)
+                    + f" | {res.get('exit_codes', res.get('error', 'n/a'))} |"
+                )
     return "\n".join(lines)
 
 
 def _run(cmd: list[str], cwd: Path | None = None) -> str:
     try:
-        return subprocess.run(cmd, capture_output=True, text=True, check=False,  # noqa: S603
-                              cwd=cwd, timeout=10).stdout.strip()
+        return subprocess.run(  # noqa: S603
+            cmd,
+            capture_output=True,
+            text=True,
+            check=False,
+            cwd=cwd,
+            timeout=10,
+        ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return "?"
 
@@ -142,12 +167,22 @@ def checkout(root: Path) -> str:
 
 
 def environment(root: Path, checkout_at_start: str) -> str:
-    model = next((line.split(":", 1)[1].strip() for line in
-                  Path("/proc/cpuinfo").read_text().splitlines()
-                  if line.startswith("model name")), "?")
-    mem = next((line.split(":", 1)[1].strip() for line in
-                Path("/proc/meminfo").read_text().splitlines()
-                if line.startswith("MemTotal")), "?")
+    model = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        "?",
+    )
+    mem = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/meminfo").read_text().splitlines()
+            if line.startswith("MemTotal")
+        ),
+        "?",
+    )
     versions = []
     for name in ("smsq", "redis", "rq", "dramatiq", "httpx", "tenacity", "structlog"):
         try:
@@ -161,12 +196,18 @@ def environment(root: Path, checkout_at_start: str) -> str:
     redis_server = _run([shutil.which("redis-server") or "redis-server", "--version"])
     at_end = checkout(root)
     load = " ".join(Path("/proc/loadavg").read_text().split()[:3])
-    return "\n".join([
-        f"- machine: {len(os.sched_getaffinity(0))} CPUs usable (nproc), {model}, "
-        f"{mem} memory; load average at the end {load}",
-        f"- {platform.python_implementation()} {platform.python_version()}, "
-        f"{redis_server.split(' sha=')[0]}",
-        f"- packages: {', '.join(versions)}",
-        f"- checkout: {checkout_at_start}" + ("" if at_end == checkout_at_start else
-                                               f"; CHANGED during the run, at the end: {at_end}"),
-    ])
+    return "\n".join(
+        [
+            f"- machine: {len(os.sched_getaffinity(0))} CPUs usable (nproc), {model}, "
+            f"{mem} memory; load average at the end {load}",
+            f"- {platform.python_implementation()} {platform.python_version()}, "
+            f"{redis_server.split(' sha=')[0]}",
+            f"- packages: {', '.join(versions)}",
+            f"- checkout: {checkout_at_start}"
+            + (
+                ""
+                if at_end == checkout_at_start
+                else f"; CHANGED during the run, at the end: {at_end}"
+            ),
+        ]
+    )

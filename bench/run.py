@@ -1,7 +1,7 @@
 """Benchmark smsq against a plain rq worker and dramatiq on the same messages (bench/README.md).
 
-    .venv/bin/python bench/run.py [--messages 2000] [--latency-ms 50] [--rounds 3]
-                                  [--processes 2] [--out bench/results/<date>.md]
+.venv/bin/python bench/run.py [--messages 2000] [--latency-ms 50] [--rounds 3]
+                              [--processes 2] [--out bench/results/<date>.md]
 """
 
 from __future__ import annotations
@@ -36,8 +36,12 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--processes", type=int, default=2, help="smsq and rq worker processes")
     p.add_argument("--systems", default="smsq,rq,dramatiq", help="comma-separated subset")
-    p.add_argument("--enqueue-messages", type=int, default=10_000,
-                   help="messages for the enqueue-only measurement (T3)")
+    p.add_argument(
+        "--enqueue-messages",
+        type=int,
+        default=10_000,
+        help="messages for the enqueue-only measurement (T3)",
+    )
     p.add_argument("--idle-messages", type=int, default=200)
     p.add_argument("--idle-interval-ms", type=int, default=50)
     p.add_argument("--timeout-s", type=float, default=300, help="bound of each phase")
@@ -46,29 +50,53 @@ def parse_args() -> argparse.Namespace:
 
 
 def child_env(redis_url: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("SMSQ_", "ALLMYSMS_", "dramatiq_")) and "proxy" not in k.lower()}
-    return {**env, "PYTHONPATH": str(ROOT), "REDIS_URL": redis_url, "NO_PROXY": "*",
-            "ALLMYSMS_LOGIN": "bench", "ALLMYSMS_API_KEY": "bench-key-1234",
-            "SMSQ_LOG_LEVEL": "WARNING", "SMSQ_LOG_FORMAT": "json", "PYTHONUNBUFFERED": "1"}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("SMSQ_", "ALLMYSMS_", "dramatiq_")) and "proxy" not in k.lower()
+    }
+    return {
+        **env,
+        "PYTHONPATH": str(ROOT),
+        "REDIS_URL": redis_url,
+        "NO_PROXY": "*",
+        "ALLMYSMS_LOGIN": "bench",
+        "ALLMYSMS_API_KEY": "bench-key-1234",
+        "SMSQ_LOG_LEVEL": "WARNING",
+        "SMSQ_LOG_FORMAT": "json",
+        "PYTHONUNBUFFERED": "1",
+    }
 
 
-def render(args: argparse.Namespace, systems: list[str], rounds: list[dict[str, Any]],
-           elapsed_s: float, logs: Path, checkout: str) -> str:
-    return "\n\n".join([
-        f"# smsq benchmark, {datetime.now(UTC).astimezone():%Y-%m-%d %H:%M %Z}",
-        f"`{shlex.join([sys.executable.replace(str(ROOT) + '/', ''), *sys.argv])}` — "
-        f"{len(rounds)} interleaved round(s) of {args.messages} single-recipient messages per "
-        f"system, provider latency {args.latency_ms} ms, {args.processes} smsq/rq worker "
-        f"process(es), dramatiq 1 process x 8 threads; took {elapsed_s / 60:.1f} min. "
-        "Cells: median (min-max) over rounds; ratios are computed within each round, then "
-        "summarised the same way. The machine is shared and noisy: read ratios, not absolutes.",
-        "## Targets\n\n" + report.targets_table(rounds),
-        "## Metrics\n\n" + report.metrics_table(rounds, systems),
-        "## Correctness per run\n\n" + report.problems_table(rounds, systems),
-        "## Environment\n\n" + report.environment(ROOT, checkout),
-        "See bench/README.md for what each number measures. Logs of this run: " + str(logs),
-    ]) + "\n"
+def render(
+    args: argparse.Namespace,
+    systems: list[str],
+    rounds: list[dict[str, Any]],
+    elapsed_s: float,
+    logs: Path,
+    checkout: str,
+) -> str:
+    return (
+        "\n\n".join(
+            [
+                f"# smsq benchmark, {datetime.now(UTC).astimezone():%Y-%m-%d %H:%M %Z}",
+                f"`{shlex.join([sys.executable.replace(str(ROOT) + '/', ''), *sys.argv])}` — "
+                f"{len(rounds)} interleaved round(s) of {args.messages} single-recipient "
+                f"messages per system, provider latency {args.latency_ms} ms, "
+                f"{args.processes} smsq/rq worker process(es), dramatiq 1 process x 8 threads; "
+                f"took {elapsed_s / 60:.1f} min. "
+                "Cells: median (min-max) over rounds; ratios are computed within each round, then "
+                "summarised the same way. The machine is shared and noisy: read ratios, "
+                "not absolutes.",
+                "## Targets\n\n" + report.targets_table(rounds),
+                "## Metrics\n\n" + report.metrics_table(rounds, systems),
+                "## Correctness per run\n\n" + report.problems_table(rounds, systems),
+                "## Environment\n\n" + report.environment(ROOT, checkout),
+                "See bench/README.md for what each number measures. Logs of this run: " + str(logs),
+            ]
+        )
+        + "\n"
+    )
 
 
 def main() -> int:
@@ -77,10 +105,15 @@ def main() -> int:
     unknown = set(systems) - set(SYSTEMS)
     if unknown:
         sys.exit(f"unknown system(s): {', '.join(sorted(unknown))}")
-    opts = Options(messages=args.messages, latency_ms=args.latency_ms,
-                   processes=args.processes, enqueue_messages=args.enqueue_messages,
-                   idle_messages=args.idle_messages, idle_interval_ms=args.idle_interval_ms,
-                   timeout_s=args.timeout_s)
+    opts = Options(
+        messages=args.messages,
+        latency_ms=args.latency_ms,
+        processes=args.processes,
+        enqueue_messages=args.enqueue_messages,
+        idle_messages=args.idle_messages,
+        idle_interval_ms=args.idle_interval_ms,
+        timeout_s=args.timeout_s,
+    )
     stamp = datetime.now(UTC).astimezone()
     out = args.out or ROOT / "bench" / "results" / f"{stamp:%Y-%m-%d-%H%M}.md"
     logs = Path(tempfile.mkdtemp(prefix="smsq-bench-"))
@@ -94,14 +127,15 @@ def main() -> int:
         os.environ["REDIS_URL"] = redis_server.url  # the dramatiq peer's broker, in this process
         redis = Redis.from_url(redis_server.url)
         for n in range(args.rounds):
-            order = systems[n % len(systems):] + systems[:n % len(systems)]
+            order = systems[n % len(systems) :] + systems[: n % len(systems)]
             results: dict[str, Any] = {}
             for position, name in enumerate(order, 1):
                 print(f"round {n + 1}/{args.rounds}: {name} ...", file=sys.stderr, flush=True)  # noqa: T201
                 system = SYSTEMS[name](redis, args.processes)
                 try:
-                    results[name] = run_system(system, env=env, root=ROOT, logs=logs,
-                                               tag=f"r{n + 1}-{name}", opts=opts)
+                    results[name] = run_system(
+                        system, env=env, root=ROOT, logs=logs, tag=f"r{n + 1}-{name}", opts=opts
+                    )
                 except (RuntimeError, TimeoutError, OSError) as exc:
                     results[name] = {"error": f"{type(exc).__name__}: {exc}"}
                     redis.flushall()
@@ -114,8 +148,9 @@ def main() -> int:
     text = render(args, systems, rounds, time.monotonic() - started, logs, checkout)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(text)
-    out.with_suffix(".json").write_text(json.dumps(
-        {"args": {k: str(v) for k, v in vars(args).items()}, "rounds": rounds}, indent=1))
+    out.with_suffix(".json").write_text(
+        json.dumps({"args": {k: str(v) for k, v in vars(args).items()}, "rounds": rounds}, indent=1)
+    )
     print(text)  # noqa: T201
     print(f"written to {out} (raw numbers: {out.with_suffix('.json')})", file=sys.stderr)  # noqa: T201
     return 0

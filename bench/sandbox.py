@@ -29,8 +29,9 @@ class Sandbox:
         self._log = log
         self._proc: Any = None
         # trust_env=False: never route loopback traffic through a proxy from the environment.
-        self._http = httpx.Client(base_url=f"http://127.0.0.1:{self.port}", timeout=60,
-                                  trust_env=False)
+        self._http = httpx.Client(
+            base_url=f"http://127.0.0.1:{self.port}", timeout=60, trust_env=False
+        )
 
     @property
     def base_url(self) -> str:
@@ -38,9 +39,23 @@ class Sandbox:
 
     def start(self) -> Sandbox:
         self._proc = procs.spawn(
-            [sys.executable, "-m", "worker", "sandbox", "--host", "127.0.0.1",
-             "--port", str(self.port), "--latency-ms", str(self.latency_ms)],
-            env=self._env, log=self._log, cwd=self._root, stdout=subprocess.PIPE)
+            [
+                sys.executable,
+                "-m",
+                "worker",
+                "sandbox",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--latency-ms",
+                str(self.latency_ms),
+            ],
+            env=self._env,
+            log=self._log,
+            cwd=self._root,
+            stdout=subprocess.PIPE,
+        )
         line = self._proc.stdout.readline()  # "sandbox listening on ..." once it listens
         if b"listening" not in line:
             raise RuntimeError(f"sandbox did not start, see {self._log}")
@@ -66,8 +81,9 @@ class Sandbox:
     def clear(self) -> None:
         self._http.delete("/_sandbox/requests").raise_for_status()
 
-    def wait_requests(self, n: int, timeout_s: float, interval_s: float = 0.25
-                      ) -> list[dict[str, Any]]:
+    def wait_requests(
+        self, n: int, timeout_s: float, interval_s: float = 0.25
+    ) -> list[dict[str, Any]]:
         """Poll the request log until it holds ``n`` requests; return it.
 
         Raises:
@@ -83,8 +99,7 @@ class Sandbox:
             time.sleep(interval_s)
 
 
-def arrival_times(log: list[dict[str, Any]], *, processed: bool = False
-                  ) -> dict[str, list[float]]:
+def arrival_times(log: list[dict[str, Any]], *, processed: bool = False) -> dict[str, list[float]]:
     """CAMPAIGN_NAME (the message key) -> epoch seconds of each request the sandbox logged.
 
     By default the moment the request arrived: ``received_at``, stamped (to the microsecond)
@@ -96,7 +111,10 @@ def arrival_times(log: list[dict[str, Any]], *, processed: bool = False
     for entry in log:
         key = (entry.get("data") or {}).get("CAMPAIGN_NAME")
         if key:
-            stamp = (datetime.fromisoformat(entry["at"]).timestamp() if processed
-                     else float(entry["received_at"]))
+            stamp = (
+                datetime.fromisoformat(entry["at"]).timestamp()
+                if processed
+                else float(entry["received_at"])
+            )
             out.setdefault(str(key), []).append(stamp)
     return out

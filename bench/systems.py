@@ -77,8 +77,11 @@ class Smsq(System):
     def enqueue_batch(self, messages: list[Message]) -> list[float]:
         stamp = time.time()
         results = self._producer.enqueue_many(
-            [{"key": m.key, "campaign": m.key, "text": m.text, "to": [PHONE_NATIONAL]}
-             for m in messages])
+            [
+                {"key": m.key, "campaign": m.key, "text": m.text, "to": [PHONE_NATIONAL]}
+                for m in messages
+            ]
+        )
         bad = [r for r in results if getattr(r, "duplicate", True)]
         if bad:
             raise RuntimeError(f"smsq refused or deduplicated {len(bad)} message(s): {bad[0]}")
@@ -97,9 +100,22 @@ class Rq(System):
 
     def commands(self) -> list[list[str]]:
         url = self.redis.connection_pool.connection_kwargs
-        return [[sys.executable, "-m", "rq.cli", "worker", "-c", "bench.peers.rq_peer",
-                 "-u", f"redis://{url['host']}:{url['port']}/0", "--logging_level", "WARNING",
-                 "default"] for _ in range(self.processes)]
+        return [
+            [
+                sys.executable,
+                "-m",
+                "rq.cli",
+                "worker",
+                "-c",
+                "bench.peers.rq_peer",
+                "-u",
+                f"redis://{url['host']}:{url['port']}/0",
+                "--logging_level",
+                "WARNING",
+                "default",
+            ]
+            for _ in range(self.processes)
+        ]
 
     def ready(self, log_text: str) -> bool:
         return int(self.redis.scard(RQ_WORKERS_KEY)) >= self.processes
@@ -109,9 +125,12 @@ class Rq(System):
 
     def enqueue_batch(self, messages: list[Message]) -> list[float]:
         stamp = time.time()
-        self._queue.enqueue_many([
-            self._queue.prepare_data(self.FUNC, args=(m.key, PHONE_INTERNATIONAL, m.text))
-            for m in messages])
+        self._queue.enqueue_many(
+            [
+                self._queue.prepare_data(self.FUNC, args=(m.key, PHONE_INTERNATIONAL, m.text))
+                for m in messages
+            ]
+        )
         return [stamp] * len(messages)
 
     def enqueue_one(self, message: Message) -> None:
@@ -132,8 +151,16 @@ class Dramatiq(System):
 
     def commands(self) -> list[list[str]]:
         # Two cores: one worker process with dramatiq's default 8 threads, as peers configure.
-        return [[str(Path(sys.executable).parent / "dramatiq"), "bench.peers.dramatiq_peer",
-                 "--processes", "1", "--threads", str(self.THREADS)]]
+        return [
+            [
+                str(Path(sys.executable).parent / "dramatiq"),
+                "bench.peers.dramatiq_peer",
+                "--processes",
+                "1",
+                "--threads",
+                str(self.THREADS),
+            ]
+        ]
 
     def ready(self, log_text: str) -> bool:
         return log_text.count("Worker process is ready for action") >= 1

@@ -55,8 +55,9 @@ def connect(settings: ProducerSettings | None = None) -> Redis:
     from redis import Redis
 
     settings = settings or ProducerSettings.from_env()
-    return Redis.from_url(settings.redis_url, socket_timeout=10, socket_connect_timeout=5,
-                          health_check_interval=30)
+    return Redis.from_url(
+        settings.redis_url, socket_timeout=10, socket_connect_timeout=5, health_check_interval=30
+    )
 
 
 def _producer() -> Producer:

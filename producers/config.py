@@ -43,8 +43,13 @@ class ProducerSettings:
             redis_url=env.get("REDIS_URL") or DEFAULT_REDIS_URL,
             default_country=read_country(env, "SMSQ_DEFAULT_COUNTRY"),
             outcome_ttl_s=read_int(env, "SMSQ_OUTCOME_TTL_S", OUTCOME_TTL_S, minimum=60),
-            chunk_recipients=read_int(env, "SMSQ_CHUNK_RECIPIENTS", CHUNK_RECIPIENTS, minimum=1,
-                                      maximum=CHUNK_RECIPIENTS_MAX),
+            chunk_recipients=read_int(
+                env,
+                "SMSQ_CHUNK_RECIPIENTS",
+                CHUNK_RECIPIENTS,
+                minimum=1,
+                maximum=CHUNK_RECIPIENTS_MAX,
+            ),
         )
 
     def __repr__(self) -> str:
@@ -55,8 +60,9 @@ class ProducerSettings:
         )
 
 
-def read_int(env: Mapping[str, str], name: str, default: int, *, minimum: int,
-             maximum: int | None = None) -> int:
+def read_int(
+    env: Mapping[str, str], name: str, default: int, *, minimum: int, maximum: int | None = None
+) -> int:
     value = _read_number(env, name, default, minimum, int, "a whole number")
     if maximum is not None and value > maximum:
         raise ConfigError(name, f"must be at most {maximum}")
@@ -67,8 +73,9 @@ def read_float(env: Mapping[str, str], name: str, default: float, *, minimum: fl
     return _read_number(env, name, default, minimum, float, "a number")
 
 
-def _read_number(env: Mapping[str, str], name: str, default: N, minimum: N,
-                 parse: Callable[[str], N], kind: str) -> N:
+def _read_number(
+    env: Mapping[str, str], name: str, default: N, minimum: N, parse: Callable[[str], N], kind: str
+) -> N:
     raw = env.get(name, "").strip()
     if not raw:
         return default

@@ -38,8 +38,20 @@ PLACEHOLDER_PATTERN = re.compile(r"#param_([0-9]+)#")
 CALLBACK_URL_MAX_CHARS = 2000
 PRODUCER_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 """A producer account name (``SMSQ_PRODUCERS`` login): whose secret signs the callbacks."""
-FIELDS = frozenset({"key", "to", "text", "sender", "send_at", "campaign", "lane", "valid_for_s",
-                    "callback_url", "producer"})
+FIELDS = frozenset(
+    {
+        "key",
+        "to",
+        "text",
+        "sender",
+        "send_at",
+        "campaign",
+        "lane",
+        "valid_for_s",
+        "callback_url",
+        "producer",
+    }
+)
 
 
 class Lane(StrEnum):
@@ -240,7 +252,7 @@ def _recipient(item: object, where: str) -> tuple[str, tuple[str, ...]]:
     if isinstance(item, str):
         return item, ()
     if not isinstance(item, Mapping):
-        raise InvalidRequestError(where, "must be a phone string or {\"phone\", \"params\"}")
+        raise InvalidRequestError(where, 'must be a phone string or {"phone", "params"}')
     extra = sorted(set(item) - {"phone", "params"})
     if extra:
         raise InvalidRequestError(f"{where}.{extra[0]}", "unknown field")
@@ -309,8 +321,9 @@ def _callback_url(value: object) -> str | None:
     if value is None:
         return None
     if not isinstance(value, str) or not 1 <= len(value) <= CALLBACK_URL_MAX_CHARS:
-        raise InvalidRequestError("callback_url",
-                                  f"must be a string of 1 to {CALLBACK_URL_MAX_CHARS} characters")
+        raise InvalidRequestError(
+            "callback_url", f"must be a string of 1 to {CALLBACK_URL_MAX_CHARS} characters"
+        )
     parts = urlsplit(value)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise InvalidRequestError("callback_url", "must be an absolute http(s) URL")
@@ -322,6 +335,7 @@ def _producer(value: object) -> str | None:
         return None
     if not isinstance(value, str) or not PRODUCER_PATTERN.fullmatch(value):
         raise InvalidRequestError(
-            "producer", "must be 1 to 64 letters, digits, '_', '.' or '-', starting with a "
-            "letter or digit")
+            "producer",
+            "must be 1 to 64 letters, digits, '_', '.' or '-', starting with a letter or digit",
+        )
     return value

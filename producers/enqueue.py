@@ -137,8 +137,9 @@ class Producer:
     def connection(self) -> Redis:
         return self._redis
 
-    def enqueue(self, request: Mapping[str, Any] | SendRequest, *, source: str = "python"
-                ) -> Enqueued:
+    def enqueue(
+        self, request: Mapping[str, Any] | SendRequest, *, source: str = "python"
+    ) -> Enqueued:
         """Validate and enqueue one request; a known key returns the existing message.
 
         Raises:
@@ -150,8 +151,9 @@ class Producer:
             raise result.error
         return result
 
-    def enqueue_many(self, requests: Iterable[Mapping[str, Any] | SendRequest], *,
-                     source: str = "python") -> list[Enqueued | Refused]:
+    def enqueue_many(
+        self, requests: Iterable[Mapping[str, Any] | SendRequest], *, source: str = "python"
+    ) -> list[Enqueued | Refused]:
         """Validate and enqueue a batch, answering in input order.
 
         Up to about :data:`SCRIPT_RECIPIENTS` recipients go in one atomic script call (one
@@ -164,8 +166,11 @@ class Producer:
         accepted: list[tuple[int, SendRequest]] = []
         for raw in requests:
             try:
-                request = raw if isinstance(raw, SendRequest) else parse_request(
-                    raw, default_region=self._settings.default_country)
+                request = (
+                    raw
+                    if isinstance(raw, SendRequest)
+                    else parse_request(raw, default_region=self._settings.default_country)
+                )
             except InvalidRequestError as error:
                 key = raw.get("key") if isinstance(raw, Mapping) else None
                 results.append(Refused(key if isinstance(key, str) else None, error))
@@ -197,12 +202,14 @@ class Producer:
         for call, answer in zip(calls, answers, strict=True):
             # None: Redis had lost the script (restarted), so that call wrote nothing; the
             # plain call loads the script again.
-            states.extend(answer if answer is not None
-                          else self._run_script(self._items(call, source)))
+            states.extend(
+                answer if answer is not None else self._run_script(self._items(call, source))
+            )
         return states
 
-    def _pipelined(self, calls: list[list[SendRequest]], source: str
-                   ) -> list[list[bytes | str] | None]:
+    def _pipelined(
+        self, calls: list[list[SendRequest]], source: str
+    ) -> list[list[bytes | str] | None]:
         """Send each call's script while earlier ones run, then collect the answers in order.
 
         A connection error mid-way drops the connection and raises: some calls may have been
@@ -224,7 +231,8 @@ class Producer:
         try:
             for sent, call in enumerate(calls, start=1):
                 connection.send_command(  # type: ignore[no-untyped-call]
-                    "EVALSHA", self._script.sha, 0, *self._script_args(self._items(call, source)))
+                    "EVALSHA", self._script.sha, 0, *self._script_args(self._items(call, source))
+                )
                 if sent - len(answers) > SCRIPT_CALLS_IN_FLIGHT:
                     read_one()
             while len(answers) < len(calls):
@@ -239,8 +247,12 @@ class Producer:
     def _items(self, requests: list[SendRequest], source: str) -> list[list[Any]]:
         now = time.time()
         chunk = self._settings.chunk_recipients
-        return [_item(request, now, source) if len(request.recipients) <= chunk
-                else _split_item(request, now, source, chunk) for request in requests]
+        return [
+            _item(request, now, source)
+            if len(request.recipients) <= chunk
+            else _split_item(request, now, source, chunk)
+            for request in requests
+        ]
 
     def _run_script(self, items: list[list[Any]]) -> list[bytes | str]:
         with translate_redis_errors():
@@ -248,8 +260,12 @@ class Producer:
         return states
 
     def _script_args(self, items: list[list[Any]]) -> list[Any]:
-        return [json.dumps(items, ensure_ascii=False), self._settings.outcome_ttl_s, keys.WAKE,
-                keys.WAKE_TOKENS_MAX]
+        return [
+            json.dumps(items, ensure_ascii=False),
+            self._settings.outcome_ttl_s,
+            keys.WAKE,
+            keys.WAKE_TOKENS_MAX,
+        ]
 
 
 def _script_calls(requests: list[SendRequest]) -> list[list[SendRequest]]:
@@ -266,8 +282,9 @@ def _script_calls(requests: list[SendRequest]) -> list[list[SendRequest]]:
 
 
 def _refused(request: SendRequest) -> list[dict[str, str]]:
-    return [{"field": r.field, "phone": r.phone, "reason": r.reason}
-            for r in request.refused_numbers]
+    return [
+        {"field": r.field, "phone": r.phone, "reason": r.reason} for r in request.refused_numbers
+    ]
 
 
 def _parts(recipients: int, chunk: int) -> int:
@@ -284,9 +301,17 @@ def _split_item(request: SendRequest, now: float, source: str, chunk: int) -> li
     (it keeps the whole request but has no job of its own) and one message per part."""
     parts = _parts(len(request.recipients), chunk)
     children = [
-        _item(replace(request, key=part_key(request.key, n + 1, parts), refused_numbers=(),
-                      recipients=request.recipients[n * chunk:(n + 1) * chunk]),
-              now, source, parent=keys.message_id(request.key))
+        _item(
+            replace(
+                request,
+                key=part_key(request.key, n + 1, parts),
+                refused_numbers=(),
+                recipients=request.recipients[n * chunk : (n + 1) * chunk],
+            ),
+            now,
+            source,
+            parent=keys.message_id(request.key),
+        )
         for n in range(parts)
     ]
     parent = _item(request, now, source)
@@ -297,8 +322,7 @@ def _split_item(request: SendRequest, now: float, source: str, chunk: int) -> li
     return [parent[0], parent[1], "", "", "", record, json.dumps(history), {}, children]
 
 
-def _item(request: SendRequest, now: float, source: str, *, parent: str | None = None
-          ) -> list[Any]:
+def _item(request: SendRequest, now: float, source: str, *, parent: str | None = None) -> list[Any]:
     mid = keys.message_id(request.key)
     jid = keys.job_id(mid)
     queue = queue_name(request.lane)
@@ -317,7 +341,8 @@ def _item(request: SendRequest, now: float, source: str, *, parent: str | None =
         "segments": str(request.segments),
         "encoding": request.encoding,
         "refused_numbers": json.dumps(_refused(request), ensure_ascii=False)
-        if request.refused_numbers else "[]",
+        if request.refused_numbers
+        else "[]",
         "attempts": "0",
     }
     if request.valid_for_s is not None:
@@ -327,8 +352,16 @@ def _item(request: SendRequest, now: float, source: str, *, parent: str | None =
     history = {"state": State.QUEUED.value, "at": stamp, "lane": request.lane.value}
     if request.refused_numbers:
         history["refused_numbers"] = str(len(request.refused_numbers))
-    return [keys.message(mid), keys.history(mid), keys.rq_job(jid), keys.rq_queue(queue), jid,
-            record, json.dumps(history), job_fields(mid, queue, stamp)]
+    return [
+        keys.message(mid),
+        keys.history(mid),
+        keys.rq_job(jid),
+        keys.rq_queue(queue),
+        jid,
+        record,
+        json.dumps(history),
+        job_fields(mid, queue, stamp),
+    ]
 
 
 def job_fields(mid: str, queue: str, stamp: str) -> dict[str, str]:

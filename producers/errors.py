@@ -131,8 +131,9 @@ class CallbackRefusedError(SmsqError):
     allow it; never the URL's path or query, which may carry the receiver's token.
     """
 
-    def __init__(self, host: str, detail: str, *, variable: str,
-                 address: str | None = None) -> None:
+    def __init__(
+        self, host: str, detail: str, *, variable: str, address: str | None = None
+    ) -> None:
         self.host = host
         self.address = address
         self.variable = variable

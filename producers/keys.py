@@ -128,8 +128,11 @@ def message_id_of_job(jid: str) -> str | None:
     """The message id inside an smsq job id, or None for a job smsq did not create."""
     rest = jid.removeprefix(JOB_ID_PREFIX)
     mid, generation = rest[:32], rest[32:]
-    if jid.startswith(JOB_ID_PREFIX) and len(mid) == 32 and (
-            not generation or (generation.startswith("-r") and generation[2:].isdigit())):
+    if (
+        jid.startswith(JOB_ID_PREFIX)
+        and len(mid) == 32
+        and (not generation or (generation.startswith("-r") and generation[2:].isdigit()))
+    ):
         return mid
     return None
 

@@ -48,9 +48,16 @@ def combine(parent: MessageRecord, parts: list[MessageRecord | None]) -> Message
         invalid.extend(part.invalid_numbers)
     statuses = {p.provider_status for p in present}
     summary: list[dict[str, Any]] = [
-        {"key": p.key, "message_id": p.message_id, "state": p.state.value,
-         "recipients": p.recipients, "provider_status": p.provider_status, "error": p.error}
-        if p is not None else {"state": State.UNKNOWN.value, "error": "part record is gone"}
+        {
+            "key": p.key,
+            "message_id": p.message_id,
+            "state": p.state.value,
+            "recipients": p.recipients,
+            "provider_status": p.provider_status,
+            "error": p.error,
+        }
+        if p is not None
+        else {"state": State.UNKNOWN.value, "error": "part record is gone"}
         for p in parts
     ]
     return replace(
@@ -59,8 +66,7 @@ def combine(parent: MessageRecord, parts: list[MessageRecord | None]) -> Message
         updated_at=max([parent.updated_at, *(p.updated_at for p in present)]),
         attempts=sum(p.attempts for p in present),
         provider_status=statuses.pop() if len(statuses) == 1 else None,
-        campaign_id=", ".join(sorted({p.campaign_id for p in present if p.campaign_id}))
-        or None,
+        campaign_id=", ".join(sorted({p.campaign_id for p in present if p.campaign_id})) or None,
         sms_ids=sms_ids,
         invalid_numbers=invalid,
         credits_used=_total(p.credits_used for p in present),

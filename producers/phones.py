@@ -19,8 +19,11 @@ SMS_CAPABLE_TYPES = frozenset(
 )
 """Number types that can receive an SMS; landlines, premium and toll-free numbers cannot."""
 
-_TYPE_NAMES = {value: name.lower() for name, value in vars(phonenumbers.PhoneNumberType).items()
-               if isinstance(value, int)}
+_TYPE_NAMES = {
+    value: name.lower()
+    for name, value in vars(phonenumbers.PhoneNumberType).items()
+    if isinstance(value, int)
+}
 
 
 _IMPOSSIBLE_REASONS = {
@@ -77,8 +80,16 @@ class _MobilePlan:
 
 
 _SEPARATORS = str.maketrans("", "", " .-()")
-_NOT_SMS_DESCS = ("premium_rate", "toll_free", "shared_cost", "voip", "personal_number", "pager",
-                  "uan", "voicemail")
+_NOT_SMS_DESCS = (
+    "premium_rate",
+    "toll_free",
+    "shared_cost",
+    "voip",
+    "personal_number",
+    "pager",
+    "uan",
+    "voicemail",
+)
 
 
 @cache
@@ -97,8 +108,11 @@ def _mobile_plan(region: str) -> _MobilePlan | None:
         country_code=str(metadata.country_code),
         national_prefix=metadata.national_prefix or "",
         mobile=re.compile(pattern),
-        not_sms=tuple(re.compile(d.national_number_pattern) for d in others
-                      if d is not None and d.national_number_pattern),
+        not_sms=tuple(
+            re.compile(d.national_number_pattern)
+            for d in others
+            if d is not None and d.national_number_pattern
+        ),
     )
 
 
@@ -115,12 +129,12 @@ def _fast_mobile(text: str, region: str) -> str | None:
     elif digits.startswith("00"):
         digits = digits[2:]
     elif plan.national_prefix and digits.startswith(plan.national_prefix):
-        digits = plan.country_code + digits[len(plan.national_prefix):]
+        digits = plan.country_code + digits[len(plan.national_prefix) :]
     else:
         return None
     if not digits.startswith(plan.country_code) or not (digits.isascii() and digits.isdigit()):
         return None
-    national = digits[len(plan.country_code):]
+    national = digits[len(plan.country_code) :]
     if not plan.mobile.fullmatch(national) or any(p.fullmatch(national) for p in plan.not_sms):
         return None
     return digits

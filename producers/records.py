@@ -73,16 +73,25 @@ class MessageRecord:
         ``failed`` (final 2, 4 or 5) and ``pending`` (accepted by AllMySMS, no final receipt
         yet: none, or 3 transmitted)."""
         delivered = sum(1 for r in self.receipts.values() if r.get("outcome") == "delivered")
-        failed = sum(1 for r in self.receipts.values()
-                     if r.get("final") and r.get("outcome") != "delivered")
+        failed = sum(
+            1 for r in self.receipts.values() if r.get("final") and r.get("outcome") != "delivered"
+        )
         accepted = len(set(self.sms_ids) | set(self.receipts))
-        return {"delivered": delivered, "failed": failed,
-                "pending": max(0, accepted - delivered - failed)}
+        return {
+            "delivered": delivered,
+            "failed": failed,
+            "pending": max(0, accepted - delivered - failed),
+        }
 
     @classmethod
-    def from_redis(cls, raw: Mapping[str, str], history: list[str], *,
-                   receipts: Mapping[str, str] | None = None,
-                   replies: Mapping[str, str] | None = None) -> MessageRecord:
+    def from_redis(
+        cls,
+        raw: Mapping[str, str],
+        history: list[str],
+        *,
+        receipts: Mapping[str, str] | None = None,
+        replies: Mapping[str, str] | None = None,
+    ) -> MessageRecord:
         expires = raw.get("expires_at")
         return cls(
             key=raw["key"],
@@ -161,8 +170,11 @@ def _by_phone(raw: Mapping[str, str], receipts: Mapping[str, str] | None) -> dic
     if not receipts:
         return {}
     sms_ids: dict[str, str] = _json(raw.get("sms_ids"), {})
-    return {phone: json.loads(receipts[sms_id]) for phone, sms_id in sorted(sms_ids.items())
-            if sms_id in receipts}
+    return {
+        phone: json.loads(receipts[sms_id])
+        for phone, sms_id in sorted(sms_ids.items())
+        if sms_id in receipts
+    }
 
 
 def _with_phone(raw: Mapping[str, str], replies: Mapping[str, str] | None) -> list[Any]:
@@ -171,8 +183,11 @@ def _with_phone(raw: Mapping[str, str], replies: Mapping[str, str] | None) -> li
     if not replies:
         return []
     phones = {sms_id: phone for phone, sms_id in _json(raw.get("sms_ids"), {}).items()}
-    out = [{**reply, "phone": phones[reply.get("sms_id", "")]}
-           for reply in map(json.loads, replies.values()) if reply.get("sms_id") in phones]
+    out = [
+        {**reply, "phone": phones[reply.get("sms_id", "")]}
+        for reply in map(json.loads, replies.values())
+        if reply.get("sms_id") in phones
+    ]
     return sorted(out, key=lambda r: (r.get("received_at", ""), r.get("sms_mo_id", "")))
 
 

@@ -14,6 +14,7 @@ REDIS_OUTAGE_ERRORS = (redis.exceptions.ConnectionError, redis.exceptions.Timeou
 """What redis-py raises when Redis cannot be reached or does not answer in time (an outage, as
 opposed to a refused command)."""
 
+
 @contextmanager
 def translate_redis_errors() -> Iterator[None]:
     """Raise :class:`RedisUnavailableError` for connection errors and timeouts.

@@ -29,8 +29,15 @@ class State(StrEnum):
 
 
 TERMINAL_STATES = frozenset(
-    {State.SENT, State.SCHEDULED, State.PARTIAL, State.REJECTED, State.UNKNOWN, State.EXPIRED,
-     State.FAILED}
+    {
+        State.SENT,
+        State.SCHEDULED,
+        State.PARTIAL,
+        State.REJECTED,
+        State.UNKNOWN,
+        State.EXPIRED,
+        State.FAILED,
+    }
 )
 """States a message never leaves by itself."""
 

@@ -59,10 +59,14 @@ class MessageStore:
                 pipe.hgetall(keys.replies(mid or "-"))
             raw = pipe.execute()
         return [
-            MessageRecord.from_redis(decoded_hash(raw[i * 4]), [decoded(h) for h in raw[i * 4 + 1]],
-                                     receipts=decoded_hash(raw[i * 4 + 2]),
-                                     replies=decoded_hash(raw[i * 4 + 3]))
-            if mid and raw[i * 4] else None
+            MessageRecord.from_redis(
+                decoded_hash(raw[i * 4]),
+                [decoded(h) for h in raw[i * 4 + 1]],
+                receipts=decoded_hash(raw[i * 4 + 2]),
+                replies=decoded_hash(raw[i * 4 + 3]),
+            )
+            if mid and raw[i * 4]
+            else None
             for i, mid in enumerate(message_ids)
         ]
 
@@ -79,13 +83,14 @@ class MessageStore:
         return [DeadLetter.from_redis(decoded_hash(row)) for row in rows if row]
 
 
-def _with_parts_receipts(record: MessageRecord,
-                         parts: list[MessageRecord | None]) -> MessageRecord:
+def _with_parts_receipts(record: MessageRecord, parts: list[MessageRecord | None]) -> MessageRecord:
     """A split message's record with its parts' receipts and replies folded in."""
     present = [p for p in parts if p is not None]
     receipts = {phone: r for p in present for phone, r in p.receipts.items()}
-    replies = sorted((r for p in present for r in p.replies),
-                     key=lambda r: (r.get("received_at", ""), r.get("sms_mo_id", "")))
+    replies = sorted(
+        (r for p in present for r in p.replies),
+        key=lambda r: (r.get("received_at", ""), r.get("sms_mo_id", "")),
+    )
     return replace(record, receipts=receipts, replies=replies)
 
 

@@ -57,5 +57,6 @@ if [[ "$mode" == "demo" ]]; then
   exec .venv/bin/smsq demo
 fi
 .venv/bin/ruff check .
+.venv/bin/ruff format --check .
 .venv/bin/mypy
 exec .venv/bin/pytest -p no:cacheprovider

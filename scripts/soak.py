@@ -47,8 +47,14 @@ def main() -> int:
     parser.add_argument("--processes", type=int, default=4)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--log", default="/tmp/smsq-soak")
-    parser.add_argument("--chaos-every", type=float, nargs=2, default=(4.0, 12.0),
-                        metavar=("MIN_S", "MAX_S"), help="seconds between kills; 0 0 = none")
+    parser.add_argument(
+        "--chaos-every",
+        type=float,
+        nargs=2,
+        default=(4.0, 12.0),
+        metavar=("MIN_S", "MAX_S"),
+        help="seconds between kills; 0 0 = none",
+    )
     args = parser.parse_args()
     rng = random.Random(args.seed)
     log_dir = Path(args.log)
@@ -56,28 +62,44 @@ def main() -> int:
 
     redis_server = RedisServer(appendonly=True).start()
     sandbox_port = free_port()
-    env = {**os.environ, "REDIS_URL": redis_server.url, "ALLMYSMS_LOGIN": "soak",
-           "ALLMYSMS_API_KEY": "soak-key-1234", "PYTHONPATH": str(ROOT),
-           "ALLMYSMS_BASE_URL": f"http://127.0.0.1:{sandbox_port}/http/9.0",
-           "SMSQ_LOG_FORMAT": "json", "SMSQ_LOG_LEVEL": "WARNING",
-           "SMSQ_WORKER_DEAD_AFTER_S": "3", "SMSQ_RECONCILE_INTERVAL_S": "1",
-           "SMSQ_IDLE_WAIT_S": "0.2"}
+    env = {
+        **os.environ,
+        "REDIS_URL": redis_server.url,
+        "ALLMYSMS_LOGIN": "soak",
+        "ALLMYSMS_API_KEY": "soak-key-1234",
+        "PYTHONPATH": str(ROOT),
+        "ALLMYSMS_BASE_URL": f"http://127.0.0.1:{sandbox_port}/http/9.0",
+        "SMSQ_LOG_FORMAT": "json",
+        "SMSQ_LOG_LEVEL": "WARNING",
+        "SMSQ_WORKER_DEAD_AFTER_S": "3",
+        "SMSQ_RECONCILE_INTERVAL_S": "1",
+        "SMSQ_IDLE_WAIT_S": "0.2",
+    }
     sandbox = subprocess.Popen(
-        [sys.executable, "-m", "worker", "sandbox", "--port", str(sandbox_port)], env=env,
-        stdout=subprocess.PIPE, stderr=(log_dir / "sandbox.log").open("w"), cwd=ROOT)
+        [sys.executable, "-m", "worker", "sandbox", "--port", str(sandbox_port)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=(log_dir / "sandbox.log").open("w"),
+        cwd=ROOT,
+    )
     assert sandbox.stdout is not None
     sandbox.stdout.readline()
     # 15 credits per SMS: the sandbox's default million would run out at 66,666 messages.
-    httpx.post(f"http://127.0.0.1:{sandbox_port}/_sandbox/credits",
-               json={"credits": 10**12}, timeout=10).raise_for_status()
+    httpx.post(
+        f"http://127.0.0.1:{sandbox_port}/_sandbox/credits", json={"credits": 10**12}, timeout=10
+    ).raise_for_status()
     kills: collections.Counter[str] = collections.Counter()
     group_log = (log_dir / "workers.log").open("w")
 
     def start_group() -> subprocess.Popen[bytes]:
         return subprocess.Popen(
             [sys.executable, "-m", "worker", "worker", "--processes", str(args.processes)],
-            env=env, stdout=group_log, stderr=subprocess.STDOUT, cwd=ROOT,
-            start_new_session=True)
+            env=env,
+            stdout=group_log,
+            stderr=subprocess.STDOUT,
+            cwd=ROOT,
+            start_new_session=True,
+        )
 
     group = start_group()
     keys = [f"soak-{i:06d}" for i in range(args.messages)]
@@ -85,12 +107,13 @@ def main() -> int:
 
     def produce() -> None:
         for start in range(0, len(keys), BATCH):
-            batch = [{"key": k, "campaign": k, "text": f"soak {k}", "to": ["0612345678"]}
-                     for k in keys[start:start + BATCH]]
+            batch = [
+                {"key": k, "campaign": k, "text": f"soak {k}", "to": ["0612345678"]}
+                for k in keys[start : start + BATCH]
+            ]
             while True:
                 try:
-                    Producer(Redis.from_url(redis_server.url, socket_timeout=5)).enqueue_many(
-                        batch)
+                    Producer(Redis.from_url(redis_server.url, socket_timeout=5)).enqueue_many(batch)
                     break
                 except RedisUnavailableError:
                     time.sleep(0.5)  # same keys again: duplicates are ignored
@@ -103,10 +126,12 @@ def main() -> int:
 
     def pending() -> int:
         try:
-            total = sum(client.llen(f"rq:queue:smsq-{lane}")
-                        + client.llen(f"rq:queue:smsq-{lane}:intermediate")
-                        + client.zcard(f"rq:wip:smsq-{lane}")
-                        for lane in ("urgent", "default", "bulk"))
+            total = sum(
+                client.llen(f"rq:queue:smsq-{lane}")
+                + client.llen(f"rq:queue:smsq-{lane}:intermediate")
+                + client.zcard(f"rq:wip:smsq-{lane}")
+                for lane in ("urgent", "default", "bulk")
+            )
             return total + client.zcard("smsq:sending") + (0 if enqueued.is_set() else 1)
         except Exception:  # noqa: BLE001 - Redis may be down mid-chaos
             return 1
@@ -118,8 +143,9 @@ def main() -> int:
             continue
         action = rng.choices(["worker", "group", "redis"], weights=[6, 1, 2])[0]
         if action == "worker":
-            children = subprocess.run(["pgrep", "-P", str(group.pid)], capture_output=True,
-                                      text=True, check=False).stdout.split()
+            children = subprocess.run(
+                ["pgrep", "-P", str(group.pid)], capture_output=True, text=True, check=False
+            ).stdout.split()
             if children:
                 os.kill(int(rng.choice(children)), signal.SIGKILL)
                 kills["worker process"] += 1
@@ -133,10 +159,13 @@ def main() -> int:
             redis_server.kill()
             kills["redis-server"] += 1
             time.sleep(rng.uniform(1, 3))
-            redis_server = RedisServer(port=redis_server.port, directory=redis_server.directory,
-                                       appendonly=True).start()
-        print(f"{time.monotonic() - started:7.1f}s  killed {action:<6}  pending {pending()}",
-              flush=True)
+            redis_server = RedisServer(
+                port=redis_server.port, directory=redis_server.directory, appendonly=True
+            ).start()
+        print(
+            f"{time.monotonic() - started:7.1f}s  killed {action:<6}  pending {pending()}",
+            flush=True,
+        )
 
     # Quiet period: dead workers' in-flight sends become unknown, stuck jobs are requeued.
     end = time.monotonic() + 60
@@ -159,8 +188,7 @@ def main() -> int:
     verdict = check(store, requests, keys)
     redis_server.stop()
 
-    lost = [k for k in keys if k not in verdict.states
-            or verdict.states[k] not in TERMINAL_STATES]
+    lost = [k for k in keys if k not in verdict.states or verdict.states[k] not in TERMINAL_STATES]
     duplicated = [k for k, n in verdict.requests.items() if n > 1]
     unknown = [k for k, s in verdict.states.items() if s is State.UNKNOWN]
     reasons = collections.Counter(verdict.records[k].error for k in unknown)
@@ -169,15 +197,21 @@ def main() -> int:
     print(f"messages accepted     {len(keys)}")
     print(f"elapsed               {elapsed:.0f} s ({len(keys) / elapsed:.0f} msg/s with chaos)")
     print(f"kills                 {dict(kills)}")
-    print(f"provider requests     {len(requests)} (+{len(unreadable)} unreadable, cut by a "
-          "kill mid-write)")
-    print("states                " + str({s.value: verdict.count(s) for s in State
-                                         if verdict.count(s)}))
+    print(
+        f"provider requests     {len(requests)} (+{len(unreadable)} unreadable, cut by a "
+        "kill mid-write)"
+    )
+    print(
+        "states                "
+        + str({s.value: verdict.count(s) for s in State if verdict.count(s)})
+    )
     print(f"lost                  {len(lost)}")
     print(f"duplicated requests   {len(duplicated)}")
     print(f"unknown               {len(unknown)}  reasons {dict(reasons)}")
-    print(f"unknown with a request {sum(1 for k in unknown if verdict.requests[k])}, "
-          f"without {sum(1 for k in unknown if not verdict.requests[k])}")
+    print(
+        f"unknown with a request {sum(1 for k in unknown if verdict.requests[k])}, "
+        f"without {sum(1 for k in unknown if not verdict.requests[k])}"
+    )
     print(f"unexplained unknown   {len(unexplained)}")
     print(f"invariant problems    {len(verdict.problems)}  {verdict.problems[:5]}")
     return 0 if not lost and not duplicated and not verdict.problems else 1

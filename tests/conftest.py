@@ -94,10 +94,9 @@ def _reset_logging() -> Iterator[None]:
 
 
 @pytest.fixture
-def workers(redis_server: RedisServer, redis: Redis, sandbox: SandboxProvider,
-            tmp_path: Path) -> Iterator[Workers]:
+def workers(
+    redis_server: RedisServer, redis: Redis, sandbox: SandboxProvider, tmp_path: Path
+) -> Iterator[Workers]:
     pool = Workers(redis_server.url, sandbox.base_url, tmp_path)
     yield pool
     pool.stop_all()
-
-

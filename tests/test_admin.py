@@ -67,14 +67,22 @@ def log_in(client: httpx.Client) -> str:
 
 
 @pytest.fixture
-def dead(producer: Producer, sandbox: SandboxProvider, workers: Workers,
-         store: MessageStore) -> None:
+def dead(
+    producer: Producer, sandbox: SandboxProvider, workers: Workers, store: MessageStore
+) -> None:
     """Real dead letters: rejected-1 (114), unknown-1 (502), expired-1; and sent-1."""
     make_dead_letters(producer, sandbox, workers)
-    states = {key: record.state for key in ("rejected-1", "unknown-1", "expired-1", "sent-1")
-              if (record := store.get(key))}
-    assert states == {"rejected-1": State.REJECTED, "unknown-1": State.UNKNOWN,
-                      "expired-1": State.EXPIRED, "sent-1": State.SENT}
+    states = {
+        key: record.state
+        for key in ("rejected-1", "unknown-1", "expired-1", "sent-1")
+        if (record := store.get(key))
+    }
+    assert states == {
+        "rejected-1": State.REJECTED,
+        "unknown-1": State.UNKNOWN,
+        "expired-1": State.EXPIRED,
+        "sent-1": State.SENT,
+    }
 
 
 def announce_body(base_url: str, path: str, length: int) -> bytes:
@@ -84,9 +92,11 @@ def announce_body(base_url: str, path: str, length: int) -> bytes:
     """
     url = httpx.URL(base_url)
     with socket.create_connection((url.host, url.port or 80), timeout=10) as sock:
-        sock.sendall(f"POST {path} HTTP/1.1\r\nHost: {url.host}\r\n"
-                     f"Content-Type: application/x-www-form-urlencoded\r\n"
-                     f"Content-Length: {length}\r\n\r\n".encode())
+        sock.sendall(
+            f"POST {path} HTTP/1.1\r\nHost: {url.host}\r\n"
+            f"Content-Type: application/x-www-form-urlencoded\r\n"
+            f"Content-Length: {length}\r\n\r\n".encode()
+        )
         return sock.recv(4096)
 
 
@@ -97,9 +107,11 @@ def dead_keys(html: str) -> list[str]:
 
 def test_pages_redirect_to_login_but_probes_do_not(client: httpx.Client) -> None:
     """Every page sends an anonymous visitor to /login (keeping where it was going)."""
-    for path, target in (("/", "/login?next=%2F"),
-                         ("/dead?status=114", "/login?next=%2Fdead%3Fstatus%3D114"),
-                         ("/messages/a", "/login?next=%2Fmessages%2Fa")):
+    for path, target in (
+        ("/", "/login?next=%2F"),
+        ("/dead?status=114", "/login?next=%2Fdead%3Fstatus%3D114"),
+        ("/messages/a", "/login?next=%2Fmessages%2Fa"),
+    ):
         answer = client.get(path)
         assert (answer.status_code, answer.headers["location"]) == (303, target)
     for path in ("/pause", "/resume", "/messages/a/requeue", "/messages/a/resolve"):
@@ -113,8 +125,9 @@ def test_login_then_next_page_then_logout(client: httpx.Client) -> None:
     """A good login sets a strict, HttpOnly 8-hour cookie and goes to ``next``; logout ends it."""
     token = csrf_of(client.get("/login?next=/dead").text)
 
-    answer = client.post("/login", data={"csrf": token, "user": USER, "password": PASSWORD,
-                                         "next": "/dead"})
+    answer = client.post(
+        "/login", data={"csrf": token, "user": USER, "password": PASSWORD, "next": "/dead"}
+    )
 
     assert (answer.status_code, answer.headers["location"]) == (303, "/dead")
     cookie = answer.headers["set-cookie"]
@@ -133,19 +146,21 @@ def test_login_then_next_page_then_logout(client: httpx.Client) -> None:
 def test_next_never_leads_off_the_site(client: httpx.Client) -> None:
     """A ``next`` pointing elsewhere is replaced by the overview."""
     token = csrf_of(client.get("/login").text)
-    answer = client.post("/login", data={"csrf": token, "user": USER, "password": PASSWORD,
-                                         "next": "//evil.example/x"})
+    answer = client.post(
+        "/login",
+        data={"csrf": token, "user": USER, "password": PASSWORD, "next": "//evil.example/x"},
+    )
     assert answer.headers["location"] == "/"
 
 
-def test_wrong_credentials_are_401_then_429_after_five(admin: str,
-                                                        client: httpx.Client) -> None:
+def test_wrong_credentials_are_401_then_429_after_five(admin: str, client: httpx.Client) -> None:
     """Five failures answer 401 without naming the wrong field; the sixth try is 429."""
     token = csrf_of(client.get("/login").text)
     tries = [("nobody", PASSWORD), (USER, "wrong"), (USER, ""), ("", ""), (USER, PASSWORD + "x")]
 
-    answers = [client.post("/login", data={"csrf": token, "user": u, "password": p})
-               for u, p in tries]
+    answers = [
+        client.post("/login", data={"csrf": token, "user": u, "password": p}) for u, p in tries
+    ]
     blocked = client.post("/login", data={"csrf": token, "user": USER, "password": PASSWORD})
 
     assert [a.status_code for a in answers] == [401] * 5
@@ -155,13 +170,15 @@ def test_wrong_credentials_are_401_then_429_after_five(admin: str,
     assert 1 <= int(blocked.headers["retry-after"]) <= 60
     assert "Too many failed logins" in blocked.text
     # Another client address is not locked out.
-    with httpx.Client(base_url=admin, timeout=10,
-                      transport=httpx.HTTPTransport(local_address="127.0.0.2")) as other:
+    with httpx.Client(
+        base_url=admin, timeout=10, transport=httpx.HTTPTransport(local_address="127.0.0.2")
+    ) as other:
         assert log_in(other)
 
 
 def test_posts_without_the_sessions_csrf_token_are_forbidden(
-        client: httpx.Client, redis: Redis) -> None:
+    client: httpx.Client, redis: Redis
+) -> None:
     """A missing or foreign CSRF token is 403 and changes nothing, login form included."""
     token = log_in(client)
     with httpx.Client(base_url=client.base_url, timeout=10) as stranger:
@@ -172,15 +189,18 @@ def test_posts_without_the_sessions_csrf_token_are_forbidden(
     logout = client.post("/logout", data={})
     login = httpx.post(f"{client.base_url}/login", data={"user": USER, "password": PASSWORD})
 
-    assert [missing.status_code, wrong.status_code, logout.status_code,
-            login.status_code] == [403, 403, 403, 403]
+    assert [missing.status_code, wrong.status_code, logout.status_code, login.status_code] == [
+        403,
+        403,
+        403,
+        403,
+    ]
     assert "This form was stale or did not come from this site." in missing.text
     assert Switch(redis).paused() == []
     assert client.post("/pause", data={"lane": "all", "csrf": token}).status_code == 200
 
 
-def test_overview_shows_lanes_counts_and_security_headers(
-        dead: None, client: httpx.Client) -> None:
+def test_overview_shows_lanes_counts_and_security_headers(dead: None, client: httpx.Client) -> None:
     """The overview lists every lane with its depth and the counters workers keep."""
     log_in(client)
 
@@ -190,10 +210,11 @@ def test_overview_shows_lanes_counts_and_security_headers(
     for lane in ("urgent", "default", "bulk"):
         assert f'<tr data-lane="{lane}">' in page.text
     assert '<td class="num"><a href="/dead">3</a></td>' in page.text
-    assert "<tr><td>rejected</td><td class=\"num\">1</td></tr>" in page.text
-    assert "<tr><td>114</td><td>default</td><td class=\"num\">1</td></tr>" in page.text
+    assert '<tr><td>rejected</td><td class="num">1</td></tr>' in page.text
+    assert '<tr><td>114</td><td>default</td><td class="num">1</td></tr>' in page.text
     assert page.headers["content-security-policy"].startswith(
-        "default-src 'self'; style-src 'self' 'unsafe-inline'")
+        "default-src 'self'; style-src 'self' 'unsafe-inline'"
+    )
     assert page.headers["x-frame-options"] == "DENY"
     assert page.headers["referrer-policy"] == "same-origin"
     assert page.headers["cache-control"] == "no-store"
@@ -229,8 +250,7 @@ def test_dead_letters_list_and_filters(dead: None, client: httpx.Client) -> None
     assert "Filter until: must be an ISO-8601 time" in bad_time.text
 
 
-def test_message_page_shows_record_history_and_actions(dead: None,
-                                                       client: httpx.Client) -> None:
+def test_message_page_shows_record_history_and_actions(dead: None, client: httpx.Client) -> None:
     """A dead letter's page shows its history and the Requeue and Resolve buttons."""
     log_in(client)
 
@@ -241,7 +261,10 @@ def test_message_page_shows_record_history_and_actions(dead: None,
     assert page.status_code == 200
     assert '<dd id="state">rejected</dd>' in page.text
     assert re.findall(r"<td>(queued|sending|rejected)</td>", page.text) == [
-        "queued", "sending", "rejected"]
+        "queued",
+        "sending",
+        "rejected",
+    ]
     assert "114 no valid number" in page.text
     assert 'action="/messages/rejected-1/requeue"' in page.text
     assert 'action="/messages/rejected-1/resolve"' in page.text
@@ -254,7 +277,8 @@ def test_message_page_shows_record_history_and_actions(dead: None,
 
 
 def test_requeue_needs_confirmation_then_the_message_is_sent(
-        dead: None, client: httpx.Client, store: MessageStore, workers: Workers) -> None:
+    dead: None, client: httpx.Client, store: MessageStore, workers: Workers
+) -> None:
     """The first POST only asks; the confirmed one requeues; a worker then sends it."""
     token = log_in(client)
 
@@ -281,7 +305,8 @@ def test_requeue_needs_confirmation_then_the_message_is_sent(
 
 
 def test_requeue_of_an_unknown_message_is_refused_with_the_desks_reason(
-        dead: None, client: httpx.Client, redis: Redis, store: MessageStore) -> None:
+    dead: None, client: httpx.Client, redis: Redis, store: MessageStore
+) -> None:
     """An unknown message may have been sent: the desk refuses, and the page says why."""
     token = log_in(client)
     desk = DeadLetterDesk(redis, Ledger(redis, ttl_s=60, worker_name="t"), ttl_s=60)
@@ -293,7 +318,8 @@ def test_requeue_of_an_unknown_message_is_refused_with_the_desks_reason(
     assert reason.startswith("may have been sent")
     assert answer.status_code == 409
     assert f'<div class="notice error" role="alert">Refused: {escape(reason)}</div>' in (
-        answer.text)
+        answer.text
+    )
     record = store.get("unknown-1")
     assert record is not None
     assert record.state is State.UNKNOWN
@@ -301,18 +327,27 @@ def test_requeue_of_an_unknown_message_is_refused_with_the_desks_reason(
     assert "Refused: no message with that key or dead-letter id" in missing.text
 
 
-def test_resolve_not_sent_then_requeue(dead: None, client: httpx.Client,
-                                       store: MessageStore) -> None:
+def test_resolve_not_sent_then_requeue(
+    dead: None, client: httpx.Client, store: MessageStore
+) -> None:
     """Resolving needs a reason and a confirmation; a not-sent message can then be requeued."""
     token = log_in(client)
     url = "/messages/unknown-1/resolve"
 
     no_why = client.post(url, data={"csrf": token, "outcome": "not-sent", "why": "  "})
     no_outcome = client.post(url, data={"csrf": token, "why": "checked"})
-    asked = client.post(url, data={"csrf": token, "outcome": "not-sent",
-                                   "why": "absent from the AllMySMS report"})
-    done = client.post(url, data={"csrf": token, "outcome": "not-sent", "confirm": "1",
-                                  "why": "absent from the AllMySMS report"})
+    asked = client.post(
+        url, data={"csrf": token, "outcome": "not-sent", "why": "absent from the AllMySMS report"}
+    )
+    done = client.post(
+        url,
+        data={
+            "csrf": token,
+            "outcome": "not-sent",
+            "confirm": "1",
+            "why": "absent from the AllMySMS report",
+        },
+    )
     requeued = client.post("/messages/unknown-1/requeue", data={"csrf": token, "confirm": "1"})
 
     assert (no_why.status_code, no_outcome.status_code) == (400, 400)
@@ -321,21 +356,26 @@ def test_resolve_not_sent_then_requeue(dead: None, client: httpx.Client,
     assert asked.status_code == 200
     assert "was NOT sent, because: absent from the AllMySMS report" in asked.text
     assert done.status_code == 200
-    assert ("Resolved: now failed: not sent according to web:ops: absent from the AllMySMS "
-            "report") in done.text
+    assert (
+        "Resolved: now failed: not sent according to web:ops: absent from the AllMySMS report"
+    ) in done.text
     assert requeued.status_code == 200
     record = store.get("unknown-1")
     assert record is not None
     assert record.state is State.QUEUED
     assert [(h["state"], h.get("by")) for h in record.history[-2:]] == [
-        ("failed", "web:ops"), ("queued", "web:ops")]
+        ("failed", "web:ops"),
+        ("queued", "web:ops"),
+    ]
 
 
 def test_resolve_sent_on_a_rejected_message_is_refused(dead: None, client: httpx.Client) -> None:
     """Only unknown messages are resolved; the desk's refusal is shown."""
     token = log_in(client)
-    answer = client.post("/messages/rejected-1/resolve", data={
-        "csrf": token, "outcome": "sent", "why": "x", "confirm": "1"})
+    answer = client.post(
+        "/messages/rejected-1/resolve",
+        data={"csrf": token, "outcome": "sent", "why": "x", "confirm": "1"},
+    )
     assert answer.status_code == 409
     assert "Refused: only unknown messages are resolved; this one is rejected" in answer.text
 
@@ -347,8 +387,9 @@ def test_pause_and_resume_lanes_from_the_overview(client: httpx.Client, redis: R
 
     asked = client.post("/pause", data={"csrf": token, "lane": "default", "reason": "audit"})
     paused_after_asking = switch.paused()
-    done = client.post("/pause", data={"csrf": token, "lane": "default", "reason": "audit",
-                                       "confirm": "1"})
+    done = client.post(
+        "/pause", data={"csrf": token, "lane": "default", "reason": "audit", "confirm": "1"}
+    )
     [pause] = switch.paused()
     all_done = client.post("/pause", data={"csrf": token, "lane": "all", "confirm": "1"})
     lanes_paused = sorted(p.lane for p in switch.paused())
@@ -388,11 +429,17 @@ def test_metrics_and_healthz(client: httpx.Client, producer: Producer) -> None:
 def test_redis_down_gives_503_without_a_traceback(redis_server: RedisServer) -> None:
     """With Redis unreachable, /healthz is 503 and pages say so without any traceback."""
     # No retries: the answer is the same, without redis-py's back-off between attempts.
-    dead_redis = Redis(port=free_port(), socket_connect_timeout=0.5, socket_timeout=0.5,
-                       retry=Retry(NoBackoff(), 0))
+    dead_redis = Redis(
+        port=free_port(),
+        socket_connect_timeout=0.5,
+        socket_timeout=0.5,
+        retry=Retry(NoBackoff(), 0),
+    )
     app = create_app(admin_settings(redis_server.url), dead_redis)
-    with running(app, port=free_port()) as base_url, httpx.Client(base_url=base_url,
-                                                                  timeout=10) as http:
+    with (
+        running(app, port=free_port()) as base_url,
+        httpx.Client(base_url=base_url, timeout=10) as http,
+    ):
         health = http.get("/healthz")
         token = csrf_of(http.get("/login").text)
         http.post("/login", data={"csrf": token, "user": USER, "password": PASSWORD})
@@ -409,13 +456,20 @@ def test_redis_down_gives_503_without_a_traceback(redis_server: RedisServer) -> 
 
 
 def test_any_key_text_reaches_its_message_page(
-        client: httpx.Client, producer: Producer, sandbox: SandboxProvider,
-        workers: Workers, store: MessageStore) -> None:
+    client: httpx.Client,
+    producer: Producer,
+    sandbox: SandboxProvider,
+    workers: Workers,
+    store: MessageStore,
+) -> None:
     """A key with slashes, spaces, accents and URL syntax links, shows and requeues."""
-    sandbox.add_fault({"action": "status", "status": 114, "times": 2,
-                       "match": {"campaign": "odd"}})
-    producer.enqueue_many([{"key": key, "text": "Hi", "to": ["0612345678"], "campaign": "odd"}
-                           for key in (ODD_KEY, "..")])
+    sandbox.add_fault({"action": "status", "status": 114, "times": 2, "match": {"campaign": "odd"}})
+    producer.enqueue_many(
+        [
+            {"key": key, "text": "Hi", "to": ["0612345678"], "campaign": "odd"}
+            for key in (ODD_KEY, "..")
+        ]
+    )
     workers.run_burst()
     token = log_in(client)
 
@@ -440,11 +494,20 @@ def test_smsq_admin_serves_and_stops_cleanly_on_sigterm(redis_server: RedisServe
     """``smsq admin`` prints where it listens, serves, and exits 0 on SIGTERM."""
     port = free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "worker", "admin", "--port", str(port)], cwd=ROOT,
-        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT), "REDIS_URL": redis_server.url,
-             "SMSQ_ADMIN_PASSWORD": PASSWORD, "SMSQ_ADMIN_SESSION_SECRET": SESSION_SECRET,
-             "SMSQ_LOG_FORMAT": "json"},
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        [sys.executable, "-m", "worker", "admin", "--port", str(port)],
+        cwd=ROOT,
+        env={
+            "PATH": "/usr/bin:/bin",
+            "PYTHONPATH": str(ROOT),
+            "REDIS_URL": redis_server.url,
+            "SMSQ_ADMIN_PASSWORD": PASSWORD,
+            "SMSQ_ADMIN_SESSION_SECRET": SESSION_SECRET,
+            "SMSQ_LOG_FORMAT": "json",
+        },
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert proc.stdout is not None
         line = proc.stdout.readline()
@@ -461,14 +524,17 @@ def test_smsq_admin_serves_and_stops_cleanly_on_sigterm(redis_server: RedisServe
 
 
 def test_a_login_ends_after_eight_hours_or_a_password_change(
-        client: httpx.Client, redis_server: RedisServer, redis: Redis,
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    client: httpx.Client, redis_server: RedisServer, redis: Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A session counts from its login, and a new password logs every session out."""
     log_in(client)
     settings = admin_settings(redis_server.url)
-    changed = Settings(producer=settings.producer, admin_user=USER,
-                       admin_password=Secret(PASSWORD + "-new"),
-                       admin_session_secret=settings.admin_session_secret)
+    changed = Settings(
+        producer=settings.producer,
+        admin_user=USER,
+        admin_password=Secret(PASSWORD + "-new"),
+        admin_session_secret=settings.admin_session_secret,
+    )
 
     with running(create_app(settings, redis), port=free_port()) as same_url:
         same_settings = httpx.get(f"{same_url}/", cookies=client.cookies, timeout=10)
@@ -479,8 +545,7 @@ def test_a_login_ends_after_eight_hours_or_a_password_change(
     expired = client.get("/")
 
     assert same_settings.status_code == 200
-    assert (after_change.status_code, after_change.headers["location"]) == (
-        303, "/login?next=%2F")
+    assert (after_change.status_code, after_change.headers["location"]) == (303, "/login?next=%2F")
     assert still_in.status_code == 200
     assert (expired.status_code, expired.headers["location"]) == (303, "/login?next=%2F")
 
@@ -489,8 +554,10 @@ def test_errors_are_pages_without_tracebacks(client: httpx.Client, redis: Redis)
     """An unknown path is a 404 page, a broken record a generic 500 page; a huge form is 413."""
     log_in(client)
     broken = keys.message_id("broken")
-    redis.hset(keys.message(broken), mapping={"key": "broken", "message_id": broken,
-                                              "state": "no-such-state"})
+    redis.hset(
+        keys.message(broken),
+        mapping={"key": "broken", "message_id": broken, "state": "no-such-state"},
+    )
 
     missing = client.get("/nowhere")
     wrong_method = client.get("/logout")

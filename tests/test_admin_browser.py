@@ -25,8 +25,14 @@ from worker.sandbox import SandboxProvider
 pytestmark = pytest.mark.browser
 
 CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 SCREENSHOT_MIN_BYTES = 10 * 1024
 TIMEOUT_MS = 5_000
 
@@ -44,21 +50,27 @@ def chromium() -> Path:
 
 @pytest.fixture
 def admin(redis_server: RedisServer, redis: Redis) -> Iterator[str]:
-    with running(create_app(admin_settings(redis_server.url), redis),
-                 port=free_port()) as base_url:
+    with running(create_app(admin_settings(redis_server.url), redis), port=free_port()) as base_url:
         yield base_url
 
 
 def test_operator_requeues_a_rejected_message_in_the_browser(
-        chromium: Path, admin: str, producer: Producer, sandbox: SandboxProvider,
-        workers: Workers, store: MessageStore, tmp_path: Path) -> None:
+    chromium: Path,
+    admin: str,
+    producer: Producer,
+    sandbox: SandboxProvider,
+    workers: Workers,
+    store: MessageStore,
+    tmp_path: Path,
+) -> None:
     """Login, dead letters, message, Requeue, confirm: the banner says so and Redis agrees."""
     make_dead_letters(producer, sandbox, workers)
     screenshot = tmp_path / "admin-dead-letters.png"
 
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(chromium), headless=True,
-                                             args=CHROMIUM_ARGS)
+        browser = playwright.chromium.launch(
+            executable_path=str(chromium), headless=True, args=CHROMIUM_ARGS
+        )
         try:
             page = browser.new_page(viewport={"width": 1280, "height": 800})
             page.set_default_timeout(TIMEOUT_MS)

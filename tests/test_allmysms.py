@@ -15,12 +15,26 @@ from worker.send.retries import send_retrying
 from worker.settings import Secret, Settings
 
 
-SETTINGS = Settings(login="acme", api_key=Secret("key-123456"), send_attempts=4,
-                    send_max_wait_s=30, retry_initial_wait_s=0.5, retry_max_wait_s=4)
+SETTINGS = Settings(
+    login="acme",
+    api_key=Secret("key-123456"),
+    send_attempts=4,
+    send_max_wait_s=30,
+    retry_initial_wait_s=0.5,
+    retry_max_wait_s=4,
+)
 FLUX = {"DATA": {"MESSAGE": "Hi", "SMS": [{"MOBILEPHONE": "33612345678"}]}}
-OK = {"status": 100, "statusText": "Your messages have been sent", "invalidNumbers": "",
-      "campaignId": "c1", "credits": "985", "creditsUsed": "15", "nbContacts": "1",
-      "nbSms": "1", "smsIds": [{"phoneNumber": "33612345678", "smsId": "id-1"}]}
+OK = {
+    "status": 100,
+    "statusText": "Your messages have been sent",
+    "invalidNumbers": "",
+    "campaignId": "c1",
+    "credits": "985",
+    "creditsUsed": "15",
+    "nbContacts": "1",
+    "nbSms": "1",
+    "smsIds": [{"phoneNumber": "33612345678", "smsId": "id-1"}],
+}
 
 
 class Provider:
@@ -52,8 +66,12 @@ def test_send_posts_the_form_fields_to_send_sms() -> None:
     assert request.method == "POST"
     assert str(request.url) == "https://api.allmysms.com/http/9.0/sendSms/"
     form = {k: v[0] for k, v in parse_qs(request.content.decode()).items()}
-    assert form == {"login": "acme", "apiKey": "key-123456", "smsData": json.dumps(
-        FLUX, separators=(",", ":")), "returnformat": "json"}
+    assert form == {
+        "login": "acme",
+        "apiKey": "key-123456",
+        "smsData": json.dumps(FLUX, separators=(",", ":")),
+        "returnformat": "json",
+    }
     assert (reply.status, reply.sms_ids, reply.credits_used) == (100, {"33612345678": "id-1"}, 15)
 
 
@@ -64,8 +82,16 @@ def test_connect_failures_are_not_sent(error: type[Exception]) -> None:
         Provider(error).client().send(FLUX)
 
 
-@pytest.mark.parametrize("error", [httpx.ReadTimeout, httpx.WriteTimeout, httpx.ReadError,
-                                   httpx.RemoteProtocolError, httpx.WriteError])
+@pytest.mark.parametrize(
+    "error",
+    [
+        httpx.ReadTimeout,
+        httpx.WriteTimeout,
+        httpx.ReadError,
+        httpx.RemoteProtocolError,
+        httpx.WriteError,
+    ],
+)
 def test_failures_after_sending_are_unknown(error: type[Exception]) -> None:
     """Anything after the request may have left is OutcomeUnknownError."""
     with pytest.raises(OutcomeUnknownError) as info:
@@ -73,13 +99,20 @@ def test_failures_after_sending_are_unknown(error: type[Exception]) -> None:
     assert info.value.reason == f"{error.__name__} after the request was sent"
 
 
-@pytest.mark.parametrize(("status", "body", "reason"), [
-    (502, b"<html>Bad gateway</html>", "AllMySMS answered HTTP 502"),
-    (500, b"{}", "AllMySMS answered HTTP 500"),
-    (200, b'{"status": 100, "statusT', "AllMySMS answered HTTP 200 with a body that is not JSON"),
-    (200, b"[1, 2]", "AllMySMS answered HTTP 200 without a numeric status"),
-    (200, b'{"status": "abc"}', "AllMySMS answered HTTP 200 without a numeric status"),
-])
+@pytest.mark.parametrize(
+    ("status", "body", "reason"),
+    [
+        (502, b"<html>Bad gateway</html>", "AllMySMS answered HTTP 502"),
+        (500, b"{}", "AllMySMS answered HTTP 500"),
+        (
+            200,
+            b'{"status": 100, "statusT',
+            "AllMySMS answered HTTP 200 with a body that is not JSON",
+        ),
+        (200, b"[1, 2]", "AllMySMS answered HTTP 200 without a numeric status"),
+        (200, b'{"status": "abc"}', "AllMySMS answered HTTP 200 without a numeric status"),
+    ],
+)
 def test_unexpected_answers_are_unknown(status: int, body: bytes, reason: str) -> None:
     """HTTP errors and bodies that are not the expected JSON are OutcomeUnknownError."""
     with pytest.raises(OutcomeUnknownError) as info:
@@ -89,10 +122,19 @@ def test_unexpected_answers_are_unknown(status: int, body: bytes, reason: str) -
 
 def test_replies_are_parsed_leniently() -> None:
     """status as a string, numbers as strings or ints, pipe-separated invalidNumbers."""
-    reply = parse_reply(200, json.dumps({
-        "status": "113", "statusText": "x", "invalidNumbers": "33611999999|33600000000",
-        "creditsUsed": 30, "nbSms": "2", "smsIds": [{"phoneNumber": "33612345678", "smsId": "a"}],
-    }).encode())
+    reply = parse_reply(
+        200,
+        json.dumps(
+            {
+                "status": "113",
+                "statusText": "x",
+                "invalidNumbers": "33611999999|33600000000",
+                "creditsUsed": 30,
+                "nbSms": "2",
+                "smsIds": [{"phoneNumber": "33612345678", "smsId": "a"}],
+            }
+        ).encode(),
+    )
     assert reply.status == 113
     assert reply.invalid_numbers == ["33611999999", "33600000000"]
     assert (reply.credits_used, reply.nb_sms) == (30, 2)
@@ -100,8 +142,9 @@ def test_replies_are_parsed_leniently() -> None:
 
 def test_only_not_sent_errors_are_retried_with_bounded_backoff() -> None:
     """Three refused connections then success: four POST attempts and three jittered sleeps."""
-    provider = Provider(httpx.ConnectError, httpx.ConnectError, httpx.ConnectError,
-                        httpx.Response(200, json=OK))
+    provider = Provider(
+        httpx.ConnectError, httpx.ConnectError, httpx.ConnectError, httpx.Response(200, json=OK)
+    )
     client = provider.client()
     sleeps: list[float] = []
 
@@ -125,8 +168,9 @@ def test_retries_stop_after_the_attempt_budget() -> None:
     assert len(sleeps) == SETTINGS.send_attempts - 1
 
 
-@pytest.mark.parametrize("outcome", [httpx.ReadTimeout, httpx.Response(200, json={"status": 103}),
-                                     httpx.Response(502)])
+@pytest.mark.parametrize(
+    "outcome", [httpx.ReadTimeout, httpx.Response(200, json={"status": 103}), httpx.Response(502)]
+)
 def test_ambiguous_failures_and_business_statuses_are_never_retried(outcome: object) -> None:
     """A read timeout, a 103 answer or a 502 leads to exactly one POST."""
     provider = Provider(outcome)  # type: ignore[arg-type]

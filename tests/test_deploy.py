@@ -25,8 +25,9 @@ DEPLOY = ROOT / "deploy"
 PROCFILE = ROOT / "Procfile"
 YAML_FILES = sorted([*DEPLOY.rglob("*.yaml"), *DEPLOY.rglob("*.yml")])
 UNIT_FILES = sorted(DEPLOY.glob("*.service"))
-K8S_DEPLOYMENTS = sorted(p for p in (DEPLOY / "k8s").glob("*.yaml")
-                         if p.name != "secret.example.yaml")
+K8S_DEPLOYMENTS = sorted(
+    p for p in (DEPLOY / "k8s").glob("*.yaml") if p.name != "secret.example.yaml"
+)
 PLATFORM_VARIABLES = {"$PORT": "5000"}
 """What a Procfile platform substitutes before it runs a command."""
 
@@ -47,8 +48,14 @@ RUNS = {
 MENTIONED = {"stats", "dlq", "admin", "gateway", "callbacks"}
 """The smsq subcommands the comments of those files quote as commands."""
 
-SECRETS = {"ALLMYSMS_API_KEY", "SMSQ_ADMIN_PASSWORD", "SMSQ_ADMIN_SESSION_SECRET",
-           "SMSQ_PRODUCERS", "SMSQ_WEBHOOK_SECRET", "SMSQ_CALLBACK_SECRET"}
+SECRETS = {
+    "ALLMYSMS_API_KEY",
+    "SMSQ_ADMIN_PASSWORD",
+    "SMSQ_ADMIN_SESSION_SECRET",
+    "SMSQ_PRODUCERS",
+    "SMSQ_WEBHOOK_SECRET",
+    "SMSQ_CALLBACK_SECRET",
+}
 USES = {
     "worker": {"ALLMYSMS_API_KEY"},  # Settings.require_credentials, the sendSms POST
     "admin": {"SMSQ_ADMIN_PASSWORD", "SMSQ_ADMIN_SESSION_SECRET"},  # require_admin
@@ -64,6 +71,7 @@ SYSTEMD_ENV_FILES = {
 
 
 # --- YAML ----------------------------------------------------------------------------------------
+
 
 def documents(path: Path) -> list[Any]:
     """Every YAML document of ``path``, loaded (merge keys and anchors resolved)."""
@@ -89,6 +97,7 @@ def walk(node: Any) -> Iterator[tuple[str, Any]]:
 
 
 # --- smsq commands in the deployment files ----------------------------------------------------
+
 
 def subparsers(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
     """The subcommands of ``parser`` (none for a leaf command)."""
@@ -147,7 +156,8 @@ def run_commands() -> dict[str, list[tuple[str, ...]]]:
     sources += [(p, unit_run_commands) for p in UNIT_FILES]
     for path, read in sources:
         found[str(path.relative_to(ROOT))] = [
-            ("smsq", *c[1:]) for c in read(path) if c and Path(c[0]).name == "smsq"]
+            ("smsq", *c[1:]) for c in read(path) if c and Path(c[0]).name == "smsq"
+        ]
     return found
 
 
@@ -167,8 +177,9 @@ def mentioned_commands() -> dict[str, list[tuple[str, ...]]]:
 
 
 def _all_commands() -> list[tuple[str, str, tuple[str, ...]]]:
-    return ([(path, "runs", c) for path, cs in run_commands().items() for c in cs]
-            + [(path, "mentions", c) for path, cs in mentioned_commands().items() for c in cs])
+    return [(path, "runs", c) for path, cs in run_commands().items() for c in cs] + [
+        (path, "mentions", c) for path, cs in mentioned_commands().items() for c in cs
+    ]
 
 
 def test_deployment_files_run_exactly_these_subcommands() -> None:
@@ -183,10 +194,14 @@ def test_comments_quote_exactly_these_subcommands() -> None:
     assert MENTIONED - set(smsq_subcommands()) == set()
 
 
-@pytest.mark.parametrize(("path", "how", "argv"), _all_commands(),
-                         ids=lambda v: " ".join(v) if isinstance(v, tuple) else str(v))
+@pytest.mark.parametrize(
+    ("path", "how", "argv"),
+    _all_commands(),
+    ids=lambda v: " ".join(v) if isinstance(v, tuple) else str(v),
+)
 def test_smsq_command_is_accepted_by_its_parser(
-        path: str, how: str, argv: tuple[str, ...], capsys: pytest.CaptureFixture[str]) -> None:
+    path: str, how: str, argv: tuple[str, ...], capsys: pytest.CaptureFixture[str]
+) -> None:
     """The subcommand exists, and its parser takes every flag and value given, each flag
     spelled out (argparse would also take an abbreviation: ``--thread`` for ``--threads``)."""
     subcommands = smsq_subcommands()
@@ -216,11 +231,15 @@ def test_every_procfile_process_is_deployed_everywhere() -> None:
 
 # --- secrets ------------------------------------------------------------------------------------
 
+
 def test_compose_gives_each_service_only_its_secrets() -> None:
     """Services built from smsq's image get the whole .env and blank what they must not have."""
     [compose] = documents(DEPLOY / "compose.yaml")
-    services = {name: service for name, service in compose["services"].items()
-                if service.get("image") == "smsq:local"}
+    services = {
+        name: service
+        for name, service in compose["services"].items()
+        if service.get("image") == "smsq:local"
+    }
     assert set(services) == set(USES)
     for name, service in services.items():
         blanked = {key for key, value in service["environment"].items() if value == ""}
@@ -229,9 +248,12 @@ def test_compose_gives_each_service_only_its_secrets() -> None:
 
 def secret_keys(path: Path) -> set[str]:
     """The keys of the ``smsq`` Secret that a manifest's containers read."""
-    return {value["secretKeyRef"]["key"] for document in documents(path)
-            for key, value in walk(document)
-            if key == "valueFrom" and value.get("secretKeyRef", {}).get("name") == "smsq"}
+    return {
+        value["secretKeyRef"]["key"]
+        for document in documents(path)
+        for key, value in walk(document)
+        if key == "valueFrom" and value.get("secretKeyRef", {}).get("name") == "smsq"
+    }
 
 
 def test_k8s_gives_each_deployment_only_its_secrets() -> None:
@@ -246,8 +268,11 @@ def test_systemd_gives_each_unit_only_its_secrets() -> None:
         text = path.read_text(encoding="utf-8")
         files = re.findall(r"^EnvironmentFile=-?(\S+)$", text, flags=re.MULTILINE)
         assert set(files) <= set(SYSTEMD_ENV_FILES), path.name
-        unset = {name for line in re.findall(r"^UnsetEnvironment=(.*)$", text, re.MULTILINE)
-                 for name in line.split()}
+        unset = {
+            name
+            for line in re.findall(r"^UnsetEnvironment=(.*)$", text, re.MULTILINE)
+            for name in line.split()
+        }
         given = set[str]().union(*(SYSTEMD_ENV_FILES[f] for f in files))
         assert given - unset == USES[path.stem.removeprefix("smsq-")], path.name
 

@@ -50,22 +50,29 @@ def silent_listener() -> Iterator[int]:
 
 
 def test_stalled_tls_handshake_is_retried_then_fails_without_a_request(
-        silent_listener: int, producer: Producer, store: MessageStore,
-        workers: Workers) -> None:
+    silent_listener: int, producer: Producer, store: MessageStore, workers: Workers
+) -> None:
     """A TLS handshake that never completes is ConnectTimeout: provably unsent, retried, failed."""
     producer.enqueue({"key": "tls-stall", "text": "Hi", "to": ["0612345678"]})
 
-    workers.run_burst(ALLMYSMS_BASE_URL=f"https://127.0.0.1:{silent_listener}/http/9.0",
-                      SMSQ_HTTP_CONNECT_TIMEOUT_S="0.3", SMSQ_SEND_ATTEMPTS="2")
+    workers.run_burst(
+        ALLMYSMS_BASE_URL=f"https://127.0.0.1:{silent_listener}/http/9.0",
+        SMSQ_HTTP_CONNECT_TIMEOUT_S="0.3",
+        SMSQ_SEND_ATTEMPTS="2",
+    )
 
     record = store.get("tls-stall")
     assert record is not None
     assert (record.state, record.attempts, record.error) == (
-        State.FAILED, 2, "ConnectTimeout: AllMySMS was not reached")
+        State.FAILED,
+        2,
+        "ConnectTimeout: AllMySMS was not reached",
+    )
 
 
-def test_concurrent_enqueues_of_one_key_make_one_job(redis_server: RedisServer,
-                                                     redis: Redis) -> None:
+def test_concurrent_enqueues_of_one_key_make_one_job(
+    redis_server: RedisServer, redis: Redis
+) -> None:
     """Twenty producers racing on one key: one is new, nineteen are duplicates, one job."""
     results: list[Enqueued] = []
     barrier = threading.Barrier(20)
@@ -86,8 +93,8 @@ def test_concurrent_enqueues_of_one_key_make_one_job(redis_server: RedisServer,
 
 
 def test_any_text_key_and_emoji_text_arrive_intact(
-        producer: Producer, store: MessageStore, sandbox: SandboxProvider,
-        workers: Workers) -> None:
+    producer: Producer, store: MessageStore, sandbox: SandboxProvider, workers: Workers
+) -> None:
     """A 200-character key with ':' and accents, and an emoji text, go through byte for byte."""
     key = ("commande:été/№42 " * 12)[:200]
     text = "Votre colis 📦 arrive à 14h — merci ! €"
@@ -103,12 +110,14 @@ def test_any_text_key_and_emoji_text_arrive_intact(
 
 
 def test_ten_thousand_recipients_in_one_message(
-        redis: Redis, store: MessageStore, sandbox: SandboxProvider, workers: Workers) -> None:
+    redis: Redis, store: MessageStore, sandbox: SandboxProvider, workers: Workers
+) -> None:
     """The contract's maximum of 10,000 recipients goes out as 20 requests of 500 (the default
     SMSQ_CHUNK_RECIPIENTS), every number exactly once, and reads back as one message."""
     phones = [f"336{n:08d}" for n in range(10_000_000, 10_010_000)]
     enqueued = Producer(redis, ProducerSettings()).enqueue(
-        {"key": "big", "text": "Hi", "to": ["+" + p for p in phones]})
+        {"key": "big", "text": "Hi", "to": ["+" + p for p in phones]}
+    )
 
     run = workers.run_burst()
 
@@ -126,7 +135,8 @@ def test_ten_thousand_recipients_in_one_message(
 
 
 def test_split_message_keeps_each_part_separate_and_is_enqueued_once(
-        redis: Redis, store: MessageStore, sandbox: SandboxProvider, workers: Workers) -> None:
+    redis: Redis, store: MessageStore, sandbox: SandboxProvider, workers: Workers
+) -> None:
     """1,200 recipients with parts of 500: three requests (500, 500, 200); the second part is
     refused by AllMySMS, so the message is partial and only that part is a dead letter. A
     second enqueue of the key adds nothing."""
@@ -135,8 +145,7 @@ def test_split_message_keeps_each_part_separate_and_is_enqueued_once(
     request = {"key": "split", "text": "Hi", "to": phones}
     first = producer.enqueue(request)
     again = producer.enqueue(request)
-    sandbox.add_fault({"action": "status", "status": 106,
-                       "match": {"phone": phones[700]}})
+    sandbox.add_fault({"action": "status", "status": 106, "match": {"phone": phones[700]}})
 
     run = workers.run_burst(SMSQ_SEND_SLOTS="1")
 
@@ -146,7 +155,10 @@ def test_split_message_keeps_each_part_separate_and_is_enqueued_once(
     record = store.get("split")
     assert record is not None
     assert [(p["key"], p["state"], p["recipients"]) for p in record.parts] == [
-        ("split#1/3", "sent", 500), ("split#2/3", "rejected", 500), ("split#3/3", "sent", 200)]
+        ("split#1/3", "sent", 500),
+        ("split#2/3", "rejected", 500),
+        ("split#3/3", "sent", 200),
+    ]
     assert (record.state, record.recipients, len(record.sms_ids)) == (State.PARTIAL, 1200, 700)
     assert [d.key for d in store.dead_letters()] == ["split#2/3"]
     assert len(record.request["to"]) == 1200  # the whole request, for ids and purges
@@ -156,7 +168,8 @@ def test_split_message_keeps_each_part_separate_and_is_enqueued_once(
 
 
 def test_idle_worker_survives_a_redis_restart(
-        sandbox: SandboxProvider, workers: Workers, redis: Redis) -> None:
+    sandbox: SandboxProvider, workers: Workers, redis: Redis
+) -> None:
     """An idle worker reconnects after redis-server is killed and restarted, then sends."""
     server = RedisServer(appendonly=True).start()
     try:
@@ -165,8 +178,7 @@ def test_idle_worker_survives_a_redis_restart(
         time.sleep(1.0)
         server.kill()
         time.sleep(1.5)
-        server = RedisServer(port=server.port, directory=server.directory,
-                             appendonly=True).start()
+        server = RedisServer(port=server.port, directory=server.directory, appendonly=True).start()
         client = Redis.from_url(server.url)
         Producer(client).enqueue({"key": "after-restart", "text": "Hi", "to": ["0612345678"]})
         wait_for(lambda: terminal(MessageStore(client), "after-restart"), what="the send")
@@ -178,10 +190,12 @@ def test_idle_worker_survives_a_redis_restart(
 
 
 def test_intake_entry_left_in_processing_by_a_crash_is_recovered(
-        redis: Redis, store: MessageStore, workers: Workers) -> None:
+    redis: Redis, store: MessageStore, workers: Workers
+) -> None:
     """An entry a crashed worker had taken from the intake list is processed on next start."""
-    redis.rpush("smsq:intake:processing",
-                json.dumps({"key": "orphan", "text": "Hi", "to": ["0612345678"]}))
+    redis.rpush(
+        "smsq:intake:processing", json.dumps({"key": "orphan", "text": "Hi", "to": ["0612345678"]})
+    )
 
     workers.run_burst()
 

@@ -15,8 +15,13 @@ def emit(fmt: str) -> str:
     stream = io.StringIO()
     configure_logging(level="INFO", fmt=fmt, secrets=["sk-live-123456"], stream=stream)
     log = structlog.get_logger()
-    log.info("sms.send.accepted", key="k1", text="secret body", phone="33612345678",
-             note="apiKey=sk-live-123456 to +33698765432")
+    log.info(
+        "sms.send.accepted",
+        key="k1",
+        text="secret body",
+        phone="33612345678",
+        note="apiKey=sk-live-123456 to +33698765432",
+    )
     logging.getLogger("rq.worker").info("job for 33611223344 done")
     try:
         raise ValueError("failed for 33612345678 with sk-live-123456")
@@ -51,6 +56,10 @@ def test_console_output_is_scrubbed_too() -> None:
 def test_redactor_leaves_timestamps_and_ids_alone() -> None:
     """Digits inside timestamps, uuids or dotted names are not mistaken for phone numbers."""
     redactor = Redactor()
-    event = {"event": "x", "at": "2026-11-25T12:00:00.123456Z", "job_id": "smsq-1234567890abcdef",
-             "host": "vm.15625.0baad6"}
+    event = {
+        "event": "x",
+        "at": "2026-11-25T12:00:00.123456Z",
+        "job_id": "smsq-1234567890abcdef",
+        "host": "vm.15625.0baad6",
+    }
     assert redactor(None, "info", dict(event)) == event

@@ -47,8 +47,10 @@ def header_and_body(text: str) -> tuple[str, list[str]]:
 
 def declared(header: str) -> dict[Read, str]:
     """The KEYS/ARGV a header declares, with the name it gives each."""
-    return {(table, int(index), bool(rest)): name
-            for table, index, rest, name in DECLARED.findall(header)}
+    return {
+        (table, int(index), bool(rest)): name
+        for table, index, rest, name in DECLARED.findall(header)
+    }
 
 
 def reads(line: str) -> set[Read]:
@@ -72,8 +74,14 @@ def naming_block(body: list[str]) -> list[str]:
 def test_every_script_is_found() -> None:
     assert len(SCRIPTS) == 16
     assert "ledger_claim" in SCRIPTS
-    assert FRAGMENTS == ["apply.lua", "callbacks.lua", "final_event.lua", "lookup.lua",
-                         "now.lua", "requeue.lua"]
+    assert FRAGMENTS == [
+        "apply.lua",
+        "callbacks.lua",
+        "final_event.lua",
+        "lookup.lua",
+        "now.lua",
+        "requeue.lua",
+    ]
 
 
 @pytest.mark.parametrize("name", SCRIPTS)
@@ -97,14 +105,17 @@ def test_the_header_declares_exactly_what_the_body_reads(name: str) -> None:
     header, body = header_and_body((LUA_DIR / f"{name}.lua").read_text(encoding="utf-8"))
     declarations = declared(header)
     block = naming_block(body)
-    named = {read: NAMING.fullmatch(line).group(1)  # type: ignore[union-attr]
-             for line in block for read in reads(line)}
+    named = {
+        read: NAMING.fullmatch(line).group(1)  # type: ignore[union-attr]
+        for line in block
+        for read in reads(line)
+    }
 
     assert declarations, "the header declares no KEYS or ARGV"
     assert all(len(reads(line)) == 1 for line in block), "one entry named per line"
     assert set(named) == set(declarations)
     assert named == declarations, "each local is named as its header line says"
-    assert [line for line in body[len(block):] if ANY_READ.search(line)] == []
+    assert [line for line in body[len(block) :] if ANY_READ.search(line)] == []
 
 
 @pytest.mark.parametrize("fragment", FRAGMENTS)
@@ -118,11 +129,13 @@ def test_a_fragment_reads_no_keys_or_argv(fragment: str) -> None:
 @pytest.mark.parametrize("name", SCRIPTS)
 def test_each_fragment_is_included_at_most_once(name: str) -> None:
     source = loaded(name)
-    first_lines = {f: (LUA_DIR / "lib" / f).read_text(encoding="utf-8").splitlines()[0]
-                   for f in FRAGMENTS}
+    first_lines = {
+        f: (LUA_DIR / "lib" / f).read_text(encoding="utf-8").splitlines()[0] for f in FRAGMENTS
+    }
 
-    assert {f: source.count(line) for f, line in first_lines.items()
-            if source.count(line) > 1} == {}
+    assert {
+        f: source.count(line) for f, line in first_lines.items() if source.count(line) > 1
+    } == {}
 
 
 def test_the_ledger_scripts_include_the_shared_fragments_once() -> None:
@@ -145,6 +158,7 @@ def test_placeholders_are_the_producers_constants() -> None:
 
 
 # The loader's errors, on the real scripts and on scripts written for the test.
+
 
 def test_a_placeholder_without_a_value_is_refused() -> None:
     with pytest.raises(lua.LuaScriptError) as raised:
@@ -169,18 +183,22 @@ def test_a_value_named_like_a_shared_placeholder_is_refused() -> None:
 
 def test_an_unsafe_json_value_is_refused() -> None:
     with pytest.raises(lua.UnsafeValueError) as raised:
-        lua.load("receipts_apply", FINAL_STATUSES_JSON="{\"1\": \"it's\"}",
-                 STATUS_OUTCOMES_JSON="{}")
+        lua.load("receipts_apply", FINAL_STATUSES_JSON='{"1": "it\'s"}', STATUS_OUTCOMES_JSON="{}")
 
     assert str(raised.value) == (
-        "receipts_apply.lua: unsafe value for {{FINAL_STATUSES_JSON}}: '{\"1\": \"it\\'s\"}' "
+        'receipts_apply.lua: unsafe value for {{FINAL_STATUSES_JSON}}: \'{"1": "it\\\'s"}\' '
         "(plain values hold only letters, digits and _ . : -; *_JSON values are JSON without ', "
-        "\\, a line break or ]])")
+        "\\, a line break or ]])"
+    )
 
 
 def test_a_value_that_is_not_json_is_refused() -> None:
-    with pytest.raises(lua.UnsafeValueError, match=re.escape(
-            "receipts_apply.lua: unsafe value for {{STATUS_OUTCOMES_JSON}}: '{1: 2}' (")):
+    with pytest.raises(
+        lua.UnsafeValueError,
+        match=re.escape(
+            "receipts_apply.lua: unsafe value for {{STATUS_OUTCOMES_JSON}}: '{1: 2}' ("
+        ),
+    ):
         lua.load("receipts_apply", FINAL_STATUSES_JSON="{}", STATUS_OUTCOMES_JSON="{1: 2}")
 
 
@@ -218,7 +236,7 @@ def test_an_unsafe_plain_value_is_refused(scripts: Path) -> None:
     with pytest.raises(lua.UnsafeValueError) as raised:
         lua.load("t_quote", WHO="it's")
 
-    assert str(raised.value).startswith("t_quote.lua: unsafe value for {{WHO}}: \"it's\" (")
+    assert str(raised.value).startswith('t_quote.lua: unsafe value for {{WHO}}: "it\'s" (')
     assert lua.load("t_quote", WHO="everyone") == "return 'everyone'\n"
 
 
@@ -230,7 +248,8 @@ def test_includes_are_recursive_and_each_fragment_comes_once(scripts: Path) -> N
     assert lua.load("t_main", X="x") == (
         "-- b\nlocal b = 'message.final'\n"
         "-- a\n-- lib/b.lua: included above\nlocal a = b .. 'x'\n"
-        "return a\n")
+        "return a\n"
+    )
 
 
 def test_a_missing_value_in_a_fragment_names_both_files(scripts: Path) -> None:
@@ -258,8 +277,10 @@ def test_an_include_outside_lib_is_refused(scripts: Path) -> None:
     with pytest.raises(lua.LuaScriptError) as raised:
         lua.load("t_main")
 
-    assert str(raised.value) == ("t_main.lua: bad include '-- include: ../secret.lua' "
-                                 "(expected '-- include: lib/<name>.lua')")
+    assert str(raised.value) == (
+        "t_main.lua: bad include '-- include: ../secret.lua' "
+        "(expected '-- include: lib/<name>.lua')"
+    )
 
 
 def test_a_malformed_placeholder_is_refused(scripts: Path) -> None:
@@ -268,4 +289,4 @@ def test_a_malformed_placeholder_is_refused(scripts: Path) -> None:
     with pytest.raises(lua.LuaScriptError) as raised:
         lua.load("t_main")
 
-    assert str(raised.value) == "t_main.lua: malformed placeholder \"{{lower}}'\\n\""
+    assert str(raised.value) == 't_main.lua: malformed placeholder "{{lower}}\'\\n"'

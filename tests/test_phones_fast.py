@@ -20,18 +20,32 @@ def libphonenumber_only(raw: str, region: str, monkeypatch: pytest.MonkeyPatch) 
             return None
 
 
-@pytest.mark.parametrize(("region", "country_code", "prefix"), [
-    ("FR", "33", "0"), ("BE", "32", "0"), ("DE", "49", "0"), ("ES", "34", ""),
-])
+@pytest.mark.parametrize(
+    ("region", "country_code", "prefix"),
+    [
+        ("FR", "33", "0"),
+        ("BE", "32", "0"),
+        ("DE", "49", "0"),
+        ("ES", "34", ""),
+    ],
+)
 def test_fast_path_accepts_only_what_libphonenumber_accepts(
-        region: str, country_code: str, prefix: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    region: str, country_code: str, prefix: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     rng = random.Random(region)
     taken = 0
     for _ in range(6000):
-        national = rng.choice("123456789") + "".join(rng.choice("0123456789")
-                                                for _ in range(rng.choice((8, 9, 10))))
-        raw = rng.choice([f"+{country_code}{national}", f"00{country_code}{national}",
-                          f"{prefix}{national}", f"+{country_code} {national[:1]} {national[1:]}"])
+        national = rng.choice("123456789") + "".join(
+            rng.choice("0123456789") for _ in range(rng.choice((8, 9, 10)))
+        )
+        raw = rng.choice(
+            [
+                f"+{country_code}{national}",
+                f"00{country_code}{national}",
+                f"{prefix}{national}",
+                f"+{country_code} {national[:1]} {national[1:]}",
+            ]
+        )
         fast = phones._fast_mobile(raw, region)
         if fast is None:
             continue

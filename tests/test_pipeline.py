@@ -28,15 +28,21 @@ def sent_requests(sandbox: SandboxProvider) -> list[dict[str, Any]]:
 
 
 def test_personalised_multi_recipient_message_is_sent_once(
-        producer: Producer, store: MessageStore, sandbox: SandboxProvider,
-        workers: Workers) -> None:
+    producer: Producer, store: MessageStore, sandbox: SandboxProvider, workers: Workers
+) -> None:
     """One request carries MESSAGE, TPOA, DYNAMIC, CAMPAIGN_NAME and PARAM_n per recipient."""
-    producer.enqueue({
-        "key": "welcome-1", "sender": "Shop42", "campaign": "welcome",
-        "text": "Hi #param_1#, code #param_2#",
-        "to": [{"phone": "0612345678", "params": ["Ann", "A1"]},
-               {"phone": "+33 6 98 76 54 32", "params": ["Bo", "B2"]}],
-    })
+    producer.enqueue(
+        {
+            "key": "welcome-1",
+            "sender": "Shop42",
+            "campaign": "welcome",
+            "text": "Hi #param_1#, code #param_2#",
+            "to": [
+                {"phone": "0612345678", "params": ["Ann", "A1"]},
+                {"phone": "+33 6 98 76 54 32", "params": ["Bo", "B2"]},
+            ],
+        }
+    )
 
     run = workers.run_burst()
 
@@ -47,10 +53,14 @@ def test_personalised_multi_recipient_message_is_sent_once(
     assert request["api_key_ok"] is True
     assert request["returnformat"] == "json"
     assert request["data"] == {
-        "MESSAGE": "Hi #param_1#, code #param_2#", "TPOA": "Shop42", "DYNAMIC": "2",
+        "MESSAGE": "Hi #param_1#, code #param_2#",
+        "TPOA": "Shop42",
+        "DYNAMIC": "2",
         "CAMPAIGN_NAME": "welcome",
-        "SMS": [{"MOBILEPHONE": "33612345678", "PARAM_1": "Ann", "PARAM_2": "A1"},
-                {"MOBILEPHONE": "33698765432", "PARAM_1": "Bo", "PARAM_2": "B2"}],
+        "SMS": [
+            {"MOBILEPHONE": "33612345678", "PARAM_1": "Ann", "PARAM_2": "A1"},
+            {"MOBILEPHONE": "33698765432", "PARAM_1": "Bo", "PARAM_2": "B2"},
+        ],
     }
     record = store.get("welcome-1")
     assert record is not None
@@ -64,12 +74,13 @@ def test_personalised_multi_recipient_message_is_sent_once(
 
 
 def test_deferred_message_is_scheduled_with_paris_date(
-        producer: Producer, store: MessageStore, sandbox: SandboxProvider,
-        workers: Workers) -> None:
+    producer: Producer, store: MessageStore, sandbox: SandboxProvider, workers: Workers
+) -> None:
     """A future send_at becomes DATE in Europe/Paris time and status 101 ends 'scheduled'."""
     send_at = (datetime.now(UTC) + timedelta(days=2)).replace(microsecond=0)
-    producer.enqueue({"key": "later", "text": "Reminder", "to": ["0612345678"],
-                      "send_at": send_at.isoformat()})
+    producer.enqueue(
+        {"key": "later", "text": "Reminder", "to": ["0612345678"], "send_at": send_at.isoformat()}
+    )
 
     workers.run_burst()
 
@@ -84,13 +95,13 @@ def test_deferred_message_is_scheduled_with_paris_date(
 
 
 def test_invalid_numbers_are_refused_locally_and_by_the_provider(
-        producer: Producer, store: MessageStore, sandbox: SandboxProvider,
-        workers: Workers) -> None:
+    producer: Producer, store: MessageStore, sandbox: SandboxProvider, workers: Workers
+) -> None:
     """A malformed number never reaches AllMySMS; one it refuses (113) makes the send partial."""
-    result = producer.enqueue({"key": "mixed", "text": "Hello",
-                               "to": ["0612345678", "06 12", "0611999999"]})
-    assert result.refused_numbers == (
-        {"field": "to[1]", "phone": "06 12", "reason": "too short"},)
+    result = producer.enqueue(
+        {"key": "mixed", "text": "Hello", "to": ["0612345678", "06 12", "0611999999"]}
+    )
+    assert result.refused_numbers == ({"field": "to[1]", "phone": "06 12", "reason": "too short"},)
 
     workers.run_burst()
 
@@ -106,7 +117,8 @@ def test_invalid_numbers_are_refused_locally_and_by_the_provider(
 
 
 def test_stop_listed_number_in_a_status_100_answer_makes_the_send_partial(
-        producer: Producer, store: MessageStore, workers: Workers) -> None:
+    producer: Producer, store: MessageStore, workers: Workers
+) -> None:
     """invalidNumbers in a status 100 answer is recorded and the message ends 'partial'."""
     producer.enqueue({"key": "stop", "text": "Offer", "to": ["0612345678", "0611888888"]})
 
@@ -118,11 +130,12 @@ def test_stop_listed_number_in_a_status_100_answer_makes_the_send_partial(
     assert record.invalid_numbers == ["33611888888"]
 
 
-@pytest.mark.parametrize("code", sorted(c for c in STATUSES if c >= 102
-                                         and c not in PAUSE_STATUSES))
+@pytest.mark.parametrize(
+    "code", sorted(c for c in STATUSES if c >= 102 and c not in PAUSE_STATUSES)
+)
 def test_every_business_status_is_final_and_never_retried(
-        code: int, producer: Producer, store: MessageStore, sandbox: SandboxProvider,
-        workers: Workers) -> None:
+    code: int, producer: Producer, store: MessageStore, sandbox: SandboxProvider, workers: Workers
+) -> None:
     """Statuses 102-118 end in their table state after exactly one request."""
     sandbox.add_fault({"action": "status", "status": code, "times": -1})
     producer.enqueue({"key": f"status-{code}", "text": "Hi", "to": ["0612345678"]})
@@ -144,7 +157,8 @@ def test_every_business_status_is_final_and_never_retried(
 
 
 def test_connection_refused_then_recovery_sends_exactly_once(
-        producer: Producer, store: MessageStore, workers: Workers) -> None:
+    producer: Producer, store: MessageStore, workers: Workers
+) -> None:
     """Connect failures are retried with back-off until the provider listens: one request."""
     from worker.dev.redis_server import free_port
 
@@ -153,10 +167,17 @@ def test_connection_refused_then_recovery_sends_exactly_once(
     producer.enqueue({"key": "late", "text": "Hi", "to": ["0612345678"]})
     proc = subprocess.Popen(
         [sys.executable, "-m", "worker", "worker", "--burst"],
-        env=workers.env(ALLMYSMS_BASE_URL=f"http://127.0.0.1:{port}/http/9.0",
-                        SMSQ_SEND_ATTEMPTS="40", SMSQ_RETRY_INITIAL_WAIT_S="0.1",
-                        SMSQ_RETRY_MAX_WAIT_S="0.1", SMSQ_SEND_MAX_WAIT_S="20"),
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        env=workers.env(
+            ALLMYSMS_BASE_URL=f"http://127.0.0.1:{port}/http/9.0",
+            SMSQ_SEND_ATTEMPTS="40",
+            SMSQ_RETRY_INITIAL_WAIT_S="0.1",
+            SMSQ_RETRY_MAX_WAIT_S="0.1",
+            SMSQ_SEND_MAX_WAIT_S="20",
+        ),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         time.sleep(1.5)
         late.start()
@@ -173,14 +194,16 @@ def test_connection_refused_then_recovery_sends_exactly_once(
 
 
 def test_connection_refused_past_the_budget_fails_without_any_request(
-        producer: Producer, store: MessageStore, workers: Workers) -> None:
+    producer: Producer, store: MessageStore, workers: Workers
+) -> None:
     """When AllMySMS never answers a connect, the message ends 'failed': provably not sent."""
     from worker.dev.redis_server import free_port
 
     producer.enqueue({"key": "down", "text": "Hi", "to": ["0612345678"]})
 
-    workers.run_burst(ALLMYSMS_BASE_URL=f"http://127.0.0.1:{free_port()}/http/9.0",
-                      SMSQ_SEND_ATTEMPTS="3")
+    workers.run_burst(
+        ALLMYSMS_BASE_URL=f"http://127.0.0.1:{free_port()}/http/9.0", SMSQ_SEND_ATTEMPTS="3"
+    )
 
     record = store.get("down")
     assert record is not None
@@ -192,8 +215,8 @@ def test_connection_refused_past_the_budget_fails_without_any_request(
 
 
 def test_read_timeout_ends_unknown_and_is_never_resent(
-        producer: Producer, store: MessageStore, sandbox: SandboxProvider,
-        workers: Workers) -> None:
+    producer: Producer, store: MessageStore, sandbox: SandboxProvider, workers: Workers
+) -> None:
     """A provider slower than the read timeout got the request: 'unknown', one request ever."""
     sandbox.add_fault({"action": "delay", "delay_ms": 1500})
     producer.enqueue({"key": "slow", "text": "Hi", "to": ["0612345678"]})
@@ -212,14 +235,22 @@ def test_read_timeout_ends_unknown_and_is_never_resent(
     assert (letter.key, letter.state) == ("slow", "unknown")
 
 
-@pytest.mark.parametrize(("action", "error"), [
-    ("html502", "AllMySMS answered HTTP 502"),
-    ("truncated", "AllMySMS answered HTTP 200 with a body that is not JSON"),
-    ("drop", "RemoteProtocolError after the request was sent"),
-])
+@pytest.mark.parametrize(
+    ("action", "error"),
+    [
+        ("html502", "AllMySMS answered HTTP 502"),
+        ("truncated", "AllMySMS answered HTTP 200 with a body that is not JSON"),
+        ("drop", "RemoteProtocolError after the request was sent"),
+    ],
+)
 def test_ambiguous_answers_end_unknown_after_one_request(
-        action: str, error: str, producer: Producer, store: MessageStore,
-        sandbox: SandboxProvider, workers: Workers) -> None:
+    action: str,
+    error: str,
+    producer: Producer,
+    store: MessageStore,
+    sandbox: SandboxProvider,
+    workers: Workers,
+) -> None:
     """A 502 page, truncated JSON or a dropped connection is 'unknown', never retried."""
     sandbox.add_fault({"action": action})
     producer.enqueue({"key": action, "text": "Hi", "to": ["0612345678"]})
@@ -233,11 +264,18 @@ def test_ambiguous_answers_end_unknown_after_one_request(
 
 
 def test_expired_one_time_code_is_never_sent(
-        producer: Producer, store: MessageStore, sandbox: SandboxProvider,
-        workers: Workers) -> None:
+    producer: Producer, store: MessageStore, sandbox: SandboxProvider, workers: Workers
+) -> None:
     """A code whose valid_for_s ran out before the send started ends 'expired', no request."""
-    producer.enqueue({"key": "otp", "text": "Code 1234", "to": ["0612345678"],
-                      "lane": "urgent", "valid_for_s": 0.2})
+    producer.enqueue(
+        {
+            "key": "otp",
+            "text": "Code 1234",
+            "to": ["0612345678"],
+            "lane": "urgent",
+            "valid_for_s": 0.2,
+        }
+    )
     time.sleep(0.4)
 
     workers.run_burst()
@@ -252,8 +290,12 @@ def test_expired_one_time_code_is_never_sent(
 
 
 def test_same_key_before_and_after_the_send_reaches_the_provider_once(
-        producer: Producer, redis: Redis, store: MessageStore, sandbox: SandboxProvider,
-        workers: Workers) -> None:
+    producer: Producer,
+    redis: Redis,
+    store: MessageStore,
+    sandbox: SandboxProvider,
+    workers: Workers,
+) -> None:
     """Enqueueing a key twice before the send and once after it gives one job and one request."""
     first = producer.enqueue({"key": "dup", "text": "Hi", "to": ["0612345678"]})
     again = producer.enqueue({"key": "dup", "text": "Other text", "to": ["0698765432"]})
@@ -270,14 +312,17 @@ def test_same_key_before_and_after_the_send_reaches_the_provider_once(
 
 
 def test_urgent_lane_is_drained_before_default_and_bulk(
-        producer: Producer, sandbox: SandboxProvider, workers: Workers) -> None:
+    producer: Producer, sandbox: SandboxProvider, workers: Workers
+) -> None:
     """A worker on all lanes takes urgent first, then default, then bulk (one slot, so the
     provider sees them in the order they were taken)."""
-    producer.enqueue_many([
-        {"key": "b", "text": "bulk", "to": ["0612345678"], "lane": "bulk"},
-        {"key": "d", "text": "default", "to": ["0612345678"]},
-        {"key": "u", "text": "urgent", "to": ["0612345678"], "lane": "urgent"},
-    ])
+    producer.enqueue_many(
+        [
+            {"key": "b", "text": "bulk", "to": ["0612345678"], "lane": "bulk"},
+            {"key": "d", "text": "default", "to": ["0612345678"]},
+            {"key": "u", "text": "urgent", "to": ["0612345678"], "lane": "urgent"},
+        ]
+    )
 
     workers.run_burst(SMSQ_SEND_SLOTS="1")
 
@@ -285,12 +330,15 @@ def test_urgent_lane_is_drained_before_default_and_bulk(
 
 
 def test_lanes_option_limits_the_queues_a_worker_drains(
-        producer: Producer, redis: Redis, sandbox: SandboxProvider, workers: Workers) -> None:
+    producer: Producer, redis: Redis, sandbox: SandboxProvider, workers: Workers
+) -> None:
     """``--lanes bulk`` leaves other lanes' messages queued."""
-    producer.enqueue_many([
-        {"key": "b", "text": "bulk", "to": ["0612345678"], "lane": "bulk"},
-        {"key": "u", "text": "urgent", "to": ["0612345678"], "lane": "urgent"},
-    ])
+    producer.enqueue_many(
+        [
+            {"key": "b", "text": "bulk", "to": ["0612345678"], "lane": "bulk"},
+            {"key": "u", "text": "urgent", "to": ["0612345678"], "lane": "urgent"},
+        ]
+    )
 
     workers.run_burst("--lanes", "bulk")
 
@@ -298,12 +346,11 @@ def test_lanes_option_limits_the_queues_a_worker_drains(
     assert redis.llen("rq:queue:smsq-urgent") == 1
 
 
-
 def test_one_keep_alive_connection_serves_every_message_of_a_worker(
-        producer: Producer, sandbox: SandboxProvider, workers: Workers) -> None:
+    producer: Producer, sandbox: SandboxProvider, workers: Workers
+) -> None:
     """A worker process with one send slot reuses one HTTP connection for all its sends."""
-    producer.enqueue_many([{"key": f"k{i}", "text": "Hi", "to": ["0612345678"]}
-                           for i in range(5)])
+    producer.enqueue_many([{"key": f"k{i}", "text": "Hi", "to": ["0612345678"]} for i in range(5)])
 
     workers.run_burst(SMSQ_SEND_SLOTS="1")
 
@@ -312,12 +359,12 @@ def test_one_keep_alive_connection_serves_every_message_of_a_worker(
 
 
 def test_send_slots_keep_that_many_requests_in_flight_on_as_many_connections(
-        producer: Producer, sandbox: SandboxProvider, workers: Workers) -> None:
+    producer: Producer, sandbox: SandboxProvider, workers: Workers
+) -> None:
     """Four slots and a 300 ms provider: four requests overlap, never a fifth; each slot keeps
     its keep-alive connection, so 12 messages open exactly 4 connections."""
     sandbox.add_fault({"action": "delay", "delay_ms": 300, "times": 12})
-    producer.enqueue_many([{"key": f"k{i}", "text": "Hi", "to": ["0612345678"]}
-                           for i in range(12)])
+    producer.enqueue_many([{"key": f"k{i}", "text": "Hi", "to": ["0612345678"]} for i in range(12)])
 
     run = workers.run_burst(SMSQ_SEND_SLOTS="4")
 
@@ -330,11 +377,12 @@ def test_send_slots_keep_that_many_requests_in_flight_on_as_many_connections(
 
 
 def test_supervised_worker_processes_share_the_lanes(
-        producer: Producer, store: MessageStore, sandbox: SandboxProvider,
-        workers: Workers) -> None:
+    producer: Producer, store: MessageStore, sandbox: SandboxProvider, workers: Workers
+) -> None:
     """``--processes 3 --burst`` runs three workers that send every message exactly once."""
-    producer.enqueue_many([{"key": f"m{i}", "text": f"Hi {i}", "to": ["0612345678"]}
-                           for i in range(30)])
+    producer.enqueue_many(
+        [{"key": f"m{i}", "text": f"Hi {i}", "to": ["0612345678"]} for i in range(30)]
+    )
 
     run = workers.run_burst("--processes", "3")
 
@@ -349,23 +397,33 @@ def test_supervised_worker_processes_share_the_lanes(
 
 @pytest.mark.parametrize("code", sorted(PAUSE_STATUSES))
 def test_account_errors_pause_every_lane_and_lose_nothing(
-        code: int, producer: Producer, redis: Redis, store: MessageStore,
-        sandbox: SandboxProvider, workers: Workers) -> None:
+    code: int,
+    producer: Producer,
+    redis: Redis,
+    store: MessageStore,
+    sandbox: SandboxProvider,
+    workers: Workers,
+) -> None:
     """102/103/104: the message goes back to the front of its lane, every lane pauses, and after
     ``smsq resume`` everything is sent once. One send slot, so the second message is not
     already in flight when the first answer arrives."""
     sandbox.add_fault({"action": "status", "status": code})
-    producer.enqueue_many([{"key": f"first-{code}", "text": "Hi", "to": ["0612345678"]},
-                           {"key": f"second-{code}", "text": "Hi", "to": ["0612345678"],
-                            "lane": "urgent"}])
+    producer.enqueue_many(
+        [
+            {"key": f"first-{code}", "text": "Hi", "to": ["0612345678"]},
+            {"key": f"second-{code}", "text": "Hi", "to": ["0612345678"], "lane": "urgent"},
+        ]
+    )
 
     paused = workers.run_burst(SMSQ_SEND_SLOTS="1")
 
     assert paused.returncode == 0, paused.log
     assert len(sandbox.requests()) == 1
     assert [p.lane for p in Switch(redis).paused()] == ["*"]
-    assert next(e for e in paused.events() if e["event"] == "sms.lanes.paused")[
-        "provider_status"] == code
+    assert (
+        next(e for e in paused.events() if e["event"] == "sms.lanes.paused")["provider_status"]
+        == code
+    )
     urgent, waiting = store.get(f"second-{code}"), store.get(f"first-{code}")
     assert urgent is not None
     assert waiting is not None
@@ -387,16 +445,24 @@ def test_account_errors_pause_every_lane_and_lose_nothing(
 
 
 def test_urgent_message_behind_ten_thousand_bulk_ones_goes_out_within_a_second(
-        producer: Producer, sandbox: SandboxProvider, workers: Workers) -> None:
+    producer: Producer, sandbox: SandboxProvider, workers: Workers
+) -> None:
     """A running worker busy with a 10,000-message bulk backlog sends a new urgent one next."""
-    producer.enqueue_many([{"key": f"bulk-{i}", "text": "bulk", "to": ["0612345678"],
-                            "lane": "bulk"} for i in range(10_000)])
+    producer.enqueue_many(
+        [
+            {"key": f"bulk-{i}", "text": "bulk", "to": ["0612345678"], "lane": "bulk"}
+            for i in range(10_000)
+        ]
+    )
     workers.start(SMSQ_IDLE_WAIT_S="0.2")
     wait_for(lambda: len(sandbox.requests()) >= 20, what="the bulk lane to start")
 
     enqueued_at = time.monotonic()
     producer.enqueue({"key": "otp", "text": "urgent", "to": ["0612345678"], "lane": "urgent"})
-    wait_for(lambda: any(r["data"]["MESSAGE"] == "urgent" for r in sandbox.requests()),
-             timeout_s=5, what="the urgent message")
+    wait_for(
+        lambda: any(r["data"]["MESSAGE"] == "urgent" for r in sandbox.requests()),
+        timeout_s=5,
+        what="the urgent message",
+    )
 
     assert time.monotonic() - enqueued_at < 1.0

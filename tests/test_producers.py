@@ -36,7 +36,8 @@ def evalsha_calls(redis: Redis) -> int:
 
 
 def test_a_batch_is_one_script_call_per_200_recipients_pipelined(
-        redis_server: RedisServer, redis: Redis) -> None:
+    redis_server: RedisServer, redis: Redis
+) -> None:
     """1 request is one script call; 500 single-recipient requests are three calls (200, 200,
     100) sent on one connection without waiting for each answer, not three round trips."""
     producer = Producer(CountingRedis.from_url(redis_server.url))
@@ -45,17 +46,18 @@ def test_a_batch_is_one_script_call_per_200_recipients_pipelined(
     for size in (1, 500):
         redis.config_resetstat()
         CountingRedis.calls = 0
-        results = producer.enqueue_many([{"key": f"{size}-{i}", "text": "x",
-                                          "to": ["0612345678"]} for i in range(size)])
-        assert [r.as_dict() for r in results] == [{"key": f"{size}-{i}", "state": "queued"}
-                                                  for i in range(size)]
+        results = producer.enqueue_many(
+            [{"key": f"{size}-{i}", "text": "x", "to": ["0612345678"]} for i in range(size)]
+        )
+        assert [r.as_dict() for r in results] == [
+            {"key": f"{size}-{i}", "state": "queued"} for i in range(size)
+        ]
         calls.append(evalsha_calls(redis))
         commands.append(CountingRedis.calls)
     assert calls == [1, 3]
     assert commands == [1, 1]  # the pipelined batch: one SCRIPT LOAD, then raw sends
     assert redis.llen("rq:queue:smsq-default") == 502
-    assert redis.lrange("rq:queue:smsq-default", 1, 1) == [
-        f"smsq-{message_id('1-0')}".encode()]
+    assert redis.lrange("rq:queue:smsq-default", 1, 1) == [f"smsq-{message_id('1-0')}".encode()]
     assert redis.lindex("rq:queue:smsq-default", -1) == f"smsq-{message_id('500-499')}".encode()
 
 
@@ -65,54 +67,62 @@ def test_duplicates_across_pipelined_calls_are_found(producer: Producer, redis: 
     batch.append({"key": "d0", "text": "x", "to": ["0612345678"]})
     results = producer.enqueue_many(batch)
     assert [r.as_dict() for r in results[-2:]] == [
-        {"key": "d299", "state": "queued"}, {"key": "d0", "state": "queued", "duplicate": True}]
+        {"key": "d299", "state": "queued"},
+        {"key": "d0", "state": "queued", "duplicate": True},
+    ]
     assert redis.llen("rq:queue:smsq-default") == 300
 
 
-def test_pipelined_batch_survives_a_flushed_script_cache(producer: Producer, redis: Redis
-                                                         ) -> None:
+def test_pipelined_batch_survives_a_flushed_script_cache(producer: Producer, redis: Redis) -> None:
     """Redis restarted (script cache empty) after the producer loaded its script: every call
     answers NOSCRIPT, wrote nothing, and is run again the normal way."""
-    producer.enqueue_many([{"key": f"w{i}", "text": "x", "to": ["0612345678"]}
-                           for i in range(250)])
+    producer.enqueue_many([{"key": f"w{i}", "text": "x", "to": ["0612345678"]} for i in range(250)])
     redis.script_flush()
-    results = producer.enqueue_many([{"key": f"s{i}", "text": "x", "to": ["0612345678"]}
-                                     for i in range(450)])
-    assert [r.as_dict() for r in results] == [{"key": f"s{i}", "state": "queued"}
-                                              for i in range(450)]
+    results = producer.enqueue_many(
+        [{"key": f"s{i}", "text": "x", "to": ["0612345678"]} for i in range(450)]
+    )
+    assert [r.as_dict() for r in results] == [
+        {"key": f"s{i}", "state": "queued"} for i in range(450)
+    ]
     assert redis.llen("rq:queue:smsq-default") == 700
 
 
 def test_a_refused_pipelined_batch_leaves_the_connection_pool_clean(
-        producer: Producer, redis: Redis) -> None:
+    producer: Producer, redis: Redis
+) -> None:
     """Redis refusing writes (maxmemory) mid-pipeline raises a clear error; the connection
     with unread answers is dropped, so the next batch reads its own answers."""
-    producer.enqueue_many([{"key": f"m{i}", "text": "x", "to": ["0612345678"]}
-                           for i in range(250)])
+    producer.enqueue_many([{"key": f"m{i}", "text": "x", "to": ["0612345678"]} for i in range(250)])
     redis.config_set("maxmemory", "1")
     try:
         with pytest.raises(RedisUnavailableError) as info:
-            producer.enqueue_many([{"key": f"o{i}", "text": "x", "to": ["0612345678"]}
-                                   for i in range(450)])
+            producer.enqueue_many(
+                [{"key": f"o{i}", "text": "x", "to": ["0612345678"]} for i in range(450)]
+            )
     finally:
         redis.config_set("maxmemory", "0")
     assert str(info.value).startswith(
-        "Redis refused the command: command not allowed when used memory > 'maxmemory'")
-    results = producer.enqueue_many([{"key": f"o{i}", "text": "x", "to": ["0612345678"]}
-                                     for i in range(450)])
-    assert [r.as_dict() for r in results] == [{"key": f"o{i}", "state": "queued"}
-                                              for i in range(450)]
+        "Redis refused the command: command not allowed when used memory > 'maxmemory'"
+    )
+    results = producer.enqueue_many(
+        [{"key": f"o{i}", "text": "x", "to": ["0612345678"]} for i in range(450)]
+    )
+    assert [r.as_dict() for r in results] == [
+        {"key": f"o{i}", "state": "queued"} for i in range(450)
+    ]
     assert redis.llen("rq:queue:smsq-default") == 700
 
 
 def test_enqueue_many_answers_in_input_order(producer: Producer, redis: Redis) -> None:
     """Accepted, refused and duplicate requests come back in the order they were given."""
-    results = producer.enqueue_many([
-        {"key": "a", "text": "x", "to": ["0612345678"]},
-        {"key": "b", "text": "", "to": ["0612345678"]},
-        {"key": "a", "text": "x", "to": ["0612345678"]},
-        "not an object",  # type: ignore[list-item]  # hostile input on purpose
-    ])
+    results = producer.enqueue_many(
+        [
+            {"key": "a", "text": "x", "to": ["0612345678"]},
+            {"key": "b", "text": "", "to": ["0612345678"]},
+            {"key": "a", "text": "x", "to": ["0612345678"]},
+            "not an object",  # type: ignore[list-item]  # hostile input on purpose
+        ]
+    )
     assert [r.as_dict() for r in results] == [
         {"key": "a", "state": "queued"},
         {"key": "b", "error": {"field": "text", "reason": "must not be empty"}},
@@ -129,14 +139,19 @@ def test_enqueue_raises_for_an_invalid_request(producer: Producer, redis: Redis)
     assert redis.dbsize() == 0
 
 
-def test_the_stored_message_holds_its_request_and_first_state(producer: Producer,
-                                                              store: MessageStore) -> None:
+def test_the_stored_message_holds_its_request_and_first_state(
+    producer: Producer, store: MessageStore
+) -> None:
     """The outcome store has the normalised request, segments and a 'queued' history entry."""
     producer.enqueue({"key": "k", "text": "ç" * 71, "to": ["0612345678"], "lane": "bulk"})
     record = store.get("k")
     assert record is not None
     assert (record.state, record.lane, record.segments, record.encoding) == (
-        State.QUEUED, "bulk", 2, "ucs2")
+        State.QUEUED,
+        "bulk",
+        2,
+        "ucs2",
+    )
     assert record.request["to"] == [{"phone": "33612345678", "params": []}]
     assert [h["state"] for h in record.history] == ["queued"]
 
@@ -144,7 +159,8 @@ def test_the_stored_message_holds_its_request_and_first_state(producer: Producer
 def test_records_expire_after_the_outcome_ttl(redis: Redis) -> None:
     """Messages, their history and their job are kept for SMSQ_OUTCOME_TTL_S, not forever."""
     Producer(redis, ProducerSettings(outcome_ttl_s=3600)).enqueue(
-        {"key": "k", "text": "x", "to": ["0612345678"]})
+        {"key": "k", "text": "x", "to": ["0612345678"]}
+    )
     ttls = {key.decode(): redis.ttl(key) for key in redis.scan_iter("smsq:msg:*")}
     assert len(ttls) == 2
     assert all(3590 < ttl <= 3600 for ttl in ttls.values())
@@ -155,19 +171,23 @@ def test_unreachable_redis_gives_a_clear_error() -> None:
     producer = Producer(Redis(port=free_port(), socket_connect_timeout=0.5))
     with pytest.raises(RedisUnavailableError) as info:
         producer.enqueue({"key": "a", "text": "x", "to": ["0612345678"]})
-    assert str(info.value) == ("Redis is unreachable (ConnectionError); retrying with the same "
-                               "keys is safe, duplicates are ignored")
+    assert str(info.value) == (
+        "Redis is unreachable (ConnectionError); retrying with the same "
+        "keys is safe, duplicates are ignored"
+    )
 
 
 def test_redis_cli_producer_sends_through_the_intake_list(
-        redis_server: RedisServer, store: MessageStore, sandbox: SandboxProvider,
-        workers: Workers) -> None:
+    redis_server: RedisServer, store: MessageStore, sandbox: SandboxProvider, workers: Workers
+) -> None:
     """A backend with nothing but redis-cli RPUSHes JSON; a worker validates and sends it."""
-    request = {"key": "php-1", "text": "Colis en route", "to": ["06 12 34 56 78"],
-               "lane": "urgent"}
+    request = {"key": "php-1", "text": "Colis en route", "to": ["06 12 34 56 78"], "lane": "urgent"}
     for entry in (json.dumps(request), "{not json", json.dumps({"key": "bad", "to": ["x"]})):
-        subprocess.run(["redis-cli", "-p", str(redis_server.port), "RPUSH", "smsq:intake",
-                        entry], check=True, capture_output=True)
+        subprocess.run(
+            ["redis-cli", "-p", str(redis_server.port), "RPUSH", "smsq:intake", entry],
+            check=True,
+            capture_output=True,
+        )
 
     workers.run_burst()
 
@@ -177,15 +197,16 @@ def test_redis_cli_producer_sends_through_the_intake_list(
     assert record is not None
     assert (record.state, record.lane) == (State.SENT, "urgent")
     letters = sorted(((d.kind, d.key, d.reason) for d in store.dead_letters()), key=repr)
-    assert letters == [("intake", "bad", "text: is required"),
-                       ("intake", None, "not valid JSON")]
+    assert letters == [("intake", "bad", "text: is required"), ("intake", None, "not valid JSON")]
 
 
 def test_results_types() -> None:
     """Enqueued and Refused render as the CLI's JSON lines."""
     assert Enqueued("k", "m", State.QUEUED, False).as_dict() == {"key": "k", "state": "queued"}
     assert Refused("k", InvalidRequestError("to", "is required")).as_dict() == {
-        "key": "k", "error": {"field": "to", "reason": "is required"}}
+        "key": "k",
+        "error": {"field": "to", "reason": "is required"},
+    }
 
 
 def test_job_ids_map_back_to_their_message() -> None:

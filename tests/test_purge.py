@@ -14,18 +14,29 @@ from worker.sandbox import SandboxProvider
 
 
 def test_purge_erases_a_person_and_keeps_everyone_else(
-        redis: Redis, producer: Producer, store: MessageStore, sandbox: SandboxProvider,
-        workers: Workers) -> None:
+    redis: Redis,
+    producer: Producer,
+    store: MessageStore,
+    sandbox: SandboxProvider,
+    workers: Workers,
+) -> None:
     """Single-recipient messages go; shared ones lose that person's entry; others stay."""
     sandbox.add_fault({"action": "status", "status": 114, "match": {"campaign": "rej"}})
-    producer.enqueue_many([
-        {"key": "only-her", "text": "Hi", "to": ["06 12 34 56 78"]},
-        {"key": "rejected-her", "text": "Hi", "to": ["0612345678"], "campaign": "rej"},
-        {"key": "shared", "text": "Hi #param_1#",
-         "to": [{"phone": "0612345678", "params": ["Zoé Martin"]},
-                {"phone": "0698765432", "params": ["Bob"]}]},
-        {"key": "other", "text": "Hi", "to": ["0698765432"]},
-    ])
+    producer.enqueue_many(
+        [
+            {"key": "only-her", "text": "Hi", "to": ["06 12 34 56 78"]},
+            {"key": "rejected-her", "text": "Hi", "to": ["0612345678"], "campaign": "rej"},
+            {
+                "key": "shared",
+                "text": "Hi #param_1#",
+                "to": [
+                    {"phone": "0612345678", "params": ["Zoé Martin"]},
+                    {"phone": "0698765432", "params": ["Bob"]},
+                ],
+            },
+            {"key": "other", "text": "Hi", "to": ["0698765432"]},
+        ]
+    )
     redis.rpush("smsq:intake", json.dumps({"key": "bad", "to": ["+33 6 12 34 56 78"]}))
     workers.run_burst()
     redis.rpush("smsq:intake", json.dumps({"key": "later", "text": "x", "to": ["0612345678"]}))
@@ -56,15 +67,20 @@ def test_purge_refuses_something_that_is_not_a_number(workers: Workers) -> None:
     """A bad --phone is refused with the reason."""
     result = workers.smsq("purge", "--phone", "hello")
     assert (result.returncode, result.stderr) == (
-        1, "smsq: --phone: not a phone number (not a number)\n")
+        1,
+        "smsq: --phone: not a phone number (not a number)\n",
+    )
 
 
 def test_purge_erases_a_persons_receipt_reply_and_smsid(
-        redis: Redis, producer: Producer, store: MessageStore, sandbox: SandboxProvider,
-        workers: Workers) -> None:
+    redis: Redis,
+    producer: Producer,
+    store: MessageStore,
+    sandbox: SandboxProvider,
+    workers: Workers,
+) -> None:
     """Her receipt, her reply (her own words) and her smsId index go; Bob's stay."""
-    producer.enqueue({"key": "shared", "text": "Hi",
-                      "to": ["0612345678", "0698765432"]})
+    producer.enqueue({"key": "shared", "text": "Hi", "to": ["0612345678", "0698765432"]})
     workers.run_burst()
     record = store.get("shared")
     assert record is not None
@@ -72,8 +88,11 @@ def test_purge_erases_a_persons_receipt_reply_and_smsid(
     mid = record.message_id
     for sms_id, mo in ((hers, "mo-her"), (bobs, "mo-bob")):
         redis.hset(f"smsq:receipts:{mid}", sms_id, json.dumps({"status": 1}))
-        redis.hset(f"smsq:replies:{mid}", mo, json.dumps(
-            {"sms_mo_id": mo, "message": f"reply {mo}", "sms_id": sms_id}))
+        redis.hset(
+            f"smsq:replies:{mid}",
+            mo,
+            json.dumps({"sms_mo_id": mo, "message": f"reply {mo}", "sms_id": sms_id}),
+        )
     assert redis.get(f"smsq:smsid:{hers}") == mid.encode()
 
     assert workers.smsq("purge", "--phone", "0612345678").returncode == 0

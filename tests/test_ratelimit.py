@@ -28,8 +28,14 @@ from worker.settings import Secret, Settings
 
 EPS = 1e-4
 """Redis TIME and the stored schedule have microsecond precision."""
-SETTINGS = Settings(login="acme", api_key=Secret("key-123456"), send_attempts=4,
-                    send_max_wait_s=30, retry_initial_wait_s=0.5, retry_max_wait_s=4)
+SETTINGS = Settings(
+    login="acme",
+    api_key=Secret("key-123456"),
+    send_attempts=4,
+    send_max_wait_s=30,
+    retry_initial_wait_s=0.5,
+    retry_max_wait_s=4,
+)
 FLUX = {"DATA": {"MESSAGE": "Hi", "SMS": [{"MOBILEPHONE": "33612345678"}]}}
 
 
@@ -108,8 +114,7 @@ def test_two_threads_and_two_processes_share_one_schedule(redis: Redis) -> None:
     context = multiprocessing.get_context("spawn")
     start = context.Event()
     out: Any = context.Queue()
-    processes = [context.Process(target=_child, args=(redis_url, 10, start, out))
-                 for _ in range(2)]
+    processes = [context.Process(target=_child, args=(redis_url, 10, start, out)) for _ in range(2)]
     for process in processes:
         process.start()
     gate = threading.Event()
@@ -179,7 +184,8 @@ def test_wait_sleeps_its_turn(redis: Redis) -> None:
 
 
 def test_a_backlog_longer_than_the_budget_books_nothing_and_gives_the_message_back(
-        redis: Redis) -> None:
+    redis: Redis,
+) -> None:
     """No turn within the deadline: nothing booked (tat unchanged), RateLimitBacklogError."""
     slept: list[float] = []
     rl = limiter(redis, 1, 1, sleep=slept.append)
@@ -218,8 +224,9 @@ def test_stop_wakes_a_waiting_slot(redis: Redis) -> None:
     assert errors[0].args[0].endswith("the worker is stopping")
 
 
-def test_push_back_halves_once_per_second_down_to_a_floor(redis: Redis,
-                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+def test_push_back_halves_once_per_second_down_to_a_floor(
+    redis: Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
     rl = limiter(redis, 10, 10)
     rl.push_back()
     rl.push_back()  # the same burst of 429s seen by another slot: no second cut
@@ -293,21 +300,34 @@ def client_answering(*responses: httpx.Response) -> tuple[AllMySmsClient, list[h
     return AllMySmsClient.from_settings(SETTINGS, transport=httpx.MockTransport(handler)), seen
 
 
-@pytest.mark.parametrize(("status", "headers", "retry_after_s"), [
-    (429, {}, None), (429, {"Retry-After": "2"}, 2.0), (503, {"Retry-After": "0"}, 0.0),
-    (503, {"Retry-After": "1"}, 1.0),
-])
+@pytest.mark.parametrize(
+    ("status", "headers", "retry_after_s"),
+    [
+        (429, {}, None),
+        (429, {"Retry-After": "2"}, 2.0),
+        (503, {"Retry-After": "0"}, 0.0),
+        (503, {"Retry-After": "1"}, 1.0),
+    ],
+)
 def test_429_and_503_with_retry_after_are_provably_not_sent(
-        status: int, headers: dict[str, str], retry_after_s: float | None) -> None:
+    status: int, headers: dict[str, str], retry_after_s: float | None
+) -> None:
     client, _ = client_answering(httpx.Response(status, text="busy", headers=headers))
     with pytest.raises(ProviderBusyError) as info:
         client.send(FLUX)
     assert (info.value.http_status, info.value.retry_after_s) == (status, retry_after_s)
 
 
-@pytest.mark.parametrize(("status", "headers"), [
-    (500, {}), (502, {}), (504, {}), (503, {}), (503, {"Retry-After": "soon"}),
-])
+@pytest.mark.parametrize(
+    ("status", "headers"),
+    [
+        (500, {}),
+        (502, {}),
+        (504, {}),
+        (503, {}),
+        (503, {"Retry-After": "soon"}),
+    ],
+)
 def test_other_5xx_and_a_bare_503_stay_unknown(status: int, headers: dict[str, str]) -> None:
     """A bare 503 may come from a proxy whose upstream broke after the request went through."""
     client, _ = client_answering(httpx.Response(status, text="oops", headers=headers))
@@ -318,10 +338,19 @@ def test_other_5xx_and_a_bare_503_stay_unknown(status: int, headers: dict[str, s
     assert info.value.http_status == status
 
 
-@pytest.mark.parametrize(("header", "seconds"), [
-    ("2", 2.0), (" 0.5 ", 0.5), ("-3", 0.0), ("7200", 60.0), ("soon", None), ("", None),
-    ("Thu, 01 Jan 1970 00:00:10 GMT", 10.0), ("nan", None),
-])
+@pytest.mark.parametrize(
+    ("header", "seconds"),
+    [
+        ("2", 2.0),
+        (" 0.5 ", 0.5),
+        ("-3", 0.0),
+        ("7200", 60.0),
+        ("soon", None),
+        ("", None),
+        ("Thu, 01 Jan 1970 00:00:10 GMT", 10.0),
+        ("nan", None),
+    ],
+)
 def test_retry_after_is_read_and_capped(header: str, seconds: float | None) -> None:
     assert parse_retry_after(header, now=0.0) == seconds
 
@@ -330,7 +359,8 @@ def test_503_with_retry_after_is_retried_after_that_long() -> None:
     """tenacity waits the Retry-After (longer than its back-off), then the POST goes through."""
     client, seen = client_answering(
         httpx.Response(503, headers={"Retry-After": "3"}),
-        httpx.Response(200, json={"status": 100, "statusText": "ok"}))
+        httpx.Response(200, json={"status": 100, "statusText": "ok"}),
+    )
     slept: list[float] = []
 
     reply = send_retrying(SETTINGS, sleep=slept.append)(client.send, FLUX)
@@ -348,8 +378,12 @@ def sandbox_times(sandbox: SandboxProvider) -> list[float]:
 
 
 def test_429_then_success_sends_once_and_slows_the_fleet(
-        producer: Producer, store: MessageStore, sandbox: SandboxProvider, workers: Workers,
-        redis: Redis) -> None:
+    producer: Producer,
+    store: MessageStore,
+    sandbox: SandboxProvider,
+    workers: Workers,
+    redis: Redis,
+) -> None:
     sandbox.add_fault({"action": "busy", "http_status": 429})
     producer.enqueue({"key": "busy-1", "text": "Hi", "to": ["0612345678"]})
 
@@ -367,8 +401,12 @@ def test_429_then_success_sends_once_and_slows_the_fleet(
 
 
 def test_503_with_retry_after_is_honoured_without_the_limit(
-        producer: Producer, store: MessageStore, sandbox: SandboxProvider, workers: Workers,
-        redis: Redis) -> None:
+    producer: Producer,
+    store: MessageStore,
+    sandbox: SandboxProvider,
+    workers: Workers,
+    redis: Redis,
+) -> None:
     """The limit off: still retried (after Retry-After), never dropped, and no limiter key."""
     sandbox.add_fault({"action": "busy", "http_status": 503, "retry_after": 1})
     producer.enqueue({"key": "busy-2", "text": "Hi", "to": ["0612345678"]})
@@ -384,8 +422,12 @@ def test_503_with_retry_after_is_honoured_without_the_limit(
 
 
 def test_bare_503_is_unknown_never_resent_but_slows_the_fleet(
-        producer: Producer, store: MessageStore, sandbox: SandboxProvider, workers: Workers,
-        redis: Redis) -> None:
+    producer: Producer,
+    store: MessageStore,
+    sandbox: SandboxProvider,
+    workers: Workers,
+    redis: Redis,
+) -> None:
     sandbox.add_fault({"action": "busy", "http_status": 503})
     producer.enqueue({"key": "busy-4", "text": "Hi", "to": ["0612345678"]})
 
@@ -399,8 +441,8 @@ def test_bare_503_is_unknown_never_resent_but_slows_the_fleet(
 
 
 def test_busy_past_every_attempt_goes_back_to_the_lane_not_to_failed(
-        producer: Producer, store: MessageStore, sandbox: SandboxProvider,
-        workers: Workers) -> None:
+    producer: Producer, store: MessageStore, sandbox: SandboxProvider, workers: Workers
+) -> None:
     sandbox.add_fault({"action": "busy", "http_status": 429, "times": 2})
     producer.enqueue({"key": "busy-3", "text": "Hi", "to": ["0612345678"]})
 
@@ -410,19 +452,23 @@ def test_busy_past_every_attempt_goes_back_to_the_lane_not_to_failed(
     record = store.get("busy-3")
     assert record is not None
     assert record.state is State.SENT
-    assert [h["state"] for h in record.history] == ["queued", "sending", "queued", "sending",
-                                                    "sent"]
+    assert [h["state"] for h in record.history] == [
+        "queued",
+        "sending",
+        "queued",
+        "sending",
+        "sent",
+    ]
 
 
 def test_fifteen_messages_at_five_per_second_take_two_seconds(
-        producer: Producer, store: MessageStore, sandbox: SandboxProvider,
-        workers: Workers) -> None:
+    producer: Producer, store: MessageStore, sandbox: SandboxProvider, workers: Workers
+) -> None:
     """Burst 5 then 5/s: the 15th request reaches the provider >= 2 s after the first."""
     for n in range(15):
         producer.enqueue({"key": f"rl-{n}", "text": "Hi", "to": ["0612345678"]})
 
-    run = workers.run_burst(SMSQ_RATE_LIMIT_SEGMENTS_PER_S="5",
-                            SMSQ_RATE_LIMIT_BURST_SEGMENTS="5")
+    run = workers.run_burst(SMSQ_RATE_LIMIT_SEGMENTS_PER_S="5", SMSQ_RATE_LIMIT_BURST_SEGMENTS="5")
 
     assert run.returncode == 0, run.log
     times = sorted(sandbox_times(sandbox))

@@ -37,12 +37,14 @@ def acl_server() -> Iterator[RedisServer]:
 
 
 def test_worker_and_producer_run_as_a_restricted_acl_user(
-        acl_server: RedisServer, sandbox: SandboxProvider, workers: Workers) -> None:
+    acl_server: RedisServer, sandbox: SandboxProvider, workers: Workers
+) -> None:
     """The ACL rule of deploy/redis.conf is enough for producers and workers; FLUSHALL is not."""
     url = f"redis://smsq:s3cret-pw@127.0.0.1:{acl_server.port}/0"
     client = Redis.from_url(url)
     Producer(client, ProducerSettings(redis_url=url)).enqueue(
-        {"key": "acl", "text": "Hi", "to": ["0612345678"]})
+        {"key": "acl", "text": "Hi", "to": ["0612345678"]}
+    )
     workers.redis_url = url
 
     run = workers.run_burst()
@@ -60,26 +62,78 @@ def test_worker_and_producer_run_as_a_restricted_acl_user(
 def tls_files(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A throwaway CA and a server certificate for 127.0.0.1."""
     d = tmp_path_factory.mktemp("tls")
+
     def openssl(*args: str) -> None:
         subprocess.run(["openssl", *args], cwd=d, check=True, capture_output=True)
-    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=smsq-ca",
-            "-keyout", "ca.key", "-out", "ca.crt")
-    openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1",
-            "-keyout", "redis.key", "-out", "redis.csr")
+
+    openssl(
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "1",
+        "-subj",
+        "/CN=smsq-ca",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.crt",
+    )
+    openssl(
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-subj",
+        "/CN=127.0.0.1",
+        "-keyout",
+        "redis.key",
+        "-out",
+        "redis.csr",
+    )
     (d / "san.ext").write_text("subjectAltName=IP:127.0.0.1\n")
-    openssl("x509", "-req", "-in", "redis.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
-            "-CAcreateserial", "-days", "1", "-extfile", "san.ext", "-out", "redis.crt")
+    openssl(
+        "x509",
+        "-req",
+        "-in",
+        "redis.csr",
+        "-CA",
+        "ca.crt",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "1",
+        "-extfile",
+        "san.ext",
+        "-out",
+        "redis.crt",
+    )
     return d
 
 
-def test_rediss_url_with_a_private_ca(tls_files: Path, sandbox: SandboxProvider,
-                                      workers: Workers) -> None:
+def test_rediss_url_with_a_private_ca(
+    tls_files: Path, sandbox: SandboxProvider, workers: Workers
+) -> None:
     """REDIS_URL=rediss://…?ssl_ca_certs=… works end to end, hostname and chain verified."""
     port = free_port()
-    server = RedisServer(port=free_port(), extra_args=[
-        "--tls-port", str(port), "--tls-cert-file", str(tls_files / "redis.crt"),
-        "--tls-key-file", str(tls_files / "redis.key"),
-        "--tls-ca-cert-file", str(tls_files / "ca.crt"), "--tls-auth-clients", "no"]).start()
+    server = RedisServer(
+        port=free_port(),
+        extra_args=[
+            "--tls-port",
+            str(port),
+            "--tls-cert-file",
+            str(tls_files / "redis.crt"),
+            "--tls-key-file",
+            str(tls_files / "redis.key"),
+            "--tls-ca-cert-file",
+            str(tls_files / "ca.crt"),
+            "--tls-auth-clients",
+            "no",
+        ],
+    ).start()
     try:
         url = f"rediss://127.0.0.1:{port}/0?ssl_ca_certs={tls_files / 'ca.crt'}"
         client = Redis.from_url(url)

@@ -24,15 +24,19 @@ from worker.sandbox import SandboxProvider
 def write_job(redis: Redis, job_id: str, fields: dict[str, str | bytes] | None) -> None:
     """Write a job hash (if any) and push its id, as a foreign backend would."""
     if fields is not None:
-        job: dict[Any, Any] = {"status": "queued", "origin": "smsq-default",
-                               "created_at": "2026-11-25T10:00:00.000000Z", **fields}
+        job: dict[Any, Any] = {
+            "status": "queued",
+            "origin": "smsq-default",
+            "created_at": "2026-11-25T10:00:00.000000Z",
+            **fields,
+        }
         redis.hset(f"rq:job:{job_id}", mapping=job)
     redis.rpush("rq:queue:smsq-default", job_id)
 
 
 def test_foreign_callable_is_refused_never_executed(
-        redis: Redis, store: MessageStore, sandbox: SandboxProvider, workers: Workers,
-        tmp_path: Path) -> None:
+    redis: Redis, store: MessageStore, sandbox: SandboxProvider, workers: Workers, tmp_path: Path
+) -> None:
     """A JSON job naming pathlib.Path.touch would create a file; the worker refuses it."""
     marker = tmp_path / "pwned"
     write_job(redis, "evil", {"data": json.dumps(["pathlib.Path.touch", None, [str(marker)], {}])})
@@ -44,15 +48,16 @@ def test_foreign_callable_is_refused_never_executed(
     assert sandbox.requests() == []
     [letter] = store.dead_letters()
     assert (letter.kind, letter.job_id, letter.state) == ("job", "evil", "refused")
-    assert letter.reason == ("job names a foreign callable 'pathlib.Path.touch'; "
-                             "only worker.jobs.send_sms runs")
+    assert letter.reason == (
+        "job names a foreign callable 'pathlib.Path.touch'; only worker.jobs.send_sms runs"
+    )
     assert FailedJobRegistry("smsq-default", connection=redis).get_job_ids() == ["evil"]
     assert redis.lrange("rq:queue:smsq-default:intermediate", 0, -1) == []
 
 
 def test_malformed_jobs_each_become_a_dead_letter(
-        redis: Redis, store: MessageStore, sandbox: SandboxProvider, workers: Workers,
-        tmp_path: Path) -> None:
+    redis: Redis, store: MessageStore, sandbox: SandboxProvider, workers: Workers, tmp_path: Path
+) -> None:
     """No hash, no data, non-JSON data, a pickle blob, bad arguments, callbacks: all refused."""
     marker = tmp_path / "pickle-ran"
 
@@ -61,15 +66,19 @@ def test_malformed_jobs_each_become_a_dead_letter(
             return (Path.touch, (str(marker),))
 
     write_job(redis, "no-hash", None)
-    write_job(redis, "bad.id", {"data": json.dumps(["worker.jobs.send_sms", None, ["0" * 32],
-                                                    {}])})
+    write_job(redis, "bad.id", {"data": json.dumps(["worker.jobs.send_sms", None, ["0" * 32], {}])})
     write_job(redis, "no-data", {})
     write_job(redis, "not-json", {"data": "{{{"})
     write_job(redis, "pickled", {"data": pickle.dumps(Boom())})
     write_job(redis, "bad-args", {"data": json.dumps(["worker.jobs.send_sms", None, ["x"], {}])})
-    write_job(redis, "callback", {
-        "data": json.dumps(["worker.jobs.send_sms", None, ["0" * 32], {}]),
-        "success_callback_name": "os.getcwd"})
+    write_job(
+        redis,
+        "callback",
+        {
+            "data": json.dumps(["worker.jobs.send_sms", None, ["0" * 32], {}]),
+            "success_callback_name": "os.getcwd",
+        },
+    )
 
     run = workers.run_burst()
 
@@ -89,7 +98,8 @@ def test_malformed_jobs_each_become_a_dead_letter(
 
 
 def test_stray_copy_of_a_finished_job_is_dropped_quietly(
-        redis: Redis, store: MessageStore, sandbox: SandboxProvider, workers: Workers) -> None:
+    redis: Redis, store: MessageStore, sandbox: SandboxProvider, workers: Workers
+) -> None:
     """A job id left in a lane after its message was sent (the reconciler put back a job that
     was only slow; the worker that finished it deleted its hash) sends nothing and is not
     reported as a foreign job."""
@@ -106,12 +116,14 @@ def test_stray_copy_of_a_finished_job_is_dropped_quietly(
     assert store.dead_letters() == []
     assert redis.llen("rq:queue:smsq-default:intermediate") == 0
     assert [e["event"] for e in run.events() if e["event"] == "sms.job.duplicate_dropped"] == [
-        "sms.job.duplicate_dropped"]
+        "sms.job.duplicate_dropped"
+    ]
 
 
 @pytest.mark.workers
 def test_send_sms_refuses_to_run_outside_an_smsq_worker(
-        redis: Redis, store: MessageStore, sandbox: SandboxProvider) -> None:
+    redis: Redis, store: MessageStore, sandbox: SandboxProvider
+) -> None:
     """A plain RQ worker on smsq's queue runs worker.jobs.send_sms itself: the guard refuses,
     sends nothing and RQ records why (only `smsq worker` sends at most once)."""
     Producer(redis).enqueue({"key": "plain-rq", "text": "Hi", "to": ["0612345678"]})

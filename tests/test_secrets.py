@@ -17,28 +17,41 @@ PHONES = ("33612345678", "33698765432")
 
 
 def test_no_api_key_in_logs_or_redis_across_outcomes(
-        redis: Redis, producer: Producer, sandbox: SandboxProvider, workers: Workers) -> None:
+    redis: Redis, producer: Producer, sandbox: SandboxProvider, workers: Workers
+) -> None:
     """Sent, rejected, unknown, failed and refused paths leave no apiKey anywhere."""
     sandbox.add_fault({"action": "status", "status": 114, "match": {"campaign": "c114"}})
     sandbox.add_fault({"action": "html502", "match": {"campaign": "c502"}})
     sandbox.add_fault({"action": "delay", "delay_ms": 800, "match": {"campaign": "slow"}})
     for campaign in ("ok", "c114", "c502", "slow"):
-        producer.enqueue({"key": campaign, "campaign": campaign, "text": TEXT,
-                          "to": list(PHONES)})
-    redis.hset("rq:job:evil", mapping={"status": "queued", "origin": "smsq-default",
-                                       "data": json.dumps(["os.getcwd", None, [], {}])})
+        producer.enqueue({"key": campaign, "campaign": campaign, "text": TEXT, "to": list(PHONES)})
+    redis.hset(
+        "rq:job:evil",
+        mapping={
+            "status": "queued",
+            "origin": "smsq-default",
+            "data": json.dumps(["os.getcwd", None, [], {}]),
+        },
+    )
     redis.rpush("rq:queue:smsq-default", "evil")
 
     producer.enqueue({"key": "stop", "text": TEXT, "to": [PHONES[0], "33611888888"]})
     run = workers.run_burst(SMSQ_HTTP_READ_TIMEOUT_S="0.3")
     producer.enqueue({"key": "unreachable", "text": TEXT, "to": list(PHONES)})
-    down = workers.run_burst(ALLMYSMS_BASE_URL="http://127.0.0.1:9/http/9.0",
-                             SMSQ_SEND_ATTEMPTS="2")
+    down = workers.run_burst(
+        ALLMYSMS_BASE_URL="http://127.0.0.1:9/http/9.0", SMSQ_SEND_ATTEMPTS="2"
+    )
 
     logs = run.log + down.log
     events = [e["event"] for e in run.events() + down.events()]
-    assert {"sms.send.accepted", "sms.send.rejected", "sms.send.outcome_unknown",
-            "sms.job.refused", "sms.send.failed", "sms.send.partial"} <= set(events)
+    assert {
+        "sms.send.accepted",
+        "sms.send.rejected",
+        "sms.send.outcome_unknown",
+        "sms.job.refused",
+        "sms.send.failed",
+        "sms.send.partial",
+    } <= set(events)
     assert len(sandbox.requests()) == 5
     assert API_KEY not in logs
     assert API_KEY.encode() not in redis_dump(redis)
@@ -55,6 +68,7 @@ def test_a_failing_worker_start_does_not_print_the_key(workers: Workers) -> None
     assert result.returncode == 2
     assert result.stderr.strip().endswith(
         "Redis is unreachable (ConnectionError); retrying with the same keys is safe, "
-        "duplicates are ignored")
+        "duplicates are ignored"
+    )
     assert API_KEY not in result.stdout + result.stderr
     assert "hunter22" not in result.stdout + result.stderr

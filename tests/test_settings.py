@@ -37,7 +37,8 @@ def test_env_example_lists_exactly_the_variables_read() -> None:
     env = RecordingEnv()
     Settings.from_env(env)
     documented = {
-        line.split("=", 1)[0] for line in (ROOT / ".env.example").read_text().splitlines()
+        line.split("=", 1)[0]
+        for line in (ROOT / ".env.example").read_text().splitlines()
         if line and not line.startswith("#")
     }
     assert documented == env.asked
@@ -46,46 +47,71 @@ def test_env_example_lists_exactly_the_variables_read() -> None:
 def test_defaults_match_env_example() -> None:
     """The values written in .env.example are the defaults (an empty env gives the same)."""
     values = dict(
-        line.split("=", 1) for line in (ROOT / ".env.example").read_text().splitlines()
+        line.split("=", 1)
+        for line in (ROOT / ".env.example").read_text().splitlines()
         if line and not line.startswith("#")
     )
     assert Settings.from_env(values) == Settings.from_env({})
 
 
-@pytest.mark.parametrize(("env", "variable", "reason"), [
-    ({"SMSQ_SEND_ATTEMPTS": "many"}, "SMSQ_SEND_ATTEMPTS", "must be a whole number"),
-    ({"SMSQ_SEND_ATTEMPTS": "0"}, "SMSQ_SEND_ATTEMPTS", "must be at least 1"),
-    ({"SMSQ_HTTP_READ_TIMEOUT_S": "-1"}, "SMSQ_HTTP_READ_TIMEOUT_S", "must be at least 0.01"),
-    ({"SMSQ_DEFAULT_COUNTRY": "XX"}, "SMSQ_DEFAULT_COUNTRY",
-     "must be an ISO 3166 two-letter country code such as FR"),
-    ({"ALLMYSMS_BASE_URL": "ftp://x"}, "ALLMYSMS_BASE_URL", "must be an http(s) URL"),
-    ({"SMSQ_LOG_FORMAT": "xml"}, "SMSQ_LOG_FORMAT", "must be one of auto, json, console"),
-    ({"SMSQ_CALLBACK_ALLOWED_HOSTS": "shop.example.com,not a host"},
-     "SMSQ_CALLBACK_ALLOWED_HOSTS", "entry 2 is not a host name such as shop.example.com or "
-     "*.example.com (international names in their xn-- form)"),
-    ({"SMSQ_CALLBACK_ALLOWED_HOSTS": "*.*.example.com"}, "SMSQ_CALLBACK_ALLOWED_HOSTS",
-     "entry 1 is not a host name such as shop.example.com or *.example.com (international "
-     "names in their xn-- form)"),
-    ({"SMSQ_CALLBACK_ALLOWED_NETWORKS": "10.0.0.1/8"}, "SMSQ_CALLBACK_ALLOWED_NETWORKS",
-     "entry 1 is not a network such as 10.0.0.0/8 or fd00::/8 (an address, or a CIDR whose "
-     "host bits are zero)"),
-    ({"SMSQ_CALLBACK_ALLOWED_NETWORKS": "127.0.0.0/8,private"},
-     "SMSQ_CALLBACK_ALLOWED_NETWORKS", "entry 2 is not a network such as 10.0.0.0/8 or "
-     "fd00::/8 (an address, or a CIDR whose host bits are zero)"),
-])
-def test_invalid_settings_name_the_variable(env: dict[str, str], variable: str,
-                                            reason: str) -> None:
+@pytest.mark.parametrize(
+    ("env", "variable", "reason"),
+    [
+        ({"SMSQ_SEND_ATTEMPTS": "many"}, "SMSQ_SEND_ATTEMPTS", "must be a whole number"),
+        ({"SMSQ_SEND_ATTEMPTS": "0"}, "SMSQ_SEND_ATTEMPTS", "must be at least 1"),
+        ({"SMSQ_HTTP_READ_TIMEOUT_S": "-1"}, "SMSQ_HTTP_READ_TIMEOUT_S", "must be at least 0.01"),
+        (
+            {"SMSQ_DEFAULT_COUNTRY": "XX"},
+            "SMSQ_DEFAULT_COUNTRY",
+            "must be an ISO 3166 two-letter country code such as FR",
+        ),
+        ({"ALLMYSMS_BASE_URL": "ftp://x"}, "ALLMYSMS_BASE_URL", "must be an http(s) URL"),
+        ({"SMSQ_LOG_FORMAT": "xml"}, "SMSQ_LOG_FORMAT", "must be one of auto, json, console"),
+        (
+            {"SMSQ_CALLBACK_ALLOWED_HOSTS": "shop.example.com,not a host"},
+            "SMSQ_CALLBACK_ALLOWED_HOSTS",
+            "entry 2 is not a host name such as shop.example.com or "
+            "*.example.com (international names in their xn-- form)",
+        ),
+        (
+            {"SMSQ_CALLBACK_ALLOWED_HOSTS": "*.*.example.com"},
+            "SMSQ_CALLBACK_ALLOWED_HOSTS",
+            "entry 1 is not a host name such as shop.example.com or *.example.com (international "
+            "names in their xn-- form)",
+        ),
+        (
+            {"SMSQ_CALLBACK_ALLOWED_NETWORKS": "10.0.0.1/8"},
+            "SMSQ_CALLBACK_ALLOWED_NETWORKS",
+            "entry 1 is not a network such as 10.0.0.0/8 or fd00::/8 (an address, or a CIDR whose "
+            "host bits are zero)",
+        ),
+        (
+            {"SMSQ_CALLBACK_ALLOWED_NETWORKS": "127.0.0.0/8,private"},
+            "SMSQ_CALLBACK_ALLOWED_NETWORKS",
+            "entry 2 is not a network such as 10.0.0.0/8 or "
+            "fd00::/8 (an address, or a CIDR whose host bits are zero)",
+        ),
+    ],
+)
+def test_invalid_settings_name_the_variable(
+    env: dict[str, str], variable: str, reason: str
+) -> None:
     """A bad value raises ConfigError naming the variable and the reason, not the value."""
     with pytest.raises(ConfigError) as info:
         Settings.from_env(env)
     assert (info.value.variable, info.value.reason) == (variable, reason)
 
 
-@pytest.mark.parametrize(("env", "message"), [
-    ({"ALLMYSMS_API_KEY": "k"}, "ALLMYSMS_LOGIN: is required to send (your AllMySMS login)"),
-    ({"ALLMYSMS_LOGIN": "me"},
-     "ALLMYSMS_API_KEY: is required to send (the API key from your AllMySMS account)"),
-])
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"ALLMYSMS_API_KEY": "k"}, "ALLMYSMS_LOGIN: is required to send (your AllMySMS login)"),
+        (
+            {"ALLMYSMS_LOGIN": "me"},
+            "ALLMYSMS_API_KEY: is required to send (the API key from your AllMySMS account)",
+        ),
+    ],
+)
 def test_missing_credentials_are_named(env: dict[str, str], message: str) -> None:
     """require_credentials names the missing variable."""
     with pytest.raises(ConfigError) as info:

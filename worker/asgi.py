@@ -58,23 +58,37 @@ def base_url(host: str, port: int, *, tls: bool = False) -> str:
     return f"{scheme}://[{host}]:{port}" if ":" in host else f"{scheme}://{host}:{port}"
 
 
-def config(app: ASGIApp, *, host: str, port: int, tls_cert: str | None = None,
-           tls_key: str | None = None) -> uvicorn.Config:
+def config(
+    app: ASGIApp, *, host: str, port: int, tls_cert: str | None = None, tls_key: str | None = None
+) -> uvicorn.Config:
     """uvicorn settings; with ``tls_cert``/``tls_key`` (PEM files) it serves HTTPS itself."""
     return uvicorn.Config(
-        app, host=host, port=port, lifespan="off", ssl_certfile=tls_cert, ssl_keyfile=tls_key,
+        app,
+        host=host,
+        port=port,
+        lifespan="off",
+        ssl_certfile=tls_cert,
+        ssl_keyfile=tls_key,
         # No access log: gateway query strings carry apiKeys and webhook paths their secret.
         access_log=False,
         # Leave logging to the process (structlog's root handler) instead of uvicorn's own.
         log_config=None,
         # The admin login throttle keys on the peer address; a forwarded header is not trusted.
-        proxy_headers=False, server_header=False,
-        timeout_graceful_shutdown=int(GRACEFUL_SHUTDOWN_S))
+        proxy_headers=False,
+        server_header=False,
+        timeout_graceful_shutdown=int(GRACEFUL_SHUTDOWN_S),
+    )
 
 
 @contextmanager
-def running(app: ASGIApp, *, host: str = "127.0.0.1", port: int = 0,
-            tls_cert: str | None = None, tls_key: str | None = None) -> Iterator[str]:
+def running(
+    app: ASGIApp,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    tls_cert: str | None = None,
+    tls_key: str | None = None,
+) -> Iterator[str]:
     """Serve ``app`` from a background thread; yield its base URL, stop it on exit.
 
     Raises:

@@ -19,8 +19,19 @@ from producers.phones import mask_phone
 
 
 REDACTED = "[redacted]"
-SECRET_FIELDS = frozenset({"apikey", "api_key", "password", "authorization", "smsdata",
-                           "text", "message", "params", "request"})
+SECRET_FIELDS = frozenset(
+    {
+        "apikey",
+        "api_key",
+        "password",
+        "authorization",
+        "smsdata",
+        "text",
+        "message",
+        "params",
+        "request",
+    }
+)
 """Fields whose values are never logged, whatever their content."""
 PHONE_PATTERN = re.compile(r"(?<![\w.:-])\+?\d{8,15}(?![\w.:-])")
 """Runs of 8-15 digits: international phone numbers as smsq writes them."""
@@ -52,8 +63,9 @@ class Redactor:
         return PHONE_PATTERN.sub(lambda m: mask_phone(m.group(0).lstrip("+")), text)
 
 
-def configure_logging(*, level: str = "INFO", fmt: str = "auto",
-                      secrets: Iterable[str] = (), stream: Any = None) -> None:
+def configure_logging(
+    *, level: str = "INFO", fmt: str = "auto", secrets: Iterable[str] = (), stream: Any = None
+) -> None:
     """Configure structlog and the stdlib root logger for this process.
 
     Args:
@@ -72,11 +84,13 @@ def configure_logging(*, level: str = "INFO", fmt: str = "auto",
     ]
     renderer: Processor = (
         structlog.dev.ConsoleRenderer(colors=out.isatty())
-        if console else structlog.processors.JSONRenderer(ensure_ascii=False)
+        if console
+        else structlog.processors.JSONRenderer(ensure_ascii=False)
     )
     exceptions: Processor = (
         # Plain text tracebacks: the console renderer's own formatter would show frame locals.
-        structlog.processors.format_exc_info if console
+        structlog.processors.format_exc_info
+        if console
         else structlog.processors.ExceptionRenderer(
             structlog.tracebacks.ExceptionDictTransformer(show_locals=False)
         )

@@ -67,8 +67,10 @@ CALLBACK_MAX_WAIT_S = 1_800.0
 (after the first half hour, one attempt every 15-30 minutes)."""
 ALLOWED_HOSTS_VARIABLE = "SMSQ_CALLBACK_ALLOWED_HOSTS"
 ALLOWED_NETWORKS_VARIABLE = "SMSQ_CALLBACK_ALLOWED_NETWORKS"
-_HOST_NAME = re.compile(r"(?=.{1,253}$)[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?"
-                        r"(?:\.[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?)*")
+_HOST_NAME = re.compile(
+    r"(?=.{1,253}$)[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?"
+    r"(?:\.[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?)*"
+)
 """A DNS name in ASCII (international names in their xn-- form), already lower-case."""
 # --- global rate limit (worker/send/ratelimit.py) ---
 RATE_LIMIT_RECOVERY_S = 30.0
@@ -185,27 +187,34 @@ class Settings:
             login=env.get("ALLMYSMS_LOGIN", "").strip(),
             api_key=Secret(env.get("ALLMYSMS_API_KEY", "").strip()),
             base_url=base_url,
-            connect_timeout_s=read_float(env, "SMSQ_HTTP_CONNECT_TIMEOUT_S", CONNECT_TIMEOUT_S,
-                                         minimum=0.01),
-            read_timeout_s=read_float(env, "SMSQ_HTTP_READ_TIMEOUT_S", READ_TIMEOUT_S,
-                                      minimum=0.01),
-            write_timeout_s=read_float(env, "SMSQ_HTTP_WRITE_TIMEOUT_S", WRITE_TIMEOUT_S,
-                                       minimum=0.01),
-            pool_timeout_s=read_float(env, "SMSQ_HTTP_POOL_TIMEOUT_S", POOL_TIMEOUT_S,
-                                      minimum=0.01),
+            connect_timeout_s=read_float(
+                env, "SMSQ_HTTP_CONNECT_TIMEOUT_S", CONNECT_TIMEOUT_S, minimum=0.01
+            ),
+            read_timeout_s=read_float(
+                env, "SMSQ_HTTP_READ_TIMEOUT_S", READ_TIMEOUT_S, minimum=0.01
+            ),
+            write_timeout_s=read_float(
+                env, "SMSQ_HTTP_WRITE_TIMEOUT_S", WRITE_TIMEOUT_S, minimum=0.01
+            ),
+            pool_timeout_s=read_float(
+                env, "SMSQ_HTTP_POOL_TIMEOUT_S", POOL_TIMEOUT_S, minimum=0.01
+            ),
             send_attempts=read_int(env, "SMSQ_SEND_ATTEMPTS", SEND_ATTEMPTS, minimum=1),
             send_max_wait_s=read_float(env, "SMSQ_SEND_MAX_WAIT_S", SEND_MAX_WAIT_S, minimum=0),
-            retry_initial_wait_s=read_float(env, "SMSQ_RETRY_INITIAL_WAIT_S",
-                                            RETRY_INITIAL_WAIT_S, minimum=0),
-            retry_max_wait_s=read_float(env, "SMSQ_RETRY_MAX_WAIT_S", RETRY_MAX_WAIT_S,
-                                        minimum=0),
+            retry_initial_wait_s=read_float(
+                env, "SMSQ_RETRY_INITIAL_WAIT_S", RETRY_INITIAL_WAIT_S, minimum=0
+            ),
+            retry_max_wait_s=read_float(env, "SMSQ_RETRY_MAX_WAIT_S", RETRY_MAX_WAIT_S, minimum=0),
             idle_wait_s=read_float(env, "SMSQ_IDLE_WAIT_S", IDLE_WAIT_S, minimum=0.01),
-            send_slots=read_int(env, "SMSQ_SEND_SLOTS", SEND_SLOTS, minimum=1,
-                                maximum=SEND_SLOTS_MAX),
-            worker_dead_after_s=read_float(env, "SMSQ_WORKER_DEAD_AFTER_S", WORKER_DEAD_AFTER_S,
-                                           minimum=1),
-            reconcile_interval_s=read_float(env, "SMSQ_RECONCILE_INTERVAL_S",
-                                            RECONCILE_INTERVAL_S, minimum=0.1),
+            send_slots=read_int(
+                env, "SMSQ_SEND_SLOTS", SEND_SLOTS, minimum=1, maximum=SEND_SLOTS_MAX
+            ),
+            worker_dead_after_s=read_float(
+                env, "SMSQ_WORKER_DEAD_AFTER_S", WORKER_DEAD_AFTER_S, minimum=1
+            ),
+            reconcile_interval_s=read_float(
+                env, "SMSQ_RECONCILE_INTERVAL_S", RECONCILE_INTERVAL_S, minimum=0.1
+            ),
             crash_at=crash_at,
             log_format=log_format,
             log_level=log_level,
@@ -214,31 +223,42 @@ class Settings:
             admin_session_secret=Secret(env.get("SMSQ_ADMIN_SESSION_SECRET", "")),
             producers=read_producers(env),
             webhook_secret=_optional_secret(env, "SMSQ_WEBHOOK_SECRET", WEBHOOK_SECRET_MIN_CHARS),
-            callback_secret=_optional_secret(env, "SMSQ_CALLBACK_SECRET",
-                                             CALLBACK_SECRET_MIN_CHARS),
-            callback_timeout_s=read_float(env, "SMSQ_CALLBACK_TIMEOUT_S", CALLBACK_TIMEOUT_S,
-                                          minimum=0.01),
-            callback_max_attempts=read_int(env, "SMSQ_CALLBACK_MAX_ATTEMPTS",
-                                           CALLBACK_MAX_ATTEMPTS, minimum=1),
-            callback_max_age_s=read_float(env, "SMSQ_CALLBACK_MAX_AGE_S", CALLBACK_MAX_AGE_S,
-                                          minimum=1),
-            callback_initial_wait_s=read_float(env, "SMSQ_CALLBACK_INITIAL_WAIT_S",
-                                               CALLBACK_INITIAL_WAIT_S, minimum=0),
-            callback_max_wait_s=read_float(env, "SMSQ_CALLBACK_MAX_WAIT_S", CALLBACK_MAX_WAIT_S,
-                                           minimum=0),
+            callback_secret=_optional_secret(
+                env, "SMSQ_CALLBACK_SECRET", CALLBACK_SECRET_MIN_CHARS
+            ),
+            callback_timeout_s=read_float(
+                env, "SMSQ_CALLBACK_TIMEOUT_S", CALLBACK_TIMEOUT_S, minimum=0.01
+            ),
+            callback_max_attempts=read_int(
+                env, "SMSQ_CALLBACK_MAX_ATTEMPTS", CALLBACK_MAX_ATTEMPTS, minimum=1
+            ),
+            callback_max_age_s=read_float(
+                env, "SMSQ_CALLBACK_MAX_AGE_S", CALLBACK_MAX_AGE_S, minimum=1
+            ),
+            callback_initial_wait_s=read_float(
+                env, "SMSQ_CALLBACK_INITIAL_WAIT_S", CALLBACK_INITIAL_WAIT_S, minimum=0
+            ),
+            callback_max_wait_s=read_float(
+                env, "SMSQ_CALLBACK_MAX_WAIT_S", CALLBACK_MAX_WAIT_S, minimum=0
+            ),
             callback_allowed_hosts=read_allowed_hosts(env),
             callback_allowed_networks=read_allowed_networks(env),
-            gateway_max_body_bytes=read_int(env, "SMSQ_GATEWAY_MAX_BODY_BYTES",
-                                            GATEWAY_MAX_BODY_BYTES,
-                                            minimum=GATEWAY_MAX_BODY_BYTES_MIN),
-            rate_limit_segments_per_s=read_float(env, "SMSQ_RATE_LIMIT_SEGMENTS_PER_S", 0.0,
-                                                 minimum=0),
-            rate_limit_burst_segments=read_int(env, "SMSQ_RATE_LIMIT_BURST_SEGMENTS", 0,
-                                               minimum=0),
-            rate_limit_slow_latency_s=read_float(env, "SMSQ_RATE_LIMIT_SLOW_LATENCY_S", 0.0,
-                                                 minimum=0),
-            rate_limit_recovery_s=read_float(env, "SMSQ_RATE_LIMIT_RECOVERY_S",
-                                             RATE_LIMIT_RECOVERY_S, minimum=0.1),
+            gateway_max_body_bytes=read_int(
+                env,
+                "SMSQ_GATEWAY_MAX_BODY_BYTES",
+                GATEWAY_MAX_BODY_BYTES,
+                minimum=GATEWAY_MAX_BODY_BYTES_MIN,
+            ),
+            rate_limit_segments_per_s=read_float(
+                env, "SMSQ_RATE_LIMIT_SEGMENTS_PER_S", 0.0, minimum=0
+            ),
+            rate_limit_burst_segments=read_int(env, "SMSQ_RATE_LIMIT_BURST_SEGMENTS", 0, minimum=0),
+            rate_limit_slow_latency_s=read_float(
+                env, "SMSQ_RATE_LIMIT_SLOW_LATENCY_S", 0.0, minimum=0
+            ),
+            rate_limit_recovery_s=read_float(
+                env, "SMSQ_RATE_LIMIT_RECOVERY_S", RATE_LIMIT_RECOVERY_S, minimum=0.1
+            ),
         )
 
     def require_credentials(self) -> None:
@@ -262,11 +282,15 @@ class Settings:
                 secret is shorter than 32 characters.
         """
         if len(self.admin_password.reveal()) < ADMIN_PASSWORD_MIN_CHARS:
-            raise ConfigError("SMSQ_ADMIN_PASSWORD",
-                              f"is required, at least {ADMIN_PASSWORD_MIN_CHARS} characters")
+            raise ConfigError(
+                "SMSQ_ADMIN_PASSWORD",
+                f"is required, at least {ADMIN_PASSWORD_MIN_CHARS} characters",
+            )
         if len(self.admin_session_secret.reveal()) < ADMIN_SECRET_MIN_CHARS:
-            raise ConfigError("SMSQ_ADMIN_SESSION_SECRET",
-                              f"is required, at least {ADMIN_SECRET_MIN_CHARS} random characters")
+            raise ConfigError(
+                "SMSQ_ADMIN_SESSION_SECRET",
+                f"is required, at least {ADMIN_SECRET_MIN_CHARS} random characters",
+            )
 
     def require_gateway(self) -> None:
         """Stop ``smsq gateway`` at start when no producer could ever authenticate.
@@ -275,8 +299,10 @@ class Settings:
             ConfigError: ``SMSQ_PRODUCERS`` is empty.
         """
         if not self.producers:
-            raise ConfigError("SMSQ_PRODUCERS", "is required by the gateway: a JSON list of "
-                              '{"login", "api_key"} producer accounts')
+            raise ConfigError(
+                "SMSQ_PRODUCERS",
+                'is required by the gateway: a JSON list of {"login", "api_key"} producer accounts',
+            )
 
     @property
     def send_budget_s(self) -> float:
@@ -284,9 +310,13 @@ class Settings:
         plus, with the rate limit on, as long again waiting for the limiter (it never waits
         longer per send: the message goes back to its lane instead)."""
         limiter_wait_s = self.send_max_wait_s if self.rate_limit_segments_per_s > 0 else 0.0
-        return (self.send_attempts * (self.connect_timeout_s + self.pool_timeout_s)
-                + self.send_max_wait_s + self.write_timeout_s + self.read_timeout_s
-                + limiter_wait_s)
+        return (
+            self.send_attempts * (self.connect_timeout_s + self.pool_timeout_s)
+            + self.send_max_wait_s
+            + self.write_timeout_s
+            + self.read_timeout_s
+            + limiter_wait_s
+        )
 
     @property
     def job_timeout_s(self) -> int:
@@ -320,15 +350,24 @@ def read_producers(env: Mapping[str, str]) -> tuple[ProducerAccount, ...]:
             raise ConfigError(name, f"{where}: unknown field {unknown[0]!r}")
         login = entry.get("login")
         if not isinstance(login, str) or not PRODUCER_PATTERN.fullmatch(login):
-            raise ConfigError(name, f"{where}: login must be 1 to 64 letters, digits, '_', '.' "
-                              "or '-', starting with a letter or digit")
+            raise ConfigError(
+                name,
+                f"{where}: login must be 1 to 64 letters, digits, '_', '.' "
+                "or '-', starting with a letter or digit",
+            )
         if any(a.login == login for a in accounts):
             raise ConfigError(name, f"{where}: login {login!r} appears twice")
-        accounts.append(ProducerAccount(
-            login=login,
-            api_key=_producer_secret(entry.get("api_key"), name, f"{where} ({login}): api_key"),
-            callback_secret=None if entry.get("callback_secret") is None else _producer_secret(
-                entry["callback_secret"], name, f"{where} ({login}): callback_secret")))
+        accounts.append(
+            ProducerAccount(
+                login=login,
+                api_key=_producer_secret(entry.get("api_key"), name, f"{where} ({login}): api_key"),
+                callback_secret=None
+                if entry.get("callback_secret") is None
+                else _producer_secret(
+                    entry["callback_secret"], name, f"{where} ({login}): callback_secret"
+                ),
+            )
+        )
     return tuple(accounts)
 
 
@@ -351,9 +390,12 @@ def read_allowed_hosts(env: Mapping[str, str]) -> tuple[str, ...]:
         if _is_ip(host):
             host = str(ip_address(host))
         elif _HOST_NAME.fullmatch(host.removeprefix("*.")) is None:
-            raise ConfigError(ALLOWED_HOSTS_VARIABLE, f"entry {number} is not a host name such "
-                              "as shop.example.com or *.example.com (international names in "
-                              "their xn-- form)")
+            raise ConfigError(
+                ALLOWED_HOSTS_VARIABLE,
+                f"entry {number} is not a host name such "
+                "as shop.example.com or *.example.com (international names in "
+                "their xn-- form)",
+            )
         hosts.append(host)
     return tuple(dict.fromkeys(hosts))
 
@@ -370,9 +412,12 @@ def read_allowed_networks(env: Mapping[str, str]) -> tuple[IPv4Network | IPv6Net
         try:
             networks.append(ip_network(entry))
         except ValueError:
-            raise ConfigError(ALLOWED_NETWORKS_VARIABLE, f"entry {number} is not a network such "
-                              "as 10.0.0.0/8 or fd00::/8 (an address, or a CIDR whose host bits "
-                              "are zero)") from None
+            raise ConfigError(
+                ALLOWED_NETWORKS_VARIABLE,
+                f"entry {number} is not a network such "
+                "as 10.0.0.0/8 or fd00::/8 (an address, or a CIDR whose host bits "
+                "are zero)",
+            ) from None
     return tuple(dict.fromkeys(networks))
 
 
@@ -415,6 +460,7 @@ def callback_secret_for(settings: Settings, producer: str) -> Secret | None:
 
 def _producer_secret(value: object, name: str, where: str) -> Secret:
     if not isinstance(value, str) or len(value) < PRODUCER_SECRET_MIN_CHARS:
-        raise ConfigError(name, f"{where} must be a string of at least "
-                          f"{PRODUCER_SECRET_MIN_CHARS} characters")
+        raise ConfigError(
+            name, f"{where} must be a string of at least {PRODUCER_SECRET_MIN_CHARS} characters"
+        )
     return Secret(value)

@@ -1,6 +1,6 @@
 """dramatiq baseline: a Redis broker and one actor POSTing with a module-level httpx.Client.
 
-    dramatiq bench.peers.dramatiq_peer --processes 1 --threads 8
+dramatiq bench.peers.dramatiq_peer --processes 1 --threads 8
 """
 
 from __future__ import annotations

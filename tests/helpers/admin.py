@@ -17,23 +17,40 @@ SESSION_SECRET = "test-session-secret-9f8e7d6c5b4a39281706f5e4d3c2b1a0"  # noqa:
 
 
 def admin_settings(redis_url: str) -> Settings:
-    return Settings(producer=ProducerSettings(redis_url=redis_url), login=LOGIN,
-                    api_key=Secret(API_KEY), admin_user=USER, admin_password=Secret(PASSWORD),
-                    admin_session_secret=Secret(SESSION_SECRET))
+    return Settings(
+        producer=ProducerSettings(redis_url=redis_url),
+        login=LOGIN,
+        api_key=Secret(API_KEY),
+        admin_user=USER,
+        admin_password=Secret(PASSWORD),
+        admin_session_secret=Secret(SESSION_SECRET),
+    )
 
 
 def make_dead_letters(producer: Producer, sandbox: SandboxProvider, workers: Workers) -> None:
     """One message rejected (114), one unknown (HTTP 502), one expired, one sent."""
     sandbox.add_fault({"action": "status", "status": 114, "match": {"campaign": "x"}})
     sandbox.add_fault({"action": "html502", "match": {"campaign": "u"}})
-    producer.enqueue_many([
-        {"key": "rejected-1", "text": "Hi", "to": ["0612345678"], "campaign": "x"},
-        {"key": "unknown-1", "text": "Hi", "to": ["0612345678"], "campaign": "u",
-         "lane": "bulk"},
-        {"key": "expired-1", "text": "Code 1234", "to": ["0612345678"], "lane": "urgent",
-         "valid_for_s": 0.2},
-        {"key": "sent-1", "text": "Hi", "to": ["0612345678"]},
-    ])
+    producer.enqueue_many(
+        [
+            {"key": "rejected-1", "text": "Hi", "to": ["0612345678"], "campaign": "x"},
+            {
+                "key": "unknown-1",
+                "text": "Hi",
+                "to": ["0612345678"],
+                "campaign": "u",
+                "lane": "bulk",
+            },
+            {
+                "key": "expired-1",
+                "text": "Code 1234",
+                "to": ["0612345678"],
+                "lane": "urgent",
+                "valid_for_s": 0.2,
+            },
+            {"key": "sent-1", "text": "Hi", "to": ["0612345678"]},
+        ]
+    )
     time.sleep(0.3)
     run = workers.run_burst()
     assert run.returncode == 0, run.log

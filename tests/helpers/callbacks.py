@@ -72,8 +72,9 @@ class Receiver:
 
         self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self.server.daemon_threads = True
-        threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05},
-                         daemon=True).start()
+        threading.Thread(
+            target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        ).start()
         return f"http://127.0.0.1:{self.server.server_address[1]}/hook"
 
     def stop(self) -> None:
@@ -89,34 +90,57 @@ class Receiver:
 
 def settings(**overrides: Any) -> Settings:
     values: dict[str, Any] = {
-        "callback_secret": Secret(CALLBACK_SECRET), "callback_timeout_s": 1.0,
-        "callback_initial_wait_s": 0.05, "callback_max_wait_s": 0.2, "idle_wait_s": 0.05,
-        "producers": (ProducerAccount("shop", Secret("shop-api-key-0123456789"),
-                                      Secret(SHOP_SECRET)),),
-        "callback_allowed_networks": tuple(ip_network(n) for n in LOOPBACK.split(","))}
+        "callback_secret": Secret(CALLBACK_SECRET),
+        "callback_timeout_s": 1.0,
+        "callback_initial_wait_s": 0.05,
+        "callback_max_wait_s": 0.2,
+        "idle_wait_s": 0.05,
+        "producers": (
+            ProducerAccount("shop", Secret("shop-api-key-0123456789"), Secret(SHOP_SECRET)),
+        ),
+        "callback_allowed_networks": tuple(ip_network(n) for n in LOOPBACK.split(",")),
+    }
     values.update(overrides)
     return Settings(**values)
 
 
-def finish_sent(redis: Redis, producer: Producer, key: str, *, callback_url: str | None,
-                producer_login: str | None = None,
-                sms_ids: dict[str, str] | None = None) -> str:
+def finish_sent(
+    redis: Redis,
+    producer: Producer,
+    key: str,
+    *,
+    callback_url: str | None,
+    producer_login: str | None = None,
+    sms_ids: dict[str, str] | None = None,
+) -> str:
     """Enqueue a message and move it to ``sent`` the way a worker does."""
-    request: dict[str, Any] = {"key": key, "to": ["0612345678", "0698765432"], "text": "hello",
-                               "callback_url": callback_url}
+    request: dict[str, Any] = {
+        "key": key,
+        "to": ["0612345678", "0698765432"],
+        "text": "hello",
+        "callback_url": callback_url,
+    }
     if producer_login:
         request["producer"] = producer_login
     producer.enqueue(request)
     mid = keys.message_id(key)
     ledger = Ledger(redis, ttl_s=TTL_S, worker_name="test")
     assert ledger.claim(mid).outcome == "claimed"
-    assert ledger.finish(mid, State.SENT, {
-        "provider_status": 100, "provider_text": "Le message a été envoyé",
-        "campaign_id": "cmp-1",
-        "sms_ids": sms_ids if sms_ids is not None else {"33612345678": f"{key}-a",
-                                                        "33698765432": f"{key}-b"},
-        "invalid_numbers": []}, reason="100 ok",
-        record={"key": key, "lane": "default", "job_id": keys.job_id(mid)})
+    assert ledger.finish(
+        mid,
+        State.SENT,
+        {
+            "provider_status": 100,
+            "provider_text": "Le message a été envoyé",
+            "campaign_id": "cmp-1",
+            "sms_ids": sms_ids
+            if sms_ids is not None
+            else {"33612345678": f"{key}-a", "33698765432": f"{key}-b"},
+            "invalid_numbers": [],
+        },
+        reason="100 ok",
+        record={"key": key, "lane": "default", "job_id": keys.job_id(mid)},
+    )
     return mid
 
 

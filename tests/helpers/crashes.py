@@ -6,8 +6,11 @@ from producers.states import TERMINAL_STATES
 from producers.store import MessageStore
 
 
-FAST = {"SMSQ_WORKER_DEAD_AFTER_S": "1.5", "SMSQ_RECONCILE_INTERVAL_S": "0.3",
-        "SMSQ_IDLE_WAIT_S": "0.2"}
+FAST = {
+    "SMSQ_WORKER_DEAD_AFTER_S": "1.5",
+    "SMSQ_RECONCILE_INTERVAL_S": "0.3",
+    "SMSQ_IDLE_WAIT_S": "0.2",
+}
 
 
 def terminal(store: MessageStore, *keys: str) -> bool:

@@ -27,9 +27,12 @@ CLIENT_TIMEOUT_S = 60
 def gateway_settings(redis_url: str, *, max_body_bytes: int = 64 * 1024) -> Settings:
     return Settings(
         producer=ProducerSettings(redis_url=redis_url),
-        producers=(ProducerAccount(SHOP[0], Secret(SHOP[1])),
-                   ProducerAccount(BLOG[0], Secret(BLOG[1]))),
-        gateway_max_body_bytes=max_body_bytes)
+        producers=(
+            ProducerAccount(SHOP[0], Secret(SHOP[1])),
+            ProducerAccount(BLOG[0], Secret(BLOG[1])),
+        ),
+        gateway_max_body_bytes=max_body_bytes,
+    )
 
 
 def self_signed(folder: Path, common_name: str, alt_name: str) -> tuple[str, str]:
@@ -38,10 +41,28 @@ def self_signed(folder: Path, common_name: str, alt_name: str) -> tuple[str, str
     openssl = need("openssl")
     cert, key = folder / "cert.pem", folder / "key.pem"
     subprocess.run(
-        [openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-         "-subj", f"/CN={common_name}", "-addext", f"subjectAltName={alt_name}",
-         "-keyout", str(key), "-out", str(cert)],
-        check=True, capture_output=True, timeout=CLIENT_TIMEOUT_S)
+        [
+            openssl,
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            f"/CN={common_name}",
+            "-addext",
+            f"subjectAltName={alt_name}",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=CLIENT_TIMEOUT_S,
+    )
     return str(cert), str(key)
 
 
@@ -62,9 +83,15 @@ def json_flux(**data: Any) -> str:
     return json.dumps({"DATA": data})
 
 
-def post(url: str, sms_data: str, *, account: tuple[str, str] = SHOP,
-         headers: dict[str, str] | None = None, returnformat: str | None = "json",
-         **params: str) -> httpx.Response:
+def post(
+    url: str,
+    sms_data: str,
+    *,
+    account: tuple[str, str] = SHOP,
+    headers: dict[str, str] | None = None,
+    returnformat: str | None = "json",
+    **params: str,
+) -> httpx.Response:
     """POST form-urlencoded, asking for JSON unless ``returnformat`` says otherwise."""
     data = {"login": account[0], "apiKey": account[1], "smsData": sms_data, **params}
     if returnformat is not None:

@@ -23,8 +23,9 @@ class Verdict:
         return sum(1 for s in self.states.values() if s is state)
 
 
-def check(store: MessageStore, sandbox: SandboxProvider | list[dict[str, Any]],
-          keys: list[str]) -> Verdict:
+def check(
+    store: MessageStore, sandbox: SandboxProvider | list[dict[str, Any]], keys: list[str]
+) -> Verdict:
     """Every accepted key: exactly one terminal state, at most one provider request, none missing.
 
     Messages carry their key as CAMPAIGN_NAME so the sandbox's log maps requests to keys.
@@ -49,8 +50,10 @@ def check(store: MessageStore, sandbox: SandboxProvider | list[dict[str, Any]],
         sent = verdict.requests[key]
         if sent > 1:
             verdict.problems.append(f"{key}: {sent} provider requests")
-        if record.state in (State.SENT, State.SCHEDULED, State.PARTIAL, State.REJECTED) \
-                and sent != 1:
+        if (
+            record.state in (State.SENT, State.SCHEDULED, State.PARTIAL, State.REJECTED)
+            and sent != 1
+        ):
             verdict.problems.append(f"{key}: {record.state.value} with {sent} requests")
         if record.state in (State.EXPIRED, State.FAILED) and sent != 0:
             verdict.problems.append(f"{key}: {record.state.value} with {sent} requests")

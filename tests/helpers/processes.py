@@ -56,13 +56,21 @@ class Workers:
 
     def env(self, **overrides: str) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("SMSQ_", "ALLMYSMS_"))}
-        env.update({
-            "REDIS_URL": self.redis_url, "ALLMYSMS_LOGIN": LOGIN, "ALLMYSMS_API_KEY": API_KEY,
-            "ALLMYSMS_BASE_URL": self.base_url, "SMSQ_LOG_FORMAT": "json",
-            "SMSQ_LOG_LEVEL": "DEBUG", "SMSQ_HTTP_READ_TIMEOUT_S": "5",
-            "SMSQ_RETRY_INITIAL_WAIT_S": "0.05", "SMSQ_RETRY_MAX_WAIT_S": "0.2",
-            "SMSQ_SEND_MAX_WAIT_S": "5", "PYTHONPATH": str(ROOT),
-        })
+        env.update(
+            {
+                "REDIS_URL": self.redis_url,
+                "ALLMYSMS_LOGIN": LOGIN,
+                "ALLMYSMS_API_KEY": API_KEY,
+                "ALLMYSMS_BASE_URL": self.base_url,
+                "SMSQ_LOG_FORMAT": "json",
+                "SMSQ_LOG_LEVEL": "DEBUG",
+                "SMSQ_HTTP_READ_TIMEOUT_S": "5",
+                "SMSQ_RETRY_INITIAL_WAIT_S": "0.05",
+                "SMSQ_RETRY_MAX_WAIT_S": "0.2",
+                "SMSQ_SEND_MAX_WAIT_S": "5",
+                "PYTHONPATH": str(ROOT),
+            }
+        )
         env.update(overrides)
         return env
 
@@ -70,8 +78,12 @@ class Workers:
         """Run ``smsq worker --burst`` to completion and return its exit code and log."""
         proc = subprocess.run(
             [sys.executable, "-m", "worker", "worker", "--burst", *args],
-            env=self.env(**env), capture_output=True, text=True, timeout=WORKER_TIMEOUT_S,
-            cwd=ROOT, check=False,
+            env=self.env(**env),
+            capture_output=True,
+            text=True,
+            timeout=WORKER_TIMEOUT_S,
+            cwd=ROOT,
+            check=False,
         )
         return WorkerRun(proc.returncode, proc.stdout + proc.stderr)
 
@@ -79,9 +91,14 @@ class Workers:
         """Start ``smsq worker`` (not burst) in the background; stopped at teardown."""
         log = (self.log_dir / f"worker-{len(self.started)}.log").open("w")
         proc = subprocess.Popen(
-            [sys.executable, "-m", "worker", "worker", *args], env=self.env(**env),
-            stdout=log, stderr=subprocess.STDOUT, text=True, cwd=ROOT,
-            start_new_session=True)
+            [sys.executable, "-m", "worker", "worker", *args],
+            env=self.env(**env),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            text=True,
+            cwd=ROOT,
+            start_new_session=True,
+        )
         self.started.append(proc)
         self.log_files.append(log)
         return proc
@@ -94,16 +111,24 @@ class Workers:
         for log in self.log_files:
             log.close()
 
-    def smsq(self, *args: str, stdin: str | None = None, **env: str
-             ) -> subprocess.CompletedProcess[str]:
+    def smsq(
+        self, *args: str, stdin: str | None = None, **env: str
+    ) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [sys.executable, "-m", "worker", *args], env=self.env(**env), input=stdin,
-            capture_output=True, text=True, timeout=WORKER_TIMEOUT_S, cwd=ROOT, check=False,
+            [sys.executable, "-m", "worker", *args],
+            env=self.env(**env),
+            input=stdin,
+            capture_output=True,
+            text=True,
+            timeout=WORKER_TIMEOUT_S,
+            cwd=ROOT,
+            check=False,
         )
 
 
-def wait_for(predicate: Callable[[], bool], *, timeout_s: float = 20.0,
-             what: str = "condition") -> None:
+def wait_for(
+    predicate: Callable[[], bool], *, timeout_s: float = 20.0, what: str = "condition"
+) -> None:
     """Poll ``predicate`` every 50 ms; fail the test after ``timeout_s``."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:

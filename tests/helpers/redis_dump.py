@@ -26,10 +26,17 @@ def redis_dump(redis: Redis) -> bytes:
             chunks.extend(_raw(v) for v in redis.zrange(key, 0, -1))
         elif kind == "stream":
             entries: list[Any] = redis.xrange(key) or []
-            chunks.append(json.dumps(
-                [[_raw(i).decode(), {_raw(k).decode(): _raw(v).decode("latin-1")
-                                     for k, v in f.items()}]
-                 for i, f in entries]).encode())
+            chunks.append(
+                json.dumps(
+                    [
+                        [
+                            _raw(i).decode(),
+                            {_raw(k).decode(): _raw(v).decode("latin-1") for k, v in f.items()},
+                        ]
+                        for i, f in entries
+                    ]
+                ).encode()
+            )
     return b"\n".join(chunks)
 
 

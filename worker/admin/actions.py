@@ -40,14 +40,25 @@ async def requeue(request: Request, user: str) -> Response:
         record, _ = await run_in_threadpool(load_message, admin, key)
         if record is None:
             return await render_message(request, key)
-        return _confirm(request, "Requeue this message?",
-                        f"Message {key!r} is {record.state.value}. Requeueing puts it back in "
-                        f"lane {record.lane} as a new job, and a worker will send it.",
-                        message_url(key, "requeue"), message_url(key), {})
+        return _confirm(
+            request,
+            "Requeue this message?",
+            f"Message {key!r} is {record.state.value}. Requeueing puts it back in "
+            f"lane {record.lane} as a new job, and a worker will send it.",
+            message_url(key, "requeue"),
+            message_url(key),
+            {},
+        )
     actor = f"web:{user}"
     decision = await run_in_threadpool(lambda: admin.desk(user).requeue(key, actor=actor))
-    log.info("admin.dead_letter.requeued" if decision.action == "requeued"
-             else "admin.dead_letter.refused", key=key, by=actor, action=decision.action)
+    log.info(
+        "admin.dead_letter.requeued"
+        if decision.action == "requeued"
+        else "admin.dead_letter.refused",
+        key=key,
+        by=actor,
+        action=decision.action,
+    )
     return await _decided(request, key, decision)
 
 
@@ -58,27 +69,44 @@ async def resolve(request: Request, user: str) -> Response:
     outcome, why = field(form, "outcome"), field(form, "why")
     values = {"outcome": outcome, "why": why}
     problem = (
-        "Say what happened: sent or not sent." if outcome not in OUTCOMES else
-        "Say how you know (why) before resolving." if not why else
-        f"Keep the explanation under {TEXT_MAX_CHARS} characters." if len(why) > TEXT_MAX_CHARS
-        else None)
+        "Say what happened: sent or not sent."
+        if outcome not in OUTCOMES
+        else "Say how you know (why) before resolving."
+        if not why
+        else f"Keep the explanation under {TEXT_MAX_CHARS} characters."
+        if len(why) > TEXT_MAX_CHARS
+        else None
+    )
     if problem:
-        return await render_message(request, key, Notice(ok=False, text=problem), status=400,
-                                    form=values)
+        return await render_message(
+            request, key, Notice(ok=False, text=problem), status=400, form=values
+        )
     admin = context_of(request)
     if not _confirmed(form):
         record, _ = await run_in_threadpool(load_message, admin, key)
         if record is None:
             return await render_message(request, key)
         verdict = "was sent to its recipients" if OUTCOMES[outcome] else "was NOT sent"
-        return _confirm(request, "Resolve this message?",
-                        f"Record that message {key!r} {verdict}, because: {why}",
-                        message_url(key, "resolve"), message_url(key), values)
+        return _confirm(
+            request,
+            "Resolve this message?",
+            f"Record that message {key!r} {verdict}, because: {why}",
+            message_url(key, "resolve"),
+            message_url(key),
+            values,
+        )
     actor = f"web:{user}"
-    decision = await run_in_threadpool(lambda: admin.desk(user).resolve(
-        key, sent=OUTCOMES[outcome], actor=actor, why=why))
-    log.info("admin.dead_letter.resolved" if decision.action == "resolved"
-             else "admin.dead_letter.refused", key=key, by=actor, action=decision.action)
+    decision = await run_in_threadpool(
+        lambda: admin.desk(user).resolve(key, sent=OUTCOMES[outcome], actor=actor, why=why)
+    )
+    log.info(
+        "admin.dead_letter.resolved"
+        if decision.action == "resolved"
+        else "admin.dead_letter.refused",
+        key=key,
+        by=actor,
+        action=decision.action,
+    )
     return await _decided(request, key, decision)
 
 
@@ -91,14 +119,23 @@ async def pause(request: Request, user: str) -> Response:
     except ValueError:
         return await render_overview(request, Notice(ok=False, text="No such lane."), status=400)
     if len(reason) > TEXT_MAX_CHARS:
-        return await render_overview(request, Notice(
-            ok=False, text=f"Keep the reason under {TEXT_MAX_CHARS} characters."), status=400)
+        return await render_overview(
+            request,
+            Notice(ok=False, text=f"Keep the reason under {TEXT_MAX_CHARS} characters."),
+            status=400,
+        )
     what = "every lane" if name == "*" else f"lane {name}"
     if not _confirmed(form):
-        return _confirm(request, f"Pause {what}?",
-                        f"Workers stop taking messages from {what} within one pass; sends in "
-                        f"flight finish and nothing queued is lost.",
-                        "/pause", "/", {"lane": lane}, inputs={"reason": reason})
+        return _confirm(
+            request,
+            f"Pause {what}?",
+            f"Workers stop taking messages from {what} within one pass; sends in "
+            f"flight finish and nothing queued is lost.",
+            "/pause",
+            "/",
+            {"lane": lane},
+            inputs={"reason": reason},
+        )
     switch = Switch(context_of(request).connection)
     done = await run_in_threadpool(lambda: switch.pause(name, reason=reason, by=f"web:{user}"))
     log.info("admin.lane.paused", lane=done.lane, by=done.by)
@@ -116,14 +153,22 @@ async def resume(request: Request, user: str) -> Response:
         return await render_overview(request, Notice(ok=False, text="No such lane."), status=400)
     what = "every lane" if name is None else f"lane {name}"
     if not _confirmed(form):
-        return _confirm(request, f"Resume {what}?",
-                        f"Workers start sending from {what} again at their next pass.",
-                        "/resume", "/", {"lane": lane})
+        return _confirm(
+            request,
+            f"Resume {what}?",
+            f"Workers start sending from {what} again at their next pass.",
+            "/resume",
+            "/",
+            {"lane": lane},
+        )
     switch = Switch(context_of(request).connection)
     lifted = await run_in_threadpool(switch.resume, name)
     log.info("admin.lane.resumed", lanes=lifted, by=f"web:{user}")
-    text = (f"Resumed: {', '.join('every lane' if n == '*' else n for n in lifted)}." if lifted
-            else f"Nothing to resume: {what} was not paused.")
+    text = (
+        f"Resumed: {', '.join('every lane' if n == '*' else n for n in lifted)}."
+        if lifted
+        else f"Nothing to resume: {what} was not paused."
+    )
     return await render_overview(request, Notice(ok=True, text=text))
 
 
@@ -131,16 +176,32 @@ def _confirmed(form: FormData) -> bool:
     return field(form, "confirm") == "1"
 
 
-def _confirm(request: Request, title: str, question: str, action: str, cancel: str,
-             fields: dict[str, str], *, inputs: dict[str, str] | None = None) -> Response:
+def _confirm(
+    request: Request,
+    title: str,
+    question: str,
+    action: str,
+    cancel: str,
+    fields: dict[str, str],
+    *,
+    inputs: dict[str, str] | None = None,
+) -> Response:
     """The "are you sure?" page: ``fields`` travel hidden, ``inputs`` can still be edited."""
-    return render(request, "confirm.html", {"title": title, "question": question,
-                                            "action": action, "cancel": cancel,
-                                            "fields": fields, "inputs": inputs or {}})
+    return render(
+        request,
+        "confirm.html",
+        {
+            "title": title,
+            "question": question,
+            "action": action,
+            "cancel": cancel,
+            "fields": fields,
+            "inputs": inputs or {},
+        },
+    )
 
 
 async def _decided(request: Request, key: str, decision: Decision) -> Response:
     ok = decision.action != "refused"
     text = f"{decision.action.capitalize()}: {decision.detail}"
-    return await render_message(request, key, Notice(ok=ok, text=text),
-                                status=200 if ok else 409)
+    return await render_message(request, key, Notice(ok=ok, text=text), status=200 if ok else 409)

@@ -39,7 +39,7 @@ SECURITY_HEADERS = {
     # No script at all: confirmations are server-side pages. form-action and frame-ancestors
     # are not covered by default-src, so they are spelled out.
     "Content-Security-Policy": "default-src 'self'; style-src 'self' 'unsafe-inline'; "
-                               "form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+    "form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
     "X-Frame-Options": "DENY",
     "Referrer-Policy": "same-origin",
     "X-Content-Type-Options": "nosniff",
@@ -77,15 +77,26 @@ def create_app(settings: Settings, connection: Redis) -> Starlette:
     ]
     middleware = [
         Middleware(SecurityHeaders),
-        Middleware(SessionMiddleware, secret_key=settings.admin_session_secret.reveal(),
-                   session_cookie=SESSION_COOKIE, max_age=SESSION_MAX_AGE_S,
-                   same_site="strict", https_only=False),
+        Middleware(
+            SessionMiddleware,
+            secret_key=settings.admin_session_secret.reveal(),
+            session_cookie=SESSION_COOKIE,
+            max_age=SESSION_MAX_AGE_S,
+            same_site="strict",
+            https_only=False,
+        ),
     ]
-    app = Starlette(routes=routes, middleware=middleware, max_body_size=MAX_BODY_BYTES,
-                    exception_handlers={HTTPException: http_error,
-                                        RedisError: redis_unavailable,
-                                        RedisUnavailableError: redis_unavailable,
-                                        Exception: server_error})
+    app = Starlette(
+        routes=routes,
+        middleware=middleware,
+        max_body_size=MAX_BODY_BYTES,
+        exception_handlers={
+            HTTPException: http_error,
+            RedisError: redis_unavailable,
+            RedisUnavailableError: redis_unavailable,
+            Exception: server_error,
+        },
+    )
     app.state.admin = AdminContext(settings, connection, LoginThrottle())
     return app
 
@@ -131,7 +142,14 @@ def server_error(request: Request, exc: Exception) -> Response:
     return _error_page(request, 500, "Server error", ERROR_TEXTS[500], SECURITY_HEADERS)
 
 
-def _error_page(request: Request, status: int, title: str, text: str,
-                headers: Mapping[str, str] | None = None) -> Response:
-    return render(request, "error.html", {"status": status, "title": title, "text": text},
-                  status=status, headers=headers, bare=True)
+def _error_page(
+    request: Request, status: int, title: str, text: str, headers: Mapping[str, str] | None = None
+) -> Response:
+    return render(
+        request,
+        "error.html",
+        {"status": status, "title": title, "text": text},
+        status=status,
+        headers=headers,
+        bare=True,
+    )

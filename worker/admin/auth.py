@@ -62,9 +62,13 @@ async def login(request: Request) -> Response:
     client = request.client.host if request.client else "unknown"
     wait_s = admin.throttle.retry_after_s(client)
     if wait_s:
-        return render(request, "login.html",
-                      {"next": "/", "error": f"Too many failed logins. Try again in {wait_s} s."},
-                      status=429, headers={"Retry-After": str(wait_s)})
+        return render(
+            request,
+            "login.html",
+            {"next": "/", "error": f"Too many failed logins. Try again in {wait_s} s."},
+            status=429,
+            headers={"Retry-After": str(wait_s)},
+        )
     form = await checked_form(request)
     next_url = _local(field(form, "next"))
     user = form.get("user")
@@ -75,8 +79,7 @@ async def login(request: Request) -> Response:
     if not (user_ok and password_ok):
         admin.throttle.fail(client)
         log.warning("admin.login.failed", client=client)
-        return render(request, "login.html", {"next": next_url, "error": LOGIN_FAILED},
-                      status=401)
+        return render(request, "login.html", {"next": next_url, "error": LOGIN_FAILED}, status=401)
     admin.throttle.succeed(client)
     start_session(request, settings.admin_user)
     log.info("admin.login.succeeded", user=settings.admin_user, client=client)
@@ -95,7 +98,10 @@ def _bytes(value: object) -> bytes:
 
 def _local(url: str) -> str:
     """``url`` if it is a path on this site, else ``/``: ``next`` must not lead elsewhere."""
-    if url.startswith("/") and not url.startswith(("//", "/\\", "/login")) and \
-            not any(c in url for c in "\\\r\n\t"):
+    if (
+        url.startswith("/")
+        and not url.startswith(("//", "/\\", "/login"))
+        and not any(c in url for c in "\\\r\n\t")
+    ):
         return url
     return "/"

@@ -30,30 +30,42 @@ class SmsqCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         stats = collect(self._redis)
-        sends = CounterMetricFamily("smsq_sends", "AllMySMS answers by status and lane",
-                                    labels=["provider_status", "lane"])
+        sends = CounterMetricFamily(
+            "smsq_sends", "AllMySMS answers by status and lane", labels=["provider_status", "lane"]
+        )
         for (code, lane), count in sorted(stats.provider_statuses.items()):
             sends.add_metric([str(code), lane], count)
         yield sends
-        states = CounterMetricFamily("smsq_messages", "Messages that reached each state",
-                                     labels=["state"])
+        states = CounterMetricFamily(
+            "smsq_messages", "Messages that reached each state", labels=["state"]
+        )
         for state, count in sorted(stats.states.items()):
             states.add_metric([state], count)
         yield states
-        yield CounterMetricFamily("smsq_retries", "Connect retries (provably unsent)",
-                                  value=stats.counters.get("retries", 0))
-        yield CounterMetricFamily("smsq_requeued", "Messages put back in their lane",
-                                  value=stats.counters.get("requeued", 0))
-        yield CounterMetricFamily("smsq_dead_letters_recorded", "Dead letters recorded",
-                                  value=stats.counters.get("dead_letters", 0))
-        yield GaugeMetricFamily("smsq_dead_letters", "Dead letters waiting for an operator",
-                                value=stats.dead_letters)
+        yield CounterMetricFamily(
+            "smsq_retries",
+            "Connect retries (provably unsent)",
+            value=stats.counters.get("retries", 0),
+        )
+        yield CounterMetricFamily(
+            "smsq_requeued",
+            "Messages put back in their lane",
+            value=stats.counters.get("requeued", 0),
+        )
+        yield CounterMetricFamily(
+            "smsq_dead_letters_recorded",
+            "Dead letters recorded",
+            value=stats.counters.get("dead_letters", 0),
+        )
+        yield GaugeMetricFamily(
+            "smsq_dead_letters", "Dead letters waiting for an operator", value=stats.dead_letters
+        )
         yield GaugeMetricFamily("smsq_sending", "Sends in flight", value=stats.sending)
         depth = GaugeMetricFamily("smsq_queue_depth", "Jobs waiting per lane", labels=["lane"])
-        age = GaugeMetricFamily("smsq_queue_oldest_age_seconds", "Age of the oldest waiting job",
-                                labels=["lane"])
-        paused = GaugeMetricFamily("smsq_lane_paused", "1 when the lane is paused",
-                                   labels=["lane"])
+        age = GaugeMetricFamily(
+            "smsq_queue_oldest_age_seconds", "Age of the oldest waiting job", labels=["lane"]
+        )
+        paused = GaugeMetricFamily("smsq_lane_paused", "1 when the lane is paused", labels=["lane"])
         for lane_stats in stats.lanes:
             depth.add_metric([lane_stats.lane], lane_stats.depth)
             age.add_metric([lane_stats.lane], lane_stats.oldest_age_s or 0.0)
@@ -67,17 +79,32 @@ class SmsqCollector(Collector):
             cumulative += count
             buckets.append((bound, cumulative))
         yield HistogramMetricFamily(
-            "smsq_provider_latency_seconds", "AllMySMS sendSms round trip", buckets=buckets,
-            sum_value=stats.counters.get("latency_sum_us", 0) / 1_000_000)
+            "smsq_provider_latency_seconds",
+            "AllMySMS sendSms round trip",
+            buckets=buckets,
+            sum_value=stats.counters.get("latency_sum_us", 0) / 1_000_000,
+        )
 
 
 EVENT_COUNTERS = {
-    "smsq_receipts": ("Delivery receipts from AllMySMS, by what smsq did with them",
-                      "result", ("applied", "duplicate", "stale", "unknown"), "receipts_"),
-    "smsq_replies": ("Replies (MO SMS) from AllMySMS", "result",
-                     ("received", "duplicate", "unknown"), "replies_"),
-    "smsq_callbacks": ("Signed callbacks to producers", "result",
-                       ("enqueued", "delivered", "retried", "dead"), "callbacks_"),
+    "smsq_receipts": (
+        "Delivery receipts from AllMySMS, by what smsq did with them",
+        "result",
+        ("applied", "duplicate", "stale", "unknown"),
+        "receipts_",
+    ),
+    "smsq_replies": (
+        "Replies (MO SMS) from AllMySMS",
+        "result",
+        ("received", "duplicate", "unknown"),
+        "replies_",
+    ),
+    "smsq_callbacks": (
+        "Signed callbacks to producers",
+        "result",
+        ("enqueued", "delivered", "retried", "dead"),
+        "callbacks_",
+    ),
 }
 """Counter family -> (help, label, label values, Redis counter prefix)."""
 
@@ -88,10 +115,12 @@ def _event_counters(counters: dict[str, int]) -> Iterator[Metric]:
         for value in values:
             family.add_metric([value], counters.get(prefix + value, 0))
         yield family
-    statuses = CounterMetricFamily("smsq_receipt_statuses",
-                                   "Applied receipts by AllMySMS receipt status (1 delivered, "
-                                   "2 not delivered, 3 transmitted, 4/5 rejected)",
-                                   labels=["status"])
+    statuses = CounterMetricFamily(
+        "smsq_receipt_statuses",
+        "Applied receipts by AllMySMS receipt status (1 delivered, "
+        "2 not delivered, 3 transmitted, 4/5 rejected)",
+        labels=["status"],
+    )
     for status in ("1", "2", "3", "4", "5"):
         statuses.add_metric([status], counters.get(f"receipt_status:{status}", 0))
     yield statuses

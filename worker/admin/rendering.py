@@ -50,15 +50,26 @@ def age(seconds: float | None) -> str:
     return f"{seconds / 3600:.1f} h"
 
 
-_env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=True,
-                   undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+_env = Environment(
+    loader=FileSystemLoader(TEMPLATES),
+    autoescape=True,
+    undefined=StrictUndefined,
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
 _env.filters["message_url"] = message_url
 _env.filters["age"] = age
 
 
-def render(request: Request, name: str, context: Mapping[str, Any] | None = None, *,
-           status: int = 200, headers: Mapping[str, str] | None = None,
-           bare: bool = False) -> HTMLResponse:
+def render(
+    request: Request,
+    name: str,
+    context: Mapping[str, Any] | None = None,
+    *,
+    status: int = 200,
+    headers: Mapping[str, str] | None = None,
+    bare: bool = False,
+) -> HTMLResponse:
     """Render a template with the user, the CSRF token and an optional ``notice``.
 
     Args:
@@ -67,6 +78,9 @@ def render(request: Request, name: str, context: Mapping[str, Any] | None = None
     values: dict[str, Any] = {
         "user": None if bare else current_user(request),
         "csrf": "" if bare else csrf_token(request),
-        "csrf_field": CSRF_FIELD, "notice": None, **(context or {})}
+        "csrf_field": CSRF_FIELD,
+        "notice": None,
+        **(context or {}),
+    }
     html = _env.get_template(name).render(values)
     return HTMLResponse(html, status_code=status, headers=headers)

@@ -22,7 +22,9 @@ def serve(settings: Settings, *, host: str, port: int) -> None:
     """
     connection = connect(settings.producer)
     try:
-        AppServer(config(create_app(settings, connection), host=host, port=port),
-                  announce="admin listening on {url}/").run()
+        AppServer(
+            config(create_app(settings, connection), host=host, port=port),
+            announce="admin listening on {url}/",
+        ).run()
     finally:
         connection.close()

@@ -28,8 +28,7 @@ SESSION_MAX_AGE_S = 8 * 3600
 """A login lasts one working day, counted from the login, however active the session is."""
 CSRF_FIELD = "csrf"
 MAX_FORM_FIELDS = 20
-STALE_FORM = ("This form was stale or did not come from this site. Reload the page and try "
-              "again.")
+STALE_FORM = "This form was stale or did not come from this site. Reload the page and try again."
 
 
 def current_user(request: Request) -> str | None:
@@ -50,8 +49,12 @@ def current_user(request: Request) -> str | None:
 def start_session(request: Request, user: str) -> None:
     """Log ``user`` in with a fresh session, so nothing from before the login carries over."""
     request.session.clear()
-    request.session.update(user=user, since=time.time(), csrf=secrets.token_urlsafe(32),
-                           tag=_credentials_tag(context_of(request).settings))
+    request.session.update(
+        user=user,
+        since=time.time(),
+        csrf=secrets.token_urlsafe(32),
+        tag=_credentials_tag(context_of(request).settings),
+    )
 
 
 def end_session(request: Request) -> None:
@@ -76,8 +79,11 @@ async def checked_form(request: Request) -> FormData:
     form = await request.form(max_files=0, max_fields=MAX_FORM_FIELDS)
     sent = form.get(CSRF_FIELD)
     expected = request.session.get("csrf")
-    if not (isinstance(sent, str) and isinstance(expected, str)
-            and hmac.compare_digest(sent.encode(), expected.encode())):
+    if not (
+        isinstance(sent, str)
+        and isinstance(expected, str)
+        and hmac.compare_digest(sent.encode(), expected.encode())
+    ):
         raise HTTPException(403, STALE_FORM)
     return form
 

@@ -16,8 +16,13 @@ MAX_CLIENTS = 10_000
 
 
 class LoginThrottle:
-    def __init__(self, *, max_failures: int = MAX_FAILURES, window_s: float = WINDOW_S,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        *,
+        max_failures: int = MAX_FAILURES,
+        window_s: float = WINDOW_S,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._max = max_failures
         self._window_s = window_s
         self._clock = clock

@@ -39,25 +39,42 @@ async def overview(request: Request, user: str) -> Response:
     return await render_overview(request)
 
 
-async def render_overview(request: Request, notice: Notice | None = None, *,
-                          status: int = 200) -> Response:
+async def render_overview(
+    request: Request, notice: Notice | None = None, *, status: int = 200
+) -> Response:
     admin = context_of(request)
     stats, pauses = await run_in_threadpool(
-        lambda: (collect(admin.connection), Switch(admin.connection).paused()))
-    return render(request, "overview.html", {
-        "stats": stats, "pauses": pauses, "lanes": [lane.value for lane in LANE_ORDER],
-        "paused_lanes": {p.lane for p in pauses}, "notice": notice,
-        "provider_statuses": sorted(stats.provider_statuses.items()),
-    }, status=status)
+        lambda: (collect(admin.connection), Switch(admin.connection).paused())
+    )
+    return render(
+        request,
+        "overview.html",
+        {
+            "stats": stats,
+            "pauses": pauses,
+            "lanes": [lane.value for lane in LANE_ORDER],
+            "paused_lanes": {p.lane for p in pauses},
+            "notice": notice,
+            "provider_statuses": sorted(stats.provider_statuses.items()),
+        },
+        status=status,
+    )
 
 
 @login_required
 async def dead_letters(request: Request, user: str) -> Response:
     params = request.query_params
-    filters = {name: params.get(name, "").strip() for name in
-               ("reason", "status", "lane", "since", "until", "campaign", "kind", "state")}
-    page = {"filters": filters, "limit": DEAD_LIMIT, "kinds": KINDS, "states": STATES,
-            "lanes": [lane.value for lane in LANE_ORDER]}
+    filters = {
+        name: params.get(name, "").strip()
+        for name in ("reason", "status", "lane", "since", "until", "campaign", "kind", "state")
+    }
+    page = {
+        "filters": filters,
+        "limit": DEAD_LIMIT,
+        "kinds": KINDS,
+        "states": STATES,
+        "lanes": [lane.value for lane in LANE_ORDER],
+    }
     try:
         query = parse_query(filters)
     except BadFilterError as exc:
@@ -77,15 +94,23 @@ def parse_query(filters: Mapping[str, str]) -> Query:
     status = filters["status"]
     if status and not (status.isascii() and status.isdigit()):
         raise BadFilterError("status", "must be an AllMySMS status number such as 114")
-    for name, allowed in (("lane", [lane.value for lane in LANE_ORDER]), ("kind", KINDS),
-                          ("state", STATES)):
+    for name, allowed in (
+        ("lane", [lane.value for lane in LANE_ORDER]),
+        ("kind", KINDS),
+        ("state", STATES),
+    ):
         if filters[name] and filters[name] not in allowed:
             raise BadFilterError(name, f"must be one of {', '.join(allowed)}")
     return Query(
-        reason=filters["reason"] or None, provider_status=int(status) if status else None,
-        lane=filters["lane"] or None, since=_moment(filters, "since"),
-        until=_moment(filters, "until"), campaign=filters["campaign"] or None,
-        kind=filters["kind"] or None, state=filters["state"] or None)
+        reason=filters["reason"] or None,
+        provider_status=int(status) if status else None,
+        lane=filters["lane"] or None,
+        since=_moment(filters, "since"),
+        until=_moment(filters, "until"),
+        campaign=filters["campaign"] or None,
+        kind=filters["kind"] or None,
+        state=filters["state"] or None,
+    )
 
 
 def _moment(filters: Mapping[str, str], name: str) -> datetime | None:
@@ -111,25 +136,45 @@ def message_key(request: Request) -> str:
     return key or request.query_params.get("key", "")
 
 
-async def render_message(request: Request, key: str, notice: Notice | None = None, *,
-                         status: int = 200, form: Mapping[str, str] | None = None) -> Response:
+async def render_message(
+    request: Request,
+    key: str,
+    notice: Notice | None = None,
+    *,
+    status: int = 200,
+    form: Mapping[str, str] | None = None,
+) -> Response:
     admin = context_of(request)
     record, letter = await run_in_threadpool(load_message, admin, key)
     if record is None:
-        return render(request, "error.html", {
-            "status": 404, "title": "No such message",
-            "text": f"No message has the key {key!r} (or it has expired).", "notice": notice,
-        }, status=404 if notice is None else status)
-    return render(request, "message.html", {
-        "record": record, "letter": letter, "notice": notice, "form": form or {},
-        "dead": record.state in DEAD_LETTER_STATES,
-        "request_json": json.dumps(record.request, ensure_ascii=False, indent=2),
-        "history": [_history_row(entry) for entry in record.history],
-    }, status=status)
+        return render(
+            request,
+            "error.html",
+            {
+                "status": 404,
+                "title": "No such message",
+                "text": f"No message has the key {key!r} (or it has expired).",
+                "notice": notice,
+            },
+            status=404 if notice is None else status,
+        )
+    return render(
+        request,
+        "message.html",
+        {
+            "record": record,
+            "letter": letter,
+            "notice": notice,
+            "form": form or {},
+            "dead": record.state in DEAD_LETTER_STATES,
+            "request_json": json.dumps(record.request, ensure_ascii=False, indent=2),
+            "history": [_history_row(entry) for entry in record.history],
+        },
+        status=status,
+    )
 
 
-def load_message(admin: AdminContext, key: str) -> tuple[MessageRecord | None,
-                                                         DeadLetter | None]:
+def load_message(admin: AdminContext, key: str) -> tuple[MessageRecord | None, DeadLetter | None]:
     record = MessageStore(admin.connection).get(key)
     if record is None:
         return None, None
@@ -139,8 +184,13 @@ def load_message(admin: AdminContext, key: str) -> tuple[MessageRecord | None,
 
 
 def _history_row(entry: Mapping[str, Any]) -> dict[str, Any]:
-    details = ", ".join(f"{k}={v}" for k, v in entry.items()
-                        if k not in ("state", "at", "reason", "by"))
-    return {"at": entry.get("at", ""), "state": entry.get("state", ""),
-            "reason": entry.get("reason", ""), "by": entry.get("by", ""), "details": details}
-
+    details = ", ".join(
+        f"{k}={v}" for k, v in entry.items() if k not in ("state", "at", "reason", "by")
+    )
+    return {
+        "at": entry.get("at", ""),
+        "state": entry.get("state", ""),
+        "reason": entry.get("reason", ""),
+        "by": entry.get("by", ""),
+        "details": details,
+    }

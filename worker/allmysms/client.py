@@ -57,26 +57,44 @@ class ProviderReply:
 class AllMySmsClient:
     """One httpx client per worker process, one keep-alive connection per send slot."""
 
-    def __init__(self, *, base_url: str, login: str, api_key: Secret, timeout: httpx.Timeout,
-                 transport: httpx.BaseTransport | None = None, connections: int = 1) -> None:
+    def __init__(
+        self,
+        *,
+        base_url: str,
+        login: str,
+        api_key: Secret,
+        timeout: httpx.Timeout,
+        transport: httpx.BaseTransport | None = None,
+        connections: int = 1,
+    ) -> None:
         self._url = f"{base_url.rstrip('/')}/sendSms/"
         self._login = login
         self._api_key = api_key
         self._client = httpx.Client(
             timeout=timeout,
-            limits=httpx.Limits(max_connections=connections,
-                                max_keepalive_connections=connections),
+            limits=httpx.Limits(max_connections=connections, max_keepalive_connections=connections),
             headers={"User-Agent": USER_AGENT},
             transport=transport,
         )
 
     @classmethod
-    def from_settings(cls, settings: Settings,
-                      transport: httpx.BaseTransport | None = None) -> AllMySmsClient:
-        timeout = httpx.Timeout(connect=settings.connect_timeout_s, read=settings.read_timeout_s,
-                                write=settings.write_timeout_s, pool=settings.pool_timeout_s)
-        return cls(base_url=settings.base_url, login=settings.login, api_key=settings.api_key,
-                   timeout=timeout, transport=transport, connections=settings.send_slots)
+    def from_settings(
+        cls, settings: Settings, transport: httpx.BaseTransport | None = None
+    ) -> AllMySmsClient:
+        timeout = httpx.Timeout(
+            connect=settings.connect_timeout_s,
+            read=settings.read_timeout_s,
+            write=settings.write_timeout_s,
+            pool=settings.pool_timeout_s,
+        )
+        return cls(
+            base_url=settings.base_url,
+            login=settings.login,
+            api_key=settings.api_key,
+            timeout=timeout,
+            transport=transport,
+            connections=settings.send_slots,
+        )
 
     def close(self) -> None:
         self._client.close()
@@ -93,20 +111,20 @@ class AllMySmsClient:
         """
         # The form encoded here, as httpx's ``data=`` would (urlencode), saves its per-request
         # encoding machinery on the path to the provider.
-        body = urlencode({
-            "login": self._login,
-            "apiKey": self._api_key.reveal(),
-            "smsData": json.dumps(flux, ensure_ascii=False, separators=(",", ":")),
-            "returnformat": "json",
-        }).encode("ascii")
+        body = urlencode(
+            {
+                "login": self._login,
+                "apiKey": self._api_key.reveal(),
+                "smsData": json.dumps(flux, ensure_ascii=False, separators=(",", ":")),
+                "returnformat": "json",
+            }
+        ).encode("ascii")
         try:
             response = self._client.post(self._url, content=body, headers=FORM_HEADERS)
         except NOT_SENT_ERRORS as exc:
             raise NotSentError(f"{type(exc).__name__}: AllMySMS was not reached") from exc
         except httpx.TransportError as exc:
-            raise OutcomeUnknownError(
-                f"{type(exc).__name__} after the request was sent"
-            ) from exc
+            raise OutcomeUnknownError(f"{type(exc).__name__} after the request was sent") from exc
         if response.status_code in PUSH_BACK_STATUSES:
             retry_after_s = parse_retry_after(response.headers.get("Retry-After"))
             if response.status_code == 429 or retry_after_s is not None:

@@ -65,15 +65,21 @@ USER_AGENT = "smsq-callbacks/1"
 class Dispatcher:
     """Takes due events from the outbox and POSTs them; safe to run in several processes."""
 
-    def __init__(self, settings: Settings, connection: Redis, *,
-                 client: httpx.Client | None = None) -> None:
+    def __init__(
+        self, settings: Settings, connection: Redis, *, client: httpx.Client | None = None
+    ) -> None:
         self._settings = settings
         timeout = settings.callback_timeout_s
-        self._outbox = Outbox(connection, lease_s=2 * timeout + LEASE_MARGIN_S,
-                              keep_dead_s=settings.producer.outcome_ttl_s)
+        self._outbox = Outbox(
+            connection,
+            lease_s=2 * timeout + LEASE_MARGIN_S,
+            keep_dead_s=settings.producer.outcome_ttl_s,
+        )
         self._client = client or callback_client(
-            CallbackPolicy.from_settings(settings), timeout_s=timeout,
-            headers={"User-Agent": USER_AGENT})
+            CallbackPolicy.from_settings(settings),
+            timeout_s=timeout,
+            headers={"User-Agent": USER_AGENT},
+        )
 
     @property
     def outbox(self) -> Outbox:
@@ -104,31 +110,44 @@ class Dispatcher:
                     # A bug, not the receiver: visible in `smsq callbacks --dead`, not retried
                     # forever. (If Redis fails here too, the lease runs out and it comes back.)
                     try:
-                        self._dead(pending, f"unexpected error in smsq: {type(exc).__name__}",
-                                   None, {"event_id": pending.event_id})
+                        self._dead(
+                            pending,
+                            f"unexpected error in smsq: {type(exc).__name__}",
+                            None,
+                            {"event_id": pending.event_id},
+                        )
                     except redis.exceptions.RedisError:
                         stop.wait(REDIS_ERROR_PAUSE_S)
 
     def deliver(self, pending: Pending) -> str:
         """POST one event and record the outcome: ``delivered``, ``retry`` or ``dead``."""
-        fields = {"event_id": pending.event_id, "kind": pending.event.get("event"),
-                  "attempt": pending.attempt, "host": urlsplit(pending.url).hostname}
+        fields = {
+            "event_id": pending.event_id,
+            "kind": pending.event.get("event"),
+            "attempt": pending.attempt,
+            "host": urlsplit(pending.url).hostname,
+        }
         secret = callback_secret_for(self._settings, pending.producer)
         if secret is None:
-            reason = (f"no callback_secret for producer {pending.producer!r}" if pending.producer
-                      else "SMSQ_CALLBACK_SECRET is not set")
+            reason = (
+                f"no callback_secret for producer {pending.producer!r}"
+                if pending.producer
+                else "SMSQ_CALLBACK_SECRET is not set"
+            )
             return self._dead(pending, reason, None, fields)
         body = event_body(pending.event)
-        headers = {"Content-Type": "application/json",
-                   SIGNATURE_HEADER: sign(secret.reveal(), body),
-                   TIMESTAMP_HEADER: str(int(time.time())), EVENT_ID_HEADER: pending.event_id}
+        headers = {
+            "Content-Type": "application/json",
+            SIGNATURE_HEADER: sign(secret.reveal(), body),
+            TIMESTAMP_HEADER: str(int(time.time())),
+            EVENT_ID_HEADER: pending.event_id,
+        }
         try:
             response = self._client.post(pending.url, content=body, headers=headers)
         except CallbackRefusedError as exc:
             return self._dead(pending, str(exc), None, fields)
         except httpx.InvalidURL:
-            return self._dead(pending, "callback_url is not a URL httpx can send to", None,
-                              fields)
+            return self._dead(pending, "callback_url is not a URL httpx can send to", None, fields)
         except httpx.TransportError as exc:
             return self._retry(pending, type(exc).__name__, None, None, fields)
         status = response.status_code
@@ -137,33 +156,56 @@ class Dispatcher:
             log.info("sms.callback.delivered", http_status=status, **fields)
             return "delivered"
         if status >= 500 or status in RETRYABLE_STATUSES:
-            return self._retry(pending, f"HTTP {status}", status,
-                               _retry_after(response.headers.get("Retry-After")), fields)
+            return self._retry(
+                pending,
+                f"HTTP {status}",
+                status,
+                _retry_after(response.headers.get("Retry-After")),
+                fields,
+            )
         return self._dead(pending, f"HTTP {status}: refused by the receiver", status, fields)
 
-    def _retry(self, pending: Pending, reason: str, status: int | None,
-               retry_after_s: float | None, fields: dict[str, object]) -> str:
+    def _retry(
+        self,
+        pending: Pending,
+        reason: str,
+        status: int | None,
+        retry_after_s: float | None,
+        fields: dict[str, object],
+    ) -> str:
         settings = self._settings
-        wait = jittered_s(backoff_s(pending.attempt, initial_s=settings.callback_initial_wait_s,
-                                    max_s=settings.callback_max_wait_s))
+        wait = jittered_s(
+            backoff_s(
+                pending.attempt,
+                initial_s=settings.callback_initial_wait_s,
+                max_s=settings.callback_max_wait_s,
+            )
+        )
         if retry_after_s is not None:
             wait = max(wait, min(retry_after_s, settings.callback_max_wait_s))
         age_s = pending.now - pending.created
         if pending.attempt >= settings.callback_max_attempts:
-            return self._dead(pending, f"{reason} after {pending.attempt} attempts", status,
-                              fields)
+            return self._dead(pending, f"{reason} after {pending.attempt} attempts", status, fields)
         if age_s + wait > settings.callback_max_age_s:
-            return self._dead(pending, f"{reason}; older than {settings.callback_max_age_s:g} s",
-                              status, fields)
+            return self._dead(
+                pending, f"{reason}; older than {settings.callback_max_age_s:g} s", status, fields
+            )
         self._outbox.retry(pending.event_id, wait)
-        log.warning("sms.callback.retry_scheduled", reason=reason, http_status=status,
-                    wait_s=round(wait, 3), **fields)
+        log.warning(
+            "sms.callback.retry_scheduled",
+            reason=reason,
+            http_status=status,
+            wait_s=round(wait, 3),
+            **fields,
+        )
         return "retry"
 
-    def _dead(self, pending: Pending, reason: str, status: int | None,
-              fields: dict[str, object]) -> str:
-        self._outbox.dead(pending.event_id, reason=reason, attempts=pending.attempt,
-                          http_status=status)
+    def _dead(
+        self, pending: Pending, reason: str, status: int | None, fields: dict[str, object]
+    ) -> str:
+        self._outbox.dead(
+            pending.event_id, reason=reason, attempts=pending.attempt, http_status=status
+        )
         log.error("sms.callback.dead", reason=reason, http_status=status, **fields)
         return "dead"
 
@@ -175,13 +217,27 @@ def _retry_after(value: str | None) -> float | None:
     return None
 
 
-def run_dispatchers(settings: Settings, connection: Redis, stop: threading.Event, *,
-                    threads: int, burst: bool = False) -> None:
+def run_dispatchers(
+    settings: Settings,
+    connection: Redis,
+    stop: threading.Event,
+    *,
+    threads: int,
+    burst: bool = False,
+) -> None:
     """Run ``threads`` delivery loops sharing one HTTP client until ``stop`` (or, with
     ``burst``, until nothing is due)."""
     dispatcher = Dispatcher(settings, connection)
-    workers = [threading.Thread(target=dispatcher.run, args=(stop,), kwargs={"burst": burst},
-                                name=f"callbacks-{n}", daemon=True) for n in range(threads)]
+    workers = [
+        threading.Thread(
+            target=dispatcher.run,
+            args=(stop,),
+            kwargs={"burst": burst},
+            name=f"callbacks-{n}",
+            daemon=True,
+        )
+        for n in range(threads)
+    ]
     try:
         for worker in workers:
             worker.start()

@@ -48,8 +48,9 @@ def decode_event(stored: dict[str, Any]) -> dict[str, Any]:
 
 def event_body(event: dict[str, Any]) -> bytes:
     """The exact bytes POSTed (and signed): compact, sorted JSON, the same on every attempt."""
-    return json.dumps(event, separators=(",", ":"), sort_keys=True,
-                      ensure_ascii=False).encode("utf-8")
+    return json.dumps(event, separators=(",", ":"), sort_keys=True, ensure_ascii=False).encode(
+        "utf-8"
+    )
 
 
 def sign(secret: str, body: bytes) -> str:
@@ -91,9 +92,15 @@ class DeadCallback:
     http_status: int | None
 
     def as_dict(self) -> dict[str, Any]:
-        return {"event_id": self.event_id, "url": self.url, "event": self.event,
-                "reason": self.reason, "attempts": self.attempts, "at": self.at,
-                "http_status": self.http_status}
+        return {
+            "event_id": self.event_id,
+            "url": self.url,
+            "event": self.event,
+            "reason": self.reason,
+            "attempts": self.attempts,
+            "at": self.at,
+            "http_status": self.http_status,
+        }
 
 
 class Outbox:
@@ -110,30 +117,47 @@ class Outbox:
 
     def take(self) -> Pending | None:
         """The next due event, leased for ``lease_s``; None when nothing is due."""
-        raw = self._take(keys=[keys.CALLBACK_DUE, keys.CALLBACK_EVENTS, keys.CALLBACK_ATTEMPTS],
-                         args=[self._lease_s])
+        raw = self._take(
+            keys=[keys.CALLBACK_DUE, keys.CALLBACK_EVENTS, keys.CALLBACK_ATTEMPTS],
+            args=[self._lease_s],
+        )
         if not raw:
             return None
         envelope = json.loads(decoded(raw[1]))
-        return Pending(event_id=decoded(raw[0]), url=envelope["url"],
-                       producer=envelope.get("producer") or "",
-                       event=decode_event(envelope["event"]),
-                       created=float(envelope["created"]), attempt=int(raw[2]),
-                       now=float(decoded(raw[3])))
+        return Pending(
+            event_id=decoded(raw[0]),
+            url=envelope["url"],
+            producer=envelope.get("producer") or "",
+            event=decode_event(envelope["event"]),
+            created=float(envelope["created"]),
+            attempt=int(raw[2]),
+            now=float(decoded(raw[3])),
+        )
 
     def delivered(self, event_id: str) -> None:
-        self._delivered(keys=[keys.CALLBACK_DUE, keys.CALLBACK_EVENTS, keys.CALLBACK_ATTEMPTS,
-                              keys.METRICS], args=[event_id])
+        self._delivered(
+            keys=[keys.CALLBACK_DUE, keys.CALLBACK_EVENTS, keys.CALLBACK_ATTEMPTS, keys.METRICS],
+            args=[event_id],
+        )
 
     def retry(self, event_id: str, wait_s: float) -> None:
         self._retry(keys=[keys.CALLBACK_DUE, keys.METRICS], args=[event_id, wait_s])
 
-    def dead(self, event_id: str, *, reason: str, attempts: int,
-             http_status: int | None = None) -> None:
+    def dead(
+        self, event_id: str, *, reason: str, attempts: int, http_status: int | None = None
+    ) -> None:
         info = {"reason": reason, "attempts": attempts, "http_status": http_status}
-        self._dead(keys=[keys.CALLBACK_DUE, keys.CALLBACK_DEAD, keys.CALLBACK_DEAD_REASONS,
-                         keys.CALLBACK_EVENTS, keys.CALLBACK_ATTEMPTS, keys.METRICS],
-                   args=[event_id, json.dumps(info), self._keep_dead_s])
+        self._dead(
+            keys=[
+                keys.CALLBACK_DUE,
+                keys.CALLBACK_DEAD,
+                keys.CALLBACK_DEAD_REASONS,
+                keys.CALLBACK_EVENTS,
+                keys.CALLBACK_ATTEMPTS,
+                keys.METRICS,
+            ],
+            args=[event_id, json.dumps(info), self._keep_dead_s],
+        )
 
     def wait_for_work(self, timeout_s: float) -> None:
         """Block until an event is added (a wake token) or ``timeout_s`` passes."""
@@ -147,7 +171,8 @@ class Outbox:
 def dead_callbacks(connection: Redis, *, limit: int = 100) -> list[DeadCallback]:
     """Dead callbacks, newest first."""
     raw_ids: list[bytes | str] = connection.zrevrange(  # type: ignore[assignment]
-        keys.CALLBACK_DEAD, 0, limit - 1)
+        keys.CALLBACK_DEAD, 0, limit - 1
+    )
     ids = [decoded(i) for i in raw_ids]
     if not ids:
         return []
@@ -161,9 +186,15 @@ def dead_callbacks(connection: Redis, *, limit: int = 100) -> list[DeadCallback]
             continue
         envelope = json.loads(decoded(raw_envelope))
         info = json.loads(decoded(raw_reason))
-        out.append(DeadCallback(event_id=event_id, url=envelope["url"],
-                                event=decode_event(envelope["event"]),
-                                reason=info["reason"], attempts=int(info["attempts"]),
-                                at=float(info["at"]), http_status=info.get("http_status")))
+        out.append(
+            DeadCallback(
+                event_id=event_id,
+                url=envelope["url"],
+                event=decode_event(envelope["event"]),
+                reason=info["reason"],
+                attempts=int(info["attempts"]),
+                at=float(info["at"]),
+                http_status=info.get("http_status"),
+            )
+        )
     return out
-

@@ -45,9 +45,13 @@ _SHARED = ip_network("100.64.0.0/10")
 _PRIVATE = (ip_network("10.0.0.0/8"), ip_network("172.16.0.0/12"), ip_network("192.168.0.0/16"))
 _UNIQUE_LOCAL = ip_network("fc00::/7")
 _SITE_LOCAL = ip_network("fec0::/10")
-_DOCUMENTATION = (ip_network("192.0.2.0/24"), ip_network("198.51.100.0/24"),
-                  ip_network("203.0.113.0/24"), ip_network("2001:db8::/32"),
-                  ip_network("3fff::/20"))
+_DOCUMENTATION = (
+    ip_network("192.0.2.0/24"),
+    ip_network("198.51.100.0/24"),
+    ip_network("203.0.113.0/24"),
+    ip_network("2001:db8::/32"),
+    ip_network("3fff::/20"),
+)
 _NAT64 = ip_network("64:ff9b::/96")
 """The well-known NAT64 prefix (RFC 6052): the IPv4 address is in the last 32 bits. A network's
 own NAT64 prefix cannot be known here; such addresses are judged as the IPv6 they are."""
@@ -70,8 +74,13 @@ _TRANSPORT_ERRORS: Mapping[type[Exception], type[httpx.TransportError]] = {
     httpcore.ProtocolError: httpx.ProtocolError,
 }
 """httpcore's exceptions as httpx raises them (what ``httpx.HTTPTransport`` does)."""
-_HTTPCORE_ERRORS = (httpcore.TimeoutException, httpcore.NetworkError, httpcore.ProxyError,
-                    httpcore.UnsupportedProtocol, httpcore.ProtocolError)
+_HTTPCORE_ERRORS = (
+    httpcore.TimeoutException,
+    httpcore.NetworkError,
+    httpcore.ProxyError,
+    httpcore.UnsupportedProtocol,
+    httpcore.ProtocolError,
+)
 
 
 def non_public_kind(address: IPAddress) -> str | None:
@@ -139,8 +148,10 @@ class CallbackPolicy:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> CallbackPolicy:
-        return cls(allowed_hosts=settings.callback_allowed_hosts,
-                   allowed_networks=settings.callback_allowed_networks)
+        return cls(
+            allowed_hosts=settings.callback_allowed_hosts,
+            allowed_networks=settings.callback_allowed_networks,
+        )
 
     def host_allowed(self, host: str) -> bool:
         """Whether ``SMSQ_CALLBACK_ALLOWED_HOSTS`` lets callbacks go to ``host`` (any case,
@@ -151,8 +162,10 @@ class CallbackPolicy:
         literal = literal_address(host)
         if literal is not None:
             return any(literal_address(entry) == literal for entry in self.allowed_hosts)
-        return any(host == entry or (entry.startswith("*.") and host.endswith(entry[1:]))
-                   for entry in self.allowed_hosts)
+        return any(
+            host == entry or (entry.startswith("*.") and host.endswith(entry[1:]))
+            for entry in self.allowed_hosts
+        )
 
     def address_refusal(self, address: IPAddress) -> str | None:
         """Why a callback may not connect to ``address`` (its kind), None when it may."""
@@ -173,8 +186,9 @@ class CallbackPolicy:
             CallbackRefusedError: ``host`` is not in the list.
         """
         if not self.host_allowed(host):
-            raise CallbackRefusedError(host, f"is not in {ALLOWED_HOSTS_VARIABLE}",
-                                       variable=ALLOWED_HOSTS_VARIABLE)
+            raise CallbackRefusedError(
+                host, f"is not in {ALLOWED_HOSTS_VARIABLE}", variable=ALLOWED_HOSTS_VARIABLE
+            )
 
     def check_address(self, host: str, address: IPAddress) -> None:
         """Refuse a non-public address outside ``SMSQ_CALLBACK_ALLOWED_NETWORKS``.
@@ -189,8 +203,11 @@ class CallbackPolicy:
         is_literal = literal_address(host) == address
         detail = f"is {kind}" if is_literal else f"resolves to {address}, {kind}"
         raise CallbackRefusedError(
-            host, f"{detail}; allow it with {ALLOWED_NETWORKS_VARIABLE}",
-            variable=ALLOWED_NETWORKS_VARIABLE, address=str(address))
+            host,
+            f"{detail}; allow it with {ALLOWED_NETWORKS_VARIABLE}",
+            variable=ALLOWED_NETWORKS_VARIABLE,
+            address=str(address),
+        )
 
     def check_url(self, url: str) -> None:
         """What can be checked without DNS (the gateway, at request time): the host against
@@ -226,8 +243,11 @@ def url_host(url: str) -> str:
 def resolve(host: str, port: int) -> list[str]:
     """Every IPv4 and IPv6 address of ``host``, in the system resolver's order (one lookup)."""
     infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    return list(dict.fromkeys(str(info[4][0]) for info in infos
-                              if info[0] in (socket.AF_INET, socket.AF_INET6)))
+    return list(
+        dict.fromkeys(
+            str(info[4][0]) for info in infos if info[0] in (socket.AF_INET, socket.AF_INET6)
+        )
+    )
 
 
 class GuardedBackend(httpcore.SyncBackend):
@@ -266,9 +286,14 @@ class GuardedBackend(httpcore.SyncBackend):
             self._policy.check_address(host, address)
         return addresses
 
-    def connect_tcp(self, host: str, port: int, timeout: float | None = None,
-                    local_address: str | None = None,
-                    socket_options: Iterable[Any] | None = None) -> httpcore.NetworkStream:
+    def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[Any] | None = None,
+    ) -> httpcore.NetworkStream:
         """Connect to ``host`` through a vetted address, trying each in turn.
 
         Raises:
@@ -279,20 +304,36 @@ class GuardedBackend(httpcore.SyncBackend):
         *first, last = self.vetted_addresses(host, port)
         for address in first:  # like socket.create_connection: the next one on failure
             try:
-                return self.connect_address(address, port, timeout=timeout,
-                                            local_address=local_address,
-                                            socket_options=socket_options)
+                return self.connect_address(
+                    address,
+                    port,
+                    timeout=timeout,
+                    local_address=local_address,
+                    socket_options=socket_options,
+                )
             except (httpcore.ConnectError, httpcore.ConnectTimeout):
                 continue
-        return self.connect_address(last, port, timeout=timeout, local_address=local_address,
-                                    socket_options=socket_options)
+        return self.connect_address(
+            last, port, timeout=timeout, local_address=local_address, socket_options=socket_options
+        )
 
-    def connect_address(self, address: IPAddress, port: int, *, timeout: float | None,
-                        local_address: str | None,
-                        socket_options: Iterable[Any] | None) -> httpcore.NetworkStream:
+    def connect_address(
+        self,
+        address: IPAddress,
+        port: int,
+        *,
+        timeout: float | None,
+        local_address: str | None,
+        socket_options: Iterable[Any] | None,
+    ) -> httpcore.NetworkStream:
         """One TCP connection to a vetted address (httpcore's own connect, given a literal)."""
-        return super().connect_tcp(str(address), port, timeout=timeout,
-                                   local_address=local_address, socket_options=socket_options)
+        return super().connect_tcp(
+            str(address),
+            port,
+            timeout=timeout,
+            local_address=local_address,
+            socket_options=socket_options,
+        )
 
 
 class GuardedTransport(httpx.BaseTransport):
@@ -300,12 +341,16 @@ class GuardedTransport(httpx.BaseTransport):
     :class:`GuardedBackend`: ``httpx.HTTPTransport``'s no-proxy HTTP/1.1 path, with the one
     change httpx offers no public parameter for (the network backend)."""
 
-    def __init__(self, backend: httpcore.NetworkBackend, *, ssl_context: ssl.SSLContext,
-                 limits: httpx.Limits) -> None:
+    def __init__(
+        self, backend: httpcore.NetworkBackend, *, ssl_context: ssl.SSLContext, limits: httpx.Limits
+    ) -> None:
         self._pool = httpcore.ConnectionPool(
-            ssl_context=ssl_context, max_connections=limits.max_connections,
+            ssl_context=ssl_context,
+            max_connections=limits.max_connections,
             max_keepalive_connections=limits.max_keepalive_connections,
-            keepalive_expiry=limits.keepalive_expiry, network_backend=backend)
+            keepalive_expiry=limits.keepalive_expiry,
+            network_backend=backend,
+        )
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         """Send one request through the pool, as ``httpx.HTTPTransport.handle_request``.
@@ -318,16 +363,26 @@ class GuardedTransport(httpx.BaseTransport):
             raise TypeError("GuardedTransport needs a synchronous request body")
         core_request = httpcore.Request(
             method=request.method,
-            url=httpcore.URL(scheme=request.url.raw_scheme, host=request.url.raw_host,
-                             port=request.url.port, target=request.url.raw_path),
-            headers=request.headers.raw, content=request.stream, extensions=request.extensions)
+            url=httpcore.URL(
+                scheme=request.url.raw_scheme,
+                host=request.url.raw_host,
+                port=request.url.port,
+                target=request.url.raw_path,
+            ),
+            headers=request.headers.raw,
+            content=request.stream,
+            extensions=request.extensions,
+        )
         with _httpx_errors():
             response = self._pool.handle_request(core_request)
         if not isinstance(response.stream, Iterable):
             raise TypeError("httpcore answered with an asynchronous body")
-        return httpx.Response(status_code=response.status, headers=response.headers,
-                              stream=_ResponseStream(response.stream),
-                              extensions=response.extensions)
+        return httpx.Response(
+            status_code=response.status,
+            headers=response.headers,
+            stream=_ResponseStream(response.stream),
+            extensions=response.extensions,
+        )
 
     def close(self) -> None:
         self._pool.close()
@@ -355,15 +410,21 @@ def _httpx_errors() -> Iterator[None]:
     try:
         yield
     except _HTTPCORE_ERRORS as exc:
-        mapped = next(_TRANSPORT_ERRORS[cls] for cls in type(exc).__mro__
-                      if cls in _TRANSPORT_ERRORS)
+        mapped = next(
+            _TRANSPORT_ERRORS[cls] for cls in type(exc).__mro__ if cls in _TRANSPORT_ERRORS
+        )
         raise mapped(str(exc)) from exc
 
 
-def callback_client(policy: CallbackPolicy, *, timeout_s: float,
-                    headers: Mapping[str, str] | None = None, resolver: Resolver = resolve,
-                    ssl_context: ssl.SSLContext | None = None,
-                    limits: httpx.Limits | None = None) -> httpx.Client:
+def callback_client(
+    policy: CallbackPolicy,
+    *,
+    timeout_s: float,
+    headers: Mapping[str, str] | None = None,
+    resolver: Resolver = resolve,
+    ssl_context: ssl.SSLContext | None = None,
+    limits: httpx.Limits | None = None,
+) -> httpx.Client:
     """The HTTP client of ``smsq callbacks``: every connection vetted by ``policy``, no
     redirects followed, and no proxy or ``.netrc`` taken from the environment (a proxy would
     make the policy judge the proxy's address instead of the receiver's).
@@ -373,6 +434,12 @@ def callback_client(policy: CallbackPolicy, *, timeout_s: float,
     transport = GuardedTransport(
         GuardedBackend(policy, resolver=resolver),
         ssl_context=ssl_context if ssl_context is not None else httpx.create_ssl_context(),
-        limits=limits if limits is not None else httpx.Limits())
-    return httpx.Client(transport=transport, timeout=httpx.Timeout(timeout_s),
-                        follow_redirects=False, trust_env=False, headers=headers)
+        limits=limits if limits is not None else httpx.Limits(),
+    )
+    return httpx.Client(
+        transport=transport,
+        timeout=httpx.Timeout(timeout_s),
+        follow_redirects=False,
+        trust_env=False,
+        headers=headers,
+    )

@@ -38,8 +38,9 @@ class BadLine:
     error: InvalidRequestError
 
 
-def campaign_requests(campaign: Campaign, lines: Iterable[str],
-                      block: int = MAX_RECIPIENTS) -> Iterator[dict[str, Any] | BadLine]:
+def campaign_requests(
+    campaign: Campaign, lines: Iterable[str], block: int = MAX_RECIPIENTS
+) -> Iterator[dict[str, Any] | BadLine]:
     """Contract requests of up to ``block`` recipients each, in file order, and one
     :class:`BadLine` per line that cannot be a recipient (a blank line is skipped)."""
     needed = campaign.params_needed
@@ -53,9 +54,14 @@ def campaign_requests(campaign: Campaign, lines: Iterable[str],
             continue  # a header line ("phone,first_name")
         phone, params = cells[0], cells[1:]
         if len(params) < needed:
-            yield BadLine(line_number, InvalidRequestError(
-                f"line {line_number}", f"text uses #param_{needed}# but the line has "
-                f"{len(params)} value(s) after the phone number"))
+            yield BadLine(
+                line_number,
+                InvalidRequestError(
+                    f"line {line_number}",
+                    f"text uses #param_{needed}# but the line has "
+                    f"{len(params)} value(s) after the phone number",
+                ),
+            )
             continue
         recipients.append({"phone": phone, "params": params[:needed]})
         if len(recipients) == block:
@@ -66,10 +72,13 @@ def campaign_requests(campaign: Campaign, lines: Iterable[str],
         yield _request(campaign, number + 1, recipients)
 
 
-def _request(campaign: Campaign, number: int, recipients: list[dict[str, Any]]
-             ) -> dict[str, Any]:
-    request: dict[str, Any] = {"key": f"{campaign.key}:{number}", "text": campaign.text,
-                               "to": recipients, "campaign": campaign.key[:100]}
+def _request(campaign: Campaign, number: int, recipients: list[dict[str, Any]]) -> dict[str, Any]:
+    request: dict[str, Any] = {
+        "key": f"{campaign.key}:{number}",
+        "text": campaign.text,
+        "to": recipients,
+        "campaign": campaign.key[:100],
+    }
     for name in ("sender", "lane", "send_at"):
         value = getattr(campaign, name)
         if value is not None:

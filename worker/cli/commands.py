@@ -31,8 +31,14 @@ EXIT_REFUSED = 1
 EXIT_CONFIG = 2
 """Configuration or infrastructure problem (settings, Redis)."""
 ENQUEUE_BATCH = 1000
-WEB_MODULES = ("starlette", "uvicorn", "jinja2", "itsdangerous", "python_multipart",
-               "prometheus_client")
+WEB_MODULES = (
+    "starlette",
+    "uvicorn",
+    "jinja2",
+    "itsdangerous",
+    "python_multipart",
+    "prometheus_client",
+)
 """What ``smsq[web]`` installs: ``smsq admin``, ``smsq gateway`` and ``smsq demo`` need it."""
 
 
@@ -58,15 +64,20 @@ def _parser() -> argparse.ArgumentParser:
 
     worker = sub.add_parser("worker", help="run worker processes")
     worker.add_argument("--burst", action="store_true", help="exit when the lanes are empty")
-    worker.add_argument("--lanes", default="urgent,default,bulk",
-                        help="lanes to drain, in any order; urgent is always drained first")
+    worker.add_argument(
+        "--lanes",
+        default="urgent,default,bulk",
+        help="lanes to drain, in any order; urgent is always drained first",
+    )
     worker.add_argument("--processes", type=int, default=1, help="worker processes to supervise")
     worker.set_defaults(handler=_worker)
 
     enqueue = sub.add_parser(
-        "enqueue", help="enqueue JSON requests from stdin or a file, or a campaign file",
+        "enqueue",
+        help="enqueue JSON requests from stdin or a file, or a campaign file",
         description="Without --text: one JSON request per line (or a JSON array). With --text: "
-        "a campaign, one recipient per line as phone[,param_1,param_2...].")
+        "a campaign, one recipient per line as phone[,param_1,param_2...].",
+    )
     enqueue.add_argument("--file", help="read from this file instead of stdin")
     enqueue.add_argument("--text", help="campaign: the text every recipient gets")
     enqueue.add_argument("--key", help="campaign: its key; requests are keyed KEY:1, KEY:2...")
@@ -76,8 +87,11 @@ def _parser() -> argparse.ArgumentParser:
     enqueue.set_defaults(handler=_enqueue)
 
     status = sub.add_parser("status", help="show a message's state and history")
-    status.add_argument("key", help="the idempotency key given at enqueue, or a gateway "
-                        "campaignId / smsId (<message id>[-<recipient>])")
+    status.add_argument(
+        "key",
+        help="the idempotency key given at enqueue, or a gateway "
+        "campaignId / smsId (<message id>[-<recipient>])",
+    )
     status.add_argument("--json", action="store_true", help="print the record as JSON")
     status.set_defaults(handler=_status)
 
@@ -94,11 +108,15 @@ def _parser() -> argparse.ArgumentParser:
     sandbox.add_argument("--host", default="127.0.0.1")
     sandbox.add_argument("--port", type=int, default=8025)
     sandbox.add_argument("--latency-ms", type=int, default=0)
-    sandbox.add_argument("--receipts-url", help="after each send, POST delivery receipts here "
-                         "(e.g. http://127.0.0.1:8090/webhooks/allmysms/SECRET/receipts)")
+    sandbox.add_argument(
+        "--receipts-url",
+        help="after each send, POST delivery receipts here "
+        "(e.g. http://127.0.0.1:8090/webhooks/allmysms/SECRET/receipts)",
+    )
     sandbox.add_argument("--replies-url", help="and replies from numbers ending in 555555 here")
-    sandbox.add_argument("--receipts-delay-ms", type=int, default=300,
-                         help="wait before the first receipt of a send")
+    sandbox.add_argument(
+        "--receipts-delay-ms", type=int, default=300, help="wait before the first receipt of a send"
+    )
     sandbox.set_defaults(handler=_sandbox)
 
     admin = sub.add_parser("admin", help="serve the operators' web page and /metrics")
@@ -119,8 +137,11 @@ def _parser() -> argparse.ArgumentParser:
     callbacks = sub.add_parser("callbacks", help="deliver signed callbacks to producers")
     callbacks.add_argument("--threads", type=int, default=4, help="deliveries in flight at once")
     callbacks.add_argument("--burst", action="store_true", help="exit when nothing is due")
-    callbacks.add_argument("--dead", action="store_true",
-                           help="list dead callbacks (given up on) instead, newest first")
+    callbacks.add_argument(
+        "--dead",
+        action="store_true",
+        help="list dead callbacks (given up on) instead, newest first",
+    )
     callbacks.add_argument("--json", action="store_true", help="with --dead: print JSON")
     callbacks.set_defaults(handler=_callbacks)
 
@@ -163,13 +184,22 @@ def _worker(args: argparse.Namespace) -> int:
 def _configure_logging(settings: Any) -> None:
     from worker.logs import configure_logging
 
-    configure_logging(level=settings.log_level, fmt=settings.log_format,
-                      secrets=[settings.api_key.reveal(), settings.admin_password.reveal(),
-                               settings.admin_session_secret.reveal(),
-                               settings.webhook_secret.reveal(),
-                               settings.callback_secret.reveal(),
-                               *(a.callback_secret.reveal() for a in settings.producers
-                                 if a.callback_secret is not None)])
+    configure_logging(
+        level=settings.log_level,
+        fmt=settings.log_format,
+        secrets=[
+            settings.api_key.reveal(),
+            settings.admin_password.reveal(),
+            settings.admin_session_secret.reveal(),
+            settings.webhook_secret.reveal(),
+            settings.callback_secret.reveal(),
+            *(
+                a.callback_secret.reveal()
+                for a in settings.producers
+                if a.callback_secret is not None
+            ),
+        ],
+    )
 
 
 def _ping(connection: Any) -> None:
@@ -201,12 +231,18 @@ def _enqueue(args: argparse.Namespace) -> int:
     # A progress bar only where a person watches; scripts get one summary line instead.
     bar = tqdm(total=len(items), unit="msg", file=sys.stderr, disable=not sys.stderr.isatty())
     for start in range(0, len(items), ENQUEUE_BATCH):
-        batch = [Refused(None, InvalidRequestError(f"line {number}", "not valid JSON"))
-                 if obj is _NOT_JSON else obj
-                 for number, obj in items[start:start + ENQUEUE_BATCH]]
+        batch = [
+            Refused(None, InvalidRequestError(f"line {number}", "not valid JSON"))
+            if obj is _NOT_JSON
+            else obj
+            for number, obj in items[start : start + ENQUEUE_BATCH]
+        ]
         # Lines that were not JSON are answered in place, in input order.
-        results = iter(producer.enqueue_many(
-            [item for item in batch if not isinstance(item, Refused)], source="cli"))
+        results = iter(
+            producer.enqueue_many(
+                [item for item in batch if not isinstance(item, Refused)], source="cli"
+            )
+        )
         for item in batch:
             result = item if isinstance(item, Refused) else next(results)
             if isinstance(result, Refused):
@@ -218,9 +254,12 @@ def _enqueue(args: argparse.Namespace) -> int:
         bar.update(len(batch))
     bar.close()
     if args.file or not sys.stderr.isatty():
-        print(f"smsq enqueue: {len(items)} request(s): {counts['accepted']} accepted, "
-              f"{counts['duplicates']} duplicate(s), {counts['refused']} refused in "
-              f"{time.monotonic() - started:.1f} s", file=sys.stderr)
+        print(
+            f"smsq enqueue: {len(items)} request(s): {counts['accepted']} accepted, "
+            f"{counts['duplicates']} duplicate(s), {counts['refused']} refused in "
+            f"{time.monotonic() - started:.1f} s",
+            file=sys.stderr,
+        )
     return EXIT_OK if not counts["refused"] else EXIT_REFUSED
 
 
@@ -233,8 +272,9 @@ def _read_campaign(args: argparse.Namespace, stream: IO[str]) -> Iterator[tuple[
 
     if not args.key:
         raise ConfigError("--key", "is required with --text (the campaign's idempotency key)")
-    campaign = Campaign(key=args.key, text=args.text, sender=args.sender, lane=args.lane,
-                        send_at=args.send_at)
+    campaign = Campaign(
+        key=args.key, text=args.text, sender=args.sender, lane=args.lane, send_at=args.send_at
+    )
     for number, item in enumerate(campaign_requests(campaign, stream), start=1):
         yield number, Refused(None, item.error) if isinstance(item, BadLine) else item
 
@@ -289,8 +329,11 @@ def _print_recipient(record: Any, position: int, *, as_json: bool) -> int:
     """``smsq status <message id>-<n>``: recipient n of the message, then the whole record."""
     recipients = record.request.get("to", [])
     if not 1 <= position <= len(recipients):
-        print(f"smsq: message {record.message_id} has no recipient {position} "
-              f"(it has {len(recipients)})", file=sys.stderr)
+        print(
+            f"smsq: message {record.message_id} has no recipient {position} "
+            f"(it has {len(recipients)})",
+            file=sys.stderr,
+        )
         return EXIT_REFUSED
     phone = recipients[position - 1]["phone"]
     sms_id = record.sms_ids.get(phone)
@@ -301,8 +344,10 @@ def _print_recipient(record: Any, position: int, *, as_json: bool) -> int:
         return EXIT_OK
     from worker.cli.text import render_status
 
-    print(f"recipient:  {position} of {len(recipients)}: {phone}  "
-          f"(message {record.state.value}; AllMySMS smsId {sms_id or 'none yet'})")
+    print(
+        f"recipient:  {position} of {len(recipients)}: {phone}  "
+        f"(message {record.state.value}; AllMySMS smsId {sms_id or 'none yet'})"
+    )
     print(render_status(record))
     return EXIT_OK
 
@@ -317,7 +362,8 @@ def _purge(args: argparse.Namespace) -> int:
     try:
         with translate_redis_errors():
             report = Purger(connect(settings), default_region=settings.default_country).purge(
-                args.phone, dry_run=args.dry_run)
+                args.phone, dry_run=args.dry_run
+            )
     except PhoneError as exc:
         print(f"smsq: --phone: {exc.reason}", file=sys.stderr)
         return EXIT_REFUSED
@@ -330,11 +376,16 @@ def _sandbox(args: argparse.Namespace) -> int:
 
     from worker.sandbox import serve
 
-    serve(host=args.host, port=args.port, latency_ms=args.latency_ms,
-          login=os.environ.get("ALLMYSMS_LOGIN") or "demo",
-          api_key=os.environ.get("ALLMYSMS_API_KEY") or "sandbox-key",
-          receipts_url=args.receipts_url, replies_url=args.replies_url,
-          receipts_delay_ms=args.receipts_delay_ms)
+    serve(
+        host=args.host,
+        port=args.port,
+        latency_ms=args.latency_ms,
+        login=os.environ.get("ALLMYSMS_LOGIN") or "demo",
+        api_key=os.environ.get("ALLMYSMS_API_KEY") or "sandbox-key",
+        receipts_url=args.receipts_url,
+        replies_url=args.replies_url,
+        receipts_delay_ms=args.receipts_delay_ms,
+    )
     return EXIT_OK
 
 
@@ -369,8 +420,10 @@ def _callbacks(args: argparse.Namespace) -> int:
         if args.json:
             print(json.dumps(dead, ensure_ascii=False, indent=2))
         for item in [] if args.json else dead:
-            print(f"{item['event_id']}  {item['event'].get('event')}  {item['event'].get('key')}"
-                  f"  attempts={item['attempts']}  {item['reason']}")
+            print(
+                f"{item['event_id']}  {item['event'].get('event')}  {item['event'].get('key')}"
+                f"  attempts={item['attempts']}  {item['reason']}"
+            )
         return EXIT_OK
     if args.threads < 1:
         raise ConfigError("--threads", "must be at least 1")
@@ -391,8 +444,10 @@ def _require_web(command: str) -> None:
 
     missing = [name for name in WEB_MODULES if find_spec(name) is None]
     if missing:
-        raise ConfigError(f"smsq {command}", f"needs the web extra, install smsq[web] "
-                          f"({', '.join(missing)} missing)")
+        raise ConfigError(
+            f"smsq {command}",
+            f"needs the web extra, install smsq[web] ({', '.join(missing)} missing)",
+        )
 
 
 def _admin(args: argparse.Namespace) -> int:
@@ -415,9 +470,13 @@ def _gateway(args: argparse.Namespace) -> int:
 
     settings = Settings.from_env()
     settings.require_gateway()
-    secrets = [settings.api_key.reveal(), settings.admin_password.reveal(),
-               settings.admin_session_secret.reveal(), settings.webhook_secret.reveal(),
-               settings.callback_secret.reveal()]
+    secrets = [
+        settings.api_key.reveal(),
+        settings.admin_password.reveal(),
+        settings.admin_session_secret.reveal(),
+        settings.webhook_secret.reveal(),
+        settings.callback_secret.reveal(),
+    ]
     for account in settings.producers:
         secrets.append(account.api_key.reveal())
         if account.callback_secret is not None:

@@ -36,8 +36,9 @@ def add_commands(sub: Any) -> None:
     show.set_defaults(handler=dlq_show)
 
     for name, handler, text in (
-            ("requeue", dlq_requeue, "send again messages that were provably not sent"),
-            ("purge", dlq_purge, "forget dead letters")):
+        ("requeue", dlq_requeue, "send again messages that were provably not sent"),
+        ("purge", dlq_purge, "forget dead letters"),
+    ):
         action = actions.add_parser(name, help=text)
         action.add_argument("refs", nargs="*", help="keys or dead-letter ids")
         _filters(action, prefix="all matching: ")
@@ -57,8 +58,10 @@ def add_commands(sub: Any) -> None:
     resolve.add_argument("--json", action="store_true")
     resolve.set_defaults(handler=dlq_resolve)
 
-    for name, handler, text in (("pause", pause, "stop sending (all lanes, or one)"),
-                                ("resume", resume, "start sending again")):
+    for name, handler, text in (
+        ("pause", pause, "stop sending (all lanes, or one)"),
+        ("resume", resume, "start sending again"),
+    ):
         switch = sub.add_parser(name, help=text)
         switch.add_argument("lane", nargs="?", help="urgent, default or bulk (default: all)")
         switch.add_argument("--dry-run", action="store_true")
@@ -80,8 +83,7 @@ def _filters(parser: argparse.ArgumentParser, prefix: str = "") -> None:
     parser.add_argument("--until", type=_moment, help=f"{prefix}at or before (ISO-8601)")
     parser.add_argument("--campaign")
     parser.add_argument("--kind", choices=["message", "job", "intake"])
-    parser.add_argument("--state", choices=["rejected", "unknown", "expired", "failed",
-                                            "refused"])
+    parser.add_argument("--state", choices=["rejected", "unknown", "expired", "failed", "refused"])
 
 
 def _moment(text: str) -> datetime:
@@ -108,14 +110,23 @@ def _desk(by: str = "smsq") -> Any:
 def _query(args: argparse.Namespace) -> Any:
     from worker.store.deadletters import Query
 
-    return Query(reason=args.reason, provider_status=args.status, lane=args.lane,
-                 since=args.since, until=args.until, campaign=args.campaign, kind=args.kind,
-                 state=args.state)
+    return Query(
+        reason=args.reason,
+        provider_status=args.status,
+        lane=args.lane,
+        since=args.since,
+        until=args.until,
+        campaign=args.campaign,
+        kind=args.kind,
+        state=args.state,
+    )
 
 
 def _has_filters(args: argparse.Namespace) -> bool:
-    return any(getattr(args, name) is not None for name in
-               ("reason", "status", "lane", "since", "until", "campaign", "kind", "state"))
+    return any(
+        getattr(args, name) is not None
+        for name in ("reason", "status", "lane", "since", "until", "campaign", "kind", "state")
+    )
 
 
 def dlq_list(args: argparse.Namespace) -> int:
@@ -138,9 +149,16 @@ def dlq_show(args: argparse.Namespace) -> int:
         print(f"smsq: nothing found for {args.ref!r}", file=sys.stderr)
         return EXIT_REFUSED
     if args.json:
-        print(json.dumps({"dead_letter": letter.as_dict() if letter else None,
-                          "message": record.as_dict() if record else None},
-                         ensure_ascii=False, indent=2))
+        print(
+            json.dumps(
+                {
+                    "dead_letter": letter.as_dict() if letter else None,
+                    "message": record.as_dict() if record else None,
+                },
+                ensure_ascii=False,
+                indent=2,
+            )
+        )
         return EXIT_OK
     from worker.cli.text import render_dead_letters, render_status
 
@@ -156,15 +174,19 @@ def _bulk(args: argparse.Namespace, act: Any) -> int:
     with translate_redis_errors():
         refs = list(args.refs)
         if _has_filters(args):
-            refs += [letter.key or letter.dead_id for letter, _ in
-                     desk.list(_query(args), limit=100_000)]
+            refs += [
+                letter.key or letter.dead_id for letter, _ in desk.list(_query(args), limit=100_000)
+            ]
         if not refs:
             raise ConfigError("refs", "name keys or dead-letter ids, or give filters")
         decisions = [act(desk, ref) for ref in dict.fromkeys(refs)]
     for decision in decisions:
-        print(json.dumps(decision.as_dict(), ensure_ascii=False) if args.json else
-              f"{decision.ref}: {decision.action}{' (dry run)' if decision.dry_run else ''}"
-              f" - {decision.detail}")
+        print(
+            json.dumps(decision.as_dict(), ensure_ascii=False)
+            if args.json
+            else f"{decision.ref}: {decision.action}{' (dry run)' if decision.dry_run else ''}"
+            f" - {decision.detail}"
+        )
     return EXIT_OK if all(d.action != "refused" for d in decisions) else EXIT_REFUSED
 
 
@@ -178,10 +200,14 @@ def dlq_purge(args: argparse.Namespace) -> int:
 
 def dlq_resolve(args: argparse.Namespace) -> int:
     with translate_redis_errors():
-        decision = _desk(args.by).resolve(args.ref, sent=args.sent, actor=args.by, why=args.why,
-                                          dry_run=args.dry_run)
-    print(json.dumps(decision.as_dict(), ensure_ascii=False) if args.json else
-          f"{decision.ref}: {decision.action} - {decision.detail}")
+        decision = _desk(args.by).resolve(
+            args.ref, sent=args.sent, actor=args.by, why=args.why, dry_run=args.dry_run
+        )
+    print(
+        json.dumps(decision.as_dict(), ensure_ascii=False)
+        if args.json
+        else f"{decision.ref}: {decision.action} - {decision.detail}"
+    )
     return EXIT_OK if decision.action != "refused" else EXIT_REFUSED
 
 

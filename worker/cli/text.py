@@ -10,11 +10,13 @@ def render_status(record: MessageRecord) -> str:
     lines = [
         f"key:        {record.key}",
         f"state:      {record.state.value}"
-        + (" (waiting for its rate-limit turn; nothing posted yet)"
-           if record.waiting_for_rate_limit else ""),
+        + (
+            " (waiting for its rate-limit turn; nothing posted yet)"
+            if record.waiting_for_rate_limit
+            else ""
+        ),
         f"lane:       {record.lane}",
-        f"recipients: {record.recipients} ({record.segments} SMS part(s) each, "
-        f"{record.encoding})",
+        f"recipients: {record.recipients} ({record.segments} SMS part(s) each, {record.encoding})",
         f"created:    {record.created_at}",
         f"updated:    {record.updated_at}",
         f"attempts:   {record.attempts}",
@@ -29,8 +31,9 @@ def render_status(record: MessageRecord) -> str:
         lines.append(f"error:      {record.error}")
     if record.sms_ids or record.receipts:
         d = record.delivery
-        lines.append(f"delivery:   {d['delivered']} delivered, {d['failed']} failed, "
-                     f"{d['pending']} pending")
+        lines.append(
+            f"delivery:   {d['delivered']} delivered, {d['failed']} failed, {d['pending']} pending"
+        )
     for phone, sms_id in record.sms_ids.items():
         lines.append(f"  sent      {phone}  smsId {sms_id}{_receipt_note(record, phone)}")
     for phone in record.invalid_numbers:
@@ -60,7 +63,8 @@ def render_replies(record: MessageRecord) -> str:
         return "no replies"
     return "\n".join(
         f"{r.get('reception_date') or r.get('received_at', '')}  {r['phone']}  {r['message']}"
-        for r in record.replies)
+        for r in record.replies
+    )
 
 
 def render_dead_letters(letters: list[DeadLetter]) -> str:
@@ -68,14 +72,22 @@ def render_dead_letters(letters: list[DeadLetter]) -> str:
         return "no dead letters"
     rows = [("AT", "KIND", "STATE", "STATUS", "LANE", "KEY / JOB", "REASON")]
     for letter in letters:
-        rows.append((
-            letter.at, letter.kind, letter.state or "", str(letter.provider_status or ""),
-            letter.lane or "", letter.key or letter.job_id or "", letter.reason,
-        ))
+        rows.append(
+            (
+                letter.at,
+                letter.kind,
+                letter.state or "",
+                str(letter.provider_status or ""),
+                letter.lane or "",
+                letter.key or letter.job_id or "",
+                letter.reason,
+            )
+        )
     widths = [max(len(row[i]) for row in rows) for i in range(6)]
     return "\n".join(
         "  ".join(cell.ljust(width) for cell, width in zip(row[:6], widths, strict=True))
-        + "  " + row[6]
+        + "  "
+        + row[6]
         for row in rows
     )
 
@@ -84,18 +96,25 @@ def render_stats(stats: Stats) -> str:
     lines = ["LANE     DEPTH  OLDEST(s)  TAKEN  PAUSED"]
     for lane in stats.lanes:
         age = f"{lane.oldest_age_s:.1f}" if lane.oldest_age_s is not None else "-"
-        lines.append(f"{lane.lane:<8} {lane.depth:>5}  {age:>9}  {lane.taken:>5}  "
-                     f"{lane.paused or '-'}")
+        lines.append(
+            f"{lane.lane:<8} {lane.depth:>5}  {age:>9}  {lane.taken:>5}  {lane.paused or '-'}"
+        )
     lines.append(f"sending now: {stats.sending}   dead letters: {stats.dead_letters}")
     states = ", ".join(f"{k}={v}" for k, v in sorted(stats.states.items()))
     lines.append(f"states reached: {states or '-'}")
-    statuses = ", ".join(f"{code}/{lane}={n}"
-                         for (code, lane), n in sorted(stats.provider_statuses.items()))
+    statuses = ", ".join(
+        f"{code}/{lane}={n}" for (code, lane), n in sorted(stats.provider_statuses.items())
+    )
     lines.append(f"provider statuses: {statuses or '-'}")
     mean = stats.latency_mean_ms
-    lines.append(f"provider latency: mean {mean:.1f} ms over "
-                 f"{stats.counters.get('latency_count', 0)} requests" if mean is not None
-                 else "provider latency: -")
-    lines.append(f"retries: {stats.counters.get('retries', 0)}   "
-                 f"requeued: {stats.counters.get('requeued', 0)}")
+    lines.append(
+        f"provider latency: mean {mean:.1f} ms over "
+        f"{stats.counters.get('latency_count', 0)} requests"
+        if mean is not None
+        else "provider latency: -"
+    )
+    lines.append(
+        f"retries: {stats.counters.get('retries', 0)}   "
+        f"requeued: {stats.counters.get('requeued', 0)}"
+    )
     return "\n".join(lines)

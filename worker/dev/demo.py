@@ -43,22 +43,46 @@ def demo_requests(now: datetime) -> list[dict[str, Any]]:
     """A personalised multi-recipient campaign, a one-time code, a deferred reminder, a message
     with an invalid number, one to a number on the sandbox's STOP list, a duplicate, a bad one."""
     tomorrow_9am = (now.astimezone(ZoneInfo("Europe/Paris")) + timedelta(days=1)).replace(
-        hour=9, minute=0, second=0, microsecond=0)
+        hour=9, minute=0, second=0, microsecond=0
+    )
     return [
-        {"key": "welcome-2026-11", "campaign": "welcome", "sender": "SmsqDemo",
-         "text": "Bonjour #param_1#, votre code de bienvenue est #param_2#.",
-         "to": [{"phone": "06 12 34 56 78", "params": ["Alice", "WELCOME10"]},
+        {
+            "key": "welcome-2026-11",
+            "campaign": "welcome",
+            "sender": "SmsqDemo",
+            "text": "Bonjour #param_1#, votre code de bienvenue est #param_2#.",
+            "to": [
+                {"phone": "06 12 34 56 78", "params": ["Alice", "WELCOME10"]},
                 {"phone": "+33 7 56 12 34 56", "params": ["Bob", "WELCOME20"]},
-                {"phone": "0033698765432", "params": ["Chloé", "WELCOME30"]}]},
-        {"key": "otp-user-1001", "lane": "urgent", "valid_for_s": 300,
-         "text": "Your smsq login code is 493817. It expires in 5 minutes.", "to": ["0611223344"]},
-        {"key": "reminder-appointment-7", "send_at": tomorrow_9am.isoformat(),
-         "text": "Rappel : votre rendez-vous est demain à 10h00.", "to": ["0622334455"]},
-        {"key": "newsletter-mixed-3", "lane": "bulk", "text": "Nouveautés de novembre !",
-         "to": ["0633445566", "0699", "+33 6 44 55 66 77"]},
+                {"phone": "0033698765432", "params": ["Chloé", "WELCOME30"]},
+            ],
+        },
+        {
+            "key": "otp-user-1001",
+            "lane": "urgent",
+            "valid_for_s": 300,
+            "text": "Your smsq login code is 493817. It expires in 5 minutes.",
+            "to": ["0611223344"],
+        },
+        {
+            "key": "reminder-appointment-7",
+            "send_at": tomorrow_9am.isoformat(),
+            "text": "Rappel : votre rendez-vous est demain à 10h00.",
+            "to": ["0622334455"],
+        },
+        {
+            "key": "newsletter-mixed-3",
+            "lane": "bulk",
+            "text": "Nouveautés de novembre !",
+            "to": ["0633445566", "0699", "+33 6 44 55 66 77"],
+        },
         {"key": "stop-listed-4", "text": "Offre spéciale", "to": ["0655667788", "0611888888"]},
-        {"key": "otp-user-1001", "lane": "urgent", "text": "Your smsq login code is 493817.",
-         "to": ["0611223344"]},
+        {
+            "key": "otp-user-1001",
+            "lane": "urgent",
+            "text": "Your smsq login code is 493817.",
+            "to": ["0611223344"],
+        },
         {"key": "broken-5", "text": "", "to": ["0612345678"]},
     ]
 
@@ -68,26 +92,37 @@ def run_demo() -> int:
     configure_logging(level="WARNING", fmt="console")
     api_key = secrets.token_urlsafe(24)
     webhook_secret = secrets.token_hex(16)
-    shop = ProducerAccount(login="shop", api_key=Secret(secrets.token_urlsafe(18)),
-                           callback_secret=Secret(secrets.token_urlsafe(18)))
+    shop = ProducerAccount(
+        login="shop",
+        api_key=Secret(secrets.token_urlsafe(18)),
+        callback_secret=Secret(secrets.token_urlsafe(18)),
+    )
     with RedisServer() as server:
-        settings = Settings(producer=ProducerSettings(redis_url=server.url), producers=(shop,),
-                            webhook_secret=Secret(webhook_secret),
-                            callback_allowed_networks=tuple(
-                                ip_network(n) for n in LOOPBACK_NETWORKS.split(",")))
+        settings = Settings(
+            producer=ProducerSettings(redis_url=server.url),
+            producers=(shop,),
+            webhook_secret=Secret(webhook_secret),
+            callback_allowed_networks=tuple(ip_network(n) for n in LOOPBACK_NETWORKS.split(",")),
+        )
         connection = Redis.from_url(server.url)
-        receiver = Receiver(secret=shop.callback_secret.reveal()
-                            if shop.callback_secret else "")
-        with running(create_app(settings, connection)) as gateway_url, \
-                receiver.serving() as callback_url:
+        receiver = Receiver(secret=shop.callback_secret.reveal() if shop.callback_secret else "")
+        with (
+            running(create_app(settings, connection)) as gateway_url,
+            receiver.serving() as callback_url,
+        ):
             hooks = f"{gateway_url}/webhooks/allmysms/{webhook_secret}"
-            sandbox = SandboxProvider(login="demo", api_key=api_key,
-                                      receipts_url=f"{hooks}/receipts",
-                                      replies_url=f"{hooks}/replies", receipts_delay_ms=100)
+            sandbox = SandboxProvider(
+                login="demo",
+                api_key=api_key,
+                receipts_url=f"{hooks}/receipts",
+                replies_url=f"{hooks}/replies",
+                receipts_delay_ms=100,
+            )
             sandbox.start()
             try:
-                return _run(server, sandbox, api_key, Loop(gateway_url, shop, receiver,
-                                                           callback_url))
+                return _run(
+                    server, sandbox, api_key, Loop(gateway_url, shop, receiver, callback_url)
+                )
             finally:
                 sandbox.stop()
 
@@ -102,39 +137,61 @@ class Loop:
 
 def _run(server: RedisServer, sandbox: SandboxProvider, api_key: str, loop: Loop) -> int:
     connection = Redis.from_url(server.url)
-    print(f"redis-server on {server.url}, sandbox AllMySMS on {sandbox.base_url}, "
-          f"smsq gateway on {loop.gateway_url}\n")
+    print(
+        f"redis-server on {server.url}, sandbox AllMySMS on {sandbox.base_url}, "
+        f"smsq gateway on {loop.gateway_url}\n"
+    )
     print("1. enqueue (producers.enqueue_many, one Redis round trip):")
     requests = demo_requests(datetime.now().astimezone())
     for result in Producer(connection).enqueue_many(requests):
         print("   " + json.dumps(result.as_dict(), ensure_ascii=False))
-    other = {"key": "from-php-backend-6", "text": "Votre colis arrive aujourd'hui.",
-             "to": ["0677889900"]}
+    other = {
+        "key": "from-php-backend-6",
+        "text": "Votre colis arrive aujourd'hui.",
+        "to": ["0677889900"],
+    }
     connection.rpush(keys.INTAKE, json.dumps(other))
     print(f"   RPUSH {keys.INTAKE} {json.dumps(other, ensure_ascii=False)}  (any language)")
-    answer = post_like_php(loop.gateway_url, loop.shop.login, loop.shop.api_key.reveal(),
-                           loop.callback_url)
-    print(f"   POST {loop.gateway_url}/http/9.0/sendSms/ (the AllMySMS page's PHP client, URL "
-          f"changed) -> {json.dumps(answer, ensure_ascii=False)}\n")
+    answer = post_like_php(
+        loop.gateway_url, loop.shop.login, loop.shop.api_key.reveal(), loop.callback_url
+    )
+    print(
+        f"   POST {loop.gateway_url}/http/9.0/sendSms/ (the AllMySMS page's PHP client, URL "
+        f"changed) -> {json.dumps(answer, ensure_ascii=False)}\n"
+    )
 
-    env = {**os.environ, "REDIS_URL": server.url, "ALLMYSMS_LOGIN": "demo",
-           "ALLMYSMS_API_KEY": api_key, "ALLMYSMS_BASE_URL": sandbox.base_url,
-           "SMSQ_LOG_FORMAT": "json", "SMSQ_CALLBACK_ALLOWED_HOSTS": "",
-           "SMSQ_CALLBACK_ALLOWED_NETWORKS": LOOPBACK_NETWORKS}
+    env = {
+        **os.environ,
+        "REDIS_URL": server.url,
+        "ALLMYSMS_LOGIN": "demo",
+        "ALLMYSMS_API_KEY": api_key,
+        "ALLMYSMS_BASE_URL": sandbox.base_url,
+        "SMSQ_LOG_FORMAT": "json",
+        "SMSQ_CALLBACK_ALLOWED_HOSTS": "",
+        "SMSQ_CALLBACK_ALLOWED_NETWORKS": LOOPBACK_NETWORKS,
+    }
     log_path = Path(tempfile.gettempdir()) / "smsq-demo-worker.log"
-    print("2. smsq worker --burst (a real worker process; its JSON log is in "
-          f"{log_path})\n")
+    print(f"2. smsq worker --burst (a real worker process; its JSON log is in {log_path})\n")
     with log_path.open("wb") as log_file:
         subprocess.run(
-            [sys.executable, "-m", "worker", "worker", "--burst"], env=env, check=True,
-            stdout=log_file, stderr=subprocess.STDOUT, timeout=WORKER_TIMEOUT_S)
+            [sys.executable, "-m", "worker", "worker", "--burst"],
+            env=env,
+            check=True,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            timeout=WORKER_TIMEOUT_S,
+        )
 
     store = MessageStore(connection)
-    keys_seen = [*dict.fromkeys(r["key"] for r in [*requests, other]),
-                 gateway_key(loop.shop.login, CLIENT_MESSAGE_ID)]
+    keys_seen = [
+        *dict.fromkeys(r["key"] for r in [*requests, other]),
+        gateway_key(loop.shop.login, CLIENT_MESSAGE_ID),
+    ]
     _wait_for_receipts(store, keys_seen)
-    print("3. outcomes (smsq status KEY); delivery receipts came back from the sandbox "
-          "through the gateway's webhook:")
+    print(
+        "3. outcomes (smsq status KEY); delivery receipts came back from the sandbox "
+        "through the gateway's webhook:"
+    )
     for key in keys_seen:
         record = store.get(key)
         if record is None:
@@ -150,23 +207,38 @@ def _run(server: RedisServer, sandbox: SandboxProvider, api_key: str, loop: Loop
         if record.refused_numbers:
             detail += f", refused at enqueue: {len(record.refused_numbers)}"
         if record.receipts:
-            detail += ", delivery " + ", ".join(f"{n} {what}" for what, n in
-                                                record.delivery.items() if n)
+            detail += ", delivery " + ", ".join(
+                f"{n} {what}" for what, n in record.delivery.items() if n
+            )
         print(f"   {key:<28} {record.state.value:<10} {detail}")
-    print(f"\n4. the sandbox received {len(sandbox.requests())} sendSms request(s); "
-          f"dead letters: {len(store.dead_letters())}")
+    print(
+        f"\n4. the sandbox received {len(sandbox.requests())} sendSms request(s); "
+        f"dead letters: {len(store.dead_letters())}"
+    )
     print("\n5. smsq callbacks --burst: signed events POSTed to the PHP backend's callbackUrl")
     subprocess.run(
-        [sys.executable, "-m", "worker", "callbacks", "--burst"], check=True,
-        env={**env, "SMSQ_PRODUCERS": json.dumps([{
-            "login": loop.shop.login, "api_key": loop.shop.api_key.reveal(),
-            "callback_secret": loop.receiver.secret}])},
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=WORKER_TIMEOUT_S)
+        [sys.executable, "-m", "worker", "callbacks", "--burst"],
+        check=True,
+        env={
+            **env,
+            "SMSQ_PRODUCERS": json.dumps(
+                [
+                    {
+                        "login": loop.shop.login,
+                        "api_key": loop.shop.api_key.reveal(),
+                        "callback_secret": loop.receiver.secret,
+                    }
+                ]
+            ),
+        },
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        timeout=WORKER_TIMEOUT_S,
+    )
     # Delivery is at least once and not ordered (several dispatcher threads): order by "at".
     for event, signed in sorted(loop.receiver.events, key=lambda e: str(e[0].get("at"))):
         what = event.get("outcome") or event.get("state")
-        print(f"   {event['event']:<16} {what:<10} HMAC-SHA256 "
-              f"{'verified' if signed else 'WRONG'}")
+        print(f"   {event['event']:<16} {what:<10} HMAC-SHA256 {'verified' if signed else 'WRONG'}")
     return 0
 
 
@@ -175,7 +247,12 @@ def _wait_for_receipts(store: MessageStore, keys_seen: list[str]) -> None:
     deadline = time.monotonic() + RECEIPTS_WAIT_S
     while time.monotonic() < deadline:
         records = [store.get(key) for key in keys_seen]
-        if all(r is None or not r.sms_ids or r.state is State.SCHEDULED
-               or (r.receipts and not r.delivery.get("pending")) for r in records):
+        if all(
+            r is None
+            or not r.sms_ids
+            or r.state is State.SCHEDULED
+            or (r.receipts and not r.delivery.get("pending"))
+            for r in records
+        ):
             return
         time.sleep(0.1)

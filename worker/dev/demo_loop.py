@@ -17,9 +17,11 @@ from worker.callbacks.outbox import verify
 
 
 CLIENT_MESSAGE_ID = "order-4711-shipped"
-PHP_STYLE_FLUX = ("<DATA><MESSAGE><![CDATA[Votre commande 4711 est expédiée.]]></MESSAGE>"
-                  f"<TPOA>Boutique</TPOA><CLIMSGID>{CLIENT_MESSAGE_ID}</CLIMSGID>"
-                  "<SMS><MOBILEPHONE>0688776655</MOBILEPHONE></SMS></DATA>")
+PHP_STYLE_FLUX = (
+    "<DATA><MESSAGE><![CDATA[Votre commande 4711 est expédiée.]]></MESSAGE>"
+    f"<TPOA>Boutique</TPOA><CLIMSGID>{CLIENT_MESSAGE_ID}</CLIMSGID>"
+    "<SMS><MOBILEPHONE>0688776655</MOBILEPHONE></SMS></DATA>"
+)
 """What the provider page's PHP snippet posts, with its own values (CLIMSGID: the client's
 message id, hence smsq's idempotency key)."""
 
@@ -58,11 +60,18 @@ class Receiver:
             server.server_close()
 
 
-def post_like_php(gateway_url: str, login: str, api_key: str, callback_url: str
-                  ) -> dict[str, Any]:
+def post_like_php(gateway_url: str, login: str, api_key: str, callback_url: str) -> dict[str, Any]:
     """The provider page's PHP client, URL changed to the gateway (plus smsq's callbackUrl)."""
-    answer = httpx.post(f"{gateway_url}/http/9.0/sendSms/", data={
-        "login": login, "apiKey": api_key, "smsData": PHP_STYLE_FLUX, "returnformat": "json",
-        "callbackUrl": callback_url}, timeout=10)
+    answer = httpx.post(
+        f"{gateway_url}/http/9.0/sendSms/",
+        data={
+            "login": login,
+            "apiKey": api_key,
+            "smsData": PHP_STYLE_FLUX,
+            "returnformat": "json",
+            "callbackUrl": callback_url,
+        },
+        timeout=10,
+    )
     answer.raise_for_status()
     return dict(answer.json())

@@ -24,9 +24,15 @@ def free_port() -> int:
 class RedisServer:
     """A redis-server child process in its own temporary directory."""
 
-    def __init__(self, *, port: int | None = None, appendonly: bool = False,
-                 directory: Path | None = None, extra_args: list[str] | None = None,
-                 client_kwargs: dict[str, object] | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        port: int | None = None,
+        appendonly: bool = False,
+        directory: Path | None = None,
+        extra_args: list[str] | None = None,
+        client_kwargs: dict[str, object] | None = None,
+    ) -> None:
         self.port = port or free_port()
         self.extra_args = extra_args or []
         self.client_kwargs = client_kwargs or {}
@@ -49,18 +55,34 @@ class RedisServer:
         binary = shutil.which("redis-server")
         if binary is None:
             raise FileNotFoundError(
-                "redis-server is not installed (Debian/Ubuntu: apt-get install redis-server)")
+                "redis-server is not installed (Debian/Ubuntu: apt-get install redis-server)"
+            )
         self._process = subprocess.Popen(  # noqa: S603 - our own argument list
-            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "yes" if self.appendonly else "no", "--dir", str(self.directory),
-             # As deploy/redis.conf: an acknowledged write (a claim) is on disk.
-             "--appendfsync", "always",
-             "--maxmemory-policy", "noeviction", "--protected-mode", "yes",
-             *self.extra_args],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            [
+                binary,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "yes" if self.appendonly else "no",
+                "--dir",
+                str(self.directory),
+                # As deploy/redis.conf: an acknowledged write (a claim) is on disk.
+                "--appendfsync",
+                "always",
+                "--maxmemory-policy",
+                "noeviction",
+                "--protected-mode",
+                "yes",
+                *self.extra_args,
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
-        client = Redis(port=self.port, socket_connect_timeout=0.5,
-                       **self.client_kwargs)  # type: ignore[arg-type]
+        client = Redis(port=self.port, socket_connect_timeout=0.5, **self.client_kwargs)  # type: ignore[arg-type]
         deadline = time.monotonic() + START_TIMEOUT_S
         while time.monotonic() < deadline:
             try:

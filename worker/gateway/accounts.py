@@ -21,7 +21,8 @@ class ProducerBook:
     def __init__(self, accounts: Iterable[ProducerAccount]) -> None:
         self._accounts = tuple(
             (account, account.login.encode(), account.api_key.reveal().encode())
-            for account in accounts)
+            for account in accounts
+        )
 
     def __len__(self) -> int:
         return len(self._accounts)

@@ -54,15 +54,22 @@ def create_app(settings: Settings, connection: Redis) -> Starlette:
     routes = [Route(path, send_sms, methods=["GET", "POST"]) for path in SEND_PATHS]
     routes.append(Route("/healthz", healthz, methods=["GET"]))
     routes += webhook_routes(settings, connection)  # [] without SMSQ_WEBHOOK_SECRET
-    app = Starlette(routes=routes,
-                    exception_handlers={HTTPException: http_exception,
-                                        RedisError: redis_unavailable,
-                                        RedisUnavailableError: redis_unavailable,
-                                        Exception: server_error})
+    app = Starlette(
+        routes=routes,
+        exception_handlers={
+            HTTPException: http_exception,
+            RedisError: redis_unavailable,
+            RedisUnavailableError: redis_unavailable,
+            Exception: server_error,
+        },
+    )
     app.state.gateway = GatewayContext(
-        settings=settings, producer=Producer(connection, settings.producer),
-        store=MessageStore(connection), book=ProducerBook(settings.producers),
-        callback_policy=CallbackPolicy.from_settings(settings))
+        settings=settings,
+        producer=Producer(connection, settings.producer),
+        store=MessageStore(connection),
+        book=ProducerBook(settings.producers),
+        callback_policy=CallbackPolicy.from_settings(settings),
+    )
     return app
 
 
@@ -80,20 +87,29 @@ async def healthz(request: Request) -> Response:
 
 def http_exception(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)  # noqa: S101 - registered for HTTPException only
-    return to_response(http_error(exc.status_code, answer_format(query_params(request)),
-                                  headers=dict(exc.headers or {})))
+    return to_response(
+        http_error(
+            exc.status_code, answer_format(query_params(request)), headers=dict(exc.headers or {})
+        )
+    )
 
 
 def redis_unavailable(request: Request, exc: Exception) -> Response:
-    log.warning("gateway.redis_unavailable", error=type(exc).__name__,
-                path=loggable_path(request))
-    return to_response(http_error(503, answer_format(query_params(request)),
-                                  headers={"Retry-After": str(RETRY_AFTER_S)}))
+    log.warning("gateway.redis_unavailable", error=type(exc).__name__, path=loggable_path(request))
+    return to_response(
+        http_error(
+            503, answer_format(query_params(request)), headers={"Retry-After": str(RETRY_AFTER_S)}
+        )
+    )
 
 
 def server_error(request: Request, exc: Exception) -> Response:
-    log.error("gateway.request_failed", path=loggable_path(request), error=type(exc).__name__,
-              exc_info=exc)
+    log.error(
+        "gateway.request_failed",
+        path=loggable_path(request),
+        error=type(exc).__name__,
+        exc_info=exc,
+    )
     return to_response(http_error(500, answer_format(query_params(request))))
 
 

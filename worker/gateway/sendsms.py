@@ -56,7 +56,7 @@ MAX_FIELDS = 1000
 """More parameters than this in one request is not a sendSms call: 400."""
 RETRY_AFTER_S = 1
 """Suggested wait before retrying when Redis is down (Retry-After header)."""
-SMS_DATA_HINT = "smsData must be {\"DATA\": {...}} (JSON) or <DATA>...</DATA> (XML)"
+SMS_DATA_HINT = 'smsData must be {"DATA": {...}} (JSON) or <DATA>...</DATA> (XML)'
 HTTP_TEXTS = {
     400: "The request body could not be read",
     404: "Not found: sendSms is at /http/9.0/sendSms/",
@@ -64,7 +64,7 @@ HTTP_TEXTS = {
     413: "Request body too large",
     500: "Internal error; it has been logged. Nothing was sent for this request",
     503: "Redis is unavailable; nothing was enqueued. Retry with the same CLIMSGID or "
-         "Idempotency-Key",
+    "Idempotency-Key",
 }
 """statusText of the answers that are not AllMySMS business statuses (``status`` = HTTP code)."""
 
@@ -87,8 +87,9 @@ def answer_format(params: Mapping[str, str]) -> str:
     return sniff_format(params.get("smsData", "")) or "json"
 
 
-def http_error(http_status: int, fmt: str, text: str | None = None,
-               headers: dict[str, str] | None = None) -> Answer:
+def http_error(
+    http_status: int, fmt: str, text: str | None = None, headers: dict[str, str] | None = None
+) -> Answer:
     """An answer for a transport-level problem: HTTP ``http_status``, body status the same."""
     reply = error_reply(http_status, text or HTTP_TEXTS.get(http_status, "Error"))
     return Answer(reply, fmt, http_status, headers or {})
@@ -131,11 +132,11 @@ async def send_sms(request: Request) -> Response:
         params.update(fields)
     try:
         answer = await run_in_threadpool(
-            handle, context, params, request.headers, datetime.now(UTC))
+            handle, context, params, request.headers, datetime.now(UTC)
+        )
     except (RedisUnavailableError, RedisError) as exc:
         log.warning("gateway.redis_unavailable", error=type(exc).__name__)
-        answer = http_error(503, answer_format(params),
-                            headers={"Retry-After": str(RETRY_AFTER_S)})
+        answer = http_error(503, answer_format(params), headers={"Retry-After": str(RETRY_AFTER_S)})
     except Exception as exc:  # answered in the client's format; the app's handler is a backstop
         log.error("gateway.request_failed", error=type(exc).__name__, exc_info=exc)
         answer = http_error(500, answer_format(params))
@@ -162,8 +163,13 @@ async def body_params(headers: Headers, body: bytes, limit: int) -> dict[str, st
     mime = headers.get("content-type", "").split(";", 1)[0].strip().lower()
     if mime == FORM:
         try:
-            return dict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True,
-                                  max_num_fields=MAX_FIELDS))
+            return dict(
+                parse_qsl(
+                    body.decode("utf-8", "replace"),
+                    keep_blank_values=True,
+                    max_num_fields=MAX_FIELDS,
+                )
+            )
         except ValueError:
             return None
     if mime != MULTIPART:
@@ -172,8 +178,9 @@ async def body_params(headers: Headers, body: bytes, limit: int) -> dict[str, st
     async def stream() -> AsyncGenerator[bytes, None]:
         yield body
 
-    parser = MultiPartParser(headers, stream(), max_files=MAX_FIELDS, max_fields=MAX_FIELDS,
-                             max_part_size=limit)
+    parser = MultiPartParser(
+        headers, stream(), max_files=MAX_FIELDS, max_fields=MAX_FIELDS, max_part_size=limit
+    )
     try:
         form = await parser.parse()
     except MultiPartException:
@@ -190,8 +197,9 @@ async def body_params(headers: Headers, body: bytes, limit: int) -> dict[str, st
     return fields
 
 
-def handle(context: GatewayContext, params: Mapping[str, str], headers: Mapping[str, str],
-           now: datetime) -> Answer:
+def handle(
+    context: GatewayContext, params: Mapping[str, str], headers: Mapping[str, str], now: datetime
+) -> Answer:
     """Check credentials and flux in AllMySMS's order, enqueue, and build the answer.
 
     Raises:
@@ -210,10 +218,14 @@ def handle(context: GatewayContext, params: Mapping[str, str], headers: Mapping[
         flux = parse_flux(sms_data)
         scheduled = check_flux(flux, now)
         request = build_request(
-            flux, login=account.login, scheduled=scheduled,
-            idempotency_key=headers.get("idempotency-key", ""), lane=params.get("lane", ""),
+            flux,
+            login=account.login,
+            scheduled=scheduled,
+            idempotency_key=headers.get("idempotency-key", ""),
+            lane=params.get("lane", ""),
             callback_url=params.get("callbackUrl") or headers.get("x-smsq-callback-url", ""),
-            default_region=context.settings.producer.default_country)
+            default_region=context.settings.producer.default_country,
+        )
         check_callback_url(context, request)
     except FluxError as exc:
         bound.info("gateway.refused", status=exc.status)
@@ -230,9 +242,15 @@ def handle(context: GatewayContext, params: Mapping[str, str], headers: Mapping[
             request = SendRequest.from_stored(record.request)
             refused = refused_phones(record.refused_numbers)
     reply = success_reply(request, refused, enqueued.message_id, now)
-    bound.info("gateway.accepted", status=reply["status"], message_id=enqueued.message_id,
-               recipients=len(request.recipients), refused=len(refused),
-               duplicate=enqueued.duplicate, state=enqueued.state.value)
+    bound.info(
+        "gateway.accepted",
+        status=reply["status"],
+        message_id=enqueued.message_id,
+        recipients=len(request.recipients),
+        refused=len(refused),
+        duplicate=enqueued.duplicate,
+        state=enqueued.state.value,
+    )
     headers_out = {"X-Smsq-Message-Id": enqueued.message_id}
     if enqueued.duplicate:
         headers_out["X-Smsq-Duplicate"] = "true"
@@ -262,8 +280,10 @@ def _flux_error_text(exc: FluxError) -> str:
     if exc.status == 105:
         return f"{base}: smsData is missing or blank"
     if exc.status == 106 and isinstance(cause, expat.ExpatError):
-        return f"{base} (smsData is not well-formed XML: {expat.ErrorString(cause.code)}, " \
-               f"line {cause.lineno}, column {cause.offset})"
+        return (
+            f"{base} (smsData is not well-formed XML: {expat.ErrorString(cause.code)}, "
+            f"line {cause.lineno}, column {cause.offset})"
+        )
     if exc.status == 106 and isinstance(cause, ValueError):
         return f"{base} (smsData is not valid JSON: {cause})"
     if exc.status == 106:

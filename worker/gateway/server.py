@@ -28,7 +28,9 @@ def serve(settings: Settings, *, host: str, port: int) -> None:
     """
     connection = connect(settings.producer)
     try:
-        AppServer(config(create_app(settings, connection), host=host, port=port),
-                  announce="gateway listening on {url}" + BASE_PATH + "/sendSms/").run()
+        AppServer(
+            config(create_app(settings, connection), host=host, port=port),
+            announce="gateway listening on {url}" + BASE_PATH + "/sendSms/",
+        ).run()
     finally:
         connection.close()

@@ -98,9 +98,13 @@ def build_request(
     request: dict[str, Any] = {
         "key": key,
         "text": text,
-        "to": [{"phone": entry["MOBILEPHONE"],
-                "params": [entry.get(f"PARAM_{n}", "") for n in range(1, dynamic + 1)]}
-               for entry in flux.entries],
+        "to": [
+            {
+                "phone": entry["MOBILEPHONE"],
+                "params": [entry.get(f"PARAM_{n}", "") for n in range(1, dynamic + 1)],
+            }
+            for entry in flux.entries
+        ],
         "producer": login,
     }
     sender = flux_text(flux, "TPOA")
@@ -137,8 +141,9 @@ def _flux_wording(text: str) -> str:
     return _RECIPIENT_FIELD.sub(lambda m: f"SMS[{m.group(1)}].MOBILEPHONE", text)
 
 
-def success_reply(request: SendRequest, refused: Sequence[str], message_id: str,
-                  now: datetime) -> dict[str, Any]:
+def success_reply(
+    request: SendRequest, refused: Sequence[str], message_id: str, now: datetime
+) -> dict[str, Any]:
     """The sendSms answer for an enqueued request, in AllMySMS's shape.
 
     113 when some numbers were refused (the others are sent), else 101 when deferred, else 100.
@@ -146,8 +151,10 @@ def success_reply(request: SendRequest, refused: Sequence[str], message_id: str,
     ``creditsUsed`` are left out: smsq does not know the AllMySMS balance.
     """
     status = 113 if refused else 101 if request.send_at and request.send_at > now else 100
-    parts = [count_segments(personalise(request.text, _param_entry(r.params))).segments
-             for r in request.recipients]
+    parts = [
+        count_segments(personalise(request.text, _param_entry(r.params))).segments
+        for r in request.recipients
+    ]
     return {
         "status": status,
         "statusText": STATUS_TEXTS[status],
@@ -155,8 +162,10 @@ def success_reply(request: SendRequest, refused: Sequence[str], message_id: str,
         "campaignId": message_id,
         "nbContacts": str(len(request.recipients)),
         "nbSms": str(sum(parts)),
-        "smsIds": [{"phoneNumber": r.phone, "smsId": sms_id(message_id, n)}
-                   for n, r in enumerate(request.recipients, start=1)],
+        "smsIds": [
+            {"phoneNumber": r.phone, "smsId": sms_id(message_id, n)}
+            for n, r in enumerate(request.recipients, start=1)
+        ],
     }
 
 

@@ -75,16 +75,19 @@ class _Webhooks:
     async def replies(self, request: Request) -> Response:
         return await self._handle(request, REPLY_PARAMS, self._reply)
 
-    async def _handle(self, request: Request, known: tuple[str, ...],
-                      apply: Callable[[Mapping[str, str]], Applied]) -> Response:
+    async def _handle(
+        self,
+        request: Request,
+        known: tuple[str, ...],
+        apply: Callable[[Mapping[str, str]], Applied],
+    ) -> Response:
         given = str(request.path_params.get("secret", "")).encode("utf-8")
         if not hmac.compare_digest(given, self._secret):
             return PlainTextResponse("not found\n", status_code=404)
         try:
             params = await _params(request, self._max_body)
         except _TooLargeError:
-            return PlainTextResponse(f"body larger than {self._max_body} bytes\n",
-                                     status_code=413)
+            return PlainTextResponse(f"body larger than {self._max_body} bytes\n", status_code=413)
         except ValueError:
             return PlainTextResponse("unreadable form body\n", status_code=400)
         if not any(name in params for name in known):
@@ -97,25 +100,35 @@ class _Webhooks:
             return PlainTextResponse(f"{exc.field}: {exc.reason}\n", status_code=400)
         except RedisError as exc:
             log.warning("sms.webhook.redis_unavailable", error=type(exc).__name__)
-            return PlainTextResponse("store unavailable, call again later\n", status_code=503,
-                                     headers={"Retry-After": "5"})
+            return PlainTextResponse(
+                "store unavailable, call again later\n",
+                status_code=503,
+                headers={"Retry-After": "5"},
+            )
         return PlainTextResponse("OK")
 
     def _receipt(self, params: Mapping[str, str]) -> Applied:
         receipt = parse_receipt(params)
         applied = self._book.apply_receipt(receipt, event_id=uuid.uuid4().hex)
-        log.info("sms.receipt." + ("ignored" if applied.outcome == "unknown" else applied.outcome),
-                 message_id=applied.message_id, phone=mask_phone(applied.phone or receipt.phone),
-                 status=receipt.status, stored_status=applied.status)
+        log.info(
+            "sms.receipt." + ("ignored" if applied.outcome == "unknown" else applied.outcome),
+            message_id=applied.message_id,
+            phone=mask_phone(applied.phone or receipt.phone),
+            status=receipt.status,
+            stored_status=applied.status,
+        )
         return applied
 
     def _reply(self, params: Mapping[str, str]) -> Applied:
         reply = parse_reply(params)
         applied = self._book.store_reply(reply, event_id=uuid.uuid4().hex)
         # Never the reply text: it is the person's own words.
-        log.info("sms.reply." + ("ignored" if applied.outcome == "unknown" else applied.outcome),
-                 message_id=applied.message_id, phone=mask_phone(applied.phone or reply.phone),
-                 chars=len(reply.text))
+        log.info(
+            "sms.reply." + ("ignored" if applied.outcome == "unknown" else applied.outcome),
+            message_id=applied.message_id,
+            phone=mask_phone(applied.phone or reply.phone),
+            chars=len(reply.text),
+        )
         return applied
 
 
@@ -125,8 +138,10 @@ def webhook_routes(settings: Settings, connection: Redis) -> list[Route]:
     if not secret:
         return []
     handlers = _Webhooks(secret, ReceiptBook(connection), WEBHOOK_MAX_BODY_BYTES)
-    return [Route(RECEIPTS_PATH, handlers.receipts, methods=["GET", "POST"]),
-            Route(REPLIES_PATH, handlers.replies, methods=["GET", "POST"])]
+    return [
+        Route(RECEIPTS_PATH, handlers.receipts, methods=["GET", "POST"]),
+        Route(REPLIES_PATH, handlers.replies, methods=["GET", "POST"]),
+    ]
 
 
 async def _params(request: Request, limit: int) -> dict[str, str]:
@@ -147,8 +162,13 @@ async def _params(request: Request, limit: int) -> dict[str, str]:
     params = dict(parse_qsl(request.url.query, keep_blank_values=True))
     mime = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
     if request.method == "POST" and mime == _FORM:
-        params.update(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True,
-                                max_num_fields=MAX_FORM_FIELDS))
+        params.update(
+            parse_qsl(
+                body.decode("utf-8", "replace"),
+                keep_blank_values=True,
+                max_num_fields=MAX_FORM_FIELDS,
+            )
+        )
     elif request.method == "POST" and mime == _MULTIPART:
         params.update(await _multipart(request, body))
     return params
@@ -166,8 +186,7 @@ async def _multipart(request: Request, body: bytes) -> dict[str, str]:
         return {"type": "http.request", "body": body, "more_body": False}
 
     try:
-        form = await Request(request.scope, replay).form(max_files=0,
-                                                          max_fields=MAX_FORM_FIELDS)
+        form = await Request(request.scope, replay).form(max_files=0, max_fields=MAX_FORM_FIELDS)
     except Exception as exc:  # any parser error is a bad body
         raise ValueError("unreadable multipart body") from exc
     return {name: value for name, value in form.items() if isinstance(value, str)}

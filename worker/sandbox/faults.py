@@ -18,10 +18,14 @@ ACTIONS = ("status", "delay", "drop", "html502", "truncated", "not_http", "busy"
 DELAY_MAX_MS = 600_000
 """A longer delay is surely a typo, and it would hold a server thread for as long."""
 
-_KEYS = frozenset({"action", "times", "match", "status", "statusText", "delay_ms",
-                   "http_status", "retry_after"})
-_KEYS_OF_ACTION = {"status": {"status", "statusText"}, "delay": {"delay_ms"},
-                   "busy": {"http_status", "retry_after"}}
+_KEYS = frozenset(
+    {"action", "times", "match", "status", "statusText", "delay_ms", "http_status", "retry_after"}
+)
+_KEYS_OF_ACTION = {
+    "status": {"status", "statusText"},
+    "delay": {"delay_ms"},
+    "busy": {"http_status", "retry_after"},
+}
 BUSY_HTTP_STATUSES = (429, 503)
 """What a ``busy`` fault may answer: the request is refused unprocessed (nothing sent)."""
 _REQUIRED_OF_ACTION = {"status": "status", "delay": "delay_ms"}

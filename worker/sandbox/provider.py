@@ -82,8 +82,9 @@ class SandboxProvider:
         self._faults = FaultBook()
         self._seq = 0
         self._server: SandboxServer | None = None
-        self._receipts = ReceiptPlayer(receipts_url=receipts_url, replies_url=replies_url,
-                                       delay_ms=receipts_delay_ms)
+        self._receipts = ReceiptPlayer(
+            receipts_url=receipts_url, replies_url=replies_url, delay_ms=receipts_delay_ms
+        )
 
     def __enter__(self) -> SandboxProvider:
         self.start()
@@ -176,23 +177,34 @@ class SandboxProvider:
         """The webhook side: ``receipts.configure(receipts_url=...)``, ``receipts.log()``."""
         return self._receipts
 
-    def set_receipts_url(self, receipts_url: str | None, replies_url: str | None = None,
-                         delay_ms: int = RECEIPT_DELAY_MS) -> None:
+    def set_receipts_url(
+        self,
+        receipts_url: str | None,
+        replies_url: str | None = None,
+        delay_ms: int = RECEIPT_DELAY_MS,
+    ) -> None:
         """Call these webhooks after each successful send (None: stop calling).
 
         Raises:
             ValueError: a URL is not http(s), or ``delay_ms`` is negative.
         """
-        self._receipts.configure(receipts_url=receipts_url, replies_url=replies_url,
-                                 delay_ms=delay_ms)
+        self._receipts.configure(
+            receipts_url=receipts_url, replies_url=replies_url, delay_ms=delay_ms
+        )
 
     def _bound_server(self) -> SandboxServer:
         if self._server is None:
             raise RuntimeError("the sandbox is not started")
         return self._server
 
-    def _answer_send(self, method: str, encoding: str, params: dict[str, str], *,
-                     received_at: float | None = None) -> Answer:
+    def _answer_send(
+        self,
+        method: str,
+        encoding: str,
+        params: dict[str, str],
+        *,
+        received_at: float | None = None,
+    ) -> Answer:
         """Apply faults and the sendSms contract to one request, and log it.
 
         ``received_at`` (epoch seconds) is when the request's headers had been read; ``at`` in
@@ -235,24 +247,27 @@ class SandboxProvider:
             self._seq += 1
             entry["seq"] = self._seq
             entry["at"] = datetime.now(UTC).isoformat(timespec="milliseconds")
-            entry["received_at"] = round(received_at if received_at is not None
-                                         else time.time(), 6)
+            entry["received_at"] = round(received_at if received_at is not None else time.time(), 6)
             entry["status"] = reply["status"] if reply else None
             entry["fault"] = action
             entry["sms_ids"] = [s["smsId"] for s in (reply or {}).get("smsIds", [])]
             self._log.append(entry)
         if reply is not None and reply["status"] in (100, 113) and reply.get("smsIds"):
-            self._receipts.play([(s["phoneNumber"], s["smsId"]) for s in reply["smsIds"]],
-                                reply["campaignId"])
+            self._receipts.play(
+                [(s["phoneNumber"], s["smsId"]) for s in reply["smsIds"]], reply["campaignId"]
+            )
         delay_s = self._latency_s + (fault.delay_ms / 1000 if fault else 0)
         if action in ("drop", "not_http"):
             return Answer(action=str(action), delay_s=delay_s)
         if fault is not None and action == "busy":
             # Refused before any processing, as a rate-limiting front end does: nothing sent.
-            retry = () if fault.retry_after is None else (("Retry-After",
-                                                           str(fault.retry_after)),)
-            return Answer(code=fault.http_status, body=b"busy, try again later\n",
-                          delay_s=delay_s, headers=retry)
+            retry = () if fault.retry_after is None else (("Retry-After", str(fault.retry_after)),)
+            return Answer(
+                code=fault.http_status,
+                body=b"busy, try again later\n",
+                delay_s=delay_s,
+                headers=retry,
+            )
         if reply is None:
             return Answer(
                 code=502, body=HTML_502, content_type="text/html; charset=UTF-8", delay_s=delay_s

@@ -41,8 +41,13 @@ PARIS = ZoneInfo("Europe/Paris")
 class ReceiptPlayer:
     """Calls the configured webhooks from one thread, in due-time order; thread-safe."""
 
-    def __init__(self, *, receipts_url: str | None = None, replies_url: str | None = None,
-                 delay_ms: int = RECEIPT_DELAY_MS) -> None:
+    def __init__(
+        self,
+        *,
+        receipts_url: str | None = None,
+        replies_url: str | None = None,
+        delay_ms: int = RECEIPT_DELAY_MS,
+    ) -> None:
         self._cond = threading.Condition()
         self._due: list[tuple[float, int, str, dict[str, str]]] = []
         self._seq = itertools.count()
@@ -51,16 +56,22 @@ class ReceiptPlayer:
         self._thread: threading.Thread | None = None
         self.configure(receipts_url=receipts_url, replies_url=replies_url, delay_ms=delay_ms)
 
-    def configure(self, *, receipts_url: str | None, replies_url: str | None = None,
-                  delay_ms: int = RECEIPT_DELAY_MS) -> None:
+    def configure(
+        self,
+        *,
+        receipts_url: str | None,
+        replies_url: str | None = None,
+        delay_ms: int = RECEIPT_DELAY_MS,
+    ) -> None:
         """Set (or, with None, unset) the webhook URLs.
 
         Raises:
             ValueError: a URL is not http(s), or ``delay_ms`` is negative.
         """
         for name, url in (("receipts_url", receipts_url), ("replies_url", replies_url)):
-            if url is not None and (urlsplit(url).scheme not in ("http", "https")
-                                    or not urlsplit(url).netloc):
+            if url is not None and (
+                urlsplit(url).scheme not in ("http", "https") or not urlsplit(url).netloc
+            ):
                 raise ValueError(f"{name}: must be an http(s) URL")
         if isinstance(delay_ms, bool) or not isinstance(delay_ms, int) or delay_ms < 0:
             raise ValueError("delay_ms: must be a non-negative integer")
@@ -78,17 +89,33 @@ class ReceiptPlayer:
             for phone, sms_id in sent:
                 final = 5 if phone.endswith(REJECTED_SUFFIX) else 1
                 for offset, status in ((0.0, 3), (FINAL_GAP_S, final)):
-                    self._push(start + offset, "receipt", {
-                        "smsId": sms_id, "status": str(status),
-                        "statusText": STATUS_TEXTS[status], "phoneNumber": phone,
-                        "campaignId": campaign_id})
+                    self._push(
+                        start + offset,
+                        "receipt",
+                        {
+                            "smsId": sms_id,
+                            "status": str(status),
+                            "statusText": STATUS_TEXTS[status],
+                            "phoneNumber": phone,
+                            "campaignId": campaign_id,
+                        },
+                    )
                 if final == 1 and phone.endswith(REPLYING_SUFFIX) and self._replies_url:
-                    self._push(start + 2 * FINAL_GAP_S, "reply", {
-                        "smsMoId": uuid.uuid4().hex[:16], "message": REPLY_TEXT,
-                        "smsId": sms_id, "phoneNumber": phone, "campaignId": campaign_id})
+                    self._push(
+                        start + 2 * FINAL_GAP_S,
+                        "reply",
+                        {
+                            "smsMoId": uuid.uuid4().hex[:16],
+                            "message": REPLY_TEXT,
+                            "smsId": sms_id,
+                            "phoneNumber": phone,
+                            "campaignId": campaign_id,
+                        },
+                    )
             if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name="sandbox-receipts",
-                                                daemon=True)
+                self._thread = threading.Thread(
+                    target=self._run, name="sandbox-receipts", daemon=True
+                )
                 self._thread.start()
             self._cond.notify()
 
@@ -123,8 +150,7 @@ class ReceiptPlayer:
     def _run(self) -> None:
         while True:
             with self._cond:
-                while not self._stopping and (not self._due
-                                              or self._due[0][0] > time.monotonic()):
+                while not self._stopping and (not self._due or self._due[0][0] > time.monotonic()):
                     self._cond.wait(self._due[0][0] - time.monotonic() if self._due else None)
                 if self._stopping:
                     return
@@ -136,10 +162,15 @@ class ReceiptPlayer:
     def _call(self, kind: str, url: str, params: dict[str, str]) -> None:
         stamped = {**params, "receptionDate": datetime.now(PARIS).strftime("%Y-%m-%d %H:%M:%S")}
         request = urllib.request.Request(  # noqa: S310 - configure() allows http(s) only
-            url, data=urlencode(stamped).encode(), method="POST",
-            headers={"Content-Type": "application/x-www-form-urlencoded"})
-        entry: dict[str, Any] = {"kind": kind, **{k: v for k, v in stamped.items()
-                                                  if k != "message"}}
+            url,
+            data=urlencode(stamped).encode(),
+            method="POST",
+            headers={"Content-Type": "application/x-www-form-urlencoded"},
+        )
+        entry: dict[str, Any] = {
+            "kind": kind,
+            **{k: v for k, v in stamped.items() if k != "message"},
+        }
         try:
             with urllib.request.urlopen(request, timeout=CALL_TIMEOUT_S) as answer:  # noqa: S310
                 entry["http_status"] = answer.status

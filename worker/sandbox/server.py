@@ -170,8 +170,9 @@ class _Handler(BaseHTTPRequestHandler):
         elif self.command == "POST" and mime == _MULTIPART:
             encoding = "multipart"
             params.update(_multipart_fields(self.headers.get("Content-Type", ""), body))
-        answer = self.server.provider._answer_send(self.command, encoding, params,
-                                                   received_at=received_at)
+        answer = self.server.provider._answer_send(
+            self.command, encoding, params, received_at=received_at
+        )
         if answer.delay_s > 0:
             self.server.stopping.wait(answer.delay_s)
         if answer.action == "reply":
@@ -212,8 +213,11 @@ class _Handler(BaseHTTPRequestHandler):
             elif route == "POST /_sandbox/receipts":
                 if not isinstance(payload, dict):
                     raise ValueError("receipts: must be a JSON object")
-                provider.set_receipts_url(payload.get("receipts_url"), payload.get("replies_url"),
-                                          payload.get("delay_ms", RECEIPT_DELAY_MS))
+                provider.set_receipts_url(
+                    payload.get("receipts_url"),
+                    payload.get("replies_url"),
+                    payload.get("delay_ms", RECEIPT_DELAY_MS),
+                )
                 self._json(200, {"ok": True})
             elif route == "POST /_sandbox/reset":
                 provider.reset()
@@ -226,8 +230,13 @@ class _Handler(BaseHTTPRequestHandler):
     def _json(self, code: int, value: Any) -> None:
         self._write(code, json.dumps(value).encode(), "application/json")
 
-    def _write(self, code: int, body: bytes, content_type: str = TEXT_PLAIN,
-               headers: tuple[tuple[str, str], ...] = ()) -> None:
+    def _write(
+        self,
+        code: int,
+        body: bytes,
+        content_type: str = TEXT_PLAIN,
+        headers: tuple[tuple[str, str], ...] = (),
+    ) -> None:
         self.send_response(code)
         self.send_header("Content-Type", content_type)
         for name, value in headers:
@@ -255,9 +264,17 @@ def _multipart_fields(content_type: str, body: bytes) -> dict[str, str]:
     return fields
 
 
-def serve(*, host: str, port: int, login: str, api_key: str, latency_ms: int = 0,
-          receipts_url: str | None = None, replies_url: str | None = None,
-          receipts_delay_ms: int = RECEIPT_DELAY_MS) -> None:
+def serve(
+    *,
+    host: str,
+    port: int,
+    login: str,
+    api_key: str,
+    latency_ms: int = 0,
+    receipts_url: str | None = None,
+    replies_url: str | None = None,
+    receipts_delay_ms: int = RECEIPT_DELAY_MS,
+) -> None:
     """Run a sandbox until SIGINT or SIGTERM, then stop it cleanly.
 
     Prints ``sandbox listening on http://HOST:PORT/http/9.0`` once the socket listens.
@@ -269,8 +286,14 @@ def serve(*, host: str, port: int, login: str, api_key: str, latency_ms: int = 0
 
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     provider = SandboxProvider(
-        host=host, port=port, login=login, api_key=api_key, latency_ms=latency_ms,
-        receipts_url=receipts_url, replies_url=replies_url, receipts_delay_ms=receipts_delay_ms,
+        host=host,
+        port=port,
+        login=login,
+        api_key=api_key,
+        latency_ms=latency_ms,
+        receipts_url=receipts_url,
+        replies_url=replies_url,
+        receipts_delay_ms=receipts_delay_ms,
     )
     try:
         provider.start()

@@ -44,8 +44,9 @@ class Intake:
 
     def drain(self, limit: int = INTAKE_BATCH) -> int:
         """Turn up to ``limit`` intake entries into messages or dead letters; return how many."""
-        raw_items: list[bytes] = self._take(keys=[keys.INTAKE, keys.INTAKE_PROCESSING],
-                                            args=[limit])
+        raw_items: list[bytes] = self._take(
+            keys=[keys.INTAKE, keys.INTAKE_PROCESSING], args=[limit]
+        )
         if not raw_items:
             return 0
         parsed: list[tuple[bytes, Any]] = []
@@ -59,16 +60,26 @@ class Intake:
             if isinstance(result, Refused):
                 self._dead(raw, result.key, str(result.error), result.error)
             else:
-                log.info("sms.enqueued", key=result.key, state=result.state.value,
-                         duplicate=result.duplicate, source="intake")
+                log.info(
+                    "sms.enqueued",
+                    key=result.key,
+                    state=result.state.value,
+                    duplicate=result.duplicate,
+                    source="intake",
+                )
         pipe = self._redis.pipeline(transaction=False)
         for raw in raw_items:
             pipe.lrem(keys.INTAKE_PROCESSING, 1, raw)  # type: ignore[arg-type]
         pipe.execute()
         return len(raw_items)
 
-    def _dead(self, raw: bytes, key: str | None, reason: str,
-              error: InvalidRequestError | None = None) -> None:
+    def _dead(
+        self, raw: bytes, key: str | None, reason: str, error: InvalidRequestError | None = None
+    ) -> None:
         refuse_intake(self._redis, raw, reason, ttl_s=self._ttl_s, key=key)
-        log.warning("sms.intake.refused", key=key, field=error.field if error else None,
-                    reason=error.reason if error else reason)
+        log.warning(
+            "sms.intake.refused",
+            key=key,
+            field=error.field if error else None,
+            reason=error.reason if error else reason,
+        )

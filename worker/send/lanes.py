@@ -62,8 +62,9 @@ class Lanes:
         for index, raw_id, data, plain in rows:
             job_id = raw_id.decode("utf-8", "replace") if isinstance(raw_id, bytes) else raw_id
             queue_key = self._queue_keys[int(index) - 1]
-            taken.append(Taken(queue_key, job_id, plain_message_id(job_id, data)
-                               if int(plain) else None))
+            taken.append(
+                Taken(queue_key, job_id, plain_message_id(job_id, data) if int(plain) else None)
+            )
         return taken
 
     def done(self, taken: Taken) -> None:

@@ -84,8 +84,11 @@ class RateLimitBacklogError(SmsqError):
     """
 
     def __init__(self, cost: int, wait_s: float | None) -> None:
-        reason = ("the worker is stopping" if wait_s is None
-                  else f"the rate limit's queue is {wait_s:.1f} s long")
+        reason = (
+            "the worker is stopping"
+            if wait_s is None
+            else f"the rate limit's queue is {wait_s:.1f} s long"
+        )
         super().__init__(f"{cost} segments not sent: {reason}")
         self.cost = cost
         self.wait_s = wait_s
@@ -107,10 +110,18 @@ class Grant:
 class RateLimiter:
     """Thread-safe and process-safe: all shared state is in Redis, the rest behind a lock."""
 
-    def __init__(self, redis: Redis | None, *, segments_per_s: float, burst_segments: int = 0,
-                 slow_latency_s: float = 0.0, recovery_s: float = 30.0,
-                 max_wait_s: float = 60.0, sleep: Callable[[float], Any] | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        redis: Redis | None,
+        *,
+        segments_per_s: float,
+        burst_segments: int = 0,
+        slow_latency_s: float = 0.0,
+        recovery_s: float = 30.0,
+        max_wait_s: float = 60.0,
+        sleep: Callable[[float], Any] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.rate = segments_per_s
         self.burst = burst_segments or max(1, math.ceil(segments_per_s))
         self.max_wait_s = max_wait_s
@@ -132,11 +143,14 @@ class RateLimiter:
 
     @classmethod
     def from_settings(cls, settings: Settings, redis: Redis) -> RateLimiter:
-        return cls(redis, segments_per_s=settings.rate_limit_segments_per_s,
-                   burst_segments=settings.rate_limit_burst_segments,
-                   slow_latency_s=settings.rate_limit_slow_latency_s,
-                   recovery_s=settings.rate_limit_recovery_s,
-                   max_wait_s=settings.send_max_wait_s)
+        return cls(
+            redis,
+            segments_per_s=settings.rate_limit_segments_per_s,
+            burst_segments=settings.rate_limit_burst_segments,
+            slow_latency_s=settings.rate_limit_slow_latency_s,
+            recovery_s=settings.rate_limit_recovery_s,
+            max_wait_s=settings.send_max_wait_s,
+        )
 
     @property
     def enabled(self) -> bool:
@@ -159,8 +173,14 @@ class RateLimiter:
             return Grant(True, 0.0, 0.0)
         booked, wait_s, rate, at = self._acquire(
             keys=[keys.RATE_LIMIT_TAT, keys.RATE_LIMIT_STATE],
-            args=[repr(self.rate), self.burst, max(1, cost), repr(max(0.0, max_wait_s)),
-                  repr(FLOOR_FRACTION)])
+            args=[
+                repr(self.rate),
+                self.burst,
+                max(1, cost),
+                repr(max(0.0, max_wait_s)),
+                repr(FLOOR_FRACTION),
+            ],
+        )
         grant = Grant(bool(int(booked)), float(wait_s), float(rate), float(at))
         with self._lock:
             self._observed_rate = grant.rate
@@ -185,8 +205,12 @@ class RateLimiter:
             # requeued message does not spin through claim/requeue), then give the message back.
             if remaining > 0:
                 self._sleep(remaining)
-            log.warning("sms.ratelimit.backlog", cost=cost, wait_s=round(grant.wait_s, 3),
-                        rate=round(grant.rate, 3))
+            log.warning(
+                "sms.ratelimit.backlog",
+                cost=cost,
+                wait_s=round(grant.wait_s, 3),
+                rate=round(grant.rate, 3),
+            )
             raise RateLimitBacklogError(cost, grant.wait_s)
         if grant.wait_s > 0:
             self._sleep(grant.wait_s)
@@ -211,9 +235,12 @@ class RateLimiter:
         with self._lock:
             slowed = self._observed_rate < self.rate
         if success and slowed:
-            rate = float(self._recover(keys=[keys.RATE_LIMIT_STATE],
-                                       args=[repr(self.rate), repr(self._recovery_s),
-                                             STATE_TTL_S]))
+            rate = float(
+                self._recover(
+                    keys=[keys.RATE_LIMIT_STATE],
+                    args=[repr(self.rate), repr(self._recovery_s), STATE_TTL_S],
+                )
+            )
             with self._lock:
                 self._observed_rate = rate
 
@@ -229,19 +256,34 @@ class RateLimiter:
     def _decrease(self, factor: float, cooldown_s: float, pause_s: float, why: str) -> None:
         cut, rate = self._slow_down(
             keys=[keys.RATE_LIMIT_TAT, keys.RATE_LIMIT_STATE],
-            args=[repr(self.rate), repr(FLOOR_FRACTION), repr(factor), repr(cooldown_s),
-                  repr(pause_s), self.burst, STATE_TTL_S])
+            args=[
+                repr(self.rate),
+                repr(FLOOR_FRACTION),
+                repr(factor),
+                repr(cooldown_s),
+                repr(pause_s),
+                self.burst,
+                STATE_TTL_S,
+            ],
+        )
         with self._lock:
             self._observed_rate = float(rate)
         if int(cut):
-            log.warning("sms.ratelimit.slowed", reason=why, rate=round(float(rate), 3),
-                        retry_after_s=pause_s or None)
+            log.warning(
+                "sms.ratelimit.slowed",
+                reason=why,
+                rate=round(float(rate), 3),
+                retry_after_s=pause_s or None,
+            )
 
     def _is_slow(self, latency_s: float) -> bool:
         with self._lock:
             self._samples += 1
-            recent = latency_s if self._recent_s is None else (
-                self._recent_s + LATENCY_ALPHA * (latency_s - self._recent_s))
+            recent = (
+                latency_s
+                if self._recent_s is None
+                else (self._recent_s + LATENCY_ALPHA * (latency_s - self._recent_s))
+            )
             self._recent_s = recent
             if self._slow_latency_s > 0:
                 threshold = self._slow_latency_s
@@ -252,10 +294,10 @@ class RateLimiter:
             slow = recent > threshold
             if not slow:
                 usual = self._usual_s
-                self._usual_s = latency_s if usual is None else (
-                    usual + BASELINE_ALPHA * (latency_s - usual))
+                self._usual_s = (
+                    latency_s if usual is None else (usual + BASELINE_ALPHA * (latency_s - usual))
+                )
             return slow
 
     def _interruptible_sleep(self, seconds: float) -> None:
         self._stopping.wait(seconds)
-

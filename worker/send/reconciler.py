@@ -45,8 +45,16 @@ class Report:
 
 
 class Reconciler:
-    def __init__(self, connection: Redis, ledger: Ledger, queues: list[Queue], *,
-                 dead_after_s: float, interval_s: float, stale_after_s: float) -> None:
+    def __init__(
+        self,
+        connection: Redis,
+        ledger: Ledger,
+        queues: list[Queue],
+        *,
+        dead_after_s: float,
+        interval_s: float,
+        stale_after_s: float,
+    ) -> None:
         self._redis = connection
         self._ledger = ledger
         self._queues = queues
@@ -70,12 +78,17 @@ class Reconciler:
         stuck = sum(self._requeue_stuck(q) for q in self._queues)
         abandoned = sum(self._requeue_abandoned(q) for q in self._queues)
         released, unknown = self._orphaned_sends()
-        report = Report(requeued_stuck=stuck, requeued_abandoned=abandoned, released=released,
-                        unknown=unknown)
+        report = Report(
+            requeued_stuck=stuck, requeued_abandoned=abandoned, released=released, unknown=unknown
+        )
         if report != Report():
-            log.warning("sms.reconcile.done", requeued_stuck=report.requeued_stuck,
-                        requeued_abandoned=report.requeued_abandoned, released=report.released,
-                        unknown=report.unknown)
+            log.warning(
+                "sms.reconcile.done",
+                requeued_stuck=report.requeued_stuck,
+                requeued_abandoned=report.requeued_abandoned,
+                released=report.released,
+                unknown=report.unknown,
+            )
         return report
 
     def _requeue_stuck(self, queue: Queue) -> int:
@@ -123,8 +136,11 @@ class Reconciler:
                 pipe.lpush(queue.key, jid)
                 pipe.execute()
                 requeued += 1
-                log.warning("sms.reconcile.requeued", job_id=jid,
-                            reason="worker died before the send started")
+                log.warning(
+                    "sms.reconcile.requeued",
+                    job_id=jid,
+                    reason="worker died before the send started",
+                )
             else:
                 self._redis.delete(keys.rq_job(jid))
         return requeued
@@ -134,35 +150,58 @@ class Reconciler:
         released = unknown = 0
         now = time.time()
         entries: list[tuple[bytes, float]] = self._redis.zrange(  # type: ignore[assignment]
-            keys.SENDING, 0, -1, withscores=True)
+            keys.SENDING, 0, -1, withscores=True
+        )
         for raw, claimed_at in entries:
             mid = decoded(raw)
-            fields = self._redis.hmget(keys.message(mid), ["claimed_by", "key", "lane", "job_id",
-                                                           "awaiting_turn"])
+            fields = self._redis.hmget(
+                keys.message(mid), ["claimed_by", "key", "lane", "job_id", "awaiting_turn"]
+            )
             worker, key, lane, jid, holder = (decoded(v) if v is not None else "" for v in fields)
             alive = bool(worker) and bool(self._redis.exists(keys.alive(worker)))
             if alive and now - claimed_at < self._stale_after_s:
                 continue
             if holder and self._ledger.release(
-                    mid, holder=holder, actor="reconciler",
-                    reason=f"worker {holder} stopped while waiting for its rate-limit turn; "
-                           "nothing was sent, requeued"):
+                mid,
+                holder=holder,
+                actor="reconciler",
+                reason=f"worker {holder} stopped while waiting for its rate-limit turn; "
+                "nothing was sent, requeued",
+            ):
                 released += 1
-                log.warning("sms.reconcile.requeued", key=key, lane=lane, job_id=jid,
-                            reason="worker died before posting")
+                log.warning(
+                    "sms.reconcile.requeued",
+                    key=key,
+                    lane=lane,
+                    job_id=jid,
+                    reason="worker died before posting",
+                )
                 continue
             # A live worker past the longest possible send could not record its outcome (Redis
             # refused the write, say): the message must not stay "sending" forever either.
             error = "worker died during the send" if not alive else "send outlived its timeout"
-            reason = (f"worker {worker or '?'} stopped during the send; the request may have "
-                      "reached AllMySMS") if not alive else (
-                f"worker {worker} did not record an outcome within {self._stale_after_s:.0f} s; "
-                "the request may have reached AllMySMS")
-            if self._ledger.finish(mid, State.UNKNOWN, {"error": error}, reason=reason,
-                                   record={"key": key, "lane": lane, "job_id": jid}):
+            reason = (
+                (
+                    f"worker {worker or '?'} stopped during the send; the request may have "
+                    "reached AllMySMS"
+                )
+                if not alive
+                else (
+                    f"worker {worker} did not record an outcome within "
+                    f"{self._stale_after_s:.0f} s; the request may have reached AllMySMS"
+                )
+            )
+            if self._ledger.finish(
+                mid,
+                State.UNKNOWN,
+                {"error": error},
+                reason=reason,
+                record={"key": key, "lane": lane, "job_id": jid},
+            ):
                 unknown += 1
-                log.warning("sms.send.outcome_unknown", key=key, lane=lane, state="unknown",
-                            error=error)
+                log.warning(
+                    "sms.send.outcome_unknown", key=key, lane=lane, state="unknown", error=error
+                )
             else:
                 self._redis.zrem(keys.SENDING, mid)
         return released, unknown
@@ -175,4 +214,3 @@ class Reconciler:
             return True
         state = self._redis.hget(keys.message(mid), "state")
         return state is None or decoded(state) == State.QUEUED.value
-

@@ -57,18 +57,23 @@ class Backoff(tenacity.wait.wait_base):
         return wait_s
 
 
-def send_retrying(settings: Settings, *, sleep: Callable[[float], None] = time.sleep
-                  ) -> tenacity.Retrying:
+def send_retrying(
+    settings: Settings, *, sleep: Callable[[float], None] = time.sleep
+) -> tenacity.Retrying:
     """A ``Retrying`` for one send; ``sleep`` is injected by tests."""
     return tenacity.Retrying(
         retry=tenacity.retry_if_exception_type(NotSentError),
-        stop=(tenacity.stop_after_attempt(settings.send_attempts)
-              | tenacity.stop_before_delay(settings.send_max_wait_s)),
-        wait=RetryAfterWait(Backoff(
-            initial_s=settings.retry_initial_wait_s,
-            max_s=settings.retry_max_wait_s,
-            jitter_s=settings.retry_initial_wait_s,
-        )),
+        stop=(
+            tenacity.stop_after_attempt(settings.send_attempts)
+            | tenacity.stop_before_delay(settings.send_max_wait_s)
+        ),
+        wait=RetryAfterWait(
+            Backoff(
+                initial_s=settings.retry_initial_wait_s,
+                max_s=settings.retry_max_wait_s,
+                jitter_s=settings.retry_initial_wait_s,
+            )
+        ),
         sleep=sleep,
         reraise=True,
         before_sleep=_log_retry,

@@ -72,28 +72,43 @@ REDIS_RETRY_MAX_S = 10.0
 """Back-off while Redis is unreachable: first and longest wait between attempts."""
 MISSING_JOB_REASON = "job id in the queue has no job hash or no data (not written by smsq?)"
 
+
 class SmsWorker(SimpleWorker):
     """Runs ``send_sms`` jobs in-process, so the HTTP keep-alive connection survives jobs."""
 
     def __init__(self, queues: list[Queue], *, runtime: Runtime, **kwargs: Any) -> None:
-        super().__init__(queues, name=runtime.worker_name, connection=runtime.redis,
-                         serializer=JSONSerializer,
-                         log_job_description=False,
-                         default_result_ttl=RESULT_TTL_S,
-                         maintenance_interval=MAINTENANCE_INTERVAL_S,
-                         worker_ttl=WORKER_TTL_S, **kwargs)
+        super().__init__(
+            queues,
+            name=runtime.worker_name,
+            connection=runtime.redis,
+            serializer=JSONSerializer,
+            log_job_description=False,
+            default_result_ttl=RESULT_TTL_S,
+            maintenance_interval=MAINTENANCE_INTERVAL_S,
+            worker_ttl=WORKER_TTL_S,
+            **kwargs,
+        )
         self.runtime = runtime
         settings = runtime.settings
-        self.intake = Intake(runtime.redis, Producer(runtime.redis, settings.producer),
-                             ttl_s=settings.producer.outcome_ttl_s)
-        self.heartbeat_thread = Heartbeat(runtime.redis, runtime.worker_name,
-                                          ttl_s=settings.worker_dead_after_s)
-        self.reconciler = Reconciler(runtime.redis, runtime.ledger, queues,
-                                     dead_after_s=settings.worker_dead_after_s,
-                                     interval_s=settings.reconcile_interval_s,
-                                     stale_after_s=settings.job_timeout_s + OUTCOME_WRITE_RETRY_S)
-        self.lanes = Lanes(runtime.redis, [q.key for q in queues],
-                           [q.name.removeprefix("smsq-") for q in queues])
+        self.intake = Intake(
+            runtime.redis,
+            Producer(runtime.redis, settings.producer),
+            ttl_s=settings.producer.outcome_ttl_s,
+        )
+        self.heartbeat_thread = Heartbeat(
+            runtime.redis, runtime.worker_name, ttl_s=settings.worker_dead_after_s
+        )
+        self.reconciler = Reconciler(
+            runtime.redis,
+            runtime.ledger,
+            queues,
+            dead_after_s=settings.worker_dead_after_s,
+            interval_s=settings.reconcile_interval_s,
+            stale_after_s=settings.job_timeout_s + OUTCOME_WRITE_RETRY_S,
+        )
+        self.lanes = Lanes(
+            runtime.redis, [q.key for q in queues], [q.name.removeprefix("smsq-") for q in queues]
+        )
         self.slots = SendSlots(settings.send_slots, self._send)
         self._cold_stop = False
         self._outages = 0
@@ -110,8 +125,9 @@ class SmsWorker(SimpleWorker):
         if recovered:
             log.info("sms.intake.recovered", entries=recovered)
 
-    def work(self, burst: bool = False, logging_level: str | None = None,
-             *args: Any, **kwargs: Any) -> bool:
+    def work(
+        self, burst: bool = False, logging_level: str | None = None, *args: Any, **kwargs: Any
+    ) -> bool:
         """Drain the lanes with ``settings.send_slots`` sends in flight; return whether any job
         ran.
 
@@ -185,10 +201,10 @@ class SmsWorker(SimpleWorker):
                 self._reconcile()
         except REDIS_OUTAGE_ERRORS as exc:
             self._outages += 1
-            wait_s = backoff_s(self._outages, initial_s=REDIS_RETRY_INITIAL_S,
-                               max_s=REDIS_RETRY_MAX_S)
-            log.warning("sms.worker.redis_unavailable", error=type(exc).__name__,
-                        retry_in_s=wait_s)
+            wait_s = backoff_s(
+                self._outages, initial_s=REDIS_RETRY_INITIAL_S, max_s=REDIS_RETRY_MAX_S
+            )
+            log.warning("sms.worker.redis_unavailable", error=type(exc).__name__, retry_in_s=wait_s)
             time.sleep(wait_s)
             return None
         self._outages = 0
@@ -224,8 +240,12 @@ class SmsWorker(SimpleWorker):
         well-formed ``send_sms`` job (it becomes a dead letter, nothing runs)."""
         try:
             result = Queue._fetch_dequeued_job(
-                self.connection, taken.queue_key, taken.job_id, job_class=self.job_class,
-                serializer=self.serializer)
+                self.connection,
+                taken.queue_key,
+                taken.job_id,
+                job_class=self.job_class,
+                serializer=self.serializer,
+            )
         except Exception as exc:  # noqa: BLE001 - a hostile job must not stop the worker
             self._refuse_missing(taken, f"job cannot be loaded ({type(exc).__name__})")
             return None
@@ -264,11 +284,13 @@ class SmsWorker(SimpleWorker):
         bind_message({"message_id": taken.message_id})
         try:
             crash_point("after_start")
-            result = self.runtime.sender.send(taken.message_id,
-                                              job=(taken.intermediate_key, taken.job_id))
+            result = self.runtime.sender.send(
+                taken.message_id, job=(taken.intermediate_key, taken.job_id)
+            )
         except REDIS_OUTAGE_ERRORS as exc:
-            log.warning("sms.job.left_for_reconciler", job_id=taken.job_id,
-                        error=type(exc).__name__)
+            log.warning(
+                "sms.job.left_for_reconciler", job_id=taken.job_id, error=type(exc).__name__
+            )
             return
         finally:
             structlog.contextvars.clear_contextvars()
@@ -322,8 +344,10 @@ class SmsWorker(SimpleWorker):
     def request_force_stop(self, signum: int, frame: Any) -> None:
         """Cold shutdown: record every send in flight as ``unknown`` (a send still waiting for
         its rate-limit turn goes back to its lane instead), then exit at once."""
-        if self._shutdown_requested_date is not None and \
-                now() - self._shutdown_requested_date < timedelta(seconds=1):
+        if (
+            self._shutdown_requested_date is not None
+            and now() - self._shutdown_requested_date < timedelta(seconds=1)
+        ):
             return  # RQ's rule: a duplicate of the first signal
         self._cold_stop = True
         for taken in self.slots.in_flight():
@@ -337,16 +361,24 @@ class SmsWorker(SimpleWorker):
         mid = taken.message_id
         ledger = self.runtime.ledger
         try:
-            if ledger.release(mid, holder=ledger.worker_name, actor=f"worker {self.name}",
-                              reason="worker stopped while waiting for its rate-limit turn; "
-                                     "nothing was sent, requeued"):
+            if ledger.release(
+                mid,
+                holder=ledger.worker_name,
+                actor=f"worker {self.name}",
+                reason="worker stopped while waiting for its rate-limit turn; "
+                "nothing was sent, requeued",
+            ):
                 return
-            key, lane = (_text(v) for v in self.connection.hmget(keys.message(mid),
-                                                                 ["key", "lane"]))
+            key, lane = (
+                _text(v) for v in self.connection.hmget(keys.message(mid), ["key", "lane"])
+            )
             ledger.finish(
-                mid, State.UNKNOWN, {"error": "SystemExit"},
+                mid,
+                State.UNKNOWN,
+                {"error": "SystemExit"},
                 reason="worker stopped during the send; the request may have reached AllMySMS",
-                record={"key": key, "lane": lane, "job_id": taken.job_id})
+                record={"key": key, "lane": lane, "job_id": taken.job_id},
+            )
         except REDIS_OUTAGE_ERRORS:
             log.error("sms.worker.cold_stop_unrecorded", job_id=taken.job_id)
 
@@ -387,9 +419,13 @@ class SmsWorker(SimpleWorker):
     def _refuse_missing(self, taken: Taken, reason: str) -> None:
         """A job id whose job hash is missing, empty or unloadable: a dead letter, never run."""
         self.connection.lrem(taken.intermediate_key, 1, taken.job_id)
-        shown = refuse_job(self.connection, taken.job_id, reason,
-                           ttl_s=self.runtime.settings.producer.outcome_ttl_s,
-                           lane=taken.queue_key.removeprefix("rq:queue:smsq-"))
+        shown = refuse_job(
+            self.connection,
+            taken.job_id,
+            reason,
+            ttl_s=self.runtime.settings.producer.outcome_ttl_s,
+            lane=taken.queue_key.removeprefix("rq:queue:smsq-"),
+        )
         log.warning("sms.job.refused", job_id=shown, reason=reason)
 
     def _refuse(self, job: Job, queue: Queue, reason: str) -> None:
@@ -397,13 +433,14 @@ class SmsWorker(SimpleWorker):
         with self.connection.pipeline() as pipe:
             pipe.lrem(queue.intermediate_queue_key, 1, job.id)
             job.set_status(JobStatus.FAILED, pipeline=pipe)
-            FailedJobRegistry(queue.name, connection=self.connection, serializer=JSONSerializer
-                              ).add(job, ttl=ttl_s, pipeline=pipe)
+            FailedJobRegistry(
+                queue.name, connection=self.connection, serializer=JSONSerializer
+            ).add(job, ttl=ttl_s, pipeline=pipe)
             pipe.execute()
-        shown = refuse_job(self.connection, job.id, reason, ttl_s=ttl_s,
-                           lane=queue.name.removeprefix("smsq-"))
+        shown = refuse_job(
+            self.connection, job.id, reason, ttl_s=ttl_s, lane=queue.name.removeprefix("smsq-")
+        )
         log.warning("sms.job.refused", job_id=shown, reason=reason)
-
 
 
 def refusal_reason(job: Job) -> str | None:
@@ -415,8 +452,12 @@ def refusal_reason(job: Job) -> str | None:
         return f"job data is not readable JSON job data ({type(exc).__name__})"
     if func_name != SEND_SMS_JOB:
         return f"job names a foreign callable {str(func_name)[:100]!r}; only {SEND_SMS_JOB} runs"
-    if kwargs or len(args) != 1 or not isinstance(args[0], str) \
-            or not MESSAGE_ID_PATTERN.fullmatch(args[0]):
+    if (
+        kwargs
+        or len(args) != 1
+        or not isinstance(args[0], str)
+        or not MESSAGE_ID_PATTERN.fullmatch(args[0])
+    ):
         return "send_sms job arguments are not one message id"
     if job._success_callback_name or job._failure_callback_name or job._stopped_callback_name:
         return "job carries callbacks; smsq jobs never do"
@@ -433,8 +474,9 @@ def _text(value: bytes | str | None) -> str:
 
 def lane_queues(connection: Redis, lanes: Iterable[Lane] = LANE_ORDER) -> list[Queue]:
     """The RQ queues of ``lanes``, in priority order."""
-    return [Queue(queue_name(lane), connection=connection, serializer=JSONSerializer)
-            for lane in lanes]
+    return [
+        Queue(queue_name(lane), connection=connection, serializer=JSONSerializer) for lane in lanes
+    ]
 
 
 def build_worker(runtime: Runtime, lanes: Iterable[Lane] = LANE_ORDER) -> SmsWorker:

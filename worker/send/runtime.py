@@ -34,14 +34,19 @@ class Runtime:
         self.client.close()
 
 
-def build_runtime(settings: Settings, *, redis: Redis | None = None,
-                  client: AllMySmsClient | None = None) -> Runtime:
+def build_runtime(
+    settings: Settings, *, redis: Redis | None = None, client: AllMySmsClient | None = None
+) -> Runtime:
     """Build the process's dependencies from settings; tests pass their own pieces."""
     connection = redis or redis_from_settings(settings)
     http = client or AllMySmsClient.from_settings(settings)
     name = f"{socket.gethostname()}.{os.getpid()}.{secrets.token_hex(3)}"
     ledger = Ledger(connection, ttl_s=settings.producer.outcome_ttl_s, worker_name=name)
-    sender = Sender(ledger=ledger, client=http, retrying=partial(send_retrying, settings),
-                    switch=Switch(connection),
-                    limiter=RateLimiter.from_settings(settings, connection))
+    sender = Sender(
+        ledger=ledger,
+        client=http,
+        retrying=partial(send_retrying, settings),
+        switch=Switch(connection),
+        limiter=RateLimiter.from_settings(settings, connection),
+    )
     return Runtime(settings, name, connection, http, ledger, sender)

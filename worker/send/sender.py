@@ -73,9 +73,15 @@ class _Send:
 class Sender:
     """Sends one message at most once. Built once per worker process."""
 
-    def __init__(self, *, ledger: Ledger, client: AllMySmsClient,
-                 retrying: Callable[[], tenacity.Retrying], switch: Switch,
-                 limiter: RateLimiter | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        ledger: Ledger,
+        client: AllMySmsClient,
+        retrying: Callable[[], tenacity.Retrying],
+        switch: Switch,
+        limiter: RateLimiter | None = None,
+    ) -> None:
         self._ledger = ledger
         self._limiter = limiter or RateLimiter(None, segments_per_s=0)
         self._client = client
@@ -115,10 +121,16 @@ class Sender:
         ids = {"key": request.key, "lane": request.lane.value, "job_id": keys.job_id(message_id)}
         structlog.contextvars.bind_contextvars(key=request.key, lane=request.lane.value)
         log.info("sms.send.started", state="sending", recipients=len(request.recipients))
-        return _Send(message_id=message_id, job=job, request=request, ids=ids,
-                     started=time.monotonic(),
-                     cost=request.segments * len(request.recipients),
-                     limit_deadline=self._limiter.deadline(), turn_taken=hold)
+        return _Send(
+            message_id=message_id,
+            job=job,
+            request=request,
+            ids=ids,
+            started=time.monotonic(),
+            cost=request.segments * len(request.recipients),
+            limit_deadline=self._limiter.deadline(),
+            turn_taken=hold,
+        )
 
     def _not_claimed(self, message_id: str, outcome: str) -> SendResult:
         if outcome == "expired":
@@ -127,8 +139,9 @@ class Sender:
         if outcome == "missing":
             # The record expired (SMSQ_OUTCOME_TTL_S) or was purged while the job waited: it
             # must not vanish without a trace.
-            self._ledger.dead_letter_job(message_id, "message record expired or was purged "
-                                         "before the send; nothing was sent")
+            self._ledger.dead_letter_job(
+                message_id, "message record expired or was purged before the send; nothing was sent"
+            )
             log.error("sms.send.skipped", state="missing")
             return SendResult("missing")
         log.warning("sms.send.skipped", state=outcome)
@@ -143,8 +156,11 @@ class Sender:
         except RateLimitBacklogError as exc:
             return self._requeue_unsent(send, str(exc))
         if not self._ledger.start_posting(send.message_id):
-            log.warning("sms.send.released", state="queued",
-                        reason="given back while waiting for its rate-limit turn")
+            log.warning(
+                "sms.send.released",
+                state="queued",
+                reason="given back while waiting for its rate-limit turn",
+            )
             return SendResult("released")
         return None
 
@@ -187,22 +203,42 @@ class Sender:
             # the rate limit's wait budget): back to the front of the lane, never dropped.
             return self._requeue_unsent(send, str(exc))
         except NotSentError as exc:
-            return self._finish(send, State.FAILED,
-                                reason=f"AllMySMS unreachable after {send.attempts} attempts",
-                                error=str(exc))
+            return self._finish(
+                send,
+                State.FAILED,
+                reason=f"AllMySMS unreachable after {send.attempts} attempts",
+                error=str(exc),
+            )
         except OutcomeUnknownError as exc:
-            return self._finish(send, State.UNKNOWN, reason=exc.reason, error=exc.reason,
-                                extra={"http_status": exc.http_status})
+            return self._finish(
+                send,
+                State.UNKNOWN,
+                reason=exc.reason,
+                error=exc.reason,
+                extra={"http_status": exc.http_status},
+            )
         except JobTimeoutException:
-            return self._finish(send, State.UNKNOWN, reason="job timeout during the send",
-                                error="JobTimeoutException")
+            return self._finish(
+                send,
+                State.UNKNOWN,
+                reason="job timeout during the send",
+                error="JobTimeoutException",
+            )
         except Exception as exc:  # noqa: BLE001 - a claimed message must never stay "sending"
-            return self._finish(send, State.UNKNOWN, reason="unexpected error during the send",
-                                error=type(exc).__name__)
+            return self._finish(
+                send,
+                State.UNKNOWN,
+                reason="unexpected error during the send",
+                error=type(exc).__name__,
+            )
         except BaseException as exc:
             # A second stop signal (cold shutdown) lands here mid-request: record, then stop.
-            self._finish(send, State.UNKNOWN, reason="worker stopped during the send",
-                         error=type(exc).__name__)
+            self._finish(
+                send,
+                State.UNKNOWN,
+                reason="worker stopped during the send",
+                error=type(exc).__name__,
+            )
             raise
         return self._settle_reply(send, reply)
 
@@ -210,10 +246,13 @@ class Sender:
         """The state AllMySMS's answer means, recorded (or the lanes paused for 102-104)."""
         info = classify(reply.status)
         if info is None:
-            return self._finish(send, State.UNKNOWN,
-                                reason=f"unexpected provider status {reply.status}",
-                                error=f"unexpected provider status {reply.status}",
-                                reply=reply)
+            return self._finish(
+                send,
+                State.UNKNOWN,
+                reason=f"unexpected provider status {reply.status}",
+                error=f"unexpected provider status {reply.status}",
+                reply=reply,
+            )
         if reply.status in PAUSE_STATUSES:
             return self._pause_and_requeue(send, reply, info.meaning)
         state = info.state
@@ -226,39 +265,76 @@ class Sender:
             reason += " (safe to requeue after a credit top-up)"
         return self._finish(send, state, reason=reason, reply=reply, category=info.category)
 
-    def _finish(self, send: _Send, state: State, *, reason: str, error: str | None = None,
-                reply: ProviderReply | None = None, category: str | None = None,
-                extra: dict[str, Any] | None = None) -> SendResult:
+    def _finish(
+        self,
+        send: _Send,
+        state: State,
+        *,
+        reason: str,
+        error: str | None = None,
+        reply: ProviderReply | None = None,
+        category: str | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> SendResult:
         duration_ms = round((time.monotonic() - send.started) * 1000)
-        fields: dict[str, Any] = {"attempts": send.attempts, "duration_ms": duration_ms,
-                                  "error": error, "reason": reason, "category": category}
+        fields: dict[str, Any] = {
+            "attempts": send.attempts,
+            "duration_ms": duration_ms,
+            "error": error,
+            "reason": reason,
+            "category": category,
+        }
         if reply is not None:
             fields.update(
-                provider_status=reply.status, provider_text=reply.status_text,
-                campaign_id=reply.campaign_id, sms_ids=reply.sms_ids,
-                invalid_numbers=reply.invalid_numbers, credits_used=reply.credits_used,
-                credits_left=reply.credits, nb_sms=reply.nb_sms, nb_contacts=reply.nb_contacts,
+                provider_status=reply.status,
+                provider_text=reply.status_text,
+                campaign_id=reply.campaign_id,
+                sms_ids=reply.sms_ids,
+                invalid_numbers=reply.invalid_numbers,
+                credits_used=reply.credits_used,
+                credits_left=reply.credits,
+                nb_sms=reply.nb_sms,
+                nb_contacts=reply.nb_contacts,
             )
         fields.update(extra or {})
         metrics = self._metrics(send, reply)
-        recorded = self._write_outcome(send.message_id, state, fields, reason, send.ids,
-                                       metrics, send.job)
+        recorded = self._write_outcome(
+            send.message_id, state, fields, reason, send.ids, metrics, send.job
+        )
         event = _EVENTS[state]
         level = log.info if state in (State.SENT, State.SCHEDULED) else log.warning
-        level(event, state=state.value, attempt=send.attempts,
-              provider_status=reply.status if reply else None, duration_ms=duration_ms,
-              error=error, invalid_numbers=[mask_phone(n) for n in reply.invalid_numbers]
-              if reply and reply.invalid_numbers else None, recorded=recorded)
-        return SendResult(state.value, reply.status if reply else None, send.attempts,
-                          job_done=send.job is not None)
+        level(
+            event,
+            state=state.value,
+            attempt=send.attempts,
+            provider_status=reply.status if reply else None,
+            duration_ms=duration_ms,
+            error=error,
+            invalid_numbers=[mask_phone(n) for n in reply.invalid_numbers]
+            if reply and reply.invalid_numbers
+            else None,
+            recorded=recorded,
+        )
+        return SendResult(
+            state.value,
+            reply.status if reply else None,
+            send.attempts,
+            job_done=send.job is not None,
+        )
 
     def _requeue_unsent(self, send: _Send, reason: str) -> SendResult:
         actor = f"worker {self._ledger.worker_name}"
-        self._ledger.requeue(send.message_id, allowed=frozenset({State.SENDING}), actor=actor,
-                             front=True, reason=f"{reason}; nothing was sent, requeued")
+        self._ledger.requeue(
+            send.message_id,
+            allowed=frozenset({State.SENDING}),
+            actor=actor,
+            front=True,
+            reason=f"{reason}; nothing was sent, requeued",
+        )
         self._ledger.count(self._metrics(send, None))
-        log.warning("sms.send.requeued", state=State.QUEUED.value, attempt=send.attempts,
-                    reason=reason)
+        log.warning(
+            "sms.send.requeued", state=State.QUEUED.value, attempt=send.attempts, reason=reason
+        )
         return SendResult(State.QUEUED.value, None, send.attempts)
 
     def _pause_and_requeue(self, send: _Send, reply: ProviderReply, meaning: str) -> SendResult:
@@ -267,11 +343,19 @@ class Sender:
         actor = f"worker {self._ledger.worker_name}"
         self._switch.pause(None, reason=f"AllMySMS {reply.status}: {meaning}", by=actor)
         self._ledger.requeue(
-            send.message_id, allowed=frozenset({State.SENDING}), actor=actor, front=True,
-            reason=f"AllMySMS {reply.status} ({meaning}); lanes paused, nothing was sent")
+            send.message_id,
+            allowed=frozenset({State.SENDING}),
+            actor=actor,
+            front=True,
+            reason=f"AllMySMS {reply.status} ({meaning}); lanes paused, nothing was sent",
+        )
         self._ledger.count(self._metrics(send, reply))
-        log.error("sms.lanes.paused", provider_status=reply.status, reason=meaning,
-                  action="fix the account, then run: smsq resume all")
+        log.error(
+            "sms.lanes.paused",
+            provider_status=reply.status,
+            reason=meaning,
+            action="fix the account, then run: smsq resume all",
+        )
         return SendResult(State.QUEUED.value, reply.status, send.attempts)
 
     def _metrics(self, send: _Send, reply: ProviderReply | None) -> dict[str, int]:
@@ -286,9 +370,16 @@ class Sender:
             metrics["latency_count"] = 1
         return metrics
 
-    def _write_outcome(self, message_id: str, state: State, fields: dict[str, Any], reason: str,
-                       ids: dict[str, str], metrics: dict[str, int],
-                       job: tuple[str, str] | None) -> bool:
+    def _write_outcome(
+        self,
+        message_id: str,
+        state: State,
+        fields: dict[str, Any],
+        reason: str,
+        ids: dict[str, str],
+        metrics: dict[str, int],
+        job: tuple[str, str] | None,
+    ) -> bool:
         """Record the outcome, waiting out a Redis outage: the answer is known only here.
 
         Raises:
@@ -300,16 +391,30 @@ class Sender:
             stop=tenacity.stop_after_delay(OUTCOME_WRITE_RETRY_S),
             wait=Backoff(initial_s=OUTCOME_WRITE_WAIT_S, max_s=OUTCOME_WRITE_WAIT_MAX_S),
             reraise=True,
-            before_sleep=lambda s: log.warning("sms.store.retry_scheduled",
-                                               attempt=s.attempt_number, state=state.value),
+            before_sleep=lambda s: log.warning(
+                "sms.store.retry_scheduled", attempt=s.attempt_number, state=state.value
+            ),
         )
         try:
-            return bool(retrying(self._ledger.finish, message_id, state, fields, reason=reason,
-                                 record=ids, metrics=metrics, job=job))
+            return bool(
+                retrying(
+                    self._ledger.finish,
+                    message_id,
+                    state,
+                    fields,
+                    reason=reason,
+                    record=ids,
+                    metrics=metrics,
+                    job=job,
+                )
+            )
         except REDIS_OUTAGE_ERRORS:
-            log.error("sms.send.outcome_unrecorded", state=state.value,
-                      provider_status=fields.get("provider_status"),
-                      campaign_id=fields.get("campaign_id"))
+            log.error(
+                "sms.send.outcome_unrecorded",
+                state=state.value,
+                provider_status=fields.get("provider_status"),
+                campaign_id=fields.get("campaign_id"),
+            )
             raise
 
 

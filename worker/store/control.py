@@ -50,8 +50,9 @@ class Switch:
 
     def pause(self, lane: str | None, *, reason: str, by: str) -> Pause:
         pause = Pause(lane_names(lane), reason, by, utc_now_iso())
-        self._redis.hset(keys.PAUSED, pause.lane, json.dumps(
-            {"reason": reason, "by": by, "at": pause.at}))
+        self._redis.hset(
+            keys.PAUSED, pause.lane, json.dumps({"reason": reason, "by": by, "at": pause.at})
+        )
         return pause
 
     def resume(self, lane: str | None) -> list[str]:
@@ -65,7 +66,7 @@ class Switch:
         return [name] if self._redis.hdel(keys.PAUSED, name) else []
 
     def paused(self) -> list[Pause]:
-        return [Pause(decoded(lane), **json.loads(info))
-                for lane, info in sorted(self._redis.hgetall(keys.PAUSED).items())]
-
-
+        return [
+            Pause(decoded(lane), **json.loads(info))
+            for lane, info in sorted(self._redis.hgetall(keys.PAUSED).items())
+        ]

@@ -44,16 +44,18 @@ class Query:
     def matches(self, letter: DeadLetter, record: MessageRecord | None) -> bool:
         at = datetime.fromisoformat(letter.at)
         campaign = record.request.get("campaign") if record else None
-        return all((
-            self.reason is None or self.reason.lower() in letter.reason.lower(),
-            self.provider_status is None or letter.provider_status == self.provider_status,
-            self.lane is None or letter.lane == self.lane,
-            self.since is None or at >= self.since,
-            self.until is None or at <= self.until,
-            self.campaign is None or campaign == self.campaign,
-            self.kind is None or letter.kind == self.kind,
-            self.state is None or letter.state == self.state,
-        ))
+        return all(
+            (
+                self.reason is None or self.reason.lower() in letter.reason.lower(),
+                self.provider_status is None or letter.provider_status == self.provider_status,
+                self.lane is None or letter.lane == self.lane,
+                self.since is None or at >= self.since,
+                self.until is None or at <= self.until,
+                self.campaign is None or campaign == self.campaign,
+                self.kind is None or letter.kind == self.kind,
+                self.state is None or letter.state == self.state,
+            )
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,8 +69,12 @@ class Decision:
     dry_run: bool = False
 
     def as_dict(self) -> dict[str, Any]:
-        return {"ref": self.ref, "action": self.action, "detail": self.detail,
-                "dry_run": self.dry_run}
+        return {
+            "ref": self.ref,
+            "action": self.action,
+            "detail": self.detail,
+            "dry_run": self.dry_run,
+        }
 
 
 class DeadLetterDesk:
@@ -78,8 +84,9 @@ class DeadLetterDesk:
         self._ledger = ledger
         self._ttl_s = ttl_s
 
-    def list(self, query: Query | None = None, *, limit: int = 100
-             ) -> list[tuple[DeadLetter, MessageRecord | None]]:
+    def list(
+        self, query: Query | None = None, *, limit: int = 100
+    ) -> list[tuple[DeadLetter, MessageRecord | None]]:
         """Newest first, at most ``limit`` matching ``query``."""
         query = query or Query()
         letters = self._store.dead_letters(limit=SCAN_LIMIT, ttl_s=self._ttl_s)
@@ -115,23 +122,25 @@ class DeadLetterDesk:
         """Put a message that was provably not sent back in its lane, as a fresh job."""
         _, record = self.show(ref)
         if record is None:
-            return Decision(ref, "refused", "no message with that key or dead-letter id",
-                            dry_run)
+            return Decision(ref, "refused", "no message with that key or dead-letter id", dry_run)
         refusal = _requeue_refusal(record.state)
         if refusal:
             return Decision(record.key, "refused", refusal, dry_run)
         if dry_run:
-            return Decision(record.key, "requeued", f"would go back to lane {record.lane}",
-                            True)
+            return Decision(record.key, "requeued", f"would go back to lane {record.lane}", True)
         outcome, job = self._ledger.requeue(
-            record.message_id, allowed=REQUEUEABLE, actor=actor,
-            reason=f"requeued by {actor} from {record.state.value}")
+            record.message_id,
+            allowed=REQUEUEABLE,
+            actor=actor,
+            reason=f"requeued by {actor} from {record.state.value}",
+        )
         if outcome != "queued":
             return Decision(record.key, "refused", f"state changed meanwhile to {outcome}")
         return Decision(record.key, "requeued", f"job {job} on lane {record.lane}")
 
-    def resolve(self, ref: str, *, sent: bool, actor: str, why: str,
-                dry_run: bool = False) -> Decision:
+    def resolve(
+        self, ref: str, *, sent: bool, actor: str, why: str, dry_run: bool = False
+    ) -> Decision:
         """Record an operator's finding about an ``unknown`` message: it was sent, or not.
 
         ``--sent`` makes it ``sent`` and drops the dead letter; ``--not-sent`` makes it
@@ -139,21 +148,27 @@ class DeadLetterDesk:
         """
         _, record = self.show(ref)
         if record is None:
-            return Decision(ref, "refused", "no message with that key or dead-letter id",
-                            dry_run)
+            return Decision(ref, "refused", "no message with that key or dead-letter id", dry_run)
         if record.state is not State.UNKNOWN:
-            return Decision(record.key, "refused",
-                            f"only unknown messages are resolved; this one is "
-                            f"{record.state.value}", dry_run)
+            return Decision(
+                record.key,
+                "refused",
+                f"only unknown messages are resolved; this one is {record.state.value}",
+                dry_run,
+            )
         target = State.SENT if sent else State.FAILED
         detail = f"{'sent' if sent else 'not sent'} according to {actor}: {why}"
         if dry_run:
-            return Decision(record.key, "resolved", f"would become {target.value}: {detail}",
-                            True)
+            return Decision(record.key, "resolved", f"would become {target.value}: {detail}", True)
         done = self._ledger.finish(
-            record.message_id, target, {"resolution": detail}, expected=State.UNKNOWN,
-            reason=f"resolved by operator: {detail}", actor=actor,
-            record={"key": record.key, "lane": record.lane, "job_id": ""})
+            record.message_id,
+            target,
+            {"resolution": detail},
+            expected=State.UNKNOWN,
+            reason=f"resolved by operator: {detail}",
+            actor=actor,
+            record={"key": record.key, "lane": record.lane, "job_id": ""},
+        )
         if not done:
             return Decision(record.key, "refused", "state changed meanwhile")
         return Decision(record.key, "resolved", f"now {target.value}: {detail}")
@@ -166,17 +181,19 @@ class DeadLetterDesk:
         if not dry_run:
             self._redis.delete(keys.dead_letter(letter.dead_id))
             self._redis.zrem(keys.DEAD_LETTERS, letter.dead_id)
-        return Decision(letter.key or letter.dead_id, "purged",
-                        f"{letter.kind} dead letter removed", dry_run)
+        return Decision(
+            letter.key or letter.dead_id, "purged", f"{letter.kind} dead letter removed", dry_run
+        )
 
 
 def _requeue_refusal(state: State) -> str | None:
     if state in REQUEUEABLE:
         return None
     if state is State.UNKNOWN:
-        return ("may have been sent: find out, then resolve it as sent or not sent "
-                "(smsq dlq resolve KEY --sent|--not-sent) before requeueing")
+        return (
+            "may have been sent: find out, then resolve it as sent or not sent "
+            "(smsq dlq resolve KEY --sent|--not-sent) before requeueing"
+        )
     if state is State.EXPIRED:
         return "expired: its valid_for_s has passed; enqueue a new message with a new key"
     return f"is {state.value}: it was sent or is in progress; never requeued"
-

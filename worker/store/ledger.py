@@ -65,17 +65,34 @@ class Ledger:
         back to its lane instead of leaving it ``unknown``. Call :meth:`start_posting` before
         the first POST.
         """
-        raw = self._claim(keys=[*_keys(message_id), *keys.callback_keys()],
-                          args=[time.time(), utc_now_iso(), self._ttl_s, self._worker,
-                                uuid.uuid4().hex, "1" if hold else "0"])
+        raw = self._claim(
+            keys=[*_keys(message_id), *keys.callback_keys()],
+            args=[
+                time.time(),
+                utc_now_iso(),
+                self._ttl_s,
+                self._worker,
+                uuid.uuid4().hex,
+                "1" if hold else "0",
+            ],
+        )
         outcome = decoded(raw[0])
         request = json.loads(decoded(raw[1])) if outcome == "claimed" else None
         return Claim(outcome, request)
 
-    def finish(self, message_id: str, state: State, fields: dict[str, Any], *,
-               reason: str, record: dict[str, str], expected: State = State.SENDING,
-               metrics: dict[str, int] | None = None, actor: str | None = None,
-               job: tuple[str, str] | None = None) -> bool:
+    def finish(
+        self,
+        message_id: str,
+        state: State,
+        fields: dict[str, Any],
+        *,
+        reason: str,
+        record: dict[str, str],
+        expected: State = State.SENDING,
+        metrics: dict[str, int] | None = None,
+        actor: str | None = None,
+        job: tuple[str, str] | None = None,
+    ) -> bool:
         """Move a message from ``expected`` to terminal ``state``; False if it was not there.
 
         Args:
@@ -96,24 +113,45 @@ class Ledger:
                 entry[name] = fields[name]
         dead = ""
         if state in DEAD_LETTER_STATES:
-            dead = json.dumps({
-                "dead_id": message_id, "kind": "message", "state": state.value, "reason": reason,
-                "at": now, "message_id": message_id,
-                "provider_status": fields.get("provider_status") or "",
-                **{k: record.get(k, "") for k in ("key", "lane", "job_id")},
-            })
+            dead = json.dumps(
+                {
+                    "dead_id": message_id,
+                    "kind": "message",
+                    "state": state.value,
+                    "reason": reason,
+                    "at": now,
+                    "message_id": message_id,
+                    "provider_status": fields.get("provider_status") or "",
+                    **{k: record.get(k, "") for k in ("key", "lane", "job_id")},
+                }
+            )
         intermediate, job_id = job or ("", "")
         result = self._transition(
             keys=[*_keys(message_id), *keys.callback_keys(), intermediate],
-            args=[expected.value, state.value, json.dumps(clean), json.dumps(entry), dead,
-                  time.time(), self._ttl_s, json.dumps(metrics or {}), uuid.uuid4().hex,
-                  job_id],
+            args=[
+                expected.value,
+                state.value,
+                json.dumps(clean),
+                json.dumps(entry),
+                dead,
+                time.time(),
+                self._ttl_s,
+                json.dumps(metrics or {}),
+                uuid.uuid4().hex,
+                job_id,
+            ],
         )
         return decoded(result) == "ok"
 
-
-    def requeue(self, message_id: str, *, allowed: frozenset[State], reason: str, actor: str,
-                front: bool = False) -> tuple[str, str | None]:
+    def requeue(
+        self,
+        message_id: str,
+        *,
+        allowed: frozenset[State],
+        reason: str,
+        actor: str,
+        front: bool = False,
+    ) -> tuple[str, str | None]:
         """Put a message back in its lane as a fresh RQ job, if its state is in ``allowed``.
 
         Only states where AllMySMS provably sent nothing may be allowed; the caller decides.
@@ -125,12 +163,18 @@ class Ledger:
         job = job_fields(message_id, "", now)
         raw = self._requeue(
             keys=[*_keys(message_id), keys.WAKE],
-            args=[json.dumps(sorted(s.value for s in allowed)), now, self._ttl_s, reason, actor,
-                  "1" if front else "0", json.dumps(job)],
+            args=[
+                json.dumps(sorted(s.value for s in allowed)),
+                now,
+                self._ttl_s,
+                reason,
+                actor,
+                "1" if front else "0",
+                json.dumps(job),
+            ],
         )
         outcome = decoded(raw[0])
         return (outcome, decoded(raw[1])) if outcome == "queued" else (outcome, None)
-
 
     def start_posting(self, message_id: str) -> bool:
         """End a held claim's wait: True when this worker still holds the message and may
@@ -150,15 +194,24 @@ class Ledger:
         now = utc_now_iso()
         raw = self._release(
             keys=[*_keys(message_id), keys.WAKE],
-            args=[json.dumps([State.SENDING.value]), now, self._ttl_s, reason, actor, "1",
-                  json.dumps(job_fields(message_id, "", now)), holder],
+            args=[
+                json.dumps([State.SENDING.value]),
+                now,
+                self._ttl_s,
+                reason,
+                actor,
+                "1",
+                json.dumps(job_fields(message_id, "", now)),
+                holder,
+            ],
         )
         return decoded(raw[1]) if decoded(raw[0]) == "queued" else None
 
     def dead_letter_job(self, message_id: str, reason: str) -> None:
         """Record a job whose message no longer exists."""
-        refuse_job(self._redis, keys.job_id(message_id), reason, ttl_s=self._ttl_s,
-                   message_id=message_id)
+        refuse_job(
+            self._redis, keys.job_id(message_id), reason, ttl_s=self._ttl_s, message_id=message_id
+        )
 
     def count(self, metrics: dict[str, int]) -> None:
         """Add to the monotonic counters behind ``smsq stats`` and ``/metrics``."""
@@ -170,12 +223,17 @@ class Ledger:
 
 
 def _keys(message_id: str) -> list[str]:
-    return [keys.message(message_id), keys.history(message_id), keys.DEAD_LETTERS,
-            keys.dead_letter(message_id), keys.SENDING, keys.METRICS]
+    return [
+        keys.message(message_id),
+        keys.history(message_id),
+        keys.DEAD_LETTERS,
+        keys.dead_letter(message_id),
+        keys.SENDING,
+        keys.METRICS,
+    ]
 
 
 def _field(value: Any) -> str:
     if isinstance(value, str):
         return value
     return json.dumps(value, ensure_ascii=False)
-

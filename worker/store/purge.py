@@ -32,10 +32,12 @@ class PurgeReport:
     deleted_intake_entries: int = 0
 
     def as_dict(self) -> dict[str, Any]:
-        return {"deleted_messages": self.deleted_messages,
-                "redacted_messages": self.redacted_messages,
-                "deleted_dead_letters": self.deleted_dead_letters,
-                "deleted_intake_entries": self.deleted_intake_entries}
+        return {
+            "deleted_messages": self.deleted_messages,
+            "redacted_messages": self.redacted_messages,
+            "deleted_dead_letters": self.deleted_dead_letters,
+            "deleted_intake_entries": self.deleted_intake_entries,
+        }
 
 
 class Purger:
@@ -98,20 +100,25 @@ class Purger:
         if target in all_sms_ids:
             self._forget_sms_id(mid, all_sms_ids[target])
         invalid = [p for p in json.loads(raw.get("invalid_numbers") or "[]") if p != target]
-        self._redis.hset(key, mapping={
-            "request": json.dumps(request, ensure_ascii=False),
-            "recipients": str(len(request["to"])),
-            "sms_ids": json.dumps(sms_ids),
-            "invalid_numbers": json.dumps(invalid),
-            "refused_numbers": json.dumps([r for r in refused if r not in refused_hit],
-                                          ensure_ascii=False),
-        })
+        self._redis.hset(
+            key,
+            mapping={
+                "request": json.dumps(request, ensure_ascii=False),
+                "recipients": str(len(request["to"])),
+                "sms_ids": json.dumps(sms_ids),
+                "invalid_numbers": json.dumps(invalid),
+                "refused_numbers": json.dumps(
+                    [r for r in refused if r not in refused_hit], ensure_ascii=False
+                ),
+            },
+        )
 
     def _forget_sms_id(self, mid: str, sms_id: str) -> None:
         """Drop one recipient's receipt, replies (their text) and smsId index entry."""
         replies = self._redis.hgetall(keys.replies(mid))
-        theirs = [field for field, value in replies.items()
-                  if json.loads(value).get("sms_id") == sms_id]
+        theirs = [
+            field for field, value in replies.items() if json.loads(value).get("sms_id") == sms_id
+        ]
         pipe = self._redis.pipeline()
         pipe.hdel(keys.receipts(mid), sms_id)
         pipe.delete(keys.sms_id(sms_id))
@@ -124,9 +131,15 @@ class Purger:
         pipe = self._redis.pipeline()
         for sms_id in json.loads(raw.get("sms_ids") or "{}").values():
             pipe.delete(keys.sms_id(sms_id))
-        pipe.delete(keys.message(mid), keys.history(mid), keys.dead_letter(mid),
-                    keys.rq_job(jid), f"rq:results:{jid}", keys.receipts(mid),
-                    keys.replies(mid))
+        pipe.delete(
+            keys.message(mid),
+            keys.history(mid),
+            keys.dead_letter(mid),
+            keys.rq_job(jid),
+            f"rq:results:{jid}",
+            keys.receipts(mid),
+            keys.replies(mid),
+        )
         pipe.zrem(keys.DEAD_LETTERS, mid)
         pipe.zrem(keys.SENDING, mid)
         queue = f"smsq-{raw.get('lane', 'default')}"
@@ -145,4 +158,3 @@ class Purger:
         """Raw text (an intake entry) holding the number in any spacing or prefix form: its
         last nine digits appear once separators are dropped. Erring towards erasure is fine."""
         return target[-9:] in "".join(c for c in text if c.isdigit())
-

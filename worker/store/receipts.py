@@ -43,8 +43,13 @@ from worker.store import lua
 if TYPE_CHECKING:
     from redis import Redis
 
-STATUS_OUTCOMES = {1: "delivered", 2: "not_delivered", 3: "transmitted", 4: "message_rejected",
-                   5: "sms_rejected"}
+STATUS_OUTCOMES = {
+    1: "delivered",
+    2: "not_delivered",
+    3: "transmitted",
+    4: "message_rejected",
+    5: "sms_rejected",
+}
 """AllMySMS acknowledgement statuses, as smsq names them."""
 FINAL_STATUSES = frozenset({1, 2, 4, 5})
 """Receipt statuses that end a recipient's delivery; 3 (transmitted to the operator) does not."""
@@ -118,10 +123,14 @@ def parse_receipt(params: Mapping[str, str]) -> Receipt:
     status_text = params.get("statusText", "")
     if len(status_text) > STATUS_TEXT_MAX_CHARS:
         raise WebhookParamError("statusText", f"must be at most {STATUS_TEXT_MAX_CHARS} characters")
-    return Receipt(sms_id=_id(params, "smsId", required=True), status=int(status),
-                   status_text=status_text, phone=_phone(params),
-                   reception_date=_reception_date(params),
-                   campaign_id=_id(params, "campaignId", required=False))
+    return Receipt(
+        sms_id=_id(params, "smsId", required=True),
+        status=int(status),
+        status_text=status_text,
+        phone=_phone(params),
+        reception_date=_reception_date(params),
+        campaign_id=_id(params, "campaignId", required=False),
+    )
 
 
 def parse_reply(params: Mapping[str, str]) -> Reply:
@@ -137,9 +146,14 @@ def parse_reply(params: Mapping[str, str]) -> Reply:
     text = params["message"]
     if len(text) > REPLY_MAX_CHARS:
         raise WebhookParamError("message", f"must be at most {REPLY_MAX_CHARS} characters")
-    return Reply(sms_mo_id=sms_mo_id, text=text, sms_id=_id(params, "smsId", required=False),
-                 phone=_phone(params), reception_date=_reception_date(params),
-                 campaign_id=_id(params, "campaignId", required=False))
+    return Reply(
+        sms_mo_id=sms_mo_id,
+        text=text,
+        sms_id=_id(params, "smsId", required=False),
+        phone=_phone(params),
+        reception_date=_reception_date(params),
+        campaign_id=_id(params, "campaignId", required=False),
+    )
 
 
 def _id(params: Mapping[str, str], name: str, *, required: bool) -> str:
@@ -182,25 +196,41 @@ class ReceiptBook:
     def apply_receipt(self, receipt: Receipt, *, event_id: str) -> Applied:
         raw = self._receipt(
             keys=[keys.sms_id(receipt.sms_id), keys.METRICS, *keys.callback_keys()],
-            args=[str(receipt.status), receipt.status_text, receipt.reception_date,
-                  utc_now_iso(), event_id, receipt.sms_id, receipt.campaign_id])
+            args=[
+                str(receipt.status),
+                receipt.status_text,
+                receipt.reception_date,
+                utc_now_iso(),
+                event_id,
+                receipt.sms_id,
+                receipt.campaign_id,
+            ],
+        )
         return _applied(raw)
 
     def store_reply(self, reply: Reply, *, event_id: str) -> Applied:
         if not reply.sms_id:
             self._redis.hincrby(keys.METRICS, "replies_unknown", 1)
             return Applied("unknown")
-        data = {"sms_mo_id": reply.sms_mo_id, "message": reply.text, "sms_id": reply.sms_id,
-                "reception_date": reply.reception_date, "campaign_id": reply.campaign_id}
-        raw = self._reply(keys=[keys.sms_id(reply.sms_id), keys.METRICS, *keys.callback_keys()],
-                          args=[reply.sms_mo_id, json.dumps(data), utc_now_iso(), reply.sms_id,
-                                event_id])
+        data = {
+            "sms_mo_id": reply.sms_mo_id,
+            "message": reply.text,
+            "sms_id": reply.sms_id,
+            "reception_date": reply.reception_date,
+            "campaign_id": reply.campaign_id,
+        }
+        raw = self._reply(
+            keys=[keys.sms_id(reply.sms_id), keys.METRICS, *keys.callback_keys()],
+            args=[reply.sms_mo_id, json.dumps(data), utc_now_iso(), reply.sms_id, event_id],
+        )
         return _applied(raw)
 
 
 def _applied(raw: list[bytes | str]) -> Applied:
     values = [v.decode("utf-8") if isinstance(v, bytes) else v for v in raw]
-    return Applied(outcome=values[0],
-                   message_id=values[1] if len(values) > 1 else None,
-                   phone=values[2] if len(values) > 2 else None,
-                   status=int(values[3]) if len(values) > 3 else None)
+    return Applied(
+        outcome=values[0],
+        message_id=values[1] if len(values) > 1 else None,
+        phone=values[2] if len(values) > 2 else None,
+        status=int(values[3]) if len(values) > 3 else None,
+    )

@@ -23,8 +23,9 @@ DETAIL_MAX_CHARS = 500
 """Longest excerpt of a refused intake entry kept for the operator."""
 
 
-def record_dead_letter(connection: Redis, dead_id: str, fields: dict[str, str], *,
-                       ttl_s: int) -> None:
+def record_dead_letter(
+    connection: Redis, dead_id: str, fields: dict[str, str], *, ttl_s: int
+) -> None:
     """Record a dead letter that is not a message (a refused job, an unreadable intake entry)."""
     data: dict[str, str] = {"dead_id": dead_id, "at": utc_now_iso(), **fields}
     pipe = connection.pipeline(transaction=True)
@@ -35,8 +36,15 @@ def record_dead_letter(connection: Redis, dead_id: str, fields: dict[str, str], 
     pipe.execute()
 
 
-def refuse_job(connection: Redis, job_id: str, reason: str, *, ttl_s: int,
-               lane: str | None = None, message_id: str | None = None) -> str:
+def refuse_job(
+    connection: Redis,
+    job_id: str,
+    reason: str,
+    *,
+    ttl_s: int,
+    lane: str | None = None,
+    message_id: str | None = None,
+) -> str:
     """Record a job smsq will not run (foreign, malformed, or its message is gone); returns
     the job id as shown (truncated)."""
     shown = job_id[:JOB_ID_MAX_CHARS]
@@ -49,12 +57,17 @@ def refuse_job(connection: Redis, job_id: str, reason: str, *, ttl_s: int,
     return shown
 
 
-def refuse_intake(connection: Redis, raw: bytes, reason: str, *, ttl_s: int,
-                  key: str | None = None) -> None:
+def refuse_intake(
+    connection: Redis, raw: bytes, reason: str, *, ttl_s: int, key: str | None = None
+) -> None:
     """Record an intake entry that did not become a message, with an excerpt of it."""
     dead_id = "intake-" + hashlib.sha256(raw).hexdigest()[:24]
-    fields = {"kind": "intake", "state": "refused", "reason": reason,
-              "detail": raw.decode("utf-8", "replace")[:DETAIL_MAX_CHARS]}
+    fields = {
+        "kind": "intake",
+        "state": "refused",
+        "reason": reason,
+        "detail": raw.decode("utf-8", "replace")[:DETAIL_MAX_CHARS],
+    }
     if key:
         fields["key"] = key
     record_dead_letter(connection, dead_id, fields, ttl_s=ttl_s)

@@ -49,8 +49,9 @@ class Stats:
 
     @property
     def states(self) -> dict[str, int]:
-        return {k.removeprefix("state:"): v for k, v in self.counters.items()
-                if k.startswith("state:")}
+        return {
+            k.removeprefix("state:"): v for k, v in self.counters.items() if k.startswith("state:")
+        }
 
     @property
     def provider_statuses(self) -> dict[tuple[int, str], int]:
@@ -64,8 +65,10 @@ class Stats:
     @property
     def latency_buckets(self) -> dict[str, int]:
         """Sends per latency bucket (not cumulative), keyed by upper bound in seconds."""
-        return {bound: self.counters.get(f"latency_bucket:{bound}", 0)
-                for bound in [*(repr(b) for b in LATENCY_BUCKETS_S), "+Inf"]}
+        return {
+            bound: self.counters.get(f"latency_bucket:{bound}", 0)
+            for bound in [*(repr(b) for b in LATENCY_BUCKETS_S), "+Inf"]
+        }
 
     @property
     def latency_mean_ms(self) -> float | None:
@@ -80,19 +83,27 @@ class Stats:
             "sending": self.sending,
             "dead_letters": self.dead_letters,
             "states_reached": self.states,
-            "provider_statuses": {f"{code}:{lane}": n
-                                  for (code, lane), n in sorted(self.provider_statuses.items())},
+            "provider_statuses": {
+                f"{code}:{lane}": n for (code, lane), n in sorted(self.provider_statuses.items())
+            },
             "retries": self.counters.get("retries", 0),
             "requeued": self.counters.get("requeued", 0),
-            "provider_latency": {"count": self.counters.get("latency_count", 0),
-                                 "mean_ms": self.latency_mean_ms,
-                                 "buckets": self.latency_buckets},
+            "provider_latency": {
+                "count": self.counters.get("latency_count", 0),
+                "mean_ms": self.latency_mean_ms,
+                "buckets": self.latency_buckets,
+            },
         }
 
 
 def vars_of(lane: LaneStats) -> dict[str, Any]:
-    return {"lane": lane.lane, "depth": lane.depth, "oldest_age_s": lane.oldest_age_s,
-            "taken": lane.taken, "paused": lane.paused}
+    return {
+        "lane": lane.lane,
+        "depth": lane.depth,
+        "oldest_age_s": lane.oldest_age_s,
+        "taken": lane.taken,
+        "paused": lane.paused,
+    }
 
 
 def collect(connection: Redis) -> Stats:
@@ -117,13 +128,22 @@ def collect(connection: Redis) -> Stats:
     now = time.time()
     lanes = []
     for i, lane in enumerate(LANE_ORDER):
-        depth, _, intermediate, started = raw[i * 4: i * 4 + 4]
+        depth, _, intermediate, started = raw[i * 4 : i * 4 + 4]
         stamp = decoded(enqueued[i]) if enqueued[i] else ""
-        age = now - datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp() \
-            if stamp else None
+        age = (
+            now - datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
+            if stamp
+            else None
+        )
         paused = pauses.get(lane.value) or pauses.get(ALL_LANES)
-        lanes.append(LaneStats(lane.value, depth, round(age, 3) if age is not None else None,
-                               intermediate + started, paused))
+        lanes.append(
+            LaneStats(
+                lane.value,
+                depth,
+                round(age, 3) if age is not None else None,
+                intermediate + started,
+                paused,
+            )
+        )
     counters = {decoded(k): int(v) for k, v in raw[-1].items()}
     return Stats(lanes, raw[-3], raw[-2], counters)
-

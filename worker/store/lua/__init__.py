@@ -71,8 +71,10 @@ PLACEHOLDER = re.compile(r"\{\{([A-Z][A-Z0-9_]*)\}\}")
 PLAIN_VALUE = re.compile(r"[A-Za-z0-9_.:-]+")
 JSON_SUFFIX = "_JSON"
 UNSAFE_IN_JSON = ("'", "\\", "\n", "\r", "]]")
-SAFE_VALUES = ("plain values hold only letters, digits and _ . : -; *_JSON values are JSON "
-               "without ', \\, a line break or ]]")
+SAFE_VALUES = (
+    "plain values hold only letters, digits and _ . : -; *_JSON values are JSON "
+    "without ', \\, a line break or ]]"
+)
 
 
 class LuaScriptError(SmsqError, KeyError):
@@ -123,11 +125,15 @@ def check_value(script: str, placeholder: str, value: object) -> None:
     Raises:
         UnsafeValueError: names the placeholder, the script and the value.
     """
-    if isinstance(value, str) and (_safe_json(value) if placeholder.endswith(JSON_SUFFIX)
-                                   else PLAIN_VALUE.fullmatch(value) is not None):
+    if isinstance(value, str) and (
+        _safe_json(value)
+        if placeholder.endswith(JSON_SUFFIX)
+        else PLAIN_VALUE.fullmatch(value) is not None
+    ):
         return
     raise UnsafeValueError(
-        f"{script}: unsafe value for {{{{{placeholder}}}}}: {value!r} ({SAFE_VALUES})")
+        f"{script}: unsafe value for {{{{{placeholder}}}}}: {value!r} ({SAFE_VALUES})"
+    )
 
 
 def _safe_json(value: str) -> bool:
@@ -140,8 +146,9 @@ def _safe_json(value: str) -> bool:
     return True
 
 
-def _expand(path: str, script: str, values: dict[str, str], used: set[str], *,
-            included: set[str]) -> str:
+def _expand(
+    path: str, script: str, values: dict[str, str], used: set[str], *, included: set[str]
+) -> str:
     """The text of ``path`` with its placeholders replaced and its includes expanded."""
     where = script if path == script else f"{path} (included by {script})"
     text = _substitute(_read(path, script), where, values, used)
@@ -149,8 +156,9 @@ def _expand(path: str, script: str, values: dict[str, str], used: set[str], *,
     def include(match: re.Match[str]) -> str:
         fragment = match.group(1)
         if not FRAGMENT_PATH.fullmatch(fragment):
-            raise LuaScriptError(f"{where}: bad include {match.group(0)!r} "
-                                 "(expected '-- include: lib/<name>.lua')")
+            raise LuaScriptError(
+                f"{where}: bad include {match.group(0)!r} (expected '-- include: lib/<name>.lua')"
+            )
         if fragment in included:
             return f"-- {fragment}: included above"
         included.add(fragment)
@@ -164,7 +172,7 @@ def _substitute(text: str, where: str, values: dict[str, str], used: set[str]) -
     leftover = PLACEHOLDER.sub("", text)
     if "{{" in leftover:
         start = leftover.find("{{")
-        raise LuaScriptError(f"{where}: malformed placeholder {leftover[start:start + 20]!r}")
+        raise LuaScriptError(f"{where}: malformed placeholder {leftover[start : start + 20]!r}")
 
     def value(match: re.Match[str]) -> str:
         placeholder = match.group(1)
