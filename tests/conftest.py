@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 import structlog
+from hypothesis import HealthCheck, settings
 from redis import Redis
 
 from producers.config import ProducerSettings
@@ -23,6 +24,16 @@ from worker.sandbox import SandboxProvider
 if TYPE_CHECKING:
     from tests.helpers.callbacks import Receiver
 
+
+settings.register_profile(
+    "ci", max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+settings.register_profile(
+    "long", max_examples=20_000, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+settings.load_profile(os.environ.get("SMSQ_HYPOTHESIS_PROFILE", "ci"))
+"""Property-based tests run 200 examples each by default (bounded CI time);
+``SMSQ_HYPOTHESIS_PROFILE=long`` (or ``--hypothesis-profile=long``) runs 20,000."""
 
 PROCESS_FIXTURES = frozenset({"workers"})
 """Fixtures that start real smsq processes: a test using one is marked ``workers``."""
