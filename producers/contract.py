@@ -187,6 +187,33 @@ def parse_request(obj: object, *, default_region: str = "FR") -> SendRequest:
     )
 
 
+SOURCE_GATEWAY = "gateway"
+SOURCE_INTAKE = "intake"
+"""Where a request came from (``source`` in its record): the gateway authenticates its
+producers by api key; an intake entry comes from whoever may RPUSH the list."""
+
+
+def check_source(request: SendRequest, source: str) -> None:
+    """Refuse what only the gateway may claim: the ``gw:`` key namespace, and (from the intake)
+    a ``producer`` account, whose secret would sign the callbacks.
+
+    Raises:
+        InvalidRequestError: names ``key`` or ``producer``.
+    """
+    if source == SOURCE_GATEWAY:
+        return
+    if request.key.startswith(keys.GATEWAY_KEY_PREFIX):
+        raise InvalidRequestError(
+            "key", f"keys starting with {keys.GATEWAY_KEY_PREFIX} belong to gateway producers"
+        )
+    if source == SOURCE_INTAKE and request.producer is not None:
+        raise InvalidRequestError(
+            "producer",
+            "an intake entry cannot name a producer account (the gateway sets it from the "
+            "login it authenticated)",
+        )
+
+
 def _substitute(text: str, params: tuple[str, ...]) -> str:
     if not params:
         return text

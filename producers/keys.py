@@ -34,6 +34,8 @@ MESSAGE_ID_PATTERN = re.compile(r"[0-9a-f]{32}")
 WAKE_TOKENS_MAX = 64
 """Tokens a wake list keeps at most: an idle worker (or dispatcher) needs one, more are trimmed."""
 
+GATEWAY_KEY_PREFIX = "gw:"
+"""Keys of gateway requests, ``gw:<login>:<client key>``: only the gateway writes them."""
 INTAKE = f"{PREFIX}:intake"
 """List where any backend RPUSHes a JSON send request (the redis-cli contract)."""
 INTAKE_PROCESSING = f"{PREFIX}:intake:processing"

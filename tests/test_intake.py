@@ -16,6 +16,7 @@ from redis import Redis
 from producers import keys
 from producers.config import ProducerSettings
 from producers.enqueue import Producer
+from producers.errors import InvalidRequestError
 from producers.states import State
 from producers.store import MessageStore
 from tests.helpers.processes import Workers
@@ -236,3 +237,41 @@ def test_a_worker_killed_by_an_entry_twice_stops_the_restart_loop(workers: Worke
     }
     assert list(redis.scan_iter(keys.intake_processing("*"))) == []
     assert redis.llen(keys.INTAKE) == 0
+
+
+def test_an_intake_entry_cannot_act_as_a_gateway_producer(redis: Redis) -> None:
+    """Naming shop's account (its secret would sign the callbacks) or writing in shop's gw: key
+    namespace (shop's own request would be answered as a duplicate, never sent) is refused;
+    shop's request with that key then goes through as shop's."""
+    redis.rpush(
+        keys.INTAKE,
+        entry("mine", producer="shop", callback_url="https://attacker.example/cb"),
+        entry("gw:shop:order-1", to=["0698765432"]),
+    )
+
+    assert intake(redis).drain() == 2
+
+    assert dead_reasons(redis) == {
+        '{"key": "mine", "text": "Hi", ': (
+            "producer: an intake entry cannot name a producer account (the gateway sets it "
+            "from the login it authenticated)"
+        ),
+        '{"key": "gw:shop:order-1", "te': "key: keys starting with gw: belong to gateway producers",
+    }
+    shops = Producer(redis, ProducerSettings()).enqueue(
+        {"key": "gw:shop:order-1", **VALID, "producer": "shop"}, source="gateway"
+    )
+    assert (shops.duplicate, shops.state) == (False, State.QUEUED)
+    stored = MessageStore(redis).get("gw:shop:order-1")
+    assert stored is not None
+    assert stored.request["to"] == [{"phone": "33612345678", "params": []}]
+
+
+def test_a_python_producer_cannot_write_in_the_gateway_namespace(redis: Redis) -> None:
+    producer = Producer(redis, ProducerSettings())
+
+    with pytest.raises(InvalidRequestError) as raised:
+        producer.enqueue({"key": "gw:shop:order-1", **VALID})
+
+    assert str(raised.value) == "key: keys starting with gw: belong to gateway producers"
+    assert MessageStore(redis).get("gw:shop:order-1") is None

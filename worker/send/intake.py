@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 import structlog
 
 from producers import keys
+from producers.contract import SOURCE_INTAKE
 from producers.enqueue import Enqueued, Producer, Refused
 from producers.errors import InvalidRequestError, RedisUnavailableError, shown
 from producers.store import decoded
@@ -149,7 +150,7 @@ class Intake:
                     key=result.key,
                     state=result.state.value,
                     duplicate=result.duplicate,
-                    source="intake",
+                    source=SOURCE_INTAKE,
                 )
             else:
                 self._dead(raw, None, result)
@@ -175,7 +176,7 @@ class Intake:
         entries one by one, and whichever breaks alone gets the reason as a string."""
         objects = [obj for _, obj in parsed]
         try:
-            return list(self._producer.enqueue_many(objects, source="intake"))
+            return list(self._producer.enqueue_many(objects, source=SOURCE_INTAKE))
         except RedisUnavailableError:
             raise
         except Exception as error:  # noqa: BLE001 - one entry must not stop the others
@@ -184,7 +185,7 @@ class Intake:
         results: list[Enqueued | Refused | str] = []
         for obj in objects:
             try:
-                results.extend(self._producer.enqueue_many([obj], source="intake"))
+                results.extend(self._producer.enqueue_many([obj], source=SOURCE_INTAKE))
             except RedisUnavailableError:
                 raise
             except Exception as error:  # noqa: BLE001 - dead-letter this one, go on
