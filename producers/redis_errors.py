@@ -4,15 +4,29 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 import redis.exceptions
 
 from producers.errors import RedisUnavailableError
 
 
+if TYPE_CHECKING:
+    from redis import Redis
+
+
 REDIS_OUTAGE_ERRORS = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
 """What redis-py raises when Redis cannot be reached or does not answer in time (an outage, as
 opposed to a refused command)."""
+
+
+def redis_address(connection: Redis) -> str:
+    """Where ``connection`` goes, as ``host:port/db`` (or the socket path), never with its user
+    or password."""
+    kwargs = connection.connection_pool.connection_kwargs
+    if kwargs.get("path"):
+        return f"unix:{kwargs['path']}"
+    return f"{kwargs.get('host', 'localhost')}:{kwargs.get('port', 6379)}/{kwargs.get('db', 0)}"
 
 
 @contextmanager

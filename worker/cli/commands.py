@@ -171,12 +171,15 @@ def _worker(args: argparse.Namespace) -> int:
         from worker.send.supervisor import supervise
 
         return supervise(args.processes, burst=args.burst, lanes=args.lanes)
-    from worker.send.runner import build_worker
+    from worker.send.runner import build_worker, wait_for_redis
     from worker.send.runtime import build_runtime
 
     runtime = build_runtime(settings)
     try:
-        _ping(runtime.redis)
+        if args.burst:
+            _ping(runtime.redis)
+        else:
+            wait_for_redis(runtime.redis)  # logged, however long it takes
         build_worker(runtime, lanes).work(burst=args.burst, logging_level=settings.log_level)
     finally:
         runtime.close()

@@ -35,7 +35,7 @@ from producers import keys
 from producers.contract import LANE_ORDER, SEND_SMS_JOB, Lane, queue_name
 from producers.enqueue import Producer
 from producers.keys import MESSAGE_ID_PATTERN
-from producers.redis_errors import REDIS_OUTAGE_ERRORS
+from producers.redis_errors import REDIS_OUTAGE_ERRORS, redis_address
 from producers.states import State
 from producers.store import decoded
 from worker.logs import bind_message
@@ -144,7 +144,7 @@ class SmsWorker(SimpleWorker):
             while not self._stop_requested:
                 self._check_suspension(burst)
                 if self.should_run_maintenance_tasks:
-                    self.run_maintenance_tasks()  # type: ignore[no-untyped-call]
+                    self.run_maintenance_tasks()
                 free = self.slots.wait_free(self.runtime.settings.idle_wait_s)
                 if self._stop_requested or free == 0:
                     continue
@@ -399,8 +399,23 @@ class SmsWorker(SimpleWorker):
             )
 
     def teardown(self) -> None:
-        super().teardown()  # type: ignore[no-untyped-call]
+        try:
+            super().teardown()  # type: ignore[no-untyped-call]
+        except REDIS_OUTAGE_ERRORS as exc:
+            # RQ's death record: its worker key expires on its own (WORKER_TTL_S).
+            log.warning("sms.worker.redis_unavailable", error=type(exc).__name__, step="teardown")
         self.heartbeat_thread.stop()
+
+    def run_maintenance_tasks(self) -> None:
+        """RQ's registry cleanup; during a Redis outage it is skipped until the next interval
+        (the reconciler, not this cleanup, is what puts stuck sends right)."""
+        try:
+            super().run_maintenance_tasks()  # type: ignore[no-untyped-call]
+        except REDIS_OUTAGE_ERRORS as exc:
+            self.last_cleaned_at = now()  # type: ignore[assignment]
+            log.warning(
+                "sms.worker.redis_unavailable", error=type(exc).__name__, step="maintenance"
+            )
 
     def clean_registries(self) -> None:
         """RQ's registry maintenance, minus its intermediate-list cleanup: that one fails stuck
@@ -487,6 +502,26 @@ def lane_queues(connection: Redis, lanes: Iterable[Lane] = LANE_ORDER) -> list[Q
     return [
         Queue(queue_name(lane), connection=connection, serializer=JSONSerializer) for lane in lanes
     ]
+
+
+def wait_for_redis(connection: Redis) -> None:
+    """Before a worker registers: wait, however long, until Redis answers, so a worker started
+    before its Redis, or during an outage, starts once Redis is back."""
+    attempt = 0
+    while True:
+        try:
+            connection.ping()
+            return
+        except REDIS_OUTAGE_ERRORS as exc:
+            attempt += 1
+            wait_s = backoff_s(attempt, initial_s=REDIS_RETRY_INITIAL_S, max_s=REDIS_RETRY_MAX_S)
+            log.warning(
+                "sms.worker.waiting_for_redis",
+                address=redis_address(connection),
+                error=type(exc).__name__,
+                retry_in_s=wait_s,
+            )
+            time.sleep(wait_s)
 
 
 def build_worker(runtime: Runtime, lanes: Iterable[Lane] = LANE_ORDER) -> SmsWorker:
