@@ -126,6 +126,18 @@ class ProviderBusyError(NotSentError):
         """The answer's ``Retry-After``, in seconds and capped, or None without one."""
 
 
+class MisdirectedError(ProviderError):
+    """The answer proves the request never reached sendSms: the URL is wrong (HTTP 404, 405,
+    410 or 421 from whatever server is there) or the server's TLS certificate is not for that
+    host. Nothing was sent; every later request would fail the same way, so the lanes pause
+    until the setting is fixed."""
+
+    def __init__(self, reason: str, *, http_status: int | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.http_status = http_status
+
+
 class OutcomeUnknownError(ProviderError):
     """The request may have reached AllMySMS; whether the SMS left is unknown."""
 

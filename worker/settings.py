@@ -180,7 +180,13 @@ class Settings:
             ConfigError: names the variable and the reason, never the value.
         """
         env = os.environ if environ is None else environ
-        base_url = (env.get("ALLMYSMS_BASE_URL") or DEFAULT_BASE_URL).rstrip("/")
+        base_url = env.get("ALLMYSMS_BASE_URL", DEFAULT_BASE_URL).strip().rstrip("/")
+        if not base_url:
+            raise ConfigError(
+                "ALLMYSMS_BASE_URL",
+                f"is empty; leave it out for AllMySMS itself ({DEFAULT_BASE_URL}) or set the "
+                "sandbox's URL",
+            )
         if urlsplit(base_url).scheme not in ("http", "https") or not urlsplit(base_url).netloc:
             raise ConfigError("ALLMYSMS_BASE_URL", "must be an http(s) URL")
         log_format = (env.get("SMSQ_LOG_FORMAT") or "auto").lower()

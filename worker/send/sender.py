@@ -14,7 +14,12 @@ from rq.timeouts import JobTimeoutException
 
 from producers import keys
 from producers.contract import SendRequest
-from producers.errors import NotSentError, OutcomeUnknownError, ProviderBusyError
+from producers.errors import (
+    MisdirectedError,
+    NotSentError,
+    OutcomeUnknownError,
+    ProviderBusyError,
+)
 from producers.phones import mask_phone
 from producers.redis_errors import REDIS_OUTAGE_ERRORS
 from producers.states import State
@@ -202,6 +207,10 @@ class Sender:
             # Provably nothing was sent (busy until the retries ran out, or no turn within
             # the rate limit's wait budget): back to the front of the lane, never dropped.
             return self._requeue_unsent(send, str(exc))
+        except MisdirectedError as exc:
+            # Provably not sent, and nothing will be until the URL is fixed: like a bad account.
+            reason = f"ALLMYSMS_BASE_URL: {exc.reason}"
+            return self._pause_and_requeue(send, None, reason, action=MISDIRECTED_ACTION)
         except NotSentError as exc:
             return self._finish(
                 send,
@@ -254,7 +263,8 @@ class Sender:
                 reply=reply,
             )
         if reply.status in PAUSE_STATUSES:
-            return self._pause_and_requeue(send, reply, info.meaning)
+            reason = f"AllMySMS {reply.status}: {info.meaning}"
+            return self._pause_and_requeue(send, reply, reason, action=ACCOUNT_ACTION)
         state = info.state
         sent = set(reply.sms_ids)
         missing = [r.phone for r in send.request.recipients if r.phone not in sent]
@@ -337,26 +347,25 @@ class Sender:
         )
         return SendResult(State.QUEUED.value, None, send.attempts)
 
-    def _pause_and_requeue(self, send: _Send, reply: ProviderReply, meaning: str) -> SendResult:
-        """The account cannot send (bad credentials, no credit): stop every worker instead of
-        turning the whole queue into dead letters, and put this message back at the front."""
+    def _pause_and_requeue(
+        self, send: _Send, reply: ProviderReply | None, reason: str, *, action: str
+    ) -> SendResult:
+        """The account or the URL cannot send (bad credentials, no credit, no sendSms at
+        ``ALLMYSMS_BASE_URL``): stop every worker instead of turning the whole queue into dead
+        letters, and put this message back at the front."""
         actor = f"worker {self._ledger.worker_name}"
-        self._switch.pause(None, reason=f"AllMySMS {reply.status}: {meaning}", by=actor)
+        self._switch.pause(None, reason=reason, by=actor)
         self._ledger.requeue(
             send.message_id,
             allowed=frozenset({State.SENDING}),
             actor=actor,
             front=True,
-            reason=f"AllMySMS {reply.status} ({meaning}); lanes paused, nothing was sent",
+            reason=f"{reason}; lanes paused, nothing was sent",
         )
         self._ledger.count(self._metrics(send, reply))
-        log.error(
-            "sms.lanes.paused",
-            provider_status=reply.status,
-            reason=meaning,
-            action="fix the account, then run: smsq resume all",
-        )
-        return SendResult(State.QUEUED.value, reply.status, send.attempts)
+        status = reply.status if reply is not None else None
+        log.error("sms.lanes.paused", provider_status=status, reason=reason, action=action)
+        return SendResult(State.QUEUED.value, status, send.attempts)
 
     def _metrics(self, send: _Send, reply: ProviderReply | None) -> dict[str, int]:
         metrics: dict[str, int] = {}
@@ -418,6 +427,11 @@ class Sender:
             raise
 
 
+ACCOUNT_ACTION = "fix the account, then run: smsq resume all"
+MISDIRECTED_ACTION = (
+    "fix ALLMYSMS_BASE_URL (AllMySMS's is https://api.allmysms.com/http/9.0), then run: "
+    "smsq resume all"
+)
 PAUSE_STATUSES = frozenset({102, 103, 104})
 """AllMySMS statuses that mean the account cannot send at all: pause, do not dead-letter."""
 OUTCOME_WRITE_RETRY_S = 120.0
