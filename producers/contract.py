@@ -123,6 +123,8 @@ class SendRequest:
             "lane": self.lane.value,
             "valid_for_s": self.valid_for_s,
             "dynamic": self.dynamic,
+            "segments": self.segments,
+            "encoding": self.encoding,
             "callback_url": self.callback_url,
             "producer": self.producer,
         }
@@ -131,10 +133,18 @@ class SendRequest:
     def from_stored(cls, data: Mapping[str, Any]) -> SendRequest:
         """Rebuild a request written by :meth:`to_stored` (already validated)."""
         send_at = data.get("send_at")
+        recipients = tuple(Recipient(r["phone"], tuple(r["params"])) for r in data["to"])
+        segments, encoding = data.get("segments"), data.get("encoding")
+        if segments is None or encoding is None:  # stored before 0.2: count them again
+            counts = [count_segments(_substitute(data["text"], r.params)) for r in recipients]
+            segments = max(c.segments for c in counts)
+            encoding = "ucs2" if any(c.encoding == "ucs2" for c in counts) else "gsm7"
         return cls(
             key=data["key"],
-            recipients=tuple(Recipient(r["phone"], tuple(r["params"])) for r in data["to"]),
+            recipients=recipients,
             text=data["text"],
+            segments=int(segments),
+            encoding=str(encoding),
             sender=data.get("sender"),
             send_at=datetime.fromisoformat(send_at) if send_at else None,
             campaign=data.get("campaign"),

@@ -139,8 +139,7 @@ class AllMySmsClient:
         except NOT_SENT_ERRORS as exc:
             if _certificate_mismatch(exc):
                 raise MisdirectedError(
-                    f"the TLS certificate of {self._host} is refused "
-                    f"({_certificate_mismatch(exc)})"
+                    f"the TLS certificate of {self._host} is refused ({_certificate_mismatch(exc)})"
                 ) from exc
             raise NotSentError(f"{type(exc).__name__}: AllMySMS was not reached") from exc
         except httpx.TransportError as exc:

@@ -66,9 +66,14 @@ class _Send:
     """When waiting for a rate-limit turn stops (the send's wait budget)."""
     turn_taken: bool
     """The first attempt's rate-limit turn was already waited for, under the claim."""
+    expires_at: float | None = None
+    """When ``valid_for_s`` runs out (epoch seconds): past it, nothing may leave."""
     attempts: int = 0
     latency_s: float | None = None
     """AllMySMS's answer time on the last attempt that reached it."""
+
+    def expired(self) -> bool:
+        return self.expires_at is not None and time.time() > self.expires_at
 
     @property
     def lane(self) -> str:
@@ -126,6 +131,10 @@ class Sender:
         ids = {"key": request.key, "lane": request.lane.value, "job_id": keys.job_id(message_id)}
         structlog.contextvars.bind_contextvars(key=request.key, lane=request.lane.value)
         log.info("sms.send.started", state="sending", recipients=len(request.recipients))
+        limit_deadline = self._limiter.deadline()
+        if claim.expires_at is not None:
+            # No rate-limit turn is booked past the validity: the send expires instead.
+            limit_deadline = min(limit_deadline, time.monotonic() + claim.expires_at - time.time())
         return _Send(
             message_id=message_id,
             job=job,
@@ -133,8 +142,9 @@ class Sender:
             ids=ids,
             started=time.monotonic(),
             cost=request.segments * len(request.recipients),
-            limit_deadline=self._limiter.deadline(),
+            limit_deadline=limit_deadline,
             turn_taken=hold,
+            expires_at=claim.expires_at,
         )
 
     def _not_claimed(self, message_id: str, outcome: str) -> SendResult:
@@ -159,7 +169,11 @@ class Sender:
         try:
             self._limiter.wait(send.cost, deadline=send.limit_deadline)
         except RateLimitBacklogError as exc:
+            if send.expired() or _past(send.expires_at, send.limit_deadline):
+                return self._expire(send, "while it waited for a rate-limit turn")
             return self._requeue_unsent(send, str(exc))
+        if send.expired():
+            return self._expire(send, "while it waited for a rate-limit turn")
         if not self._ledger.start_posting(send.message_id):
             log.warning(
                 "sms.send.released",
@@ -177,6 +191,8 @@ class Sender:
             send.turn_taken = False
         else:
             self._limiter.wait(send.cost, deadline=send.limit_deadline)
+        if send.expired():
+            raise _ExpiredError
         send.attempts += 1
         flux = build_flux(send.request, now=datetime.now(UTC))
         sent_at = time.monotonic()
@@ -203,7 +219,14 @@ class Sender:
         """Post with retries on transport failures only, then record exactly one outcome."""
         try:
             reply = self._retrying()(self._attempt, send)
+        except _ExpiredError:
+            return self._expire(send, "before an attempt could leave")
         except (ProviderBusyError, RateLimitBacklogError) as exc:
+            if send.expired() or (
+                isinstance(exc, RateLimitBacklogError)
+                and _past(send.expires_at, send.limit_deadline)
+            ):
+                return self._expire(send, "before an attempt could leave")
             # Provably nothing was sent (busy until the retries ran out, or no turn within
             # the rate limit's wait budget): back to the front of the lane, never dropped.
             return self._requeue_unsent(send, str(exc))
@@ -332,6 +355,11 @@ class Sender:
             job_done=send.job is not None,
         )
 
+    def _expire(self, send: _Send, when: str) -> SendResult:
+        """``valid_for_s`` ran out after the claim: nothing leaves, the message ends expired."""
+        reason = f"valid_for_s ran out {when}; nothing was sent"
+        return self._finish(send, State.EXPIRED, reason=reason, error=reason)
+
     def _requeue_unsent(self, send: _Send, reason: str) -> SendResult:
         actor = f"worker {self._ledger.worker_name}"
         self._ledger.requeue(
@@ -425,6 +453,17 @@ class Sender:
                 campaign_id=fields.get("campaign_id"),
             )
             raise
+
+
+class _ExpiredError(Exception):
+    """Raised inside an attempt when ``valid_for_s`` has run out: tenacity does not retry it."""
+
+
+def _past(expires_at: float | None, limit_deadline: float) -> bool:
+    """Whether the rate-limit deadline was the validity's (no turn before it expires)."""
+    if expires_at is None:
+        return False
+    return time.monotonic() + expires_at - time.time() <= limit_deadline + 1e-3
 
 
 ACCOUNT_ACTION = "fix the account, then run: smsq resume all"
