@@ -24,6 +24,7 @@ from producers.errors import InvalidRequestError
 from producers.records import utc_now_iso
 from producers.redis_errors import translate_redis_errors
 from producers.states import State
+from producers.store import decoded
 
 
 if TYPE_CHECKING:
@@ -191,7 +192,7 @@ class Producer:
         if accepted:
             states = self._write([request for _, request in accepted], source)
             for (index, request), state in zip(accepted, states, strict=True):
-                existing = state.decode() if isinstance(state, bytes) else state
+                existing = decoded(state)
                 results[index] = Enqueued(
                     key=request.key,
                     message_id=keys.message_id(request.key),

@@ -14,9 +14,13 @@
      ├── ProviderError           talking to AllMySMS went wrong
      │    ├── NotSentError          it provably never reached AllMySMS (the only retried error)
      │    │    └── ProviderBusyError   HTTP 429, or 503 with Retry-After: refused unprocessed
+     │    ├── MisdirectedError      the answer proves sendSms was never reached (wrong URL)
      │    └── OutcomeUnknownError   it may have reached AllMySMS: never resent automatically
      ├── RefusedJobError         a job in Redis names a callable or data smsq does not run
-     └── CallbackRefusedError    a callback_url the outbound policy refuses: dead, never retried
+     ├── CallbackRefusedError    a callback_url the outbound policy refuses: dead, never retried
+     ├── RateLimitBacklogError   no rate-limit turn within the wait budget (worker.send)
+     ├── LuaScriptError          a Lua script, fragment or placeholder is wrong (worker.store.lua)
+     └── UnsafeValueError        a value that cannot be inlined into Lua (worker.store.lua)
 
 Messages never carry a phone number, a message text or the provider apiKey. AllMySMS's business
 statuses 102-118 are answers, not exceptions: the sender records them as the message's state.

@@ -109,7 +109,7 @@ class SmsWorker(SimpleWorker):
             stale_after_s=settings.job_timeout_s + OUTCOME_WRITE_RETRY_S,
         )
         self.lanes = Lanes(
-            runtime.redis, [q.key for q in queues], [q.name.removeprefix("smsq-") for q in queues]
+            runtime.redis, [q.key for q in queues], [keys.lane_of_queue(q.name) for q in queues]
         )
         self.slots = SendSlots(settings.send_slots, self._send)
         self._cold_stop = False
@@ -449,7 +449,7 @@ class SmsWorker(SimpleWorker):
             taken.job_id,
             reason,
             ttl_s=self.runtime.settings.producer.outcome_ttl_s,
-            lane=taken.queue_key.removeprefix("rq:queue:smsq-"),
+            lane=keys.lane_of_queue(taken.queue_key),
         )
         log.warning("sms.job.refused", job_id=shown, reason=reason)
 
@@ -463,7 +463,7 @@ class SmsWorker(SimpleWorker):
             ).add(job, ttl=ttl_s, pipeline=pipe)
             pipe.execute()
         shown = refuse_job(
-            self.connection, job.id, reason, ttl_s=ttl_s, lane=queue.name.removeprefix("smsq-")
+            self.connection, job.id, reason, ttl_s=ttl_s, lane=keys.lane_of_queue(queue.name)
         )
         log.warning("sms.job.refused", job_id=shown, reason=reason)
 

@@ -65,7 +65,8 @@ class _Send:
     limit_deadline: float
     """When waiting for a rate-limit turn stops (the send's wait budget)."""
     turn_taken: bool
-    """The first attempt's rate-limit turn was already waited for, under the claim."""
+    """The first attempt's turn is waited for under the held claim (by ``_wait_first_turn``),
+    so the first ``_attempt`` must not wait again."""
     expires_at: float | None = None
     """When ``valid_for_s`` runs out (epoch seconds): past it, nothing may leave."""
     attempts: int = 0
@@ -474,10 +475,10 @@ MISDIRECTED_ACTION = (
 PAUSE_STATUSES = frozenset({102, 103, 104})
 """AllMySMS statuses that mean the account cannot send at all: pause, do not dead-letter."""
 OUTCOME_WRITE_RETRY_S = 120.0
+"""How long a worker holding AllMySMS's answer keeps trying to record it while Redis is down."""
 OUTCOME_WRITE_WAIT_S = 0.2
 OUTCOME_WRITE_WAIT_MAX_S = 5.0
 """First and longest wait between two attempts to record an outcome while Redis is down."""
-"""How long a worker holding AllMySMS's answer keeps trying to record it while Redis is down."""
 
 _EVENTS = {
     State.SENT: "sms.send.accepted",

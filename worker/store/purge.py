@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from producers import keys
 from producers.errors import PhoneError
 from producers.phones import normalise_phone
-from producers.store import decoded
+from producers.store import decoded, decoded_hash
 
 
 if TYPE_CHECKING:
@@ -77,7 +77,7 @@ class Purger:
         return report
 
     def _purge_message(self, key: str, target: str, report: PurgeReport, dry_run: bool) -> None:
-        raw = {decoded(k): decoded(v) for k, v in self._redis.hgetall(key).items()}
+        raw = decoded_hash(self._redis.hgetall(key))
         if "request" not in raw:
             return
         request = json.loads(raw["request"])
