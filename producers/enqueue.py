@@ -208,7 +208,7 @@ class Producer:
         calls = _script_calls(requests)
         if len(calls) == 1:
             return self._run_script(self._items(calls[0], source))
-        with translate_redis_errors():
+        with translate_redis_errors(self._redis, retry_hint=True):
             answers = self._pipelined(calls, source)
         states: list[bytes | str] = []
         for call, answer in zip(calls, answers, strict=True):
@@ -267,7 +267,7 @@ class Producer:
         ]
 
     def _run_script(self, items: list[list[Any]]) -> list[bytes | str]:
-        with translate_redis_errors():
+        with translate_redis_errors(self._redis, retry_hint=True):
             states: list[bytes | str] = self._script(args=self._script_args(items))
         return states
 

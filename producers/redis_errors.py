@@ -29,18 +29,27 @@ def redis_address(connection: Redis) -> str:
     return f"{kwargs.get('host', 'localhost')}:{kwargs.get('port', 6379)}/{kwargs.get('db', 0)}"
 
 
+RETRY_IS_SAFE = "retrying with the same keys is safe, duplicates are ignored"
+"""Said to producers whose enqueue met an outage (and only to them)."""
+
+
 @contextmanager
-def translate_redis_errors() -> Iterator[None]:
+def translate_redis_errors(
+    connection: Redis | None = None, *, retry_hint: bool = False
+) -> Iterator[None]:
     """Raise :class:`RedisUnavailableError` for connection errors and timeouts.
 
-    The message names the failure class, never the URL (it may hold a password).
+    The message names the failure class and, given ``connection``, where it goes
+    (:func:`redis_address`), never the URL (it may hold a password); with ``retry_hint`` (an
+    enqueue) it says that retrying is safe.
     """
     try:
         yield
     except REDIS_OUTAGE_ERRORS as exc:
+        where = f" at {redis_address(connection)}" if connection is not None else ""
+        hint = f"; {RETRY_IS_SAFE}" if retry_hint else ""
         raise RedisUnavailableError(
-            f"Redis is unreachable ({type(exc).__name__}); "
-            "retrying with the same keys is safe, duplicates are ignored"
+            f"Redis{where} is unreachable ({type(exc).__name__}){hint}"
         ) from exc
     except redis.exceptions.ResponseError as exc:
         raise RedisUnavailableError(f"Redis refused the command: {exc}") from exc

@@ -210,7 +210,7 @@ def _configure_logging(settings: Any) -> None:
 def _ping(connection: Any) -> None:
     from producers.redis_errors import translate_redis_errors
 
-    with translate_redis_errors():
+    with translate_redis_errors(connection):
         connection.ping()
 
 
@@ -377,9 +377,10 @@ def _purge(args: argparse.Namespace) -> int:
     from worker.store.purge import Purger
 
     settings = ProducerSettings.from_env()
+    connection = connect(settings)
     try:
-        with translate_redis_errors():
-            report = Purger(connect(settings), default_region=settings.default_country).purge(
+        with translate_redis_errors(connection):
+            report = Purger(connection, default_region=settings.default_country).purge(
                 args.phone, dry_run=args.dry_run
             )
     except PhoneError as exc:
