@@ -16,6 +16,8 @@ N = TypeVar("N", int, float)
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 DEFAULT_COUNTRY = "FR"
 OUTCOME_TTL_S = 30 * 24 * 3600
+KEY_MEMORY_S = 400 * 24 * 3600
+"""Default of ``SMSQ_KEY_MEMORY_S``: a key is sent at most once for 400 days (over a year)."""
 """How long a message's outcome, history and dead letter stay readable (30 days)."""
 CHUNK_RECIPIENTS = 500
 """Most recipients in one AllMySMS request; a bigger message is split into parts of this size."""
@@ -29,6 +31,9 @@ class ProducerSettings:
     redis_url: str = DEFAULT_REDIS_URL
     default_country: str = DEFAULT_COUNTRY
     outcome_ttl_s: int = OUTCOME_TTL_S
+    key_memory_s: int = KEY_MEMORY_S
+    """How long a key is remembered (its tombstone) after enqueue: a request with the same key
+    is answered as a duplicate that long, even once its record expired or was purged; 0: off."""
     chunk_recipients: int = CHUNK_RECIPIENTS
 
     @classmethod
@@ -44,6 +49,7 @@ class ProducerSettings:
             redis_url=read_redis_url(env),
             default_country=read_country(env, "SMSQ_DEFAULT_COUNTRY"),
             outcome_ttl_s=read_int(env, "SMSQ_OUTCOME_TTL_S", OUTCOME_TTL_S, minimum=60),
+            key_memory_s=read_int(env, "SMSQ_KEY_MEMORY_S", KEY_MEMORY_S, minimum=0),
             chunk_recipients=read_int(
                 env,
                 "SMSQ_CHUNK_RECIPIENTS",

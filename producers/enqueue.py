@@ -73,12 +73,16 @@ local function write(it)
     pushed = pushed + 1
   end
 end
+local tomb_ttl = tonumber(ARGV[5])
 for i, it in ipairs(items) do
   local state = redis.call('HGET', it[1], 'state')
+  local tomb = ARGV[6] .. string.sub(it[1], tonumber(ARGV[7]))
+  if not state and tomb_ttl > 0 then state = redis.call('GET', tomb) end
   if state then
     out[i] = state
   else
     write(it)
+    if tomb_ttl > 0 then redis.call('SET', tomb, 'queued', 'EX', tomb_ttl) end
     if it[9] then
       for _, part in ipairs(it[9]) do
         if redis.call('HEXISTS', part[1], 'state') == 0 then write(part) end
@@ -277,6 +281,9 @@ class Producer:
             self._settings.outcome_ttl_s,
             keys.WAKE,
             keys.WAKE_TOKENS_MAX,
+            max(self._settings.key_memory_s, 0),
+            keys.TOMBSTONE_PREFIX,
+            len(keys.MESSAGE_PREFIX) + 1,
         ]
 
 

@@ -34,6 +34,8 @@ MESSAGE_ID_PATTERN = re.compile(r"[0-9a-f]{32}")
 WAKE_TOKENS_MAX = 64
 """Tokens a wake list keeps at most: an idle worker (or dispatcher) needs one, more are trimmed."""
 
+TOMBSTONE_PREFIX = f"{PREFIX}:tomb:"
+"""``smsq:tomb:<message id>``: see :func:`tombstone`."""
 GATEWAY_KEY_PREFIX = "gw:"
 """Keys of gateway requests, ``gw:<login>:<client key>``: only the gateway writes them."""
 INTAKE = f"{PREFIX}:intake"
@@ -130,6 +132,12 @@ requeue (built by :func:`requeued_job_id` and by ``worker/store/lua/lib/requeue.
 def lane_of_queue(queue: str) -> str:
     """The lane of an RQ queue, by its name (``smsq-bulk``) or its key (``rq:queue:smsq-bulk``)."""
     return queue.removeprefix(RQ_QUEUE_PREFIX).removeprefix(LANE_QUEUE_PREFIX)
+
+
+def tombstone(message_id: str) -> str:
+    """What a key ended as, kept ``SMSQ_KEY_MEMORY_S`` after its record is gone (no personal
+    data: the key's hash in the name, a state as the value)."""
+    return f"{TOMBSTONE_PREFIX}{message_id}"
 
 
 def intake_processing(worker_name: str) -> str:

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from redis import Redis
 
+from producers import keys
 from producers.config import ProducerSettings
 from producers.enqueue import Enqueued, Producer, Refused
 from producers.errors import ConfigError, InvalidRequestError, RedisUnavailableError
@@ -251,3 +252,41 @@ def test_job_ids_map_back_to_their_message() -> None:
     assert keys.requeued_job_id(mid, 3) == f"smsq-{mid}-r3"
     assert keys.message_id_of_job(f"smsq-{mid}-x3") is None
     assert keys.message_id_of_job("evil") is None
+
+
+def test_a_key_is_sent_once_even_after_its_record_expired_or_was_purged(
+    redis: Redis, store: MessageStore, sandbox: SandboxProvider, workers: Workers
+) -> None:
+    """The tombstone (SMSQ_KEY_MEMORY_S, 400 days by default) outlives the record
+    (SMSQ_OUTCOME_TTL_S): a replay after the record expired, or after an erasure, is answered
+    as a duplicate with the state the key ended in, and nothing is sent again."""
+    producer = Producer(redis)
+    producer.enqueue({"key": "once", "text": "Hi", "to": ["0612345678"]})
+    producer.enqueue({"key": "erased", "text": "Hi", "to": ["0698765432"]})
+    assert workers.run_burst().returncode == 0
+    mid = message_id("once")
+    redis.delete(keys.message(mid), keys.history(mid))  # as SMSQ_OUTCOME_TTL_S would
+    assert workers.smsq("purge", "--phone", "0698765432").returncode == 0
+
+    again = producer.enqueue({"key": "once", "text": "Hi", "to": ["0612345678"]})
+    erased = producer.enqueue({"key": "erased", "text": "Hi", "to": ["0698765432"]})
+    assert workers.run_burst().returncode == 0
+
+    assert (again.duplicate, again.state) == (True, State.SENT)
+    assert (erased.duplicate, erased.state) == (True, State.SENT)
+    assert len(sandbox.requests()) == 2
+    assert 399 * 86400 < redis.ttl(keys.tombstone(mid)) <= 400 * 86400
+    assert redis.get(keys.tombstone(mid)) == b"sent"
+    assert redis.get(keys.tombstone(message_id("erased"))) == b"sent"
+
+
+def test_without_key_memory_a_key_is_remembered_as_long_as_its_record(redis: Redis) -> None:
+    producer = Producer(redis, ProducerSettings(key_memory_s=0))
+    producer.enqueue({"key": "short", "text": "Hi", "to": ["0612345678"]})
+    mid = message_id("short")
+    redis.delete(keys.message(mid), keys.history(mid))
+
+    again = producer.enqueue({"key": "short", "text": "Hi", "to": ["0612345678"]})
+
+    assert (again.duplicate, again.state) == (False, State.QUEUED)
+    assert redis.exists(keys.tombstone(mid)) == 0

@@ -41,6 +41,8 @@ local function apply(msg, hist, dead_set, dead_key, new_state, fields, entry, de
     redis.call('HINCRBY', metrics, 'dead_letters', 1)
   end
   if TERMINAL[new_state] then
+    -- The key's tombstone (if remembered: SMSQ_KEY_MEMORY_S) says what it ended as.
+    redis.call('SET', '{{TOMBSTONE_PREFIX}}' .. mid, new_state, 'XX', 'KEEPTTL')
     index_sms_ids(fields['sms_ids'], mid, ttl)
     enqueue_callback(callback_events, callback_due, callback_wake, metrics, msg,
       final_event(msg, new_state, fields['updated_at'], event_id))
