@@ -11,6 +11,7 @@ from typing import IO, Any
 
 from producers.errors import ConfigError, RedisUnavailableError
 from worker import __version__
+from worker.coredumps import disable_core_dumps
 
 
 # httpx's package imports its own command-line client, hence click and pygments (about 2 MiB
@@ -43,6 +44,8 @@ WEB_MODULES = (
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # Before anything reads a secret: no core file or ptrace of this process can show one.
+    disable_core_dumps()
     parser = _parser()
     args = parser.parse_args(argv)
     try:
