@@ -11,6 +11,7 @@ from typing import IO, Any
 
 from producers.errors import ConfigError, RedisUnavailableError
 from worker import __version__
+from worker.cli.text import dumps_json, printable
 from worker.coredumps import disable_core_dumps
 
 
@@ -252,7 +253,7 @@ def _enqueue(args: argparse.Namespace) -> int:
                 counts["refused"] += 1
             else:
                 counts["duplicates" if result.duplicate else "accepted"] += 1
-            sys.stdout.write(json.dumps(result.as_dict(), ensure_ascii=False) + "\n")
+            sys.stdout.write(dumps_json(result.as_dict()) + "\n")
         sys.stdout.flush()
         bar.update(len(batch))
     bar.close()
@@ -320,7 +321,7 @@ def _status(args: argparse.Namespace) -> int:
     if recipient is not None:
         return _print_recipient(record, recipient, as_json=args.json)
     if args.json:
-        print(json.dumps(record.as_dict(), ensure_ascii=False, indent=2))
+        print(dumps_json(record.as_dict(), indent=2))
         return EXIT_OK
     from worker.cli.text import render_status
 
@@ -343,13 +344,15 @@ def _print_recipient(record: Any, position: int, *, as_json: bool) -> int:
     if as_json:
         data = record.as_dict()
         data["recipient"] = {"position": position, "phone": phone, "provider_sms_id": sms_id}
-        print(json.dumps(data, ensure_ascii=False, indent=2))
+        print(dumps_json(data, indent=2))
         return EXIT_OK
     from worker.cli.text import render_status
 
     print(
-        f"recipient:  {position} of {len(recipients)}: {phone}  "
-        f"(message {record.state.value}; AllMySMS smsId {sms_id or 'none yet'})"
+        printable(
+            f"recipient:  {position} of {len(recipients)}: {phone}  "
+            f"(message {record.state.value}; AllMySMS smsId {sms_id or 'none yet'})"
+        )
     )
     print(render_status(record))
     return EXIT_OK
@@ -370,7 +373,7 @@ def _purge(args: argparse.Namespace) -> int:
     except PhoneError as exc:
         print(f"smsq: --phone: {exc.reason}", file=sys.stderr)
         return EXIT_REFUSED
-    print(json.dumps({"dry_run": args.dry_run, **report.as_dict()}, ensure_ascii=False))
+    print(dumps_json({"dry_run": args.dry_run, **report.as_dict()}))
     return EXIT_OK
 
 
@@ -401,7 +404,7 @@ def _replies(args: argparse.Namespace) -> int:
         print(f"smsq: no message with key {args.key!r}", file=sys.stderr)
         return EXIT_REFUSED
     if args.json:
-        print(json.dumps(record.replies, ensure_ascii=False, indent=2))
+        print(dumps_json(record.replies, indent=2))
     else:
         print(render_replies(record))
     return EXIT_OK
@@ -421,11 +424,13 @@ def _callbacks(args: argparse.Namespace) -> int:
         _ping(connection)
         dead = [d.as_dict() for d in dead_callbacks(connection)]
         if args.json:
-            print(json.dumps(dead, ensure_ascii=False, indent=2))
+            print(dumps_json(dead, indent=2))
         for item in [] if args.json else dead:
             print(
-                f"{item['event_id']}  {item['event'].get('event')}  {item['event'].get('key')}"
-                f"  attempts={item['attempts']}  {item['reason']}"
+                printable(
+                    f"{item['event_id']}  {item['event'].get('event')}  {item['event'].get('key')}"
+                    f"  attempts={item['attempts']}  {item['reason']}"
+                )
             )
         return EXIT_OK
     if args.threads < 1:
