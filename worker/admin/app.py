@@ -83,7 +83,8 @@ def create_app(settings: Settings, connection: Redis) -> Starlette:
             session_cookie=SESSION_COOKIE,
             max_age=SESSION_MAX_AGE_S,
             same_site="strict",
-            https_only=False,
+            # Secure unless turned off for plain-HTTP use (SMSQ_ADMIN_COOKIE_SECURE).
+            https_only=settings.admin_cookie_secure,
         ),
     ]
     app = Starlette(

@@ -41,7 +41,7 @@ def login_required(view: View) -> Callable[[Request], Awaitable[Response]]:
 
     @functools.wraps(view)
     async def guarded(request: Request) -> Response:
-        user = current_user(request)
+        user = await current_user(request)
         if user is None:
             target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
             return RedirectResponse(f"/login?next={quote(target, safe='')}", status_code=303)
@@ -52,7 +52,7 @@ def login_required(view: View) -> Callable[[Request], Awaitable[Response]]:
 
 async def login_page(request: Request) -> Response:
     next_url = _local(request.query_params.get("next", ""))
-    if current_user(request) is not None:
+    if await current_user(request) is not None:
         return RedirectResponse(next_url, status_code=303)
     return render(request, "login.html", {"next": next_url, "error": None})
 
@@ -81,14 +81,14 @@ async def login(request: Request) -> Response:
         log.warning("admin.login.failed", client=client)
         return render(request, "login.html", {"next": next_url, "error": LOGIN_FAILED}, status=401)
     admin.throttle.succeed(client)
-    start_session(request, settings.admin_user)
+    await start_session(request, settings.admin_user)
     log.info("admin.login.succeeded", user=settings.admin_user, client=client)
     return RedirectResponse(next_url, status_code=303)
 
 
 async def logout(request: Request) -> Response:
     await checked_form(request)
-    end_session(request)
+    await end_session(request)
     return RedirectResponse("/login", status_code=303)
 
 
