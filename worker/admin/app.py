@@ -21,7 +21,7 @@ from worker.admin import actions, auth, probes, views
 from worker.admin.context import AdminContext
 from worker.admin.rendering import render
 from worker.admin.sessions import SESSION_COOKIE, SESSION_MAX_AGE_S
-from worker.admin.throttle import LoginThrottle
+from worker.admin.throttle import FailureBudget, LoginThrottle
 
 
 if TYPE_CHECKING:
@@ -100,7 +100,7 @@ def create_app(settings: Settings, connection: Redis) -> Starlette:
             Exception: server_error,
         },
     )
-    app.state.admin = AdminContext(settings, connection, LoginThrottle())
+    app.state.admin = AdminContext(settings, connection, LoginThrottle(), FailureBudget(connection))
     return app
 
 

@@ -13,9 +13,11 @@ from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 import structlog
+from starlette.concurrency import run_in_threadpool
 from starlette.responses import RedirectResponse, Response
 
 from worker.admin.context import context_of
+from worker.admin.devices import recognised_device, remember_device
 from worker.admin.rendering import render
 from worker.admin.sessions import (
     checked_form,
@@ -60,8 +62,16 @@ async def login_page(request: Request) -> Response:
 async def login(request: Request) -> Response:
     admin = context_of(request)
     client = request.client.host if request.client else "unknown"
+    device = recognised_device(request)
     wait_s = admin.throttle.retry_after_s(client)
+    scope = "address"
+    if not wait_s and device is not None:
+        wait_s, scope = admin.throttle.retry_after_s(f"device:{device}"), "device"
+    if not wait_s and device is None:
+        # The site's budget binds browsers never seen to log in; known ones may still try.
+        wait_s, scope = await run_in_threadpool(admin.budget.retry_after_s), "site"
     if wait_s:
+        log.warning("admin.login.throttled", client=client, scope=scope, retry_after_s=wait_s)
         return render(
             request,
             "login.html",
@@ -78,12 +88,26 @@ async def login(request: Request) -> Response:
     password_ok = hmac.compare_digest(_bytes(password), settings.admin_password.reveal().encode())
     if not (user_ok and password_ok):
         admin.throttle.fail(client)
-        log.warning("admin.login.failed", client=client)
+        if device is not None:
+            admin.throttle.fail(f"device:{device}")
+        await run_in_threadpool(admin.budget.fail)
+        log.warning("admin.login.failed", client=client, known_device=device is not None)
         return render(request, "login.html", {"next": next_url, "error": LOGIN_FAILED}, status=401)
     admin.throttle.succeed(client)
+    if device is not None:
+        admin.throttle.succeed(f"device:{device}")
     await start_session(request, settings.admin_user)
     log.info("admin.login.succeeded", user=settings.admin_user, client=client)
-    return RedirectResponse(next_url, status_code=303)
+    if settings.admin_cookie_secure and request.url.scheme != "https":
+        log.warning(
+            "admin.login.cookie_over_http",
+            hint="browsers drop a Secure cookie set over http:// (except from localhost): "
+            "serve the page over HTTPS, list the proxy in SMSQ_TRUSTED_PROXIES, or set "
+            "SMSQ_ADMIN_COOKIE_SECURE=false for plain-HTTP use",
+        )
+    response = RedirectResponse(next_url, status_code=303)
+    remember_device(request, response, device)
+    return response
 
 
 async def logout(request: Request) -> Response:

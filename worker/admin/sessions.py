@@ -64,7 +64,7 @@ async def _check(request: Request) -> str | None:
     if time.time() - since > SESSION_MAX_AGE_S:
         return None
     # A changed password or session secret logs everyone out.
-    if not hmac.compare_digest(str(session.get("tag", "")), _credentials_tag(settings)):
+    if not hmac.compare_digest(str(session.get("tag", "")), credentials_tag(settings)):
         return None
     sid = session.get("sid")
     if not isinstance(sid, str):
@@ -88,7 +88,7 @@ async def start_session(request: Request, user: str) -> None:
         since=time.time(),
         sid=sid,
         csrf=secrets.token_urlsafe(32),
-        tag=_credentials_tag(context_of(request).settings),
+        tag=credentials_tag(context_of(request).settings),
     )
 
 
@@ -137,7 +137,7 @@ def _session_key(sid: str) -> str:
     return SESSION_PREFIX + hashlib.sha256(sid.encode()).hexdigest()
 
 
-def _credentials_tag(settings: Settings) -> str:
+def credentials_tag(settings: Settings) -> str:
     secret = settings.admin_session_secret.reveal().encode()
     material = f"{settings.admin_user}\0{settings.admin_password.reveal()}".encode()
     return hmac.new(secret, material, hashlib.sha256).hexdigest()[:32]
