@@ -106,3 +106,20 @@ def test_forwarded_for_is_ignored_from_an_untrusted_peer(
         failures = [attempt(http, "wrong", f"203.0.113.{n}") for n in range(5)]
         rotated = attempt(http, PASSWORD, "198.51.100.30")
     assert (failures, rotated) == ([401] * 5, 429)
+
+
+def test_a_known_browser_is_still_limited_per_device(proxied: str, redis: Redis) -> None:
+    """The device cookie lets a browser past a spent site budget, not past its own limit: five
+    failures with it, from rotating addresses, and it waits too."""
+    with httpx.Client(base_url=proxied, timeout=10) as browser:
+        assert attempt(browser, PASSWORD, "198.51.100.40") == 303
+        assert (
+            browser.post("/logout", data={"csrf": csrf_of(browser.get("/").text)}).status_code
+            == 303
+        )
+        redis.set(FAILURES_KEY, SITE_MAX_FAILURES, ex=60)
+        failures = [attempt(browser, "wrong", f"203.0.113.{n}") for n in range(50, 55)]
+        blocked = attempt(browser, PASSWORD, "203.0.113.60")
+        browser.cookies.clear()
+        without_cookie = attempt(browser, PASSWORD, "203.0.113.61")
+    assert (failures, blocked, without_cookie) == ([401] * 5, 429, 429)
