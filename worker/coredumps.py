@@ -14,10 +14,6 @@ import ctypes
 import resource
 import sys
 
-import structlog
-
-
-log = structlog.get_logger()
 
 PR_SET_DUMPABLE = 4
 PR_GET_DUMPABLE = 3
@@ -61,10 +57,14 @@ def state() -> dict[str, object]:
     return {"core_limit_bytes": [soft, hard], "dumpable": dumpable}
 
 
-def report() -> None:
+def report_core_dumps() -> None:
     """Log the outcome of :func:`disable_core_dumps` (call once logging is configured)."""
     if _problems is None:
         return
+    # Imported here: the CLI imports this module before it keeps structlog from loading greenlet.
+    import structlog
+
+    log = structlog.get_logger()
     if _problems:
         log.warning("process.core_dumps_not_disabled", problems=list(_problems), **state())
     else:

@@ -16,7 +16,6 @@ import structlog
 from structlog.typing import EventDict, Processor, WrappedLogger
 
 from producers.phones import mask_phone
-from worker import coredumps
 
 
 REDACTED = "[redacted]"
@@ -115,7 +114,6 @@ def configure_logging(
     # httpx logs every request at INFO; the URL holds no secret, but it is noise per message.
     logging.getLogger("httpx").setLevel(logging.WARNING)
     logging.getLogger("httpcore").setLevel(logging.WARNING)
-    coredumps.report()
 
 
 def _drop_rq_extras(logger: WrappedLogger, name: str, event_dict: EventDict) -> EventDict:

@@ -12,7 +12,7 @@ from typing import IO, Any
 from producers.errors import ConfigError, RedisUnavailableError
 from worker import __version__
 from worker.cli.text import dumps_json, printable
-from worker.coredumps import disable_core_dumps
+from worker.coredumps import disable_core_dumps, report_core_dumps
 
 
 # httpx's package imports its own command-line client, hence click and pygments (about 2 MiB
@@ -204,6 +204,7 @@ def _configure_logging(settings: Any) -> None:
             ),
         ],
     )
+    report_core_dumps()
 
 
 def _ping(connection: Any) -> None:
@@ -490,6 +491,7 @@ def _gateway(args: argparse.Namespace) -> int:
         if account.callback_secret is not None:
             secrets.append(account.callback_secret.reveal())
     configure_logging(level=settings.log_level, fmt=settings.log_format, secrets=secrets)
+    report_core_dumps()
     serve(settings, host=args.host, port=args.port)
     return EXIT_OK
 
