@@ -3,6 +3,7 @@ dead letters made by real ``smsq worker`` processes against the sandbox."""
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import signal
 import socket
@@ -100,6 +101,11 @@ def announce_body(base_url: str, path: str, length: int) -> bytes:
         return sock.recv(4096)
 
 
+def set_cookies(response: httpx.Response) -> dict[str, str]:
+    """Each Set-Cookie header of ``response`` by cookie name."""
+    return {c.split("=", 1)[0]: c for c in response.headers.get_list("set-cookie")}
+
+
 def dead_keys(html: str) -> list[str]:
     """Message keys linked from the dead-letters table, in page order."""
     return re.findall(r'<a href="/messages/[^"]*">([^<]*)</a>', html)
@@ -130,8 +136,7 @@ def test_login_then_next_page_then_logout(client: httpx.Client) -> None:
     )
 
     assert (answer.status_code, answer.headers["location"]) == (303, "/dead")
-    cookie = answer.headers["set-cookie"]
-    assert cookie.startswith("smsq_admin=")
+    [cookie] = [c for c in answer.headers.get_list("set-cookie") if c.startswith("smsq_admin=")]
     assert "Max-Age=28800" in cookie
     assert "httponly" in cookie
     assert "samesite=strict" in cookie
@@ -426,8 +431,12 @@ def test_metrics_and_healthz(client: httpx.Client, producer: Producer) -> None:
     assert (health.status_code, health.json()) == (200, {"ok": True})
 
 
-def test_redis_down_gives_503_without_a_traceback(redis_server: RedisServer) -> None:
-    """With Redis unreachable, /healthz is 503 and pages say so without any traceback."""
+def test_redis_down_gives_503_without_a_traceback(
+    redis_server: RedisServer, client: httpx.Client
+) -> None:
+    """With Redis unreachable, /healthz is 503 and pages say so without any traceback; a login
+    (whose session lives in Redis) cannot start, one already started cannot be checked."""
+    log_in(client)
     # No retries: the answer is the same, without redis-py's back-off between attempts.
     dead_redis = Redis(
         port=free_port(),
@@ -442,15 +451,17 @@ def test_redis_down_gives_503_without_a_traceback(redis_server: RedisServer) -> 
     ):
         health = http.get("/healthz")
         token = csrf_of(http.get("/login").text)
-        http.post("/login", data={"csrf": token, "user": USER, "password": PASSWORD})
+        login = http.post("/login", data={"csrf": token, "user": USER, "password": PASSWORD})
+        http.cookies = client.cookies
         page = http.get("/")
         metrics = http.get("/metrics")
 
     assert (health.status_code, health.json()) == (503, {"ok": False})
-    assert page.status_code == 503
+    assert (login.status_code, page.status_code) == (503, 503)
+    assert "Redis is not answering." in login.text
     assert "Redis is not answering." in page.text
     assert metrics.status_code == 503
-    for text in (page.text, metrics.text):
+    for text in (login.text, page.text, metrics.text):
         assert "Traceback" not in text
         assert "redis.exceptions" not in text
 
@@ -573,3 +584,79 @@ def test_errors_are_pages_without_tracebacks(client: httpx.Client, redis: Redis)
         assert answer.headers["x-frame-options"] == "DENY"
         assert "Traceback" not in answer.text
         assert "no-such-state" not in answer.text
+
+
+def test_a_copied_cookie_is_refused_everywhere_after_logout(
+    admin: str, client: httpx.Client, redis: Redis
+) -> None:
+    """Logout ends the session on the server: a copy of its cookie taken before is worthless."""
+    token = log_in(client)
+    copied = httpx.Cookies(client.cookies)
+    with httpx.Client(base_url=admin, timeout=10, cookies=copied) as thief:
+        before = thief.get("/")
+        [record] = redis.keys(f"{sessions.SESSION_PREFIX}*")
+        logout = client.post("/logout", data={"csrf": token})
+        pause = thief.post("/pause", data={"lane": "all", "confirm": "1", "csrf": token})
+        pages = [thief.get(path) for path in ("/", "/dead", "/messages/sent-1")]
+        actions = [
+            thief.post(path, data={"lane": "all", "confirm": "1", "csrf": token})
+            for path in ("/resume", "/messages/sent-1/requeue")
+        ]
+
+    assert before.status_code == 200
+    # Redis holds the session id's SHA-256, never the id the cookie carries.
+    assert len(record) == len(sessions.SESSION_PREFIX) + 64
+    assert (logout.status_code, logout.headers["location"]) == (303, "/login")
+    assert (pause.status_code, pause.headers["location"]) == (303, "/login?next=%2Fpause")
+    assert [(p.status_code, p.headers["location"]) for p in pages] == [
+        (303, "/login?next=%2F"),
+        (303, "/login?next=%2Fdead"),
+        (303, "/login?next=%2Fmessages%2Fsent-1"),
+    ]
+    assert [(a.status_code, a.headers["location"]) for a in actions] == [
+        (303, "/login?next=%2Fresume"),
+        (303, "/login?next=%2Fmessages%2Fsent-1%2Frequeue"),
+    ]
+    assert Switch(redis).paused() == []
+    assert redis.keys(f"{sessions.SESSION_PREFIX}*") == []
+
+
+def test_a_session_expires_in_redis_with_its_cookie(client: httpx.Client, redis: Redis) -> None:
+    """The server-side record lives as long as the login may (8 h), not forever."""
+    log_in(client)
+    [record] = redis.keys(f"{sessions.SESSION_PREFIX}*")
+    assert 28790 <= redis.ttl(record) <= 28800
+    redis.delete(record)
+    assert client.get("/").status_code == 303
+
+
+@pytest.mark.parametrize("secure", [True, False])
+def test_session_cookie_attributes(redis_server: RedisServer, redis: Redis, secure: bool) -> None:
+    """Secure by default (SMSQ_ADMIN_COOKIE_SECURE), always HttpOnly and SameSite=Strict."""
+    settings = dataclasses.replace(admin_settings(redis_server.url), admin_cookie_secure=secure)
+    with (
+        running(create_app(settings, redis), port=free_port()) as base_url,
+        httpx.Client(base_url=base_url, timeout=10) as http,
+    ):
+        login_page = http.get("/login")
+        token = csrf_of(login_page.text)
+        # Sent by hand: httpx, like a browser, keeps a Secure cookie from http:// to itself.
+        cookie = login_page.headers["set-cookie"].split(";")[0]
+        answer = http.post(
+            "/login",
+            data={"csrf": token, "user": USER, "password": PASSWORD},
+            headers={"Cookie": cookie},
+        )
+
+    assert answer.status_code == 303
+    secure_flag = "; secure" if secure else ""
+    for response in (login_page, answer):
+        name, _, attributes = set_cookies(response)["smsq_admin"].partition("; ")
+        assert name.startswith("smsq_admin=")
+        assert attributes == f"path=/; Max-Age=28800; httponly; samesite=strict{secure_flag}"
+    device = set_cookies(answer)["smsq_admin_device"]
+    assert device.split("; ", 1)[1] == (
+        f"HttpOnly; Max-Age=7776000; Path=/login; SameSite=strict{secure_flag.title()}"
+    )
+    assert Settings.from_env({}).admin_cookie_secure is True
+    assert Settings.from_env({"SMSQ_ADMIN_COOKIE_SECURE": "false"}).admin_cookie_secure is False

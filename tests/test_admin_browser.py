@@ -3,6 +3,7 @@ among the dead letters and requeues it through the confirmation page."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -102,3 +103,32 @@ def test_operator_requeues_a_rejected_message_in_the_browser(
     assert record.state is State.QUEUED
     assert screenshot.read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
     assert screenshot.stat().st_size > SCREENSHOT_MIN_BYTES
+
+
+def test_the_secure_cookie_default_works_through_an_ssh_tunnel_on_localhost(
+    chromium: Path, redis_server: RedisServer, redis: Redis
+) -> None:
+    """SMSQ_ADMIN_COOKIE_SECURE's default (true) still lets an operator log in over
+    http://localhost (the runbook's ``ssh -L`` tunnel): Chromium keeps Secure cookies there."""
+    settings = dataclasses.replace(admin_settings(redis_server.url), admin_cookie_secure=True)
+    with (
+        running(create_app(settings, redis), port=free_port()) as base_url,
+        sync_playwright() as playwright,
+    ):
+        local = base_url.replace("127.0.0.1", "localhost")
+        browser = playwright.chromium.launch(
+            executable_path=str(chromium), headless=True, args=CHROMIUM_ARGS
+        )
+        try:
+            page = browser.new_page()
+            page.set_default_timeout(TIMEOUT_MS)
+            page.goto(f"{local}/dead")
+            page.get_by_label("User").fill(USER)
+            page.get_by_label("Password").fill(PASSWORD)
+            page.get_by_role("button", name="Log in").click()
+            expect(page).to_have_url(f"{local}/dead")
+            cookies = {c["name"]: c for c in page.context.cookies()}
+        finally:
+            browser.close()
+    assert (cookies["smsq_admin"]["secure"], cookies["smsq_admin"]["httpOnly"]) == (True, True)
+    assert cookies["smsq_admin"]["sameSite"] == "Strict"

@@ -293,3 +293,36 @@ def test_k8s_secret_example_matches_the_deployments_and_its_settings_validate() 
     assert settings.webhook_secret.reveal()
     assert settings.callback_secret.reveal()
     assert all(a.callback_secret is not None for a in settings.producers)
+
+
+PINNED_BASE = re.compile(r"FROM python:\d+\.\d+\.\d+-slim-[a-z]+(@sha256:[0-9a-f]{64})?")
+"""An exact Python patch release on a named Debian release, optionally with its digest."""
+
+
+def test_dockerfile_base_image_is_pinned_by_exact_tag() -> None:
+    """A floating tag (python:3.11-slim) would rebuild on whatever was pushed last."""
+    froms = [
+        line.strip()
+        for line in (DEPLOY / "Dockerfile").read_text(encoding="utf-8").splitlines()
+        if line.upper().startswith("FROM ")
+    ]
+    assert froms == ["FROM python:3.11.12-slim-bookworm"]
+    assert all(PINNED_BASE.fullmatch(line) for line in froms)
+
+
+def test_every_deployment_disables_core_dumps() -> None:
+    """A core file of any smsq process would hold its secrets: every unit and compose service
+    says so (smsq also turns them off itself, which is what applies under Kubernetes)."""
+    limits = {}
+    for path in UNIT_FILES:
+        lines = path.read_text(encoding="utf-8").splitlines()
+        service = lines[lines.index("[Service]") + 1 :]
+        section = service[: next((i for i, s in enumerate(service) if s.startswith("[")), None)]
+        limits[path.name] = [line for line in section if line.startswith("LimitCORE=")]
+    assert limits == {path.name: ["LimitCORE=0"] for path in UNIT_FILES}
+    assert len(limits) == 4
+    compose = documents(DEPLOY / "compose.yaml")[0]
+    smsq_services = {n: s for n, s in compose["services"].items() if n != "redis"}
+    assert {n: s.get("ulimits") for n, s in smsq_services.items()} == {
+        n: {"core": 0} for n in ("worker", "admin", "gateway", "callbacks")
+    }

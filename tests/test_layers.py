@@ -1,8 +1,9 @@
 """The package layers: no module imports one from a layer above its own.
 
-producers < base (worker, settings, logs, connections, asgi) < store, allmysms < send, callbacks
-< admin, gateway, sandbox < cli, jobs, dev. Every import counts: top-level, inside functions,
-under ``TYPE_CHECKING``, relative, and ``importlib.import_module`` with a literal name.
+producers < base (worker, settings, logs, connections, asgi, deadlines, coredumps) < store,
+allmysms < send, callbacks < admin, gateway, sandbox < cli, jobs, dev. Every import counts:
+top-level, inside functions, under ``TYPE_CHECKING``, relative, and ``importlib.import_module``
+with a literal name.
 """
 
 from __future__ import annotations
@@ -21,7 +22,15 @@ ROOT = Path(__file__).resolve().parent.parent
 
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("producers",),
-    ("worker", "worker.settings", "worker.logs", "worker.connections", "worker.asgi"),
+    (
+        "worker",
+        "worker.settings",
+        "worker.logs",
+        "worker.connections",
+        "worker.asgi",
+        "worker.deadlines",
+        "worker.coredumps",
+    ),
     ("worker.store", "worker.allmysms"),
     ("worker.send", "worker.callbacks"),
     ("worker.admin", "worker.gateway", "worker.sandbox"),
@@ -33,6 +42,9 @@ LAYERS: tuple[tuple[str, ...], ...] = (
 SIDEWAYS: frozenset[tuple[str, str]] = frozenset(
     {
         ("worker.connections", "worker.settings"),
+        ("worker.asgi", "worker.settings"),
+        ("worker.asgi", "worker.deadlines"),
+        ("worker.deadlines", "worker.settings"),
         ("worker.__main__", "worker.cli"),
         ("worker.cli", "worker.dev"),
         ("worker.callbacks", "worker.send.retries"),

@@ -68,6 +68,23 @@ def test_defaults_match_env_example() -> None:
         ({"ALLMYSMS_BASE_URL": "ftp://x"}, "ALLMYSMS_BASE_URL", "must be an http(s) URL"),
         ({"SMSQ_LOG_FORMAT": "xml"}, "SMSQ_LOG_FORMAT", "must be one of auto, json, console"),
         (
+            {"SMSQ_ADMIN_COOKIE_SECURE": "maybe"},
+            "SMSQ_ADMIN_COOKIE_SECURE",
+            "must be true or false",
+        ),
+        (
+            {"SMSQ_TRUSTED_PROXIES": "10.0.0.0/8,proxy.internal"},
+            "SMSQ_TRUSTED_PROXIES",
+            "entry 2 is not a network such as 10.0.0.0/8 or fd00::/8 (an address, or a CIDR "
+            "whose host bits are zero)",
+        ),
+        (
+            {"SMSQ_SERVER_HEADER_TIMEOUT_S": "0"},
+            "SMSQ_SERVER_HEADER_TIMEOUT_S",
+            "must be at least 0.1",
+        ),
+        ({"SMSQ_SERVER_BODY_TIMEOUT_S": "x"}, "SMSQ_SERVER_BODY_TIMEOUT_S", "must be a number"),
+        (
             {"SMSQ_CALLBACK_ALLOWED_HOSTS": "shop.example.com,not a host"},
             "SMSQ_CALLBACK_ALLOWED_HOSTS",
             "entry 2 is not a host name such as shop.example.com or "
@@ -117,3 +134,24 @@ def test_missing_credentials_are_named(env: dict[str, str], message: str) -> Non
     with pytest.raises(ConfigError) as info:
         Settings.from_env(env).require_credentials()
     assert str(info.value) == message
+
+
+def test_server_settings_read_proxies_and_deadlines() -> None:
+    server = Settings.from_env(
+        {
+            "SMSQ_TRUSTED_PROXIES": " 127.0.0.1, 10.0.0.0/8 ,fd00::/8",
+            "SMSQ_SERVER_HEADER_TIMEOUT_S": "2.5",
+            "SMSQ_SERVER_BODY_TIMEOUT_S": "30",
+            "SMSQ_ADMIN_COOKIE_SECURE": "Off",
+        }
+    )
+    assert [str(n) for n in server.server.trusted_proxies] == [
+        "127.0.0.1/32",
+        "10.0.0.0/8",
+        "fd00::/8",
+    ]
+    assert (server.server.header_timeout_s, server.server.body_timeout_s) == (2.5, 30.0)
+    assert server.admin_cookie_secure is False
+    defaults = Settings.from_env({})
+    assert (defaults.server.trusted_proxies, defaults.admin_cookie_secure) == ((), True)
+    assert (defaults.server.header_timeout_s, defaults.server.body_timeout_s) == (10.0, 60.0)

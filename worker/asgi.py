@@ -1,5 +1,9 @@
 """Running an ASGI application (the admin page, the gateway) under uvicorn: in the foreground
-for a command, or from a background thread for tests and tools."""
+for a command, or from a background thread for tests and tools.
+
+Both servers read requests with deadlines (:mod:`worker.deadlines`) and believe forwarded
+headers only from ``SMSQ_TRUSTED_PROXIES`` (:class:`worker.settings.ServerSettings`).
+"""
 
 from __future__ import annotations
 
@@ -12,6 +16,9 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 import uvicorn
+
+from worker.deadlines import deadline_protocol
+from worker.settings import ServerSettings
 
 
 if TYPE_CHECKING:
@@ -59,9 +66,25 @@ def base_url(host: str, port: int, *, tls: bool = False) -> str:
 
 
 def config(
-    app: ASGIApp, *, host: str, port: int, tls_cert: str | None = None, tls_key: str | None = None
+    app: ASGIApp,
+    *,
+    host: str,
+    port: int,
+    tls_cert: str | None = None,
+    tls_key: str | None = None,
+    server: ServerSettings | None = None,
 ) -> uvicorn.Config:
-    """uvicorn settings; with ``tls_cert``/``tls_key`` (PEM files) it serves HTTPS itself."""
+    """uvicorn settings; with ``tls_cert``/``tls_key`` (PEM files) it serves HTTPS itself.
+
+    Args:
+        server: read deadlines and trusted proxies; None reads them from the environment
+            (``ServerSettings.from_env``).
+
+    Raises:
+        ConfigError: ``server`` is None and a variable is invalid.
+    """
+    server = ServerSettings.from_env() if server is None else server
+    proxies = [str(network) for network in server.trusted_proxies]
     return uvicorn.Config(
         app,
         host=host,
@@ -73,8 +96,12 @@ def config(
         access_log=False,
         # Leave logging to the process (structlog's root handler) instead of uvicorn's own.
         log_config=None,
-        # The admin login throttle keys on the peer address; a forwarded header is not trusted.
-        proxy_headers=False,
+        # The admin login throttle and the logs key on the client address: X-Forwarded-For and
+        # X-Forwarded-Proto count only from a listed proxy (uvicorn takes the nearest address
+        # not itself a listed proxy); without one, uvicorn's own default (loopback) is not used.
+        proxy_headers=bool(proxies),
+        forwarded_allow_ips=proxies,
+        http=deadline_protocol(server),
         server_header=False,
         timeout_graceful_shutdown=int(GRACEFUL_SHUTDOWN_S),
     )
@@ -88,23 +115,27 @@ def running(
     port: int = 0,
     tls_cert: str | None = None,
     tls_key: str | None = None,
+    server: ServerSettings | None = None,
 ) -> Iterator[str]:
     """Serve ``app`` from a background thread; yield its base URL, stop it on exit.
 
     Raises:
         TimeoutError: the server did not start listening in time.
     """
-    server = AppServer(config(app, host=host, port=port, tls_cert=tls_cert, tls_key=tls_key))
-    thread = threading.Thread(target=server.run, name="asgi-server", daemon=True)
+    uvicorn_config = config(
+        app, host=host, port=port, tls_cert=tls_cert, tls_key=tls_key, server=server
+    )
+    app_server = AppServer(uvicorn_config)
+    thread = threading.Thread(target=app_server.run, name="asgi-server", daemon=True)
     thread.start()
     deadline = time.monotonic() + START_TIMEOUT_S
-    while not server.started:
+    while not app_server.started:
         if not thread.is_alive() or time.monotonic() > deadline:
-            server.should_exit = True
+            app_server.should_exit = True
             raise TimeoutError(f"server did not start on {host}:{port}")
         time.sleep(0.01)
     try:
-        yield base_url(host, server.port, tls=tls_cert is not None)
+        yield base_url(host, app_server.port, tls=tls_cert is not None)
     finally:
-        server.should_exit = True
+        app_server.should_exit = True
         thread.join(GRACEFUL_SHUTDOWN_S + 5)

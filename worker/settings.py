@@ -51,6 +51,16 @@ JOB_TIMEOUT_MARGIN_S = 60.0
 """Extra RQ job time beyond the worst-case send, so RQ's timeout never lands mid-request."""
 ADMIN_PASSWORD_MIN_CHARS = 12
 ADMIN_SECRET_MIN_CHARS = 32
+BOOLEANS = {"1": True, "true": True, "yes": True, "on": True}
+BOOLEANS |= {"0": False, "false": False, "no": False, "off": False}
+# --- HTTP servers (smsq admin, smsq gateway: worker/asgi.py) ---
+SERVER_HEADER_TIMEOUT_S = 10.0
+"""Longest a client may take to send a request's line and headers, from its first byte (or from
+the connection) to the blank line: a client trickling one byte at a time is cut off here."""
+SERVER_BODY_TIMEOUT_S = 60.0
+"""Longest a client may take to send a request's body once its headers are in (a 2 MiB gateway
+body at 35 KiB/s still fits)."""
+TRUSTED_PROXIES_VARIABLE = "SMSQ_TRUSTED_PROXIES"
 LOG_FORMATS = ("auto", "json", "console")
 # --- gateway (smsq gateway): producer accounts and request limits ---
 PRODUCER_SECRET_MIN_CHARS = 16
@@ -121,6 +131,34 @@ class ProducerAccount:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class ServerSettings:
+    """How ``smsq admin`` and ``smsq gateway`` read requests (see :mod:`worker.asgi`)."""
+
+    trusted_proxies: tuple[IPv4Network | IPv6Network, ...] = ()
+    """Peers whose X-Forwarded-For / X-Forwarded-Proto are believed; empty: nobody's."""
+    header_timeout_s: float = SERVER_HEADER_TIMEOUT_S
+    body_timeout_s: float = SERVER_BODY_TIMEOUT_S
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> ServerSettings:
+        """Read ``SMSQ_TRUSTED_PROXIES`` and the two read deadlines.
+
+        Raises:
+            ConfigError: names the variable and the reason.
+        """
+        env = os.environ if environ is None else environ
+        return cls(
+            trusted_proxies=read_networks(env, TRUSTED_PROXIES_VARIABLE),
+            header_timeout_s=read_float(
+                env, "SMSQ_SERVER_HEADER_TIMEOUT_S", SERVER_HEADER_TIMEOUT_S, minimum=0.1
+            ),
+            body_timeout_s=read_float(
+                env, "SMSQ_SERVER_BODY_TIMEOUT_S", SERVER_BODY_TIMEOUT_S, minimum=0.1
+            ),
+        )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Settings:
     """Everything a worker process needs, validated once at start-up."""
 
@@ -148,6 +186,9 @@ class Settings:
     admin_user: str = "admin"
     admin_password: Secret = field(default_factory=lambda: Secret(""), repr=False)
     admin_session_secret: Secret = field(default_factory=lambda: Secret(""), repr=False)
+    admin_cookie_secure: bool = True
+    """The session cookie carries ``Secure``: browsers send it over HTTPS only."""
+    server: ServerSettings = field(default_factory=ServerSettings)
     producers: tuple[ProducerAccount, ...] = field(default=(), repr=False)
     """Producer accounts of the gateway (``SMSQ_PRODUCERS``), logins unique."""
     gateway_max_body_bytes: int = GATEWAY_MAX_BODY_BYTES
@@ -240,6 +281,8 @@ class Settings:
             admin_user=(env.get("SMSQ_ADMIN_USER") or "admin").strip(),
             admin_password=Secret(env.get("SMSQ_ADMIN_PASSWORD", "")),
             admin_session_secret=Secret(env.get("SMSQ_ADMIN_SESSION_SECRET", "")),
+            admin_cookie_secure=read_bool(env, "SMSQ_ADMIN_COOKIE_SECURE", default=True),
+            server=ServerSettings.from_env(env),
             producers=read_producers(env),
             webhook_secret=_optional_secret(env, "SMSQ_WEBHOOK_SECRET", WEBHOOK_SECRET_MIN_CHARS),
             callback_secret=_optional_secret(
@@ -420,24 +463,42 @@ def read_allowed_hosts(env: Mapping[str, str]) -> tuple[str, ...]:
 
 
 def read_allowed_networks(env: Mapping[str, str]) -> tuple[IPv4Network | IPv6Network, ...]:
-    """Parse ``SMSQ_CALLBACK_ALLOWED_NETWORKS``: comma-separated CIDRs or single addresses,
-    IPv4 or IPv6; blanks are skipped.
+    """Parse ``SMSQ_CALLBACK_ALLOWED_NETWORKS`` (see :func:`read_networks`)."""
+    return read_networks(env, ALLOWED_NETWORKS_VARIABLE)
+
+
+def read_networks(env: Mapping[str, str], name: str) -> tuple[IPv4Network | IPv6Network, ...]:
+    """Parse comma-separated CIDRs or single addresses, IPv4 or IPv6; blanks are skipped.
 
     Raises:
         ConfigError: names the variable and the entry's position, never its value.
     """
     networks: list[IPv4Network | IPv6Network] = []
-    for number, entry in _comma_list(env, ALLOWED_NETWORKS_VARIABLE):
+    for number, entry in _comma_list(env, name):
         try:
             networks.append(ip_network(entry))
         except ValueError:
             raise ConfigError(
-                ALLOWED_NETWORKS_VARIABLE,
+                name,
                 f"entry {number} is not a network such "
                 "as 10.0.0.0/8 or fd00::/8 (an address, or a CIDR whose host bits "
                 "are zero)",
             ) from None
     return tuple(dict.fromkeys(networks))
+
+
+def read_bool(env: Mapping[str, str], name: str, *, default: bool) -> bool:
+    """``true``/``false`` (also 1/0, yes/no, on/off, any case); empty: ``default``.
+
+    Raises:
+        ConfigError: any other value.
+    """
+    raw = env.get(name, "").strip().lower()
+    if not raw:
+        return default
+    if raw not in BOOLEANS:
+        raise ConfigError(name, "must be true or false")
+    return BOOLEANS[raw]
 
 
 def _comma_list(env: Mapping[str, str], name: str) -> list[tuple[int, str]]:

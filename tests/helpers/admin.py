@@ -24,6 +24,8 @@ def admin_settings(redis_url: str) -> Settings:
         admin_user=USER,
         admin_password=Secret(PASSWORD),
         admin_session_secret=Secret(SESSION_SECRET),
+        # The tests' clients speak plain HTTP: a Secure cookie would never be sent back.
+        admin_cookie_secure=False,
     )
 
 

@@ -13,6 +13,7 @@ from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.middleware.sessions import SessionMiddleware
+from starlette.requests import ClientDisconnect
 from starlette.routing import Route
 
 from producers.errors import RedisUnavailableError
@@ -20,7 +21,7 @@ from worker.admin import actions, auth, probes, views
 from worker.admin.context import AdminContext
 from worker.admin.rendering import render
 from worker.admin.sessions import SESSION_COOKIE, SESSION_MAX_AGE_S
-from worker.admin.throttle import LoginThrottle
+from worker.admin.throttle import FailureBudget, LoginThrottle
 
 
 if TYPE_CHECKING:
@@ -83,7 +84,8 @@ def create_app(settings: Settings, connection: Redis) -> Starlette:
             session_cookie=SESSION_COOKIE,
             max_age=SESSION_MAX_AGE_S,
             same_site="strict",
-            https_only=False,
+            # Secure unless turned off for plain-HTTP use (SMSQ_ADMIN_COOKIE_SECURE).
+            https_only=settings.admin_cookie_secure,
         ),
     ]
     app = Starlette(
@@ -94,10 +96,11 @@ def create_app(settings: Settings, connection: Redis) -> Starlette:
             HTTPException: http_error,
             RedisError: redis_unavailable,
             RedisUnavailableError: redis_unavailable,
+            ClientDisconnect: client_gone,
             Exception: server_error,
         },
     )
-    app.state.admin = AdminContext(settings, connection, LoginThrottle())
+    app.state.admin = AdminContext(settings, connection, LoginThrottle(), FailureBudget(connection))
     return app
 
 
@@ -134,6 +137,12 @@ def http_error(request: Request, exc: Exception) -> Response:
 def redis_unavailable(request: Request, exc: Exception) -> Response:
     log.warning("admin.redis_unavailable", error=type(exc).__name__, path=request.url.path)
     return _error_page(request, 503, "Redis unavailable", ERROR_TEXTS[503])
+
+
+def client_gone(request: Request, exc: Exception) -> Response:
+    """The client left (or was cut off by a read deadline) before its body was in: no error."""
+    log.info("admin.client_disconnected", path=request.url.path)
+    return _error_page(request, 400, "Bad Request", "The request did not arrive whole.")
 
 
 def server_error(request: Request, exc: Exception) -> Response:

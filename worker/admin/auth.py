@@ -13,9 +13,11 @@ from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 import structlog
+from starlette.concurrency import run_in_threadpool
 from starlette.responses import RedirectResponse, Response
 
 from worker.admin.context import context_of
+from worker.admin.devices import recognised_device, remember_device
 from worker.admin.rendering import render
 from worker.admin.sessions import (
     checked_form,
@@ -41,7 +43,7 @@ def login_required(view: View) -> Callable[[Request], Awaitable[Response]]:
 
     @functools.wraps(view)
     async def guarded(request: Request) -> Response:
-        user = current_user(request)
+        user = await current_user(request)
         if user is None:
             target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
             return RedirectResponse(f"/login?next={quote(target, safe='')}", status_code=303)
@@ -52,7 +54,7 @@ def login_required(view: View) -> Callable[[Request], Awaitable[Response]]:
 
 async def login_page(request: Request) -> Response:
     next_url = _local(request.query_params.get("next", ""))
-    if current_user(request) is not None:
+    if await current_user(request) is not None:
         return RedirectResponse(next_url, status_code=303)
     return render(request, "login.html", {"next": next_url, "error": None})
 
@@ -60,8 +62,16 @@ async def login_page(request: Request) -> Response:
 async def login(request: Request) -> Response:
     admin = context_of(request)
     client = request.client.host if request.client else "unknown"
+    device = recognised_device(request)
     wait_s = admin.throttle.retry_after_s(client)
+    scope = "address"
+    if not wait_s and device is not None:
+        wait_s, scope = admin.throttle.retry_after_s(f"device:{device}"), "device"
+    if not wait_s and device is None:
+        # The site's budget binds browsers never seen to log in; known ones may still try.
+        wait_s, scope = await run_in_threadpool(admin.budget.retry_after_s), "site"
     if wait_s:
+        log.warning("admin.login.throttled", client=client, scope=scope, retry_after_s=wait_s)
         return render(
             request,
             "login.html",
@@ -78,17 +88,31 @@ async def login(request: Request) -> Response:
     password_ok = hmac.compare_digest(_bytes(password), settings.admin_password.reveal().encode())
     if not (user_ok and password_ok):
         admin.throttle.fail(client)
-        log.warning("admin.login.failed", client=client)
+        if device is not None:
+            admin.throttle.fail(f"device:{device}")
+        await run_in_threadpool(admin.budget.fail)
+        log.warning("admin.login.failed", client=client, known_device=device is not None)
         return render(request, "login.html", {"next": next_url, "error": LOGIN_FAILED}, status=401)
     admin.throttle.succeed(client)
-    start_session(request, settings.admin_user)
+    if device is not None:
+        admin.throttle.succeed(f"device:{device}")
+    await start_session(request, settings.admin_user)
     log.info("admin.login.succeeded", user=settings.admin_user, client=client)
-    return RedirectResponse(next_url, status_code=303)
+    if settings.admin_cookie_secure and request.url.scheme != "https":
+        log.warning(
+            "admin.login.cookie_over_http",
+            hint="browsers drop a Secure cookie set over http:// (except from localhost): "
+            "serve the page over HTTPS, list the proxy in SMSQ_TRUSTED_PROXIES, or set "
+            "SMSQ_ADMIN_COOKIE_SECURE=false for plain-HTTP use",
+        )
+    response = RedirectResponse(next_url, status_code=303)
+    remember_device(request, response, device)
+    return response
 
 
 async def logout(request: Request) -> Response:
     await checked_form(request)
-    end_session(request)
+    await end_session(request)
     return RedirectResponse("/login", status_code=303)
 
 

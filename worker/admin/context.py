@@ -1,4 +1,4 @@
-"""What every request handler shares: settings, the Redis connection and the login throttle."""
+"""What every request handler shares: settings, the Redis connection and the login throttles."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ if TYPE_CHECKING:
     from redis import Redis
     from starlette.requests import Request
 
-    from worker.admin.throttle import LoginThrottle
+    from worker.admin.throttle import FailureBudget, LoginThrottle
     from worker.settings import Settings
 
 
@@ -22,6 +22,7 @@ class AdminContext:
     settings: Settings
     connection: Redis
     throttle: LoginThrottle
+    budget: FailureBudget
 
     def desk(self, user: str) -> DeadLetterDesk:
         """A dead-letter desk whose history entries name the web user."""

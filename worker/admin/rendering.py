@@ -11,7 +11,7 @@ from urllib.parse import quote
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from starlette.responses import HTMLResponse
 
-from worker.admin.sessions import CSRF_FIELD, csrf_token, current_user
+from worker.admin.sessions import CSRF_FIELD, csrf_token, shown_user
 
 
 if TYPE_CHECKING:
@@ -76,7 +76,7 @@ def render(
         bare: leave the session alone (error pages, which may run before the session exists).
     """
     values: dict[str, Any] = {
-        "user": None if bare else current_user(request),
+        "user": None if bare else shown_user(request),
         "csrf": "" if bare else csrf_token(request),
         "csrf_field": CSRF_FIELD,
         "notice": None,

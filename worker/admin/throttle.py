@@ -1,5 +1,17 @@
-"""Failed-login throttle: five failures from one client within a minute lock it out for the rest
-of that minute. In memory, per process: enough for one admin process on a private network."""
+"""Failed-login throttles.
+
+- Per client (:class:`LoginThrottle`): five failures from one address (or one recognised
+  browser) within a minute lock it out for the rest of that minute. In memory, per process.
+  The address is the TCP peer's, or the one a trusted proxy forwards (``SMSQ_TRUSTED_PROXIES``).
+- For the whole site (:class:`FailureBudget`): at most :data:`SITE_MAX_FAILURES` failures per
+  :data:`SITE_WINDOW_S`, counted in Redis, whatever the addresses: 40 addresses x 5 guesses no
+  longer make 200 guesses a minute. Once it is spent, only browsers that logged in successfully
+  before (a signed device cookie, :mod:`worker.admin.devices`) may still try, each under its own
+  per-client limit; everyone else waits for the window to end. So an attacker can bound but not
+  end the operators' access: an operator who has logged in from that browser before still gets
+  in during an attack; a first login from a new browser waits until the attack stops (at most a
+  minute after the last failure).
+"""
 
 from __future__ import annotations
 
@@ -7,12 +19,24 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from producers import keys
+
+
+if TYPE_CHECKING:
+    from redis import Redis
 
 
 MAX_FAILURES = 5
 WINDOW_S = 60.0
 MAX_CLIENTS = 10_000
 """Clients tracked at once; past it the stalest are forgotten, so a flood cannot exhaust memory."""
+SITE_MAX_FAILURES = 20
+"""Failed logins the whole site accepts per window (one account: typos of a few operators fit)."""
+SITE_WINDOW_S = 60
+FAILURES_KEY = f"{keys.PREFIX}:admin:login-failures"
+"""Failures in the current window (a counter expiring with the window)."""
 
 
 class LoginThrottle:
@@ -63,3 +87,35 @@ class LoginThrottle:
         if not failures:
             del self._failures[client]
         return failures
+
+
+class FailureBudget:
+    """Failed logins of the whole site per fixed window, shared in Redis by every admin process."""
+
+    def __init__(
+        self,
+        connection: Redis,
+        *,
+        max_failures: int = SITE_MAX_FAILURES,
+        window_s: int = SITE_WINDOW_S,
+    ) -> None:
+        self._redis = connection
+        self._max = max_failures
+        self._window_s = window_s
+
+    def retry_after_s(self) -> int:
+        """Seconds until the window ends when its budget is spent; 0 while failures remain."""
+        with self._redis.pipeline(transaction=True) as pipe:
+            pipe.get(FAILURES_KEY)
+            pipe.ttl(FAILURES_KEY)
+            count, ttl = pipe.execute()
+        if count is None or int(count) < self._max:
+            return 0
+        return max(1, int(ttl))
+
+    def fail(self) -> None:
+        with self._redis.pipeline(transaction=True) as pipe:
+            # The first failure of a window starts it: the counter expires with the window.
+            pipe.set(FAILURES_KEY, 0, ex=self._window_s, nx=True)
+            pipe.incr(FAILURES_KEY)
+            pipe.execute()

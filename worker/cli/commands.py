@@ -13,6 +13,8 @@ from typing import IO, Any
 
 from producers.errors import ConfigError, RedisUnavailableError
 from worker import __version__
+from worker.cli.text import dumps_json, printable
+from worker.coredumps import disable_core_dumps, report_core_dumps
 
 
 # httpx's package imports its own command-line client, hence click and pygments (about 2 MiB
@@ -45,6 +47,8 @@ WEB_MODULES = (
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # Before anything reads a secret: no core file or ptrace of this process can show one.
+    disable_core_dumps()
     parser = _parser()
     args = parser.parse_args(argv)
     try:
@@ -205,6 +209,7 @@ def _configure_logging(settings: Any) -> None:
             ),
         ],
     )
+    report_core_dumps()
 
 
 def _ping(connection: Any) -> None:
@@ -256,7 +261,7 @@ def _enqueue(args: argparse.Namespace) -> int:
                 counts["refused"] += 1
             else:
                 counts["duplicates" if result.duplicate else "accepted"] += 1
-            sys.stdout.write(json.dumps(result.as_dict(), ensure_ascii=False) + "\n")
+            sys.stdout.write(dumps_json(result.as_dict()) + "\n")
         sys.stdout.flush()
         bar.update(len(batch))
     bar.close()
@@ -335,7 +340,7 @@ def _status(args: argparse.Namespace) -> int:
     if recipient is not None:
         return _print_recipient(record, recipient, as_json=args.json)
     if args.json:
-        print(json.dumps(record.as_dict(), ensure_ascii=False, indent=2))
+        print(dumps_json(record.as_dict(), indent=2))
         return EXIT_OK
     from worker.cli.text import render_status
 
@@ -358,13 +363,15 @@ def _print_recipient(record: Any, position: int, *, as_json: bool) -> int:
     if as_json:
         data = record.as_dict()
         data["recipient"] = {"position": position, "phone": phone, "provider_sms_id": sms_id}
-        print(json.dumps(data, ensure_ascii=False, indent=2))
+        print(dumps_json(data, indent=2))
         return EXIT_OK
     from worker.cli.text import render_status
 
     print(
-        f"recipient:  {position} of {len(recipients)}: {phone}  "
-        f"(message {record.state.value}; AllMySMS smsId {sms_id or 'none yet'})"
+        printable(
+            f"recipient:  {position} of {len(recipients)}: {phone}  "
+            f"(message {record.state.value}; AllMySMS smsId {sms_id or 'none yet'})"
+        )
     )
     print(render_status(record))
     return EXIT_OK
@@ -386,7 +393,7 @@ def _purge(args: argparse.Namespace) -> int:
     except PhoneError as exc:
         print(f"smsq: --phone: {exc.reason}", file=sys.stderr)
         return EXIT_REFUSED
-    print(json.dumps({"dry_run": args.dry_run, **report.as_dict()}, ensure_ascii=False))
+    print(dumps_json({"dry_run": args.dry_run, **report.as_dict()}))
     return EXIT_OK
 
 
@@ -417,7 +424,7 @@ def _replies(args: argparse.Namespace) -> int:
         print(f"smsq: no message with key {args.key!r}", file=sys.stderr)
         return EXIT_REFUSED
     if args.json:
-        print(json.dumps(record.replies, ensure_ascii=False, indent=2))
+        print(dumps_json(record.replies, indent=2))
     else:
         print(render_replies(record))
     return EXIT_OK
@@ -437,11 +444,13 @@ def _callbacks(args: argparse.Namespace) -> int:
         _ping(connection)
         dead = [d.as_dict() for d in dead_callbacks(connection)]
         if args.json:
-            print(json.dumps(dead, ensure_ascii=False, indent=2))
+            print(dumps_json(dead, indent=2))
         for item in [] if args.json else dead:
             print(
-                f"{item['event_id']}  {item['event'].get('event')}  {item['event'].get('key')}"
-                f"  attempts={item['attempts']}  {item['reason']}"
+                printable(
+                    f"{item['event_id']}  {item['event'].get('event')}  {item['event'].get('key')}"
+                    f"  attempts={item['attempts']}  {item['reason']}"
+                )
             )
         return EXIT_OK
     if args.threads < 1:
@@ -501,6 +510,7 @@ def _gateway(args: argparse.Namespace) -> int:
         if account.callback_secret is not None:
             secrets.append(account.callback_secret.reveal())
     configure_logging(level=settings.log_level, fmt=settings.log_format, secrets=secrets)
+    report_core_dumps()
     serve(settings, host=args.host, port=args.port)
     return EXIT_OK
 

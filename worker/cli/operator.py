@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import getpass
-import json
 import socket
 import sys
 from datetime import datetime
@@ -13,6 +12,7 @@ from typing import Any
 from producers import ProducerSettings, connect
 from producers.errors import ConfigError
 from producers.redis_errors import translate_redis_errors
+from worker.cli.text import dumps_json, printable
 
 
 EXIT_OK = 0
@@ -134,7 +134,7 @@ def dlq_list(args: argparse.Namespace) -> int:
         rows = _desk().list(_query(args), limit=args.limit)
     if args.json:
         for letter, _ in rows:
-            print(json.dumps(letter.as_dict(), ensure_ascii=False))
+            print(dumps_json(letter.as_dict()))
         return EXIT_OK
     from worker.cli.text import render_dead_letters
 
@@ -150,12 +150,11 @@ def dlq_show(args: argparse.Namespace) -> int:
         return EXIT_REFUSED
     if args.json:
         print(
-            json.dumps(
+            dumps_json(
                 {
                     "dead_letter": letter.as_dict() if letter else None,
                     "message": record.as_dict() if record else None,
                 },
-                ensure_ascii=False,
                 indent=2,
             )
         )
@@ -182,10 +181,12 @@ def _bulk(args: argparse.Namespace, act: Any) -> int:
         decisions = [act(desk, ref) for ref in dict.fromkeys(refs)]
     for decision in decisions:
         print(
-            json.dumps(decision.as_dict(), ensure_ascii=False)
+            dumps_json(decision.as_dict())
             if args.json
-            else f"{decision.ref}: {decision.action}{' (dry run)' if decision.dry_run else ''}"
-            f" - {decision.detail}"
+            else printable(
+                f"{decision.ref}: {decision.action}{' (dry run)' if decision.dry_run else ''}"
+                f" - {decision.detail}"
+            )
         )
     return EXIT_OK if all(d.action != "refused" for d in decisions) else EXIT_REFUSED
 
@@ -204,9 +205,9 @@ def dlq_resolve(args: argparse.Namespace) -> int:
             args.ref, sent=args.sent, actor=args.by, why=args.why, dry_run=args.dry_run
         )
     print(
-        json.dumps(decision.as_dict(), ensure_ascii=False)
+        dumps_json(decision.as_dict())
         if args.json
-        else f"{decision.ref}: {decision.action} - {decision.detail}"
+        else printable(f"{decision.ref}: {decision.action} - {decision.detail}")
     )
     return EXIT_OK if decision.action != "refused" else EXIT_REFUSED
 
@@ -225,11 +226,11 @@ def pause(args: argparse.Namespace) -> int:
     except ValueError:
         raise ConfigError("lane", "must be urgent, default, bulk or all") from None
     if args.dry_run:
-        print(json.dumps({"paused": lane, "dry_run": True}))
+        print(dumps_json({"paused": lane, "dry_run": True}))
         return EXIT_OK
     with translate_redis_errors():
         done = _switch().pause(lane, reason=args.reason, by=args.by)
-    print(json.dumps({"paused": done.lane, "reason": done.reason, "by": done.by}))
+    print(dumps_json({"paused": done.lane, "reason": done.reason, "by": done.by}))
     return EXIT_OK
 
 
@@ -244,9 +245,9 @@ def resume(args: argparse.Namespace) -> int:
         switch = _switch()
         if args.dry_run:
             names = sorted(p.lane for p in switch.paused() if lane in (None, p.lane))
-            print(json.dumps({"resumed": names, "dry_run": True}))
+            print(dumps_json({"resumed": names, "dry_run": True}))
             return EXIT_OK
-        print(json.dumps({"resumed": switch.resume(lane)}))
+        print(dumps_json({"resumed": switch.resume(lane)}))
     return EXIT_OK
 
 
@@ -256,7 +257,7 @@ def show_stats(args: argparse.Namespace) -> int:
     with translate_redis_errors():
         stats = collect(connect(ProducerSettings.from_env()))
     if args.json:
-        print(json.dumps(stats.as_dict(), indent=2))
+        print(dumps_json(stats.as_dict(), indent=2))
         return EXIT_OK
     from worker.cli.text import render_stats
 

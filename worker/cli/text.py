@@ -1,9 +1,77 @@
-"""Plain-text views of the outcome store for operators (``smsq status``, ``smsq dlq list``)."""
+"""Plain-text views of the outcome store for operators (``smsq status``, ``smsq dlq list``),
+and the two functions every line the CLI prints goes through: :func:`printable` for text and
+:func:`dumps_json` for ``--json``.
+
+Keys, reasons, reply texts and callback URLs come from producers and from SMS senders: printed
+raw, ``\x1b]0;...\x07`` would retitle the operator's terminal, ``\x1b[2J`` clear it, ``\r``
+or U+202E (right-to-left override) disguise a line. Every character Python does not call
+printable (C0 and C1 controls, DEL, format characters such as the bidi controls, line and
+paragraph separators, non-ASCII spaces, surrogates, unassigned code points) is shown as a
+Python escape, and the backslash as ``\\``, so the shown form reads back exactly
+(``shown.encode("latin-1", "backslashreplace").decode("unicode_escape")``).
+"""
 
 from __future__ import annotations
 
-from producers.records import DeadLetter, MessageRecord
-from worker.store.stats import Stats
+import json
+import re
+from typing import TYPE_CHECKING, Any
+
+
+if TYPE_CHECKING:
+    from producers.records import DeadLetter, MessageRecord
+    from worker.store.stats import Stats
+
+
+_UNSAFE = re.compile(r"[^ -~]")
+"""Anything but printable ASCII: checked one by one (most text never gets here)."""
+
+
+def printable(text: object) -> str:
+    """``text`` (or ``str(text)``) with every non-printable character and ``\\`` escaped."""
+    value = text if isinstance(text, str) else str(text)
+    return _UNSAFE.sub(_escape, value.replace("\\", "\\\\"))
+
+
+def _escape(match: re.Match[str]) -> str:
+    char = match.group(0)
+    if char.isprintable():
+        return char
+    code = ord(char)
+    return (
+        f"\\x{code:02x}"
+        if code < 0x100
+        else f"\\u{code:04x}"
+        if code < 0x10000
+        else f"\\U{code:08x}"
+    )
+
+
+def dumps_json(data: Any, *, indent: int | None = None) -> str:
+    """JSON for ``--json``: valid, UTF-8 kept readable, yet nothing a terminal would act on.
+
+    ``json.dumps`` escapes only U+0000-U+001F; DEL, C1 controls and the bidi overrides would
+    pass raw. Outside strings it writes only printable ASCII and (with ``indent``) newlines, so
+    every other non-printable character is inside a string and becomes a ``\\uXXXX`` escape.
+    """
+    text = json.dumps(data, ensure_ascii=False, indent=indent)
+    return _UNSAFE.sub(_json_escape, text)
+
+
+def _json_escape(match: re.Match[str]) -> str:
+    char = match.group(0)
+    if char == "\n" or char.isprintable():
+        return char
+    code = ord(char)
+    if code < 0x10000:
+        return f"\\u{code:04x}"
+    high, low = divmod(code - 0x10000, 0x400)
+    return f"\\u{0xD800 + high:04x}\\u{0xDC00 + low:04x}"
+
+
+def printable_lines(lines: list[str]) -> str:
+    """One output line per item: a newline inside an item is data, shown as ``\\x0a``."""
+    return "\n".join(printable(line) for line in lines)
 
 
 def render_status(record: MessageRecord) -> str:
@@ -46,7 +114,7 @@ def render_status(record: MessageRecord) -> str:
     for entry in record.history:
         extra = ", ".join(f"{k}={v}" for k, v in entry.items() if k not in ("state", "at"))
         lines.append(f"  {entry['at']}  {entry['state']:<9}  {extra}".rstrip())
-    return "\n".join(lines)
+    return printable_lines(lines)
 
 
 def _receipt_note(record: MessageRecord, phone: str) -> str:
@@ -61,26 +129,32 @@ def render_replies(record: MessageRecord) -> str:
     """Replies to one message, oldest first: when, from, text (for ``smsq replies``)."""
     if not record.replies:
         return "no replies"
-    return "\n".join(
-        f"{r.get('reception_date') or r.get('received_at', '')}  {r['phone']}  {r['message']}"
-        for r in record.replies
+    return printable_lines(
+        [
+            f"{r.get('reception_date') or r.get('received_at', '')}  {r['phone']}  {r['message']}"
+            for r in record.replies
+        ]
     )
 
 
 def render_dead_letters(letters: list[DeadLetter]) -> str:
     if not letters:
         return "no dead letters"
-    rows = [("AT", "KIND", "STATE", "STATUS", "LANE", "KEY / JOB", "REASON")]
+    rows: list[tuple[str, ...]] = [("AT", "KIND", "STATE", "STATUS", "LANE", "KEY / JOB", "REASON")]
     for letter in letters:
+        # Escaped before the widths are measured, so the columns line up as shown.
         rows.append(
-            (
-                letter.at,
-                letter.kind,
-                letter.state or "",
-                str(letter.provider_status or ""),
-                letter.lane or "",
-                letter.key or letter.job_id or "",
-                letter.reason,
+            tuple(
+                printable(cell)
+                for cell in (
+                    letter.at,
+                    letter.kind,
+                    letter.state or "",
+                    str(letter.provider_status or ""),
+                    letter.lane or "",
+                    letter.key or letter.job_id or "",
+                    letter.reason,
+                )
             )
         )
     widths = [max(len(row[i]) for row in rows) for i in range(6)]
@@ -117,4 +191,4 @@ def render_stats(stats: Stats) -> str:
         f"retries: {stats.counters.get('retries', 0)}   "
         f"requeued: {stats.counters.get('requeued', 0)}"
     )
-    return "\n".join(lines)
+    return printable_lines(lines)
