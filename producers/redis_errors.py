@@ -33,9 +33,22 @@ RETRY_IS_SAFE = "retrying with the same keys is safe, duplicates are ignored"
 """Said to producers whose enqueue met an outage (and only to them)."""
 
 
+def url_address(url: str) -> str:
+    """Where a ``REDIS_URL`` goes, as :func:`redis_address` shows it (no user or password)."""
+    from redis.connection import parse_url
+
+    try:
+        kwargs = parse_url(url)  # type: ignore[no-untyped-call]
+    except ValueError:
+        return "an invalid REDIS_URL"
+    if kwargs.get("path"):
+        return f"unix:{kwargs['path']}"
+    return f"{kwargs.get('host', 'localhost')}:{kwargs.get('port', 6379)}/{kwargs.get('db', 0)}"
+
+
 @contextmanager
 def translate_redis_errors(
-    connection: Redis | None = None, *, retry_hint: bool = False
+    connection: Redis | None = None, *, retry_hint: bool = False, address: str | None = None
 ) -> Iterator[None]:
     """Raise :class:`RedisUnavailableError` for connection errors and timeouts.
 
@@ -46,7 +59,9 @@ def translate_redis_errors(
     try:
         yield
     except REDIS_OUTAGE_ERRORS as exc:
-        where = f" at {redis_address(connection)}" if connection is not None else ""
+        if connection is not None:
+            address = redis_address(connection)
+        where = f" at {address}" if address else ""
         hint = f"; {RETRY_IS_SAFE}" if retry_hint else ""
         raise RedisUnavailableError(
             f"Redis{where} is unreachable ({type(exc).__name__}){hint}"

@@ -122,6 +122,13 @@ def _query(args: argparse.Namespace) -> Any:
     )
 
 
+def _outages() -> Any:
+    """Redis outages as one clear error naming the address of ``REDIS_URL``."""
+    from producers.redis_errors import url_address
+
+    return translate_redis_errors(address=url_address(ProducerSettings.from_env().redis_url))
+
+
 def _has_filters(args: argparse.Namespace) -> bool:
     return any(
         getattr(args, name) is not None
@@ -130,7 +137,7 @@ def _has_filters(args: argparse.Namespace) -> bool:
 
 
 def dlq_list(args: argparse.Namespace) -> int:
-    with translate_redis_errors():
+    with _outages():
         rows = _desk().list(_query(args), limit=args.limit)
     if args.json:
         for letter, _ in rows:
@@ -143,7 +150,7 @@ def dlq_list(args: argparse.Namespace) -> int:
 
 
 def dlq_show(args: argparse.Namespace) -> int:
-    with translate_redis_errors():
+    with _outages():
         letter, record = _desk().show(args.ref)
     if letter is None and record is None:
         print(f"smsq: nothing found for {args.ref!r}", file=sys.stderr)
@@ -170,7 +177,7 @@ def dlq_show(args: argparse.Namespace) -> int:
 
 def _bulk(args: argparse.Namespace, act: Any) -> int:
     desk = _desk(args.by)
-    with translate_redis_errors():
+    with _outages():
         refs = list(args.refs)
         if _has_filters(args):
             refs += [
@@ -200,7 +207,7 @@ def dlq_purge(args: argparse.Namespace) -> int:
 
 
 def dlq_resolve(args: argparse.Namespace) -> int:
-    with translate_redis_errors():
+    with _outages():
         decision = _desk(args.by).resolve(
             args.ref, sent=args.sent, actor=args.by, why=args.why, dry_run=args.dry_run
         )
@@ -228,7 +235,7 @@ def pause(args: argparse.Namespace) -> int:
     if args.dry_run:
         print(dumps_json({"paused": lane, "dry_run": True}))
         return EXIT_OK
-    with translate_redis_errors():
+    with _outages():
         done = _switch().pause(lane, reason=args.reason, by=args.by)
     print(dumps_json({"paused": done.lane, "reason": done.reason, "by": done.by}))
     return EXIT_OK
@@ -241,7 +248,7 @@ def resume(args: argparse.Namespace) -> int:
         lane = None if args.lane is None else lane_names(args.lane)
     except ValueError:
         raise ConfigError("lane", "must be urgent, default, bulk or all") from None
-    with translate_redis_errors():
+    with _outages():
         switch = _switch()
         if args.dry_run:
             names = sorted(p.lane for p in switch.paused() if lane in (None, p.lane))
@@ -254,7 +261,7 @@ def resume(args: argparse.Namespace) -> int:
 def show_stats(args: argparse.Namespace) -> int:
     from worker.store.stats import collect
 
-    with translate_redis_errors():
+    with _outages():
         stats = collect(connect(ProducerSettings.from_env()))
     if args.json:
         print(dumps_json(stats.as_dict(), indent=2))
