@@ -45,6 +45,13 @@ class AppServer(uvicorn.Server):
         sockets = self.servers[0].sockets
         return int(sockets[0].getsockname()[1])
 
+    def run(self, sockets: list[socket.socket] | None = None) -> None:
+        """Serve until stopped. The listening socket is opened here first, so a port in use
+        raises ``OSError`` (``EADDRINUSE``) to the caller instead of uvicorn's log-and-exit."""
+        if sockets is None:
+            sockets = [listen(self.config.host, self.config.port)]
+        super().run(sockets=sockets)
+
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         await super().startup(sockets)
         if self.started and self._announce:
@@ -58,6 +65,16 @@ class AppServer(uvicorn.Server):
         if self.should_exit:
             self.force_exit = True
         self.should_exit = True
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """A listening TCP socket on ``host``:``port`` (IPv6 when the host has a colon).
+
+    Raises:
+        OSError: the address is in use or cannot be bound.
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    return socket.create_server((host, port), family=family, backlog=2048)
 
 
 def base_url(host: str, port: int, *, tls: bool = False) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import io
 import json
 import sys
@@ -33,7 +34,9 @@ EXIT_OK = 0
 EXIT_REFUSED = 1
 """Some input was refused, or what was asked for does not exist."""
 EXIT_CONFIG = 2
-"""Configuration or infrastructure problem (settings, Redis)."""
+"""Configuration or infrastructure problem (settings, Redis, a file, a port), or bad usage."""
+EXIT_BROKEN_PIPE = 141
+"""The output's reader went away (128 + SIGPIPE, as a shell reports it)."""
 ENQUEUE_BATCH = 1000
 WEB_MODULES = (
     "starlette",
@@ -61,6 +64,37 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_CONFIG
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # The reader went away (`smsq status KEY | head`): stop quietly, like other tools.
+        _silence_stdout()
+        return EXIT_BROKEN_PIPE
+    except OSError as exc:
+        print(f"smsq: {_os_problem(exc, args)}", file=sys.stderr)
+        return EXIT_CONFIG
+
+
+def _os_problem(exc: OSError, args: argparse.Namespace) -> str:
+    """One line for a file that cannot be read or a port that cannot be listened on."""
+    if exc.errno == errno.EADDRINUSE:
+        return f"port {getattr(args, 'port', '?')} is already in use (choose another with --port)"
+    if exc.filename is not None:
+        return f"cannot read {exc.filename}: {exc.strerror or type(exc).__name__}"
+    return f"{exc.strerror or exc} ({type(exc).__name__})"
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null so the interpreter's final flush does not fail again."""
+    import os
+
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+
+
+def _port(value: str) -> int:
+    """``--port``: a TCP port (0 picks a free one)."""
+    if not value.isdigit() or not 0 <= int(value) <= 65535:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a port number from 0 to 65535")
+    return int(value)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -112,7 +146,7 @@ def _parser() -> argparse.ArgumentParser:
 
     sandbox = sub.add_parser("sandbox", help="serve a local AllMySMS stand-in")
     sandbox.add_argument("--host", default="127.0.0.1")
-    sandbox.add_argument("--port", type=int, default=8025)
+    sandbox.add_argument("--port", type=_port, default=8025)
     sandbox.add_argument("--latency-ms", type=int, default=0)
     sandbox.add_argument(
         "--receipts-url",
@@ -127,12 +161,12 @@ def _parser() -> argparse.ArgumentParser:
 
     admin = sub.add_parser("admin", help="serve the operators' web page and /metrics")
     admin.add_argument("--host", default="127.0.0.1")
-    admin.add_argument("--port", type=int, default=8026)
+    admin.add_argument("--port", type=_port, default=8026)
     admin.set_defaults(handler=_admin)
 
     gateway = sub.add_parser("gateway", help="serve AllMySMS-compatible sendSms for any language")
     gateway.add_argument("--host", default="127.0.0.1")
-    gateway.add_argument("--port", type=int, default=8090)
+    gateway.add_argument("--port", type=_port, default=8090)
     gateway.set_defaults(handler=_gateway)
 
     replies = sub.add_parser("replies", help="show the replies (MO SMS) to a message")
