@@ -62,7 +62,7 @@ def test_a_port_in_use_is_one_line(command: str, taken_port: int) -> None:
         command,
         "--port",
         str(taken_port),
-        SMSQ_ADMIN_PASSWORD="correct horse battery",
+        SMSQ_ADMIN_PASSWORD="correct horse battery",  # noqa: S106 - a test password
         SMSQ_ADMIN_SESSION_SECRET="s" * 40,
     )
 
