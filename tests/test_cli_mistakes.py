@@ -95,7 +95,8 @@ def test_a_reader_that_goes_away_ends_the_command_quietly(workers: Workers) -> N
         stderr=subprocess.PIPE,
         bufsize=0,
     )
-    assert proc.stdout is not None and proc.stderr is not None
+    assert proc.stdout is not None
+    assert proc.stderr is not None
     proc.stdout.read(10)
     proc.stdout.close()
     code = proc.wait(timeout=30)
