@@ -77,7 +77,7 @@ def test_distributed_guessing_is_bounded_by_the_site_budget(
 
     assert statuses == {401: SITE_MAX_FAILURES, 429: 200 - SITE_MAX_FAILURES}
     assert int(redis.get(FAILURES_KEY) or 0) == SITE_MAX_FAILURES
-    assert 55 <= redis.ttl(FAILURES_KEY) <= 60
+    assert 0 < redis.ttl(FAILURES_KEY) <= 60  # the window, counted from the first failure
     assert (new_browser, known_browser) == (429, 303)
     out = capsys.readouterr().out
     assert out.count("admin.login.failed") == SITE_MAX_FAILURES
