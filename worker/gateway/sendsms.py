@@ -35,13 +35,20 @@ from producers.errors import (
 from worker.allmysms.flux import (
     STATUS_TEXTS,
     check_flux,
+    check_text,
     error_reply,
     parse_flux,
     render,
     sniff_format,
 )
 from worker.gateway.context import GatewayContext, context_of
-from worker.gateway.translate import build_request, refusal, refused_phones, success_reply
+from worker.gateway.translate import (
+    build_request,
+    check_horizon,
+    refusal,
+    refused_phones,
+    success_reply,
+)
 
 
 if TYPE_CHECKING:
@@ -56,6 +63,8 @@ MAX_FIELDS = 1000
 """More parameters than this in one request is not a sendSms call: 400."""
 RETRY_AFTER_S = 1
 """Suggested wait before retrying when Redis is down (Retry-After header)."""
+TEXT_PARAMS = ("lane", "callbackUrl")
+"""Parameters besides smsData that reach the stored request: checked to be valid Unicode."""
 SMS_DATA_HINT = 'smsData must be {"DATA": {...}} (JSON) or <DATA>...</DATA> (XML)'
 HTTP_TEXTS = {
     400: "The request body could not be read",
@@ -215,8 +224,11 @@ def handle(
     try:
         if not sms_data.strip():
             raise FluxError(105)
+        for name in TEXT_PARAMS:
+            check_text(params.get(name, ""), name)
         flux = parse_flux(sms_data)
         scheduled = check_flux(flux, now)
+        check_horizon(flux, now)
         request = build_request(
             flux,
             login=account.login,
@@ -277,6 +289,8 @@ def _flux_error_text(exc: FluxError) -> str:
     """The provider's statusText, made precise where it names no tag (106, 107)."""
     base = STATUS_TEXTS.get(exc.status, "")
     cause = exc.__cause__
+    if exc.detail:
+        return f"{base} ({exc.detail})"
     if exc.status == 105:
         return f"{base}: smsData is missing or blank"
     if exc.status == 106 and isinstance(cause, expat.ExpatError):
