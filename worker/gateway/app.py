@@ -22,6 +22,7 @@ from worker.callbacks.policy import CallbackPolicy
 from worker.gateway.accounts import ProducerBook
 from worker.gateway.context import GatewayContext, context_of
 from worker.gateway.headers import SecurityHeaders
+from worker.gateway.limits import GatewayLimits
 from worker.gateway.sendsms import (
     RETRY_AFTER_S,
     answer_format,
@@ -72,6 +73,7 @@ def create_app(settings: Settings, connection: Redis) -> Starlette:
         store=MessageStore(connection),
         book=ProducerBook(settings.producers),
         callback_policy=CallbackPolicy.from_settings(settings),
+        limits=GatewayLimits(connection, settings),
     )
     return app
 
