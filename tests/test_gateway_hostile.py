@@ -10,6 +10,8 @@ from collections.abc import Iterator
 import httpx
 import pytest
 from redis import Redis
+from starlette.requests import Request
+from starlette.responses import Response
 
 from tests.helpers.gateway import PATH, PHONE, SHOP, answer, gateway_settings, json_flux, post
 from worker.allmysms.flux import STATUS_TEXTS
@@ -194,3 +196,20 @@ def test_a_status_text_with_tags_is_escaped_json(gateway: str) -> None:
     assert answer(response)["statusText"] == (
         f"{STATUS_TEXTS[107]} <SMS> (at least one SMS entry, each with a MOBILEPHONE)"
     )
+
+
+def test_a_server_error_carries_the_security_headers(
+    redis_server: RedisServer, redis: Redis
+) -> None:
+    """A 500 leaves through Starlette's outermost middleware: the headers come from the answer."""
+    app = create_app(gateway_settings(redis_server.url), redis)
+
+    async def boom(_request: Request) -> Response:
+        raise RuntimeError("boom")
+
+    app.add_route("/boom", boom)
+    with running(app) as base_url:
+        response = httpx.get(base_url + "/boom", timeout=10)
+    assert response.status_code == 500
+    assert {name: response.headers.get(name) for name in SECURITY} == SECURITY
+    assert json.loads(response.text)["status"] == 500

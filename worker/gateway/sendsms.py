@@ -42,6 +42,7 @@ from worker.allmysms.flux import (
     sniff_format,
 )
 from worker.gateway.context import GatewayContext, context_of
+from worker.gateway.headers import SECURITY_HEADERS
 from worker.gateway.limits import Refusal
 from worker.gateway.translate import (
     build_request,
@@ -110,9 +111,16 @@ def http_error(
 
 
 def to_response(answer: Answer) -> Response:
-    """Render an answer as AllMySMS does (JSON as ``text/html``), never cached."""
+    """Render an answer as AllMySMS does (JSON as ``text/html``), never cached, with the
+    security headers (also here: a 500 leaves through Starlette's outermost middleware, which
+    :class:`~worker.gateway.headers.SecurityHeaders` does not wrap)."""
     body, content_type = render(answer.reply, answer.fmt)
-    headers = {"Content-Type": content_type, "Cache-Control": "no-store", **answer.headers}
+    headers = {
+        "Content-Type": content_type,
+        "Cache-Control": "no-store",
+        **{name.decode(): value.decode() for name, value in SECURITY_HEADERS},
+        **answer.headers,
+    }
     return Response(body, status_code=answer.http_status, headers=headers)
 
 
