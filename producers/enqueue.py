@@ -13,7 +13,13 @@ import redis.exceptions
 
 from producers import keys
 from producers.config import ProducerSettings
-from producers.contract import SEND_SMS_JOB, SendRequest, parse_request, queue_name
+from producers.contract import (
+    SEND_SMS_JOB,
+    SendRequest,
+    check_source,
+    parse_request,
+    queue_name,
+)
 from producers.errors import InvalidRequestError
 from producers.records import utc_now_iso
 from producers.redis_errors import translate_redis_errors
@@ -156,6 +162,9 @@ class Producer:
     ) -> list[Enqueued | Refused]:
         """Validate and enqueue a batch, answering in input order.
 
+        ``source`` is recorded with each message; only ``"gateway"`` may use ``gw:`` keys, and
+        ``"intake"`` may not name a ``producer`` account (see :func:`check_source`).
+
         Up to about :data:`SCRIPT_RECIPIENTS` recipients go in one atomic script call (one
         round trip); a bigger batch is several calls, pipelined on one connection.
 
@@ -171,8 +180,10 @@ class Producer:
                     if isinstance(raw, SendRequest)
                     else parse_request(raw, default_region=self._settings.default_country)
                 )
+                check_source(request, source)
             except InvalidRequestError as error:
-                key = raw.get("key") if isinstance(raw, Mapping) else None
+                key = raw.key if isinstance(raw, SendRequest) else None
+                key = raw.get("key") if isinstance(raw, Mapping) else key
                 results.append(Refused(key if isinstance(key, str) else None, error))
                 continue
             accepted.append((len(results), request))

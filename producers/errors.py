@@ -39,10 +39,26 @@ class ConfigError(SmsqError):
         self.reason = reason
 
 
+SHOWN_MAX_CHARS = 100
+"""Longest piece of client input an error message repeats (an unknown field's name)."""
+
+
+def shown(text: str, max_chars: int = SHOWN_MAX_CHARS) -> str:
+    """``text`` safe to repeat in an error, a log line or Redis: lone surrogates (which no UTF-8
+    encoder accepts) become ``\\udXXX`` escapes, and it is cut to ``max_chars``."""
+    if len(text) > max_chars:
+        text = text[:max_chars] + "..."
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 class InvalidInputError(SmsqError):
-    """Input breaks a rule: ``field`` names where, ``reason`` says why."""
+    """Input breaks a rule: ``field`` names where, ``reason`` says why.
+
+    Both are made safe to encode (see :func:`shown`): they may quote what a client sent.
+    """
 
     def __init__(self, field: str, reason: str) -> None:
+        field, reason = shown(field), shown(reason, max_chars=2_000)
         super().__init__(f"{field}: {reason}")
         self.field = field
         self.reason = reason

@@ -34,10 +34,18 @@ MESSAGE_ID_PATTERN = re.compile(r"[0-9a-f]{32}")
 WAKE_TOKENS_MAX = 64
 """Tokens a wake list keeps at most: an idle worker (or dispatcher) needs one, more are trimmed."""
 
+GATEWAY_KEY_PREFIX = "gw:"
+"""Keys of gateway requests, ``gw:<login>:<client key>``: only the gateway writes them."""
 INTAKE = f"{PREFIX}:intake"
 """List where any backend RPUSHes a JSON send request (the redis-cli contract)."""
 INTAKE_PROCESSING = f"{PREFIX}:intake:processing"
-"""Intake requests a worker took and has not yet turned into messages."""
+"""Intake requests a worker took and has not yet turned into messages (before 0.2: one list
+for every worker; still recovered at worker start)."""
+INTAKE_ATTEMPTS = f"{PREFIX}:intake:attempts"
+"""Hash: digest of an intake entry → times a worker stopped while holding it. While it is not
+empty, workers take intake entries one at a time, so one that kills a worker is isolated."""
+INTAKE_POISON = f"{PREFIX}:intake:poison"
+"""Entries that stopped a worker twice, on their way to the dead letters."""
 WAKE = f"{PREFIX}:wake"
 """Tokens pushed on enqueue so idle workers wake at once instead of polling."""
 SENDING = f"{PREFIX}:sending"
@@ -112,6 +120,11 @@ def replies(mid: str) -> str:
 def sms_id(provider_sms_id: str) -> str:
     """String: the id of the message an AllMySMS smsId belongs to."""
     return f"{SMS_ID_PREFIX}{provider_sms_id}"
+
+
+def intake_processing(worker_name: str) -> str:
+    """Intake entries one worker took and has not yet turned into messages."""
+    return f"{INTAKE_PROCESSING}:{worker_name}"
 
 
 def alive(worker_name: str) -> str:

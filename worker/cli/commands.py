@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import sys
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from functools import partial
 from typing import IO, Any
 
@@ -222,18 +224,20 @@ def _enqueue(args: argparse.Namespace) -> int:
     producer = Producer(connect(settings), settings)
     read = _read_requests if args.text is None else partial(_read_campaign, args)
     if args.file:
-        with open(args.file, encoding="utf-8", newline="") as stream:
+        # surrogateescape: bytes that are not UTF-8 refuse their own line, not the whole file.
+        with open(args.file, encoding="utf-8", errors="surrogateescape", newline="") as stream:
             items = list(read(stream))
     else:
-        items = list(read(sys.stdin))
+        stdin = io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8", errors="surrogateescape")
+        items = list(read(stdin))
     started = time.monotonic()
     counts = {"accepted": 0, "duplicates": 0, "refused": 0}
     # A progress bar only where a person watches; scripts get one summary line instead.
     bar = tqdm(total=len(items), unit="msg", file=sys.stderr, disable=not sys.stderr.isatty())
     for start in range(0, len(items), ENQUEUE_BATCH):
         batch = [
-            Refused(None, InvalidRequestError(f"line {number}", "not valid JSON"))
-            if obj is _NOT_JSON
+            Refused(None, InvalidRequestError(f"line {number}", obj.reason))
+            if isinstance(obj, _Unreadable)
             else obj
             for number, obj in items[start : start + ENQUEUE_BATCH]
         ]
@@ -263,7 +267,25 @@ def _enqueue(args: argparse.Namespace) -> int:
     return EXIT_OK if not counts["refused"] else EXIT_REFUSED
 
 
-_NOT_JSON = object()
+@dataclass(frozen=True, slots=True)
+class _Unreadable:
+    """An input line that is not a JSON value, and why."""
+
+    reason: str
+
+
+def _json_value(text: str) -> Any:
+    """``text`` decoded as JSON, or why it cannot be (read with ``surrogateescape``)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return _Unreadable("not valid UTF-8")
+    try:
+        return json.loads(text)
+    except RecursionError:
+        return _Unreadable("not valid JSON: nested too deeply")
+    except ValueError:
+        return _Unreadable("not valid JSON")
 
 
 def _read_campaign(args: argparse.Namespace, stream: IO[str]) -> Iterator[tuple[int, Any]]:
@@ -282,21 +304,14 @@ def _read_campaign(args: argparse.Namespace, stream: IO[str]) -> Iterator[tuple[
 def _read_requests(stream: IO[str]) -> Iterator[tuple[int, Any]]:
     """One JSON object or array for the whole input, or else one JSON value per line."""
     text = stream.read()
-    try:
-        whole = json.loads(text)
-    except ValueError:
-        whole = _NOT_JSON
-    if whole is not _NOT_JSON:
+    whole = _json_value(text)
+    if not isinstance(whole, _Unreadable):
         items = whole if isinstance(whole, list) else [whole]
         yield from enumerate(items, start=1)
         return
     for number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            yield number, json.loads(line)
-        except ValueError:
-            yield number, _NOT_JSON
+        if line.strip():
+            yield number, _json_value(line)
 
 
 def _status(args: argparse.Namespace) -> int:

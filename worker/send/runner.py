@@ -41,7 +41,7 @@ from producers.store import decoded
 from worker.logs import bind_message
 from worker.send.crashpoints import arm, crash_point
 from worker.send.heartbeat import Heartbeat
-from worker.send.intake import INTAKE_BATCH, Intake
+from worker.send.intake import INTAKE_BATCH, Intake, Recovered
 from worker.send.lanes import Lanes, Taken
 from worker.send.reconciler import Reconciler
 from worker.send.retries import backoff_s
@@ -94,6 +94,8 @@ class SmsWorker(SimpleWorker):
             runtime.redis,
             Producer(runtime.redis, settings.producer),
             ttl_s=settings.producer.outcome_ttl_s,
+            worker_name=runtime.worker_name,
+            max_bytes=settings.intake_max_bytes,
         )
         self.heartbeat_thread = Heartbeat(
             runtime.redis, runtime.worker_name, ttl_s=settings.worker_dead_after_s
@@ -121,9 +123,7 @@ class SmsWorker(SimpleWorker):
     def bootstrap(self, *args: Any, **kwargs: Any) -> None:
         self.heartbeat_thread.start()
         super().bootstrap(*args, **kwargs)
-        recovered = self.intake.recover()
-        if recovered:
-            log.info("sms.intake.recovered", entries=recovered)
+        self._recover_intake(legacy=True)
 
     def work(
         self, burst: bool = False, logging_level: str | None = None, *args: Any, **kwargs: Any
@@ -384,9 +384,19 @@ class SmsWorker(SimpleWorker):
 
     def _reconcile(self) -> None:
         try:
-            self.reconciler.maybe_run()
+            if self.reconciler.maybe_run() is not None:
+                self._recover_intake()
         except REDIS_OUTAGE_ERRORS:
             log.warning("sms.reconcile.unavailable")
+
+    def _recover_intake(self, *, legacy: bool = False) -> None:
+        """Give back the intake entries stopped workers held (this worker holds the reconcile
+        turn, or is starting)."""
+        recovered = self.intake.recover(legacy=legacy)
+        if recovered != Recovered():
+            log.warning(
+                "sms.intake.recovered", entries=recovered.returned, poisoned=recovered.poisoned
+            )
 
     def teardown(self) -> None:
         super().teardown()  # type: ignore[no-untyped-call]

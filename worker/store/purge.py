@@ -66,7 +66,9 @@ class Purger:
                 if not dry_run:
                     self._redis.delete(raw_key)
                     self._redis.zrem(keys.DEAD_LETTERS, dead_id)
-        for list_key in (keys.INTAKE, keys.INTAKE_PROCESSING):
+        held = self._redis.scan_iter(match=keys.intake_processing("*"), count=SCAN_COUNT)
+        lists = [keys.INTAKE, keys.INTAKE_PROCESSING, keys.INTAKE_POISON, *map(decoded, held)]
+        for list_key in lists:
             for entry in self._redis.lrange(list_key, 0, -1):
                 if self._mentions(decoded(entry), target):
                     report.deleted_intake_entries += 1
