@@ -137,11 +137,17 @@ def main() -> int:
     parser.add_argument("--source", help="run the gateway from this source tree")
     parser.add_argument("--attackers", type=int, default=6)
     parser.add_argument("--depth", type=int, default=290_000)
+    parser.add_argument(
+        "--shape", choices=["deep", "wide"], default="deep", help="wide: <a/> side by side"
+    )
     parser.add_argument("--requests", type=int, default=40, help="victim requests per phase")
     parser.add_argument("--max-attack-s", type=float, default=120.0)
     args = parser.parse_args()
 
-    body = ("<DATA>" + "<a>" * args.depth + "</a>" * args.depth + "</DATA>").encode()
+    if args.shape == "deep":
+        body = ("<DATA>" + "<a>" * args.depth + "</a>" * args.depth + "</DATA>").encode()
+    else:  # as many empty elements side by side in the same bytes
+        body = ("<DATA>" + "<a/>" * (args.depth * 7 // 4) + "</DATA>").encode()
     redis = RedisServer().start()
     gateway = None
     try:
@@ -170,7 +176,8 @@ def main() -> int:
         attacked_ms = statistics.median(attacked) * 1000
         lines = [
             f"source: {args.source or ROOT} (flux parser {gateway_flux_module(args.source)})",
-            f"attack: {args.attackers} connections, {len(body):,} bytes, depth {args.depth:,}",
+            f"attack: {args.attackers} connections, {len(body):,} bytes, {args.shape}, "
+            f"depth {args.depth:,}",
             f"attack requests answered: {len(answers)}, statuses {sorted(set(answers))}",
             f"victim median alone:        {alone_ms:8.1f} ms ({args.requests} requests)",
             f"victim median under attack: {attacked_ms:8.1f} ms ({args.requests} requests)",

@@ -16,7 +16,13 @@ from hypothesis import strategies as st
 
 from producers.contract import SendRequest
 from producers.errors import FluxError, InvalidRequestError
-from worker.allmysms.flux import FLUX_MAX_DEPTH, Flux, check_flux, parse_flux
+from worker.allmysms.flux import (
+    FLUX_MAX_DEPTH,
+    FLUX_MAX_NODES,
+    Flux,
+    check_flux,
+    parse_flux,
+)
 from worker.gateway.translate import build_request, check_horizon
 
 
@@ -215,3 +221,41 @@ def test_nesting_within_the_cap_is_read() -> None:
     for fmt in ("json", "xml"):
         flux = parse_flux(nested(FLUX_MAX_DEPTH - 3, fmt))
         assert flux.format == fmt
+
+
+@pytest.mark.parametrize(
+    ("sms_data", "detail"),
+    [
+        (
+            "<DATA>" + "<a/>" * (FLUX_MAX_NODES + 1) + "</DATA>",
+            "smsData: more than 120100 elements or values",
+        ),
+        (
+            '{"DATA":{"x":[' + ",".join(["0"] * FLUX_MAX_NODES) + "]}}",
+            "smsData: more than 120100 elements or values",
+        ),
+        (
+            "<DATA>" + "<SMS><MOBILEPHONE>1</MOBILEPHONE></SMS>" * 10_001 + "</DATA>",
+            "SMS: must hold 1 to 10000 recipients",
+        ),
+        (
+            json.dumps({"DATA": {"SMS": [{"MOBILEPHONE": "1"}] * 10_001}}),
+            "SMS: must hold 1 to 10000 recipients",
+        ),
+    ],
+    ids=["xml-elements", "json-values", "xml-entries", "json-entries"],
+)
+def test_breadth_past_the_caps_is_refused_naming_the_limit(sms_data: str, detail: str) -> None:
+    with pytest.raises(FluxError) as refused:
+        parse_flux(sms_data)
+    assert (refused.value.status, refused.value.detail) == (106, detail)
+
+
+def test_the_largest_request_the_contract_takes_is_read() -> None:
+    """10,000 recipients with a MOBILEPHONE and ten PARAM_n each fit the caps, in both forms."""
+    params = {f"PARAM_{n}": "x" for n in range(1, 11)}
+    entry = "".join(f"<{k}>{v}</{k}>" for k, v in {"MOBILEPHONE": "1", **params}.items())
+    xml = "<DATA><MESSAGE>hi</MESSAGE>" + f"<SMS>{entry}</SMS>" * 10_000 + "</DATA>"
+    document = {"DATA": {"MESSAGE": "hi", "SMS": [{"MOBILEPHONE": "1", **params}] * 10_000}}
+    for sms_data in (xml, json.dumps(document)):
+        assert len(parse_flux(sms_data).entries) == 10_000

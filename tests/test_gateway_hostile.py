@@ -66,6 +66,11 @@ def surrogate_flux(field: str) -> str:
             f"{BAD_FLUX} (smsData: nested deeper than 32 levels)",
         ),
         (
+            "<DATA><MESSAGE>hi</MESSAGE>" + "<a/>" * 500_000 + "</DATA>",
+            106,
+            f"{BAD_FLUX} (smsData: more than 120100 elements or values)",
+        ),
+        (
             surrogate_flux("MESSAGE"),
             106,
             f"{BAD_FLUX} (MESSAGE: holds a lone surrogate (\\ud800), which is not text)",
@@ -105,6 +110,7 @@ def surrogate_flux(field: str) -> str:
         "json-100000-deep",
         "json-42-deep",
         "xml-290000-deep",
+        "xml-500000-wide",
         "surrogate-MESSAGE",
         "surrogate-CLIMSGID",
         "surrogate-TPOA",

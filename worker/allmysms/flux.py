@@ -15,6 +15,7 @@ from typing import Any
 from xml.parsers import expat
 from zoneinfo import ZoneInfo
 
+from producers.contract import MAX_RECIPIENTS
 from producers.errors import FluxError
 
 
@@ -23,6 +24,13 @@ FLUX_MAX_DEPTH = 32
 """Deepest nesting read in a flux (JSON objects and arrays, XML elements); a real one has 4
 (document, DATA, SMS list, entry). Deeper is refused as soon as it is seen (106)."""
 DEPTH_TEXT = f"smsData: nested deeper than {FLUX_MAX_DEPTH} levels"
+FLUX_MAX_NODES = 12 * MAX_RECIPIENTS + 100
+"""Most XML elements, or JSON values, read in a flux: the largest request the contract takes
+(10,000 recipients) with a MOBILEPHONE and ten PARAM_n each, and 100 more. More is refused as
+soon as it is counted (106), so 2 MB of ``<a/>`` costs no more than that; so are more SMS
+entries than the contract's 10,000 recipients."""
+NODES_TEXT = f"smsData: more than {FLUX_MAX_NODES} elements or values"
+ENTRIES_TEXT = f"SMS: must hold 1 to {MAX_RECIPIENTS} recipients"
 PARIS = ZoneInfo("Europe/Paris")
 """DATE carries no zone; the provider is French, so it is read as Paris local time."""
 
@@ -127,13 +135,15 @@ def check_text(text: str, name: str) -> None:
 
 
 def _check_json(document: object) -> None:
-    """Walk a decoded JSON flux without recursion: at most :data:`FLUX_MAX_DEPTH` levels, and
-    every key and string valid Unicode (named like ``SMS[0].MOBILEPHONE``).
+    """Walk a decoded JSON flux without recursion: at most :data:`FLUX_MAX_DEPTH` levels and
+    :data:`FLUX_MAX_NODES` values, SMS at most ``MAX_RECIPIENTS`` entries, and every key and
+    string valid Unicode (named like ``SMS[0].MOBILEPHONE``).
 
     Raises:
         FluxError: 106 naming the field and the reason.
     """
     pending: list[tuple[object, int, str]] = [(document, 1, "")]
+    seen = 1
     while pending:
         value, depth, name = pending.pop()
         if isinstance(value, str):
@@ -143,7 +153,12 @@ def _check_json(document: object) -> None:
             continue
         if depth > FLUX_MAX_DEPTH:
             raise FluxError(106, DEPTH_TEXT)
+        seen += len(value)  # counted before any child is queued
+        if seen > FLUX_MAX_NODES:
+            raise FluxError(106, NODES_TEXT)
         if isinstance(value, list):
+            if name == "SMS" and len(value) > MAX_RECIPIENTS:
+                raise FluxError(106, ENTRIES_TEXT)
             pending.extend((item, depth + 1, f"{name}[{n}]") for n, item in enumerate(value))
             continue
         for key, item in value.items():
@@ -185,10 +200,19 @@ def _xml_data(text: str) -> dict[str, Any]:
     """Parse ``<DATA>`` with expat directly: no DOCTYPE, hence no entity expansion at all."""
     roots: list[_Node] = []
     stack: list[_Node] = []
+    counts = {"elements": 0, "entries": 0}
 
     def start(tag: str, _attrs: dict[str, str]) -> None:
-        if len(stack) >= FLUX_MAX_DEPTH:  # stops expat here: the rest is never read
+        # Each check stops expat here: the rest of the document is never read.
+        if len(stack) >= FLUX_MAX_DEPTH:
             raise FluxError(106, DEPTH_TEXT)
+        counts["elements"] += 1
+        if counts["elements"] > FLUX_MAX_NODES:
+            raise FluxError(106, NODES_TEXT)
+        if len(stack) == 1 and tag == "SMS":
+            counts["entries"] += 1
+            if counts["entries"] > MAX_RECIPIENTS:
+                raise FluxError(106, ENTRIES_TEXT)
         node = _Node(tag)
         (stack[-1].children if stack else roots).append(node)
         stack.append(node)
