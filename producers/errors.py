@@ -94,9 +94,11 @@ class PhoneError(SmsqError, ValueError):
 class FluxError(SmsqError):
     """A flux the AllMySMS API refuses with a business ``status`` (105-115)."""
 
-    def __init__(self, status: int) -> None:
-        super().__init__(f"status {status}")
+    def __init__(self, status: int, detail: str = "") -> None:
+        super().__init__(f"status {status}: {detail}" if detail else f"status {status}")
         self.status = status
+        self.detail = detail
+        """What is wrong, naming the flux field (``MESSAGE: ...``); empty: the status says it."""
 
 
 class RedisUnavailableError(SmsqError):

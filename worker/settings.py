@@ -69,6 +69,12 @@ PRODUCER_FIELDS = frozenset({"login", "api_key", "callback_secret"})
 GATEWAY_MAX_BODY_BYTES = 2 * 1024 * 1024
 """Largest sendSms body the gateway reads: 10,000 recipients in XML fit well below it."""
 GATEWAY_MAX_BODY_BYTES_MIN = 1024
+GATEWAY_LOGIN_FAILURES_PER_ADDRESS = 20
+"""Failed logins from one client address within the window before it is locked out."""
+GATEWAY_LOGIN_FAILURES_PER_LOGIN = 100
+"""Failed logins for one known login (any addresses) within the window before it is locked out."""
+GATEWAY_LOGIN_FAILURE_WINDOW_S = 60.0
+GATEWAY_LOCKOUT_S = 300.0
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 # --- delivery receipts (webhooks) and callbacks to producers ---
 WEBHOOK_SECRET_MIN_CHARS = 32
@@ -192,6 +198,16 @@ class Settings:
     producers: tuple[ProducerAccount, ...] = field(default=(), repr=False)
     """Producer accounts of the gateway (``SMSQ_PRODUCERS``), logins unique."""
     gateway_max_body_bytes: int = GATEWAY_MAX_BODY_BYTES
+    gateway_rate_per_s: float = 0.0
+    """sendSms requests per second per producer login, counted in Redis; 0 = off."""
+    gateway_rate_burst: int = 0
+    """Requests one login may send at once; 0 = one second's worth."""
+    gateway_login_failures_per_address: int = GATEWAY_LOGIN_FAILURES_PER_ADDRESS
+    """0 = no lock-out per address."""
+    gateway_login_failures_per_login: int = GATEWAY_LOGIN_FAILURES_PER_LOGIN
+    """0 = no lock-out per login."""
+    gateway_login_failure_window_s: float = GATEWAY_LOGIN_FAILURE_WINDOW_S
+    gateway_lockout_s: float = GATEWAY_LOCKOUT_S
     webhook_secret: Secret = field(default_factory=lambda: Secret(""), repr=False)
     """Path token of the receipt/reply webhooks AllMySMS calls; empty: webhooks off."""
     callback_secret: Secret = field(default_factory=lambda: Secret(""), repr=False)
@@ -310,6 +326,29 @@ class Settings:
                 "SMSQ_GATEWAY_MAX_BODY_BYTES",
                 GATEWAY_MAX_BODY_BYTES,
                 minimum=GATEWAY_MAX_BODY_BYTES_MIN,
+            ),
+            gateway_rate_per_s=read_float(env, "SMSQ_GATEWAY_RATE_PER_S", 0.0, minimum=0),
+            gateway_rate_burst=read_int(env, "SMSQ_GATEWAY_RATE_BURST", 0, minimum=0),
+            gateway_login_failures_per_address=read_int(
+                env,
+                "SMSQ_GATEWAY_LOGIN_FAILURES_PER_ADDRESS",
+                GATEWAY_LOGIN_FAILURES_PER_ADDRESS,
+                minimum=0,
+            ),
+            gateway_login_failures_per_login=read_int(
+                env,
+                "SMSQ_GATEWAY_LOGIN_FAILURES_PER_LOGIN",
+                GATEWAY_LOGIN_FAILURES_PER_LOGIN,
+                minimum=0,
+            ),
+            gateway_login_failure_window_s=read_float(
+                env,
+                "SMSQ_GATEWAY_LOGIN_FAILURE_WINDOW_S",
+                GATEWAY_LOGIN_FAILURE_WINDOW_S,
+                minimum=1,
+            ),
+            gateway_lockout_s=read_float(
+                env, "SMSQ_GATEWAY_LOCKOUT_S", GATEWAY_LOCKOUT_S, minimum=1
             ),
             rate_limit_segments_per_s=read_float(
                 env, "SMSQ_RATE_LIMIT_SEGMENTS_PER_S", 0.0, minimum=0

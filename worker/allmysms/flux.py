@@ -10,15 +10,27 @@ import html
 import json
 import re
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 from xml.parsers import expat
 from zoneinfo import ZoneInfo
 
+from producers.contract import MAX_RECIPIENTS
 from producers.errors import FluxError
 
 
 MESSAGE_MAX_CHARS = 640
+FLUX_MAX_DEPTH = 32
+"""Deepest nesting read in a flux (JSON objects and arrays, XML elements); a real one has 4
+(document, DATA, SMS list, entry). Deeper is refused as soon as it is seen (106)."""
+DEPTH_TEXT = f"smsData: nested deeper than {FLUX_MAX_DEPTH} levels"
+FLUX_MAX_NODES = 12 * MAX_RECIPIENTS + 100
+"""Most XML elements, or JSON values, read in a flux: the largest request the contract takes
+(10,000 recipients) with a MOBILEPHONE and ten PARAM_n each, and 100 more. More is refused as
+soon as it is counted (106), so 2 MB of ``<a/>`` costs no more than that; so are more SMS
+entries than the contract's 10,000 recipients."""
+NODES_TEXT = f"smsData: more than {FLUX_MAX_NODES} elements or values"
+ENTRIES_TEXT = f"SMS: must hold 1 to {MAX_RECIPIENTS} recipients"
 PARIS = ZoneInfo("Europe/Paris")
 """DATE carries no zone; the provider is French, so it is read as Paris local time."""
 
@@ -49,6 +61,9 @@ included (hence the RUF001 exemptions); the seed page lost the tag names of 106-
 
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}")
 _PLACEHOLDER = re.compile(r"#param_(\d+)#")
+_JSON_MARKUP = str.maketrans({"<": "\\u003c", ">": "\\u003e", "&": "\\u0026"})
+"""JSON escapes for the characters that make markup: they only occur inside JSON strings, so
+the body parses to the same values and never holds a tag (it goes out as ``text/html``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,12 +98,16 @@ def parse_flux(sms_data: str) -> Flux:
         FluxError: 106 when it is neither ``{"DATA": {...}}`` nor ``<DATA>...</DATA>``.
     """
     fmt = sniff_format(sms_data)
+    check_text(sms_data, "smsData")
     text = sms_data.lstrip("\ufeff \t\r\n")
     if fmt == "json":
         try:
             document = json.loads(text)
-        except (ValueError, RecursionError) as exc:  # 8 MiB of "[" nests past the stack
+        except RecursionError:  # the C scanner stops at the recursion limit (1000 levels)
+            raise FluxError(106, DEPTH_TEXT) from None
+        except ValueError as exc:
             raise FluxError(106) from exc
+        _check_json(document)
         if not isinstance(document, dict) or not isinstance(document.get("DATA"), dict):
             raise FluxError(106)
         data: dict[str, Any] = document["DATA"]
@@ -97,6 +116,55 @@ def parse_flux(sms_data: str) -> Flux:
     else:
         raise FluxError(106)
     return _flux(fmt, data)
+
+
+def check_text(text: str, name: str) -> None:
+    """Refuse text that is not valid Unicode: a lone surrogate (JSON ``"\\ud800"``, a UTF-7
+    multipart part) cannot be encoded, so it would fail later, when the message is stored or sent.
+
+    Raises:
+        FluxError: 106 naming ``name`` and the code point.
+    """
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        code = ord(text[exc.start])
+        raise FluxError(
+            106, f"{name}: holds a lone surrogate (\\u{code:04x}), which is not text"
+        ) from None
+
+
+def _check_json(document: object) -> None:
+    """Walk a decoded JSON flux without recursion: at most :data:`FLUX_MAX_DEPTH` levels and
+    :data:`FLUX_MAX_NODES` values, SMS at most ``MAX_RECIPIENTS`` entries, and every key and
+    string valid Unicode (named like ``SMS[0].MOBILEPHONE``).
+
+    Raises:
+        FluxError: 106 naming the field and the reason.
+    """
+    pending: list[tuple[object, int, str]] = [(document, 1, "")]
+    seen = 1
+    while pending:
+        value, depth, name = pending.pop()
+        if isinstance(value, str):
+            check_text(value, name or "smsData")
+            continue
+        if not isinstance(value, dict | list):
+            continue
+        if depth > FLUX_MAX_DEPTH:
+            raise FluxError(106, DEPTH_TEXT)
+        seen += len(value)  # counted before any child is queued
+        if seen > FLUX_MAX_NODES:
+            raise FluxError(106, NODES_TEXT)
+        if isinstance(value, list):
+            if name == "SMS" and len(value) > MAX_RECIPIENTS:
+                raise FluxError(106, ENTRIES_TEXT)
+            pending.extend((item, depth + 1, f"{name}[{n}]") for n, item in enumerate(value))
+            continue
+        for key, item in value.items():
+            child = key if name in ("", "DATA") else f"{name}.{key}"
+            check_text(key, f"{child} (a key)")
+            pending.append((item, depth + 1, child))
 
 
 def _flux(fmt: str, data: dict[str, Any]) -> Flux:
@@ -132,8 +200,19 @@ def _xml_data(text: str) -> dict[str, Any]:
     """Parse ``<DATA>`` with expat directly: no DOCTYPE, hence no entity expansion at all."""
     roots: list[_Node] = []
     stack: list[_Node] = []
+    counts = {"elements": 0, "entries": 0}
 
     def start(tag: str, _attrs: dict[str, str]) -> None:
+        # Each check stops expat here: the rest of the document is never read.
+        if len(stack) >= FLUX_MAX_DEPTH:
+            raise FluxError(106, DEPTH_TEXT)
+        counts["elements"] += 1
+        if counts["elements"] > FLUX_MAX_NODES:
+            raise FluxError(106, NODES_TEXT)
+        if len(stack) == 1 and tag == "SMS":
+            counts["entries"] += 1
+            if counts["entries"] > MAX_RECIPIENTS:
+                raise FluxError(106, ENTRIES_TEXT)
         node = _Node(tag)
         (stack[-1].children if stack else roots).append(node)
         stack.append(node)
@@ -202,7 +281,12 @@ def parse_date(value: str) -> datetime:
         naive = datetime.strptime(value, "%Y-%m-%d %H:%M:%S")  # noqa: DTZ007 - zone set below
     except ValueError as exc:
         raise FluxError(115) from exc
-    return naive.replace(tzinfo=PARIS)
+    moment = naive.replace(tzinfo=PARIS)
+    try:
+        moment.astimezone(UTC)  # 0001-01-01 00:00:00 Paris is before the calendar's start in UTC
+    except OverflowError:
+        raise FluxError(115, "DATE: outside the calendar once read as Paris time") from None
+    return moment
 
 
 def personalise(message: str, entry: dict[str, str]) -> str:
@@ -219,7 +303,8 @@ def render(reply: dict[str, Any], fmt: str) -> tuple[bytes, str]:
     """Serialise a reply as the provider does.
 
     Returns:
-        The body and its Content-Type; JSON goes out as ``text/html`` like the real API.
+        The body and its Content-Type; JSON goes out as ``text/html`` like the real API, with
+        ``<``, ``>`` and ``&`` escaped (``\\u003c``...) so that no client-sent value forms markup.
     """
     if fmt == "xml":
         parts = ['<?xml version="1.0" encoding="UTF-8"?><response>']
@@ -235,7 +320,7 @@ def render(reply: dict[str, Any], fmt: str) -> tuple[bytes, str]:
                 parts.append(f"<{key}>{_x(str(value))}</{key}>")
         parts.append("</response>")
         return "".join(parts).encode(), "text/xml; charset=UTF-8"
-    body = json.dumps(reply, ensure_ascii=False, separators=(",", ":"))
+    body = json.dumps(reply, ensure_ascii=False, separators=(",", ":")).translate(_JSON_MARKUP)
     return body.encode(), "text/html; charset=UTF-8"
 
 

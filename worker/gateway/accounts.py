@@ -27,6 +27,11 @@ class ProducerBook:
     def __len__(self) -> int:
         return len(self._accounts)
 
+    def knows(self, login: str) -> bool:
+        """Whether ``login`` is an account's (for the failed-login throttle, not to sign in)."""
+        given = login.encode("utf-8", "replace")
+        return any(hmac.compare_digest(given, known) for _, known, _ in self._accounts)
+
     def authenticate(self, login: str, api_key: str) -> ProducerAccount | None:
         """The account whose login and key both match, or None.
 

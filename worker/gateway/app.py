@@ -10,6 +10,7 @@ from redis.exceptions import RedisError
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
@@ -20,6 +21,8 @@ from producers.store import MessageStore
 from worker.callbacks.policy import CallbackPolicy
 from worker.gateway.accounts import ProducerBook
 from worker.gateway.context import GatewayContext, context_of
+from worker.gateway.headers import SecurityHeaders
+from worker.gateway.limits import GatewayLimits
 from worker.gateway.sendsms import (
     RETRY_AFTER_S,
     answer_format,
@@ -56,6 +59,7 @@ def create_app(settings: Settings, connection: Redis) -> Starlette:
     routes += webhook_routes(settings, connection)  # [] without SMSQ_WEBHOOK_SECRET
     app = Starlette(
         routes=routes,
+        middleware=[Middleware(SecurityHeaders)],
         exception_handlers={
             HTTPException: http_exception,
             RedisError: redis_unavailable,
@@ -69,6 +73,7 @@ def create_app(settings: Settings, connection: Redis) -> Starlette:
         store=MessageStore(connection),
         book=ProducerBook(settings.producers),
         callback_policy=CallbackPolicy.from_settings(settings),
+        limits=GatewayLimits(connection, settings),
     )
     return app
 

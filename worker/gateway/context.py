@@ -1,5 +1,5 @@
-"""What every gateway request handler shares: settings, the producer, the store, the accounts
-and the callback policy."""
+"""What every gateway request handler shares: settings, the producer, the store, the accounts,
+the callback policy and the limits."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from producers.store import MessageStore
     from worker.callbacks.policy import CallbackPolicy
     from worker.gateway.accounts import ProducerBook
+    from worker.gateway.limits import GatewayLimits
     from worker.settings import Settings
 
 
@@ -25,6 +26,8 @@ class GatewayContext:
     book: ProducerBook
     callback_policy: CallbackPolicy
     """Where a ``callbackUrl`` may point (``SMSQ_CALLBACK_ALLOWED_HOSTS``/``_NETWORKS``)."""
+    limits: GatewayLimits
+    """The request rate per login and the failed-login throttle, counted in Redis."""
 
 
 def context_of(request: Request) -> GatewayContext:

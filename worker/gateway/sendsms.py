@@ -35,18 +35,29 @@ from producers.errors import (
 from worker.allmysms.flux import (
     STATUS_TEXTS,
     check_flux,
+    check_text,
     error_reply,
     parse_flux,
     render,
     sniff_format,
 )
 from worker.gateway.context import GatewayContext, context_of
-from worker.gateway.translate import build_request, refusal, refused_phones, success_reply
+from worker.gateway.headers import SECURITY_HEADERS
+from worker.gateway.limits import Refusal
+from worker.gateway.translate import (
+    build_request,
+    check_horizon,
+    refusal,
+    refused_phones,
+    success_reply,
+)
 
 
 if TYPE_CHECKING:
     from starlette.datastructures import Headers
     from starlette.requests import Request
+
+    from worker.settings import ProducerAccount
 
 log = structlog.get_logger()
 
@@ -56,6 +67,10 @@ MAX_FIELDS = 1000
 """More parameters than this in one request is not a sendSms call: 400."""
 RETRY_AFTER_S = 1
 """Suggested wait before retrying when Redis is down (Retry-After header)."""
+LOGIN_LOG_MAX_CHARS = 64
+"""A failed login is logged cut to this length (it is whatever the client sent)."""
+TEXT_PARAMS = ("lane", "callbackUrl")
+"""Parameters besides smsData that reach the stored request: checked to be valid Unicode."""
 SMS_DATA_HINT = 'smsData must be {"DATA": {...}} (JSON) or <DATA>...</DATA> (XML)'
 HTTP_TEXTS = {
     400: "The request body could not be read",
@@ -96,9 +111,16 @@ def http_error(
 
 
 def to_response(answer: Answer) -> Response:
-    """Render an answer as AllMySMS does (JSON as ``text/html``), never cached."""
+    """Render an answer as AllMySMS does (JSON as ``text/html``), never cached, with the
+    security headers (also here: a 500 leaves through Starlette's outermost middleware, which
+    :class:`~worker.gateway.headers.SecurityHeaders` does not wrap)."""
     body, content_type = render(answer.reply, answer.fmt)
-    headers = {"Content-Type": content_type, "Cache-Control": "no-store", **answer.headers}
+    headers = {
+        "Content-Type": content_type,
+        "Cache-Control": "no-store",
+        **{name.decode(): value.decode() for name, value in SECURITY_HEADERS},
+        **answer.headers,
+    }
     return Response(body, status_code=answer.http_status, headers=headers)
 
 
@@ -132,7 +154,7 @@ async def send_sms(request: Request) -> Response:
         params.update(fields)
     try:
         answer = await run_in_threadpool(
-            handle, context, params, request.headers, datetime.now(UTC)
+            handle, context, params, request.headers, datetime.now(UTC), client_address(request)
         )
     except (RedisUnavailableError, RedisError) as exc:
         log.warning("gateway.redis_unavailable", error=type(exc).__name__)
@@ -197,26 +219,45 @@ async def body_params(headers: Headers, body: bytes, limit: int) -> dict[str, st
     return fields
 
 
+def client_address(request: Request) -> str:
+    """The client's address as the ASGI server gives it (uvicorn rewrites it behind a trusted
+    proxy); ``unknown`` when there is none (a Unix socket)."""
+    return request.client.host if request.client else "unknown"
+
+
 def handle(
-    context: GatewayContext, params: Mapping[str, str], headers: Mapping[str, str], now: datetime
+    context: GatewayContext,
+    params: Mapping[str, str],
+    headers: Mapping[str, str],
+    now: datetime,
+    client: str = "unknown",
 ) -> Answer:
     """Check credentials and flux in AllMySMS's order, enqueue, and build the answer.
+
+    A locked-out address or login, and a login over its rate, get HTTP 429 with Retry-After
+    before anything else is read.
 
     Raises:
         RedisUnavailableError: Redis could not be reached (the app answers 503).
     """
     fmt = answer_format(params)
-    account = context.book.authenticate(params.get("login", ""), params.get("apiKey", ""))
-    if account is None:
-        log.info("gateway.refused", status=102)
-        return Answer(error_reply(102), fmt)
+    account = sign_in(context, params, client, fmt)
+    if isinstance(account, Answer):
+        return account
     bound = log.bind(producer=account.login)
+    over = context.limits.take_request(account.login)
+    if over is not None:
+        bound.warning("gateway.rate_limited", client=client, retry_after_s=over.retry_after_s)
+        return too_many(over, fmt)
     sms_data = params.get("smsData", "")
     try:
         if not sms_data.strip():
             raise FluxError(105)
+        for name in TEXT_PARAMS:
+            check_text(params.get(name, ""), name)
         flux = parse_flux(sms_data)
         scheduled = check_flux(flux, now)
+        check_horizon(flux, now)
         request = build_request(
             flux,
             login=account.login,
@@ -257,6 +298,46 @@ def handle(
     return Answer(reply, fmt, headers=headers_out)
 
 
+def sign_in(
+    context: GatewayContext, params: Mapping[str, str], client: str, fmt: str
+) -> ProducerAccount | Answer:
+    """The producer account of ``login``/``apiKey``, or the answer that refuses the request: 429
+    while the address or the login is locked out, else 102 for wrong credentials (counted, and
+    logged with the login and the client address, never the key)."""
+    login = params.get("login", "")
+    known = context.book.knows(login)
+    shown = login[:LOGIN_LOG_MAX_CHARS]
+    locked = context.limits.locked_out(login, client, known_login=known)
+    if locked is not None:
+        log.warning(
+            "gateway.login_locked_out",
+            login=shown,
+            client=client,
+            retry_after_s=locked.retry_after_s,
+        )
+        return too_many(locked, fmt)
+    account = context.book.authenticate(login, params.get("apiKey", ""))
+    if account is None:
+        failures = context.limits.record_failure(login, client, known_login=known)
+        log.warning(
+            "gateway.login_failed",
+            status=102,
+            login=shown,
+            known_login=known,
+            client=client,
+            failures=failures,
+        )
+        return Answer(error_reply(102), fmt)
+    return account
+
+
+def too_many(refusal: Refusal, fmt: str) -> Answer:
+    """HTTP 429 in the provider's shape (body status 429), with Retry-After."""
+    text = f"Too many requests: {refusal.reason}; nothing was enqueued. Retry after "
+    text += f"{refusal.retry_after_s} s"
+    return http_error(429, fmt, text, headers={"Retry-After": str(refusal.retry_after_s)})
+
+
 def check_callback_url(context: GatewayContext, request: SendRequest) -> None:
     """Refuse, at request time and without DNS, a callback destination the policy refuses.
 
@@ -277,6 +358,8 @@ def _flux_error_text(exc: FluxError) -> str:
     """The provider's statusText, made precise where it names no tag (106, 107)."""
     base = STATUS_TEXTS.get(exc.status, "")
     cause = exc.__cause__
+    if exc.detail:
+        return f"{base} ({exc.detail})"
     if exc.status == 105:
         return f"{base}: smsData is missing or blank"
     if exc.status == 106 and isinstance(cause, expat.ExpatError):

@@ -21,7 +21,7 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import Mapping, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from producers import keys
@@ -44,6 +44,9 @@ FLUX_NAMES = {
     "key": "CLIMSGID",
 }
 """Contract field → the name the AllMySMS client knows, for statusText."""
+SEND_AHEAD_MAX_DAYS = 366
+"""Latest DATE the gateway schedules, in days from now: a message is not kept in Redis for
+years (``9999-12-31 23:59:59`` is answered 115)."""
 _RECIPIENT_FIELD = re.compile(r"\bto\[(\d+)\](?:\.phone)?")
 
 
@@ -64,6 +67,17 @@ def flux_text(flux: Flux, name: str) -> str:
     if isinstance(value, bool) or not isinstance(value, str | int | float):
         raise FluxError(106)
     return str(value).strip()
+
+
+def check_horizon(flux: Flux, now: datetime) -> None:
+    """Refuse a DATE further ahead than :data:`SEND_AHEAD_MAX_DAYS`.
+
+    Raises:
+        FluxError: 115 naming DATE and the limit.
+    """
+    date = flux.date.strip()
+    if date and parse_date(date) - now > timedelta(days=SEND_AHEAD_MAX_DAYS):
+        raise FluxError(115, f"DATE: at most {SEND_AHEAD_MAX_DAYS} days ahead")
 
 
 def build_request(
