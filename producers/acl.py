@@ -115,8 +115,22 @@ def setuser_args(role: str, user: str, password: str) -> list[str]:
     Raises:
         InvalidInputError: a bad user name, role or password.
     """
+    _check_user(user)
+    return ["ACL", "SETUSER", user, "reset", *rules(role, password)]
+
+
+def config_line(role: str, user: str, password: str) -> str:
+    """The ``user`` line for ``redis.conf`` or an ACL file (``aclfile``) defining ``user``.
+
+    Raises:
+        InvalidInputError: a bad user name, role or password.
+    """
+    _check_user(user)
+    return " ".join(["user", user, *rules(role, password)])
+
+
+def _check_user(user: str) -> None:
     if not _USER.fullmatch(user) or user == "default":
         raise InvalidInputError(
             "user", "must be 1 to 64 letters, digits, '_', '.' or '-', and not 'default'"
         )
-    return ["ACL", "SETUSER", user, "reset", *rules(role, password)]

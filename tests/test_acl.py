@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
+import subprocess
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -89,6 +91,40 @@ def test_the_password_is_only_ever_its_sha256(redis: Redis, as_user: Connect) ->
     listed = " ".join(str(line) for line in redis.execute_command("ACL", "LIST"))  # type: ignore[no-untyped-call]
     assert PASSWORD not in listed
     assert "#" + hashlib.sha256(PASSWORD.encode()).hexdigest() in args
+
+
+def test_the_setuser_line_works_piped_into_redis_cli(
+    redis: Redis, redis_server: RedisServer
+) -> None:
+    """What an operator runs: the words, space-separated, on redis-cli's standard input."""
+    user = "acl-test-cli"
+    line = " ".join(acl.setuser_args("redis-producer", user, PASSWORD))
+    cli = shutil.which("redis-cli")
+    assert cli is not None
+    try:
+        done = subprocess.run(
+            [cli, "-p", str(redis_server.port)], input=line + "\n", capture_output=True, text=True
+        )
+        assert done.stdout.strip() == "OK", done.stderr
+        tenant = Redis(port=redis_server.port, username=user, password=PASSWORD)
+        assert tenant.rpush(keys.INTAKE, "{}") == 1
+        assert refused(lambda: tenant.lrange(keys.INTAKE, 0, -1)) == KEY
+        tenant.close()
+    finally:
+        redis.execute_command("ACL", "DELUSER", user)  # type: ignore[no-untyped-call]
+
+
+def test_the_config_line_defines_the_user_at_start() -> None:
+    """``redis.conf`` / ACL file form, here as redis-server arguments (the same directive)."""
+    words = acl.config_line("python-producer", "shop", PASSWORD).split()
+    assert words[:2] == ["user", "shop"]
+    with RedisServer(extra_args=["--" + words[0], *words[1:]]) as server:
+        tenant = Redis(port=server.port, username="shop", password=PASSWORD)
+        assert Producer(tenant).enqueue({"key": "k", "to": ["0612345678"], "text": "Hi"}).state is (
+            State.QUEUED
+        )
+        assert refused(lambda: tenant.hset(keys.PAUSED, "*", "{}")) == KEY
+        tenant.close()
 
 
 def test_deploy_redis_conf_documents_the_worker_rules() -> None:
