@@ -6,6 +6,7 @@ import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TypeVar
+from urllib.parse import urlsplit
 
 from producers.errors import ConfigError
 
@@ -40,7 +41,7 @@ class ProducerSettings:
         """
         env = os.environ if environ is None else environ
         return cls(
-            redis_url=env.get("REDIS_URL") or DEFAULT_REDIS_URL,
+            redis_url=read_redis_url(env),
             default_country=read_country(env, "SMSQ_DEFAULT_COUNTRY"),
             outcome_ttl_s=read_int(env, "SMSQ_OUTCOME_TTL_S", OUTCOME_TTL_S, minimum=60),
             chunk_recipients=read_int(
@@ -105,3 +106,36 @@ def redact_url(url: str) -> str:
     credentials, _, host = rest.rpartition("@")
     user = credentials.partition(":")[0]
     return f"{scheme}://{user}:***@{host}"
+
+
+REDIS_URL_SCHEMES = ("redis", "rediss", "unix")
+
+
+def read_redis_url(env: Mapping[str, str]) -> str:
+    """``REDIS_URL`` checked the way redis-py will read it, so a typo is one clear line.
+
+    Raises:
+        ConfigError: the scheme or the port is wrong; never repeats the URL (it may hold a
+            password).
+    """
+    url = env.get("REDIS_URL", "").strip() or DEFAULT_REDIS_URL
+    scheme, sep, _ = url.partition("://")
+    if not sep or scheme.lower() not in REDIS_URL_SCHEMES:
+        shown = f"{scheme}://" if sep else "no scheme"
+        raise ConfigError(
+            "REDIS_URL",
+            f"must start with redis://, rediss:// or unix:// ({shown}); "
+            "e.g. redis://127.0.0.1:6379/0",
+        )
+    if scheme.lower() != "unix":
+        parts = urlsplit(url)
+        try:
+            port = parts.port
+        except ValueError:
+            port = 0
+        if port == 0:
+            raise ConfigError("REDIS_URL", "has a port that is not a number from 1 to 65535")
+        database = parts.path.strip("/")
+        if database and not database.isdigit():
+            raise ConfigError("REDIS_URL", "has a database that is not a number (/0, /1...)")
+    return url

@@ -123,6 +123,8 @@ class SendRequest:
             "lane": self.lane.value,
             "valid_for_s": self.valid_for_s,
             "dynamic": self.dynamic,
+            "segments": self.segments,
+            "encoding": self.encoding,
             "callback_url": self.callback_url,
             "producer": self.producer,
         }
@@ -131,10 +133,18 @@ class SendRequest:
     def from_stored(cls, data: Mapping[str, Any]) -> SendRequest:
         """Rebuild a request written by :meth:`to_stored` (already validated)."""
         send_at = data.get("send_at")
+        recipients = tuple(Recipient(r["phone"], tuple(r["params"])) for r in data["to"])
+        segments, encoding = data.get("segments"), data.get("encoding")
+        if segments is None or encoding is None:  # stored before 0.2: count them again
+            counts = [count_segments(_substitute(data["text"], r.params)) for r in recipients]
+            segments = max(c.segments for c in counts)
+            encoding = "ucs2" if any(c.encoding == "ucs2" for c in counts) else "gsm7"
         return cls(
             key=data["key"],
-            recipients=tuple(Recipient(r["phone"], tuple(r["params"])) for r in data["to"]),
+            recipients=recipients,
             text=data["text"],
+            segments=int(segments),
+            encoding=str(encoding),
             sender=data.get("sender"),
             send_at=datetime.fromisoformat(send_at) if send_at else None,
             campaign=data.get("campaign"),
@@ -187,6 +197,33 @@ def parse_request(obj: object, *, default_region: str = "FR") -> SendRequest:
     )
 
 
+SOURCE_GATEWAY = "gateway"
+SOURCE_INTAKE = "intake"
+"""Where a request came from (``source`` in its record): the gateway authenticates its
+producers by api key; an intake entry comes from whoever may RPUSH the list."""
+
+
+def check_source(request: SendRequest, source: str) -> None:
+    """Refuse what only the gateway may claim: the ``gw:`` key namespace, and (from the intake)
+    a ``producer`` account, whose secret would sign the callbacks.
+
+    Raises:
+        InvalidRequestError: names ``key`` or ``producer``.
+    """
+    if source == SOURCE_GATEWAY:
+        return
+    if request.key.startswith(keys.GATEWAY_KEY_PREFIX):
+        raise InvalidRequestError(
+            "key", f"keys starting with {keys.GATEWAY_KEY_PREFIX} belong to gateway producers"
+        )
+    if source == SOURCE_INTAKE and request.producer is not None:
+        raise InvalidRequestError(
+            "producer",
+            "an intake entry cannot name a producer account (the gateway sets it from the "
+            "login it authenticated)",
+        )
+
+
 def _substitute(text: str, params: tuple[str, ...]) -> str:
     if not params:
         return text
@@ -200,6 +237,20 @@ def _key(value: object) -> str:
         raise InvalidRequestError("key", "must be a string")
     if not 1 <= len(value) <= KEY_MAX_CHARS:
         raise InvalidRequestError("key", f"must be 1 to {KEY_MAX_CHARS} characters")
+    return _unicode(value, "key")
+
+
+def _unicode(value: str, field: str) -> str:
+    """``value`` if it is valid Unicode (JSON's ``\\ud800`` escape decodes to a lone surrogate,
+    which no UTF-8 encoder, Redis client or SMS can carry)."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as error:
+        raise InvalidRequestError(
+            field,
+            f"holds a lone surrogate (U+{ord(value[error.start]):04X} at character "
+            f"{error.start + 1}); send valid Unicode",
+        ) from None
     return value
 
 
@@ -214,7 +265,7 @@ def _text(value: object) -> str:
         raise InvalidRequestError(
             "text", f"is {len(value)} characters; AllMySMS accepts at most {TEXT_MAX_CHARS}"
         )
-    return value
+    return _unicode(value, "text")
 
 
 def _recipients(
@@ -250,7 +301,7 @@ def _recipients(
 
 def _recipient(item: object, where: str) -> tuple[str, tuple[str, ...]]:
     if isinstance(item, str):
-        return item, ()
+        return _unicode(item, where), ()
     if not isinstance(item, Mapping):
         raise InvalidRequestError(where, 'must be a phone string or {"phone", "params"}')
     extra = sorted(set(item) - {"phone", "params"})
@@ -262,7 +313,9 @@ def _recipient(item: object, where: str) -> tuple[str, tuple[str, ...]]:
     params = item.get("params", [])
     if not isinstance(params, list) or not all(isinstance(p, str) for p in params):
         raise InvalidRequestError(f"{where}.params", "must be a list of strings")
-    return phone, tuple(params)
+    for index, param in enumerate(params):
+        _unicode(param, f"{where}.params[{index}]")
+    return _unicode(phone, f"{where}.phone"), tuple(params)
 
 
 def _sender(value: object) -> str | None:
@@ -286,7 +339,12 @@ def _send_at(value: object) -> datetime | None:
         raise InvalidRequestError("send_at", "is not an ISO-8601 date-time") from None
     if moment.tzinfo is None:
         raise InvalidRequestError("send_at", "must carry a UTC offset (e.g. +01:00 or Z)")
-    return moment.astimezone(UTC)
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:
+        raise InvalidRequestError(
+            "send_at", "is outside the dates that can be written in UTC (years 1 to 9999)"
+        ) from None
 
 
 def _optional_text(value: object, name: str, max_chars: int) -> str | None:
@@ -294,7 +352,7 @@ def _optional_text(value: object, name: str, max_chars: int) -> str | None:
         return None
     if not isinstance(value, str) or not 1 <= len(value) <= max_chars:
         raise InvalidRequestError(name, f"must be a string of 1 to {max_chars} characters")
-    return value
+    return _unicode(value, name)
 
 
 def _lane(value: object) -> Lane:
@@ -324,8 +382,13 @@ def _callback_url(value: object) -> str | None:
         raise InvalidRequestError(
             "callback_url", f"must be a string of 1 to {CALLBACK_URL_MAX_CHARS} characters"
         )
-    parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    _unicode(value, "callback_url")
+    try:
+        parts = urlsplit(value)
+        hostname, _ = parts.hostname, parts.port
+    except ValueError as error:
+        raise InvalidRequestError("callback_url", f"is not a URL ({error})") from None
+    if parts.scheme not in ("http", "https") or not hostname:
         raise InvalidRequestError("callback_url", "must be an absolute http(s) URL")
     return value
 

@@ -13,11 +13,18 @@ import redis.exceptions
 
 from producers import keys
 from producers.config import ProducerSettings
-from producers.contract import SEND_SMS_JOB, SendRequest, parse_request, queue_name
+from producers.contract import (
+    SEND_SMS_JOB,
+    SendRequest,
+    check_source,
+    parse_request,
+    queue_name,
+)
 from producers.errors import InvalidRequestError
 from producers.records import utc_now_iso
 from producers.redis_errors import translate_redis_errors
 from producers.states import State
+from producers.store import decoded
 
 
 if TYPE_CHECKING:
@@ -156,6 +163,9 @@ class Producer:
     ) -> list[Enqueued | Refused]:
         """Validate and enqueue a batch, answering in input order.
 
+        ``source`` is recorded with each message; only ``"gateway"`` may use ``gw:`` keys, and
+        ``"intake"`` may not name a ``producer`` account (see :func:`check_source`).
+
         Up to about :data:`SCRIPT_RECIPIENTS` recipients go in one atomic script call (one
         round trip); a bigger batch is several calls, pipelined on one connection.
 
@@ -171,8 +181,10 @@ class Producer:
                     if isinstance(raw, SendRequest)
                     else parse_request(raw, default_region=self._settings.default_country)
                 )
+                check_source(request, source)
             except InvalidRequestError as error:
-                key = raw.get("key") if isinstance(raw, Mapping) else None
+                key = raw.key if isinstance(raw, SendRequest) else None
+                key = raw.get("key") if isinstance(raw, Mapping) else key
                 results.append(Refused(key if isinstance(key, str) else None, error))
                 continue
             accepted.append((len(results), request))
@@ -180,7 +192,7 @@ class Producer:
         if accepted:
             states = self._write([request for _, request in accepted], source)
             for (index, request), state in zip(accepted, states, strict=True):
-                existing = state.decode() if isinstance(state, bytes) else state
+                existing = decoded(state)
                 results[index] = Enqueued(
                     key=request.key,
                     message_id=keys.message_id(request.key),
@@ -196,7 +208,7 @@ class Producer:
         calls = _script_calls(requests)
         if len(calls) == 1:
             return self._run_script(self._items(calls[0], source))
-        with translate_redis_errors():
+        with translate_redis_errors(self._redis, retry_hint=True):
             answers = self._pipelined(calls, source)
         states: list[bytes | str] = []
         for call, answer in zip(calls, answers, strict=True):
@@ -255,7 +267,7 @@ class Producer:
         ]
 
     def _run_script(self, items: list[list[Any]]) -> list[bytes | str]:
-        with translate_redis_errors():
+        with translate_redis_errors(self._redis, retry_hint=True):
             states: list[bytes | str] = self._script(args=self._script_args(items))
         return states
 

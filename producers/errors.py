@@ -14,9 +14,13 @@
      ├── ProviderError           talking to AllMySMS went wrong
      │    ├── NotSentError          it provably never reached AllMySMS (the only retried error)
      │    │    └── ProviderBusyError   HTTP 429, or 503 with Retry-After: refused unprocessed
+     │    ├── MisdirectedError      the answer proves sendSms was never reached (wrong URL)
      │    └── OutcomeUnknownError   it may have reached AllMySMS: never resent automatically
      ├── RefusedJobError         a job in Redis names a callable or data smsq does not run
      ├── CallbackRefusedError    a callback_url the outbound policy refuses: dead, never retried
+     ├── RateLimitBacklogError   no rate-limit turn within the wait budget (worker.send)
+     ├── LuaScriptError          a Lua script, fragment or placeholder is wrong (worker.store.lua)
+     ├── UnsafeValueError        a value that cannot be inlined into Lua (worker.store.lua)
      └── CallbackVerificationError  a receiver refuses a callback POST (producers.callbacks)
           ├── CallbackHeaderError      a webhook-* header is missing or malformed
           ├── CallbackTimestampError   signed too long ago (a replay) or too far ahead
@@ -43,10 +47,26 @@ class ConfigError(SmsqError):
         self.reason = reason
 
 
+SHOWN_MAX_CHARS = 100
+"""Longest piece of client input an error message repeats (an unknown field's name)."""
+
+
+def shown(text: str, max_chars: int = SHOWN_MAX_CHARS) -> str:
+    """``text`` safe to repeat in an error, a log line or Redis: lone surrogates (which no UTF-8
+    encoder accepts) become ``\\udXXX`` escapes, and it is cut to ``max_chars``."""
+    if len(text) > max_chars:
+        text = text[:max_chars] + "..."
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 class InvalidInputError(SmsqError):
-    """Input breaks a rule: ``field`` names where, ``reason`` says why."""
+    """Input breaks a rule: ``field`` names where, ``reason`` says why.
+
+    Both are made safe to encode (see :func:`shown`): they may quote what a client sent.
+    """
 
     def __init__(self, field: str, reason: str) -> None:
+        field, reason = shown(field), shown(reason, max_chars=2_000)
         super().__init__(f"{field}: {reason}")
         self.field = field
         self.reason = reason
@@ -112,6 +132,18 @@ class ProviderBusyError(NotSentError):
         self.http_status = http_status
         self.retry_after_s = retry_after_s
         """The answer's ``Retry-After``, in seconds and capped, or None without one."""
+
+
+class MisdirectedError(ProviderError):
+    """The answer proves the request never reached sendSms: the URL is wrong (HTTP 404, 405,
+    410 or 421 from whatever server is there) or the server's TLS certificate is not for that
+    host. Nothing was sent; every later request would fail the same way, so the lanes pause
+    until the setting is fixed."""
+
+    def __init__(self, reason: str, *, http_status: int | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.http_status = http_status
 
 
 class OutcomeUnknownError(ProviderError):

@@ -34,10 +34,18 @@ MESSAGE_ID_PATTERN = re.compile(r"[0-9a-f]{32}")
 WAKE_TOKENS_MAX = 64
 """Tokens a wake list keeps at most: an idle worker (or dispatcher) needs one, more are trimmed."""
 
+GATEWAY_KEY_PREFIX = "gw:"
+"""Keys of gateway requests, ``gw:<login>:<client key>``: only the gateway writes them."""
 INTAKE = f"{PREFIX}:intake"
 """List where any backend RPUSHes a JSON send request (the redis-cli contract)."""
 INTAKE_PROCESSING = f"{PREFIX}:intake:processing"
-"""Intake requests a worker took and has not yet turned into messages."""
+"""Intake requests a worker took and has not yet turned into messages (before 0.2: one list
+for every worker; still recovered at worker start)."""
+INTAKE_ATTEMPTS = f"{PREFIX}:intake:attempts"
+"""Hash: digest of an intake entry → times a worker stopped while holding it. While it is not
+empty, workers take intake entries one at a time, so one that kills a worker is isolated."""
+INTAKE_POISON = f"{PREFIX}:intake:poison"
+"""Entries that stopped a worker twice, on their way to the dead letters."""
 WAKE = f"{PREFIX}:wake"
 """Tokens pushed on enqueue so idle workers wake at once instead of polling."""
 SENDING = f"{PREFIX}:sending"
@@ -114,6 +122,21 @@ def sms_id(provider_sms_id: str) -> str:
     return f"{SMS_ID_PREFIX}{provider_sms_id}"
 
 
+JOB_ID_PATTERN = re.compile(re.escape(JOB_ID_PREFIX) + r"([0-9a-f]{32})(?:-r[0-9]+)?")
+"""Job ids smsq writes: ``smsq-<message id>``, and ``smsq-<message id>-r<n>`` for the n-th
+requeue (built by :func:`requeued_job_id` and by ``worker/store/lua/lib/requeue.lua``)."""
+
+
+def lane_of_queue(queue: str) -> str:
+    """The lane of an RQ queue, by its name (``smsq-bulk``) or its key (``rq:queue:smsq-bulk``)."""
+    return queue.removeprefix(RQ_QUEUE_PREFIX).removeprefix(LANE_QUEUE_PREFIX)
+
+
+def intake_processing(worker_name: str) -> str:
+    """Intake entries one worker took and has not yet turned into messages."""
+    return f"{INTAKE_PROCESSING}:{worker_name}"
+
+
 def alive(worker_name: str) -> str:
     """Key a live worker process keeps refreshing; gone means the worker is dead."""
     return f"{PREFIX}:alive:{worker_name}"
@@ -126,15 +149,8 @@ def first_seen(queue_name: str) -> str:
 
 def message_id_of_job(jid: str) -> str | None:
     """The message id inside an smsq job id, or None for a job smsq did not create."""
-    rest = jid.removeprefix(JOB_ID_PREFIX)
-    mid, generation = rest[:32], rest[32:]
-    if (
-        jid.startswith(JOB_ID_PREFIX)
-        and len(mid) == 32
-        and (not generation or (generation.startswith("-r") and generation[2:].isdigit()))
-    ):
-        return mid
-    return None
+    match = JOB_ID_PATTERN.fullmatch(jid)
+    return match.group(1) if match else None
 
 
 def requeued_job_id(mid: str, generation: int) -> str:

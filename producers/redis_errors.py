@@ -4,10 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 import redis.exceptions
 
 from producers.errors import RedisUnavailableError
+
+
+if TYPE_CHECKING:
+    from redis import Redis
 
 
 REDIS_OUTAGE_ERRORS = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
@@ -15,18 +20,36 @@ REDIS_OUTAGE_ERRORS = (redis.exceptions.ConnectionError, redis.exceptions.Timeou
 opposed to a refused command)."""
 
 
+def redis_address(connection: Redis) -> str:
+    """Where ``connection`` goes, as ``host:port/db`` (or the socket path), never with its user
+    or password."""
+    kwargs = connection.connection_pool.connection_kwargs
+    if kwargs.get("path"):
+        return f"unix:{kwargs['path']}"
+    return f"{kwargs.get('host', 'localhost')}:{kwargs.get('port', 6379)}/{kwargs.get('db', 0)}"
+
+
+RETRY_IS_SAFE = "retrying with the same keys is safe, duplicates are ignored"
+"""Said to producers whose enqueue met an outage (and only to them)."""
+
+
 @contextmanager
-def translate_redis_errors() -> Iterator[None]:
+def translate_redis_errors(
+    connection: Redis | None = None, *, retry_hint: bool = False
+) -> Iterator[None]:
     """Raise :class:`RedisUnavailableError` for connection errors and timeouts.
 
-    The message names the failure class, never the URL (it may hold a password).
+    The message names the failure class and, given ``connection``, where it goes
+    (:func:`redis_address`), never the URL (it may hold a password); with ``retry_hint`` (an
+    enqueue) it says that retrying is safe.
     """
     try:
         yield
     except REDIS_OUTAGE_ERRORS as exc:
+        where = f" at {redis_address(connection)}" if connection is not None else ""
+        hint = f"; {RETRY_IS_SAFE}" if retry_hint else ""
         raise RedisUnavailableError(
-            f"Redis is unreachable ({type(exc).__name__}); "
-            "retrying with the same keys is safe, duplicates are ignored"
+            f"Redis{where} is unreachable ({type(exc).__name__}){hint}"
         ) from exc
     except redis.exceptions.ResponseError as exc:
         raise RedisUnavailableError(f"Redis refused the command: {exc}") from exc

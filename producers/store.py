@@ -50,7 +50,7 @@ class MessageStore:
         return [combined.get(r.message_id, r) if r is not None else None for r in records]
 
     def _fetch(self, message_ids: list[str | None]) -> list[MessageRecord | None]:
-        with translate_redis_errors():
+        with translate_redis_errors(self._redis):
             pipe = self._redis.pipeline(transaction=False)
             for mid in message_ids:
                 pipe.hgetall(keys.message(mid or "-"))
@@ -72,7 +72,7 @@ class MessageStore:
 
     def dead_letters(self, *, limit: int = 100, ttl_s: int | None = None) -> list[DeadLetter]:
         """Newest dead letters first; entries older than ``ttl_s`` are pruned on the way."""
-        with translate_redis_errors():
+        with translate_redis_errors(self._redis):
             if ttl_s is not None:
                 self._redis.zremrangebyscore(keys.DEAD_LETTERS, "-inf", time.time() - ttl_s)
             ids = self._redis.zrevrange(keys.DEAD_LETTERS, 0, limit - 1)

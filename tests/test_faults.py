@@ -203,3 +203,30 @@ def test_intake_entry_left_in_processing_by_a_crash_is_recovered(
     assert record is not None
     assert record.state is State.SENT
     assert redis.llen("smsq:intake:processing") == 0
+
+
+def test_a_code_never_leaves_after_its_validity_between_connect_retries(
+    producer: Producer, store: MessageStore, workers: Workers
+) -> None:
+    """AllMySMS refuses connections; connect errors are retried every 0.5 s for up to 20
+    attempts (10 s), but the code is valid 3 s: it ends expired, not failed after 20."""
+    from worker.dev.redis_server import free_port
+
+    producer.enqueue({"key": "otp", "text": "Code 1234", "to": ["0612345678"], "valid_for_s": 3})
+
+    run = workers.run_burst(
+        ALLMYSMS_BASE_URL=f"http://127.0.0.1:{free_port()}/http/9.0",
+        SMSQ_SEND_ATTEMPTS="20",
+        SMSQ_RETRY_INITIAL_WAIT_S="0.5",
+        SMSQ_RETRY_MAX_WAIT_S="0.5",
+        SMSQ_SEND_MAX_WAIT_S="15",
+    )
+
+    assert run.returncode == 0, run.log
+    record = store.get("otp")
+    assert record is not None
+    assert (record.state, record.error) == (
+        State.EXPIRED,
+        "valid_for_s ran out before an attempt could leave; nothing was sent",
+    )
+    assert 1 <= record.attempts < 10

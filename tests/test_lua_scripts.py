@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from redis import Redis
 
+from worker.send.intake import INTAKE_VALUES
 from worker.store import lua
 from worker.store.receipts import RECEIPT_VALUES
 
@@ -18,7 +19,10 @@ from worker.store.receipts import RECEIPT_VALUES
 LUA_DIR = Path(lua.__file__).resolve().parent
 SCRIPTS = sorted(path.stem for path in LUA_DIR.glob("*.lua"))
 FRAGMENTS = sorted(path.name for path in (LUA_DIR / "lib").glob("*.lua"))
-CALLER_VALUES: dict[str, dict[str, str]] = {"receipts_apply": RECEIPT_VALUES}
+CALLER_VALUES: dict[str, dict[str, str]] = {
+    "receipts_apply": RECEIPT_VALUES,
+    "intake_take": INTAKE_VALUES,
+}
 """The values each Python caller passes to :func:`lua.load` (none for the others)."""
 SHA1_HEX = re.compile(r"[0-9a-f]{40}")
 DECLARED = re.compile(r"^-- (KEYS|ARGV)\[([0-9]+)(\.\.)?\] ([a-z_]+): \S", re.MULTILINE)
@@ -72,7 +76,7 @@ def naming_block(body: list[str]) -> list[str]:
 
 
 def test_every_script_is_found() -> None:
-    assert len(SCRIPTS) == 16
+    assert len(SCRIPTS) == 17
     assert "ledger_claim" in SCRIPTS
     assert FRAGMENTS == [
         "apply.lua",

@@ -11,7 +11,7 @@ from redis import Redis
 
 from producers.config import ProducerSettings
 from producers.enqueue import Enqueued, Producer, Refused
-from producers.errors import InvalidRequestError, RedisUnavailableError
+from producers.errors import ConfigError, InvalidRequestError, RedisUnavailableError
 from producers.keys import message_id
 from producers.states import State
 from producers.store import MessageStore
@@ -168,13 +168,45 @@ def test_records_expire_after_the_outcome_ttl(redis: Redis) -> None:
 
 def test_unreachable_redis_gives_a_clear_error() -> None:
     """A producer whose Redis is down gets RedisUnavailableError, never a raw socket error."""
-    producer = Producer(Redis(port=free_port(), socket_connect_timeout=0.5))
+    port = free_port()
+    producer = Producer(
+        Redis(
+            port=port,
+            password="pw-1234",  # noqa: S106 - a test password
+            socket_connect_timeout=0.5,
+        )
+    )
     with pytest.raises(RedisUnavailableError) as info:
         producer.enqueue({"key": "a", "text": "x", "to": ["0612345678"]})
     assert str(info.value) == (
-        "Redis is unreachable (ConnectionError); retrying with the same "
+        f"Redis at localhost:{port}/0 is unreachable (ConnectionError); retrying with the same "
         "keys is safe, duplicates are ignored"
     )
+
+
+@pytest.mark.parametrize(
+    ("url", "reason"),
+    [
+        (
+            "http://h:6379/0",
+            "must start with redis://, rediss:// or unix:// (http://); "
+            "e.g. redis://127.0.0.1:6379/0",
+        ),
+        (
+            "h:6379",
+            "must start with redis://, rediss:// or unix:// (no scheme); "
+            "e.g. redis://127.0.0.1:6379/0",
+        ),
+        ("redis://:secret@h:99999/0", "has a port that is not a number from 1 to 65535"),
+        ("redis://h:port/0", "has a port that is not a number from 1 to 65535"),
+        ("redis://h:6379/zero", "has a database that is not a number (/0, /1...)"),
+    ],
+)
+def test_a_bad_redis_url_is_one_clear_configuration_error(url: str, reason: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        ProducerSettings.from_env({"REDIS_URL": url})
+    assert (info.value.variable, info.value.reason) == ("REDIS_URL", reason)
+    assert "secret" not in str(info.value)
 
 
 def test_redis_cli_producer_sends_through_the_intake_list(

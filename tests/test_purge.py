@@ -40,6 +40,9 @@ def test_purge_erases_a_person_and_keeps_everyone_else(
     redis.rpush("smsq:intake", json.dumps({"key": "bad", "to": ["+33 6 12 34 56 78"]}))
     workers.run_burst()
     redis.rpush("smsq:intake", json.dumps({"key": "later", "text": "x", "to": ["0612345678"]}))
+    held = json.dumps({"key": "held", "text": "x", "to": ["06 12 34 56 78"]})
+    redis.rpush("smsq:intake:processing:w-gone", held)
+    redis.rpush("smsq:intake:poison", held)
 
     dry = workers.smsq("purge", "--phone", "+33612345678", "--dry-run")
     real = workers.smsq("purge", "--phone", "+33612345678")
@@ -49,7 +52,7 @@ def test_purge_erases_a_person_and_keeps_everyone_else(
     assert sorted(report["deleted_messages"]) == ["only-her", "rejected-her"]
     assert report["redacted_messages"] == ["shared"]
     assert len(report["deleted_dead_letters"]) == 1
-    assert report["deleted_intake_entries"] == 1
+    assert report["deleted_intake_entries"] == 3
     assert json.loads(dry.stdout) == {**report, "dry_run": True}
     dump = redis_dump(redis)
     assert b"612345678" not in dump

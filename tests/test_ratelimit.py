@@ -17,7 +17,8 @@ from producers.enqueue import Producer
 from producers.errors import OutcomeUnknownError, ProviderBusyError
 from producers.states import State
 from producers.store import MessageStore
-from tests.helpers.processes import Workers
+from tests.helpers.crashes import terminal
+from tests.helpers.processes import Workers, wait_for
 from worker.allmysms.client import AllMySmsClient, parse_retry_after
 from worker.sandbox import SandboxProvider
 from worker.send import ratelimit
@@ -477,3 +478,50 @@ def test_fifteen_messages_at_five_per_second_take_two_seconds(
     assert times[-1] - times[0] < 6
     assert_conforms(times, 5, 5 + 1)  # +1: millisecond log stamps and network jitter
     assert all(store.get(f"rl-{n}").state is State.SENT for n in range(15))  # type: ignore[union-attr]
+
+
+def test_the_limit_counts_segments_not_recipients(
+    producer: Producer, store: MessageStore, sandbox: SandboxProvider, workers: Workers
+) -> None:
+    """Two 2-segment messages (200 GSM-7 characters) at 2 segments/s, burst 2: the second
+    waits about a second (it left at once when the worker counted 1 per recipient)."""
+    for n in range(2):
+        producer.enqueue({"key": f"long-{n}", "text": "x" * 200, "to": ["0612345678"]})
+
+    run = workers.run_burst(SMSQ_RATE_LIMIT_SEGMENTS_PER_S="2", SMSQ_RATE_LIMIT_BURST_SEGMENTS="2")
+
+    assert run.returncode == 0, run.log
+    first, second = sorted(sandbox_times(sandbox))
+    assert 0.9 <= second - first < 3
+    assert {store.get(f"long-{n}").state for n in range(2)} == {State.SENT}  # type: ignore[union-attr]
+
+
+def test_a_code_never_leaves_after_its_validity(
+    producer: Producer, store: MessageStore, sandbox: SandboxProvider, workers: Workers
+) -> None:
+    """Four codes valid 1.5 s at 1 segment/s, enqueued to a running worker: the first two
+    leave (0 s, 1 s), the other two would leave at 2 s and 3 s, past their validity: they end
+    expired, nothing posted (all four were sent before)."""
+    workers.start(
+        SMSQ_RATE_LIMIT_SEGMENTS_PER_S="1", SMSQ_RATE_LIMIT_BURST_SEGMENTS="1", SMSQ_SEND_SLOTS="4"
+    )
+    log = workers.log_dir / "worker-0.log"
+    wait_for(lambda: "Listening on" in log.read_text(), what="the worker")
+    for n in range(4):
+        producer.enqueue(
+            {"key": f"otp-{n}", "text": "Code 1234", "to": ["0612345678"], "valid_for_s": 1.5}
+        )
+    wait_for(lambda: terminal(store, *(f"otp-{n}" for n in range(4))), what="four outcomes")
+
+    records = {n: store.get(f"otp-{n}") for n in range(4)}
+    assert sorted(r.state.value for r in records.values() if r) == [
+        "expired",
+        "expired",
+        "sent",
+        "sent",
+    ]
+    assert len(sandbox.requests()) == 2
+    expired = [r for r in records.values() if r and r.state is State.EXPIRED]
+    assert {r.error for r in expired} == {
+        "valid_for_s ran out while it waited for a rate-limit turn; nothing was sent"
+    }

@@ -31,8 +31,17 @@ WORKER_DEAD_AFTER_S = 30.0
 """A worker that has not refreshed its alive key for this long is dead: its in-flight send
 becomes ``unknown`` and the jobs it held go back to their lane."""
 RECONCILE_INTERVAL_S = 10.0
+INTAKE_MAX_BYTES = 1 << 20
+"""Largest intake entry read (1 MiB: 10,000 recipients with params fit)."""
 """How often some live worker looks for dead workers' messages and stuck jobs."""
-CRASH_POINTS = ("", "after_dequeue", "after_start", "after_claim", "after_send")
+CRASH_POINTS = (
+    "",
+    "after_dequeue",
+    "after_start",
+    "after_claim",
+    "after_send",
+    "holding_intake",
+)
 SEND_SLOTS = 8
 """Sends in flight at once per worker process (threads, each with its keep-alive connection)."""
 SEND_SLOTS_MAX = 256
@@ -131,6 +140,7 @@ class Settings:
     send_slots: int = SEND_SLOTS
     worker_dead_after_s: float = WORKER_DEAD_AFTER_S
     reconcile_interval_s: float = RECONCILE_INTERVAL_S
+    intake_max_bytes: int = INTAKE_MAX_BYTES
     crash_at: str = ""
     """Testing only: a named point where the worker process kills itself (``os._exit``)."""
     log_format: str = "auto"
@@ -170,7 +180,13 @@ class Settings:
             ConfigError: names the variable and the reason, never the value.
         """
         env = os.environ if environ is None else environ
-        base_url = (env.get("ALLMYSMS_BASE_URL") or DEFAULT_BASE_URL).rstrip("/")
+        base_url = env.get("ALLMYSMS_BASE_URL", DEFAULT_BASE_URL).strip().rstrip("/")
+        if not base_url:
+            raise ConfigError(
+                "ALLMYSMS_BASE_URL",
+                f"is empty; leave it out for AllMySMS itself ({DEFAULT_BASE_URL}) or set the "
+                "sandbox's URL",
+            )
         if urlsplit(base_url).scheme not in ("http", "https") or not urlsplit(base_url).netloc:
             raise ConfigError("ALLMYSMS_BASE_URL", "must be an http(s) URL")
         log_format = (env.get("SMSQ_LOG_FORMAT") or "auto").lower()
@@ -214,6 +230,9 @@ class Settings:
             ),
             reconcile_interval_s=read_float(
                 env, "SMSQ_RECONCILE_INTERVAL_S", RECONCILE_INTERVAL_S, minimum=0.1
+            ),
+            intake_max_bytes=read_int(
+                env, "SMSQ_INTAKE_MAX_BYTES", INTAKE_MAX_BYTES, minimum=1024, maximum=64 << 20
             ),
             crash_at=crash_at,
             log_format=log_format,

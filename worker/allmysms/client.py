@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import ssl
 import time
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
@@ -18,7 +19,12 @@ from urllib.parse import urlencode
 
 import httpx
 
-from producers.errors import NotSentError, OutcomeUnknownError, ProviderBusyError
+from producers.errors import (
+    MisdirectedError,
+    NotSentError,
+    OutcomeUnknownError,
+    ProviderBusyError,
+)
 from worker.settings import Secret, Settings
 
 
@@ -35,6 +41,11 @@ retried (:class:`ProviderBusyError`): 429 Too Many Requests (RFC 6585 s. 4) come
 limiter before the application runs, and a 503 with ``Retry-After`` is a deliberate "not now". A
 bare 503 is also what proxies such as Envoy answer when the upstream connection breaks after
 the request was forwarded, so, like 500, 502 and 504, it stays unknown and is never resent."""
+MISDIRECTED_STATUSES = frozenset({404, 405, 410, 421})
+"""HTTP statuses that prove the POST never reached sendSms: no such path (404, 410), that path
+takes no POST (405), or the server is not the one the URL names (421, RFC 9110 s. 15.5.20).
+AllMySMS answers its own errors with HTTP 200 and a status; a wrong ``ALLMYSMS_BASE_URL`` (the
+``/http/9.0`` left out, another host) gets these."""
 RETRY_AFTER_MAX_S = 60.0
 """Longest ``Retry-After`` honoured; a longer one is cut to this."""
 
@@ -68,6 +79,10 @@ class AllMySmsClient:
         connections: int = 1,
     ) -> None:
         self._url = f"{base_url.rstrip('/')}/sendSms/"
+        parts = httpx.URL(self._url)
+        self._host = parts.host
+        self._url_shown = str(parts.copy_with(username=None, password=None, query=None))
+        """The URL for messages: never credentials, should a base URL carry any."""
         self._login = login
         self._api_key = api_key
         self._client = httpx.Client(
@@ -122,14 +137,33 @@ class AllMySmsClient:
         try:
             response = self._client.post(self._url, content=body, headers=FORM_HEADERS)
         except NOT_SENT_ERRORS as exc:
+            if _certificate_mismatch(exc):
+                raise MisdirectedError(
+                    f"the TLS certificate of {self._host} is refused ({_certificate_mismatch(exc)})"
+                ) from exc
             raise NotSentError(f"{type(exc).__name__}: AllMySMS was not reached") from exc
         except httpx.TransportError as exc:
             raise OutcomeUnknownError(f"{type(exc).__name__} after the request was sent") from exc
+        if response.status_code in MISDIRECTED_STATUSES:
+            raise MisdirectedError(
+                f"HTTP {response.status_code} from {self._url_shown}: no sendSms there",
+                http_status=response.status_code,
+            )
         if response.status_code in PUSH_BACK_STATUSES:
             retry_after_s = parse_retry_after(response.headers.get("Retry-After"))
             if response.status_code == 429 or retry_after_s is not None:
                 raise ProviderBusyError(response.status_code, retry_after_s)
         return parse_reply(response.status_code, response.content)
+
+
+def _certificate_mismatch(exc: Exception) -> str | None:
+    """The verification error when a connect failed on the server's certificate."""
+    cause = exc.__cause__ or exc.__context__
+    while cause is not None:
+        if isinstance(cause, ssl.SSLCertVerificationError):
+            return cause.verify_message or "certificate verify failed"
+        cause = cause.__cause__ or cause.__context__
+    return None
 
 
 def parse_reply(http_status: int, body: bytes) -> ProviderReply:

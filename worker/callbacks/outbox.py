@@ -148,10 +148,6 @@ class Outbox:
         """Block until an event is added (a wake token) or ``timeout_s`` passes."""
         self._redis.blpop([keys.CALLBACK_WAKE], timeout=timeout_s)
 
-    def pending_count(self) -> int:
-        """Events not yet delivered nor dead (due, leased or waiting for a retry)."""
-        return int(self._redis.zcard(keys.CALLBACK_DUE))
-
 
 def dead_callbacks(connection: Redis, *, limit: int = 100) -> list[DeadCallback]:
     """Dead callbacks, newest first."""

@@ -46,7 +46,10 @@ def campaign_requests(
     needed = campaign.params_needed
     recipients: list[dict[str, Any]] = []
     number = 0
-    for line_number, row in enumerate(csv.reader(lines), start=1):
+    for line_number, row in _rows(lines):
+        if isinstance(row, InvalidRequestError):
+            yield BadLine(line_number, row)
+            continue
         cells = [cell.strip() for cell in row]
         if not cells or not any(cells):
             continue
@@ -70,6 +73,39 @@ def campaign_requests(
             recipients = []
     if recipients:
         yield _request(campaign, number + 1, recipients)
+
+
+def _rows(lines: Iterable[str]) -> Iterator[tuple[int, list[str] | InvalidRequestError]]:
+    """CSV rows with the number of the line they end on, or the reason a line is not one
+    (a CSV error such as a cell over the csv module's limit, or bytes that are not UTF-8, read
+    with ``surrogateescape``). The reader goes on after a bad line."""
+    reader = csv.reader(lines)
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as error:
+            yield (
+                reader.line_num,
+                InvalidRequestError(f"line {reader.line_num}", f"is not a CSV line ({error})"),
+            )
+            continue
+        if not all(_is_unicode(cell) for cell in row):
+            yield (
+                reader.line_num,
+                InvalidRequestError(f"line {reader.line_num}", "is not valid UTF-8"),
+            )
+            continue
+        yield reader.line_num, row
+
+
+def _is_unicode(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _request(campaign: Campaign, number: int, recipients: list[dict[str, Any]]) -> dict[str, Any]:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import sys
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from functools import partial
 from typing import IO, Any
 
@@ -169,12 +171,15 @@ def _worker(args: argparse.Namespace) -> int:
         from worker.send.supervisor import supervise
 
         return supervise(args.processes, burst=args.burst, lanes=args.lanes)
-    from worker.send.runner import build_worker
+    from worker.send.runner import build_worker, wait_for_redis
     from worker.send.runtime import build_runtime
 
     runtime = build_runtime(settings)
     try:
-        _ping(runtime.redis)
+        if args.burst:
+            _ping(runtime.redis)
+        else:
+            wait_for_redis(runtime.redis)  # logged, however long it takes
         build_worker(runtime, lanes).work(burst=args.burst, logging_level=settings.log_level)
     finally:
         runtime.close()
@@ -205,7 +210,7 @@ def _configure_logging(settings: Any) -> None:
 def _ping(connection: Any) -> None:
     from producers.redis_errors import translate_redis_errors
 
-    with translate_redis_errors():
+    with translate_redis_errors(connection):
         connection.ping()
 
 
@@ -222,18 +227,20 @@ def _enqueue(args: argparse.Namespace) -> int:
     producer = Producer(connect(settings), settings)
     read = _read_requests if args.text is None else partial(_read_campaign, args)
     if args.file:
-        with open(args.file, encoding="utf-8", newline="") as stream:
+        # surrogateescape: bytes that are not UTF-8 refuse their own line, not the whole file.
+        with open(args.file, encoding="utf-8", errors="surrogateescape", newline="") as stream:
             items = list(read(stream))
     else:
-        items = list(read(sys.stdin))
+        stdin = io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8", errors="surrogateescape")
+        items = list(read(stdin))
     started = time.monotonic()
     counts = {"accepted": 0, "duplicates": 0, "refused": 0}
     # A progress bar only where a person watches; scripts get one summary line instead.
     bar = tqdm(total=len(items), unit="msg", file=sys.stderr, disable=not sys.stderr.isatty())
     for start in range(0, len(items), ENQUEUE_BATCH):
         batch = [
-            Refused(None, InvalidRequestError(f"line {number}", "not valid JSON"))
-            if obj is _NOT_JSON
+            Refused(None, InvalidRequestError(f"line {number}", obj.reason))
+            if isinstance(obj, _Unreadable)
             else obj
             for number, obj in items[start : start + ENQUEUE_BATCH]
         ]
@@ -263,7 +270,25 @@ def _enqueue(args: argparse.Namespace) -> int:
     return EXIT_OK if not counts["refused"] else EXIT_REFUSED
 
 
-_NOT_JSON = object()
+@dataclass(frozen=True, slots=True)
+class _Unreadable:
+    """An input line that is not a JSON value, and why."""
+
+    reason: str
+
+
+def _json_value(text: str) -> Any:
+    """``text`` decoded as JSON, or why it cannot be (read with ``surrogateescape``)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return _Unreadable("not valid UTF-8")
+    try:
+        return json.loads(text)
+    except RecursionError:
+        return _Unreadable("not valid JSON: nested too deeply")
+    except ValueError:
+        return _Unreadable("not valid JSON")
 
 
 def _read_campaign(args: argparse.Namespace, stream: IO[str]) -> Iterator[tuple[int, Any]]:
@@ -282,21 +307,14 @@ def _read_campaign(args: argparse.Namespace, stream: IO[str]) -> Iterator[tuple[
 def _read_requests(stream: IO[str]) -> Iterator[tuple[int, Any]]:
     """One JSON object or array for the whole input, or else one JSON value per line."""
     text = stream.read()
-    try:
-        whole = json.loads(text)
-    except ValueError:
-        whole = _NOT_JSON
-    if whole is not _NOT_JSON:
+    whole = _json_value(text)
+    if not isinstance(whole, _Unreadable):
         items = whole if isinstance(whole, list) else [whole]
         yield from enumerate(items, start=1)
         return
     for number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            yield number, json.loads(line)
-        except ValueError:
-            yield number, _NOT_JSON
+        if line.strip():
+            yield number, _json_value(line)
 
 
 def _status(args: argparse.Namespace) -> int:
@@ -359,9 +377,10 @@ def _purge(args: argparse.Namespace) -> int:
     from worker.store.purge import Purger
 
     settings = ProducerSettings.from_env()
+    connection = connect(settings)
     try:
-        with translate_redis_errors():
-            report = Purger(connect(settings), default_region=settings.default_country).purge(
+        with translate_redis_errors(connection):
+            report = Purger(connection, default_region=settings.default_country).purge(
                 args.phone, dry_run=args.dry_run
             )
     except PhoneError as exc:

@@ -78,7 +78,7 @@ async def healthz(request: Request) -> Response:
     connection = context_of(request).producer.connection
 
     def ping() -> None:
-        with translate_redis_errors():
+        with translate_redis_errors(connection):
             connection.ping()
 
     await run_in_threadpool(ping)

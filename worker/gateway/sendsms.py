@@ -25,7 +25,7 @@ from starlette.datastructures import UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
 from starlette.responses import Response
 
-from producers.contract import SendRequest
+from producers.contract import SOURCE_GATEWAY, SendRequest
 from producers.errors import (
     CallbackRefusedError,
     FluxError,
@@ -234,7 +234,7 @@ def handle(
         status, text = refusal(exc)
         bound.info("gateway.refused", status=status, field=exc.field)
         return Answer(error_reply(status, text), fmt)
-    enqueued = context.producer.enqueue(request, source="gateway")
+    enqueued = context.producer.enqueue(request, source=SOURCE_GATEWAY)
     refused = refused_phones(enqueued.refused_numbers)
     if enqueued.duplicate:
         record = context.store.get_by_id(enqueued.message_id)

@@ -24,6 +24,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
+from producers import keys
 from producers.contract import KEY_MAX_CHARS, PLACEHOLDER_PATTERN, SendRequest, parse_request
 from producers.errors import FluxError, InvalidRequestError
 from producers.segments import count_segments
@@ -31,8 +32,6 @@ from worker.allmysms.flux import STATUS_TEXTS, Flux, parse_date, personalise
 from worker.gateway.ids import sms_id
 
 
-KEY_PREFIX = "gw"
-"""Gateway keys are ``gw:<login>:<client key>``: two producers' keys never collide."""
 FLUX_NAMES = {
     "text": "MESSAGE",
     "to": "SMS",
@@ -50,7 +49,7 @@ _RECIPIENT_FIELD = re.compile(r"\bto\[(\d+)\](?:\.phone)?")
 
 def gateway_key(login: str, client_key: str) -> str:
     """The smsq idempotency key of a gateway request (namespaced by producer login)."""
-    return f"{KEY_PREFIX}:{login}:{client_key}"
+    return f"{keys.GATEWAY_KEY_PREFIX}{login}:{client_key}"
 
 
 def flux_text(flux: Flux, name: str) -> str:

@@ -15,21 +15,18 @@ checks, unchanged.
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from producers import keys
 from producers.contract import SEND_SMS_JOB
+from producers.store import decoded
 from worker.store import lua
 
 
 if TYPE_CHECKING:
     from redis import Redis
     from redis.commands.core import Script
-
-SMSQ_JOB_ID = re.compile(r"smsq-([0-9a-f]{32})(?:-r[0-9]+)?")
-"""Job ids smsq writes: ``smsq-<message id>`` and requeues ``smsq-<message id>-r<n>``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,7 +57,7 @@ class Lanes:
         rows = self._script(keys=self._queue_keys, args=[keys.PAUSED, count, *self._lanes])
         taken = []
         for index, raw_id, data, plain in rows:
-            job_id = raw_id.decode("utf-8", "replace") if isinstance(raw_id, bytes) else raw_id
+            job_id = decoded(raw_id, "replace")
             queue_key = self._queue_keys[int(index) - 1]
             taken.append(
                 Taken(queue_key, job_id, plain_message_id(job_id, data) if int(plain) else None)
@@ -78,7 +75,7 @@ class Lanes:
 
 def plain_message_id(job_id: str, data: bytes | str) -> str | None:
     """The message id of a job exactly as smsq writes it, else None."""
-    match = SMSQ_JOB_ID.fullmatch(job_id)
+    match = keys.JOB_ID_PATTERN.fullmatch(job_id)
     if match is None or not data:
         return None
     try:

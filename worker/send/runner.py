@@ -35,13 +35,13 @@ from producers import keys
 from producers.contract import LANE_ORDER, SEND_SMS_JOB, Lane, queue_name
 from producers.enqueue import Producer
 from producers.keys import MESSAGE_ID_PATTERN
-from producers.redis_errors import REDIS_OUTAGE_ERRORS
+from producers.redis_errors import REDIS_OUTAGE_ERRORS, redis_address
 from producers.states import State
 from producers.store import decoded
 from worker.logs import bind_message
 from worker.send.crashpoints import arm, crash_point
 from worker.send.heartbeat import Heartbeat
-from worker.send.intake import INTAKE_BATCH, Intake
+from worker.send.intake import INTAKE_BATCH, Intake, Recovered
 from worker.send.lanes import Lanes, Taken
 from worker.send.reconciler import Reconciler
 from worker.send.retries import backoff_s
@@ -94,6 +94,8 @@ class SmsWorker(SimpleWorker):
             runtime.redis,
             Producer(runtime.redis, settings.producer),
             ttl_s=settings.producer.outcome_ttl_s,
+            worker_name=runtime.worker_name,
+            max_bytes=settings.intake_max_bytes,
         )
         self.heartbeat_thread = Heartbeat(
             runtime.redis, runtime.worker_name, ttl_s=settings.worker_dead_after_s
@@ -107,7 +109,7 @@ class SmsWorker(SimpleWorker):
             stale_after_s=settings.job_timeout_s + OUTCOME_WRITE_RETRY_S,
         )
         self.lanes = Lanes(
-            runtime.redis, [q.key for q in queues], [q.name.removeprefix("smsq-") for q in queues]
+            runtime.redis, [q.key for q in queues], [keys.lane_of_queue(q.name) for q in queues]
         )
         self.slots = SendSlots(settings.send_slots, self._send)
         self._cold_stop = False
@@ -121,9 +123,7 @@ class SmsWorker(SimpleWorker):
     def bootstrap(self, *args: Any, **kwargs: Any) -> None:
         self.heartbeat_thread.start()
         super().bootstrap(*args, **kwargs)
-        recovered = self.intake.recover()
-        if recovered:
-            log.info("sms.intake.recovered", entries=recovered)
+        self._recover_intake(legacy=True)
 
     def work(
         self, burst: bool = False, logging_level: str | None = None, *args: Any, **kwargs: Any
@@ -144,7 +144,7 @@ class SmsWorker(SimpleWorker):
             while not self._stop_requested:
                 self._check_suspension(burst)
                 if self.should_run_maintenance_tasks:
-                    self.run_maintenance_tasks()  # type: ignore[no-untyped-call]
+                    self.run_maintenance_tasks()
                 free = self.slots.wait_free(self.runtime.settings.idle_wait_s)
                 if self._stop_requested or free == 0:
                     continue
@@ -384,13 +384,38 @@ class SmsWorker(SimpleWorker):
 
     def _reconcile(self) -> None:
         try:
-            self.reconciler.maybe_run()
+            if self.reconciler.maybe_run() is not None:
+                self._recover_intake()
         except REDIS_OUTAGE_ERRORS:
             log.warning("sms.reconcile.unavailable")
 
+    def _recover_intake(self, *, legacy: bool = False) -> None:
+        """Give back the intake entries stopped workers held (this worker holds the reconcile
+        turn, or is starting)."""
+        recovered = self.intake.recover(legacy=legacy)
+        if recovered != Recovered():
+            log.warning(
+                "sms.intake.recovered", entries=recovered.returned, poisoned=recovered.poisoned
+            )
+
     def teardown(self) -> None:
-        super().teardown()  # type: ignore[no-untyped-call]
+        try:
+            super().teardown()  # type: ignore[no-untyped-call]
+        except REDIS_OUTAGE_ERRORS as exc:
+            # RQ's death record: its worker key expires on its own (WORKER_TTL_S).
+            log.warning("sms.worker.redis_unavailable", error=type(exc).__name__, step="teardown")
         self.heartbeat_thread.stop()
+
+    def run_maintenance_tasks(self) -> None:
+        """RQ's registry cleanup; during a Redis outage it is skipped until the next interval
+        (the reconciler, not this cleanup, is what puts stuck sends right)."""
+        try:
+            super().run_maintenance_tasks()  # type: ignore[no-untyped-call]
+        except REDIS_OUTAGE_ERRORS as exc:
+            self.last_cleaned_at = now()  # type: ignore[assignment]
+            log.warning(
+                "sms.worker.redis_unavailable", error=type(exc).__name__, step="maintenance"
+            )
 
     def clean_registries(self) -> None:
         """RQ's registry maintenance, minus its intermediate-list cleanup: that one fails stuck
@@ -424,7 +449,7 @@ class SmsWorker(SimpleWorker):
             taken.job_id,
             reason,
             ttl_s=self.runtime.settings.producer.outcome_ttl_s,
-            lane=taken.queue_key.removeprefix("rq:queue:smsq-"),
+            lane=keys.lane_of_queue(taken.queue_key),
         )
         log.warning("sms.job.refused", job_id=shown, reason=reason)
 
@@ -438,7 +463,7 @@ class SmsWorker(SimpleWorker):
             ).add(job, ttl=ttl_s, pipeline=pipe)
             pipe.execute()
         shown = refuse_job(
-            self.connection, job.id, reason, ttl_s=ttl_s, lane=queue.name.removeprefix("smsq-")
+            self.connection, job.id, reason, ttl_s=ttl_s, lane=keys.lane_of_queue(queue.name)
         )
         log.warning("sms.job.refused", job_id=shown, reason=reason)
 
@@ -477,6 +502,26 @@ def lane_queues(connection: Redis, lanes: Iterable[Lane] = LANE_ORDER) -> list[Q
     return [
         Queue(queue_name(lane), connection=connection, serializer=JSONSerializer) for lane in lanes
     ]
+
+
+def wait_for_redis(connection: Redis) -> None:
+    """Before a worker registers: wait, however long, until Redis answers, so a worker started
+    before its Redis, or during an outage, starts once Redis is back."""
+    attempt = 0
+    while True:
+        try:
+            connection.ping()
+            return
+        except REDIS_OUTAGE_ERRORS as exc:
+            attempt += 1
+            wait_s = backoff_s(attempt, initial_s=REDIS_RETRY_INITIAL_S, max_s=REDIS_RETRY_MAX_S)
+            log.warning(
+                "sms.worker.waiting_for_redis",
+                address=redis_address(connection),
+                error=type(exc).__name__,
+                retry_in_s=wait_s,
+            )
+            time.sleep(wait_s)
 
 
 def build_worker(runtime: Runtime, lanes: Iterable[Lane] = LANE_ORDER) -> SmsWorker:

@@ -14,7 +14,12 @@ from rq.timeouts import JobTimeoutException
 
 from producers import keys
 from producers.contract import SendRequest
-from producers.errors import NotSentError, OutcomeUnknownError, ProviderBusyError
+from producers.errors import (
+    MisdirectedError,
+    NotSentError,
+    OutcomeUnknownError,
+    ProviderBusyError,
+)
 from producers.phones import mask_phone
 from producers.redis_errors import REDIS_OUTAGE_ERRORS
 from producers.states import State
@@ -60,10 +65,16 @@ class _Send:
     limit_deadline: float
     """When waiting for a rate-limit turn stops (the send's wait budget)."""
     turn_taken: bool
-    """The first attempt's rate-limit turn was already waited for, under the claim."""
+    """The first attempt's turn is waited for under the held claim (by ``_wait_first_turn``),
+    so the first ``_attempt`` must not wait again."""
+    expires_at: float | None = None
+    """When ``valid_for_s`` runs out (epoch seconds): past it, nothing may leave."""
     attempts: int = 0
     latency_s: float | None = None
     """AllMySMS's answer time on the last attempt that reached it."""
+
+    def expired(self) -> bool:
+        return self.expires_at is not None and time.time() > self.expires_at
 
     @property
     def lane(self) -> str:
@@ -121,6 +132,10 @@ class Sender:
         ids = {"key": request.key, "lane": request.lane.value, "job_id": keys.job_id(message_id)}
         structlog.contextvars.bind_contextvars(key=request.key, lane=request.lane.value)
         log.info("sms.send.started", state="sending", recipients=len(request.recipients))
+        limit_deadline = self._limiter.deadline()
+        if claim.expires_at is not None:
+            # No rate-limit turn is booked past the validity: the send expires instead.
+            limit_deadline = min(limit_deadline, time.monotonic() + claim.expires_at - time.time())
         return _Send(
             message_id=message_id,
             job=job,
@@ -128,8 +143,9 @@ class Sender:
             ids=ids,
             started=time.monotonic(),
             cost=request.segments * len(request.recipients),
-            limit_deadline=self._limiter.deadline(),
+            limit_deadline=limit_deadline,
             turn_taken=hold,
+            expires_at=claim.expires_at,
         )
 
     def _not_claimed(self, message_id: str, outcome: str) -> SendResult:
@@ -154,7 +170,11 @@ class Sender:
         try:
             self._limiter.wait(send.cost, deadline=send.limit_deadline)
         except RateLimitBacklogError as exc:
+            if send.expired() or _past(send.expires_at, send.limit_deadline):
+                return self._expire(send, "while it waited for a rate-limit turn")
             return self._requeue_unsent(send, str(exc))
+        if send.expired():
+            return self._expire(send, "while it waited for a rate-limit turn")
         if not self._ledger.start_posting(send.message_id):
             log.warning(
                 "sms.send.released",
@@ -172,6 +192,8 @@ class Sender:
             send.turn_taken = False
         else:
             self._limiter.wait(send.cost, deadline=send.limit_deadline)
+        if send.expired():
+            raise _ExpiredError
         send.attempts += 1
         flux = build_flux(send.request, now=datetime.now(UTC))
         sent_at = time.monotonic()
@@ -198,10 +220,21 @@ class Sender:
         """Post with retries on transport failures only, then record exactly one outcome."""
         try:
             reply = self._retrying()(self._attempt, send)
+        except _ExpiredError:
+            return self._expire(send, "before an attempt could leave")
         except (ProviderBusyError, RateLimitBacklogError) as exc:
+            if send.expired() or (
+                isinstance(exc, RateLimitBacklogError)
+                and _past(send.expires_at, send.limit_deadline)
+            ):
+                return self._expire(send, "before an attempt could leave")
             # Provably nothing was sent (busy until the retries ran out, or no turn within
             # the rate limit's wait budget): back to the front of the lane, never dropped.
             return self._requeue_unsent(send, str(exc))
+        except MisdirectedError as exc:
+            # Provably not sent, and nothing will be until the URL is fixed: like a bad account.
+            reason = f"ALLMYSMS_BASE_URL: {exc.reason}"
+            return self._pause_and_requeue(send, None, reason, action=MISDIRECTED_ACTION)
         except NotSentError as exc:
             return self._finish(
                 send,
@@ -254,7 +287,8 @@ class Sender:
                 reply=reply,
             )
         if reply.status in PAUSE_STATUSES:
-            return self._pause_and_requeue(send, reply, info.meaning)
+            reason = f"AllMySMS {reply.status}: {info.meaning}"
+            return self._pause_and_requeue(send, reply, reason, action=ACCOUNT_ACTION)
         state = info.state
         sent = set(reply.sms_ids)
         missing = [r.phone for r in send.request.recipients if r.phone not in sent]
@@ -322,6 +356,11 @@ class Sender:
             job_done=send.job is not None,
         )
 
+    def _expire(self, send: _Send, when: str) -> SendResult:
+        """``valid_for_s`` ran out after the claim: nothing leaves, the message ends expired."""
+        reason = f"valid_for_s ran out {when}; nothing was sent"
+        return self._finish(send, State.EXPIRED, reason=reason, error=reason)
+
     def _requeue_unsent(self, send: _Send, reason: str) -> SendResult:
         actor = f"worker {self._ledger.worker_name}"
         self._ledger.requeue(
@@ -337,26 +376,25 @@ class Sender:
         )
         return SendResult(State.QUEUED.value, None, send.attempts)
 
-    def _pause_and_requeue(self, send: _Send, reply: ProviderReply, meaning: str) -> SendResult:
-        """The account cannot send (bad credentials, no credit): stop every worker instead of
-        turning the whole queue into dead letters, and put this message back at the front."""
+    def _pause_and_requeue(
+        self, send: _Send, reply: ProviderReply | None, reason: str, *, action: str
+    ) -> SendResult:
+        """The account or the URL cannot send (bad credentials, no credit, no sendSms at
+        ``ALLMYSMS_BASE_URL``): stop every worker instead of turning the whole queue into dead
+        letters, and put this message back at the front."""
         actor = f"worker {self._ledger.worker_name}"
-        self._switch.pause(None, reason=f"AllMySMS {reply.status}: {meaning}", by=actor)
+        self._switch.pause(None, reason=reason, by=actor)
         self._ledger.requeue(
             send.message_id,
             allowed=frozenset({State.SENDING}),
             actor=actor,
             front=True,
-            reason=f"AllMySMS {reply.status} ({meaning}); lanes paused, nothing was sent",
+            reason=f"{reason}; lanes paused, nothing was sent",
         )
         self._ledger.count(self._metrics(send, reply))
-        log.error(
-            "sms.lanes.paused",
-            provider_status=reply.status,
-            reason=meaning,
-            action="fix the account, then run: smsq resume all",
-        )
-        return SendResult(State.QUEUED.value, reply.status, send.attempts)
+        status = reply.status if reply is not None else None
+        log.error("sms.lanes.paused", provider_status=status, reason=reason, action=action)
+        return SendResult(State.QUEUED.value, status, send.attempts)
 
     def _metrics(self, send: _Send, reply: ProviderReply | None) -> dict[str, int]:
         metrics: dict[str, int] = {}
@@ -418,13 +456,29 @@ class Sender:
             raise
 
 
+class _ExpiredError(Exception):
+    """Raised inside an attempt when ``valid_for_s`` has run out: tenacity does not retry it."""
+
+
+def _past(expires_at: float | None, limit_deadline: float) -> bool:
+    """Whether the rate-limit deadline was the validity's (no turn before it expires)."""
+    if expires_at is None:
+        return False
+    return time.monotonic() + expires_at - time.time() <= limit_deadline + 1e-3
+
+
+ACCOUNT_ACTION = "fix the account, then run: smsq resume all"
+MISDIRECTED_ACTION = (
+    "fix ALLMYSMS_BASE_URL (AllMySMS's is https://api.allmysms.com/http/9.0), then run: "
+    "smsq resume all"
+)
 PAUSE_STATUSES = frozenset({102, 103, 104})
 """AllMySMS statuses that mean the account cannot send at all: pause, do not dead-letter."""
 OUTCOME_WRITE_RETRY_S = 120.0
+"""How long a worker holding AllMySMS's answer keeps trying to record it while Redis is down."""
 OUTCOME_WRITE_WAIT_S = 0.2
 OUTCOME_WRITE_WAIT_MAX_S = 5.0
 """First and longest wait between two attempts to record an outcome while Redis is down."""
-"""How long a worker holding AllMySMS's answer keeps trying to record it while Redis is down."""
 
 _EVENTS = {
     State.SENT: "sms.send.accepted",

@@ -35,6 +35,8 @@ class Claim:
     outcome: str
     """``claimed``, ``expired``, ``missing``, or the state the message already had."""
     request: dict[str, Any] | None = None
+    expires_at: float | None = None
+    """When ``valid_for_s`` runs out (epoch seconds), for a claimed message that has one."""
 
 
 class Ledger:
@@ -77,8 +79,10 @@ class Ledger:
             ],
         )
         outcome = decoded(raw[0])
-        request = json.loads(decoded(raw[1])) if outcome == "claimed" else None
-        return Claim(outcome, request)
+        if outcome != "claimed":
+            return Claim(outcome)
+        expires = decoded(raw[2]) if len(raw) > 2 else ""
+        return Claim(outcome, json.loads(decoded(raw[1])), float(expires) if expires else None)
 
     def finish(
         self,

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from producers import keys
 from producers.errors import PhoneError
 from producers.phones import normalise_phone
-from producers.store import decoded
+from producers.store import decoded, decoded_hash
 
 
 if TYPE_CHECKING:
@@ -66,7 +66,9 @@ class Purger:
                 if not dry_run:
                     self._redis.delete(raw_key)
                     self._redis.zrem(keys.DEAD_LETTERS, dead_id)
-        for list_key in (keys.INTAKE, keys.INTAKE_PROCESSING):
+        held = self._redis.scan_iter(match=keys.intake_processing("*"), count=SCAN_COUNT)
+        lists = [keys.INTAKE, keys.INTAKE_PROCESSING, keys.INTAKE_POISON, *map(decoded, held)]
+        for list_key in lists:
             for entry in self._redis.lrange(list_key, 0, -1):
                 if self._mentions(decoded(entry), target):
                     report.deleted_intake_entries += 1
@@ -75,7 +77,7 @@ class Purger:
         return report
 
     def _purge_message(self, key: str, target: str, report: PurgeReport, dry_run: bool) -> None:
-        raw = {decoded(k): decoded(v) for k, v in self._redis.hgetall(key).items()}
+        raw = decoded_hash(self._redis.hgetall(key))
         if "request" not in raw:
             return
         request = json.loads(raw["request"])

@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING
 from producers import keys
 from producers.errors import WebhookParamError
 from producers.records import utc_now_iso
+from producers.store import decoded
 from worker.store import lua
 
 
@@ -53,7 +54,6 @@ STATUS_OUTCOMES = {
 """AllMySMS acknowledgement statuses, as smsq names them."""
 FINAL_STATUSES = frozenset({1, 2, 4, 5})
 """Receipt statuses that end a recipient's delivery; 3 (transmitted to the operator) does not."""
-FAILED_STATUSES = frozenset({2, 4, 5})
 RECEPTION_DATE_FORMAT = "%Y-%m-%d %H:%M:%S"
 """AllMySMS's ``receptionDate``: ``YYYY-MM-DD HH:MM:SS``."""
 ID_PATTERN = re.compile(r"[A-Za-z0-9._:-]{1,100}")
@@ -227,7 +227,7 @@ class ReceiptBook:
 
 
 def _applied(raw: list[bytes | str]) -> Applied:
-    values = [v.decode("utf-8") if isinstance(v, bytes) else v for v in raw]
+    values = [decoded(v) for v in raw]
     return Applied(
         outcome=values[0],
         message_id=values[1] if len(values) > 1 else None,

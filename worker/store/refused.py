@@ -11,6 +11,7 @@ import time
 from typing import TYPE_CHECKING
 
 from producers import keys
+from producers.errors import shown
 from producers.records import utc_now_iso
 
 
@@ -65,9 +66,9 @@ def refuse_intake(
     fields = {
         "kind": "intake",
         "state": "refused",
-        "reason": reason,
+        "reason": shown(reason, max_chars=2_000),
         "detail": raw.decode("utf-8", "replace")[:DETAIL_MAX_CHARS],
     }
     if key:
-        fields["key"] = key
+        fields["key"] = shown(key, max_chars=DEAD_ID_MAX_CHARS)
     record_dead_letter(connection, dead_id, fields, ttl_s=ttl_s)

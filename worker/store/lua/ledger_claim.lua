@@ -16,8 +16,8 @@
 -- ARGV[5] event_id: id of the final callback event, if the message expires here
 -- ARGV[6] hold: '1' to hold the claim (awaiting_turn) until start_posting, else '0'
 --
--- Returns {outcome, request?}: {'claimed', request json} (state is now sending), {'expired'},
--- {'missing'}, or {the state the message already had}.
+-- Returns {outcome, request?, expires_at?}: {'claimed', request json, expires_at or ''} (state
+-- is now sending), {'expired'}, {'missing'}, or {the state the message already had}.
 local message = KEYS[1]
 local history = KEYS[2]
 local dead_set = KEYS[3]
@@ -55,4 +55,4 @@ local fields = {updated_at = now_iso, claimed_by = worker}
 if hold == '1' then fields['awaiting_turn'] = worker end
 local entry = cjson.encode({state = 'sending', at = now_iso, worker = worker})
 apply(message, history, dead_set, dead_letter, 'sending', fields, entry, nil, now, ttl, '')
-return {'claimed', redis.call('HGET', message, 'request')}
+return {'claimed', redis.call('HGET', message, 'request'), expires or ''}

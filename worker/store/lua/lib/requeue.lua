@@ -1,5 +1,6 @@
 -- requeue(): put the message back on its lane as a fresh RQ job (id
--- <job id prefix><message id>-r<n>) if its state is allowed, and drop its dead letter.
+-- <job id prefix><message id>-r<n>, the form producers/keys.py requeued_job_id and
+-- JOB_ID_PATTERN describe) if its state is allowed, and drop its dead letter.
 -- Returns {'queued', job id}, {'missing'} or {current state}.
 -- Relies on the includer's locals: message, history, dead_set, dead_letter, sending, metrics,
 -- wake (keys); allowed_json, now_iso, ttl, reason, actor, front, job_json (arguments).
