@@ -20,7 +20,11 @@
      ├── CallbackRefusedError    a callback_url the outbound policy refuses: dead, never retried
      ├── RateLimitBacklogError   no rate-limit turn within the wait budget (worker.send)
      ├── LuaScriptError          a Lua script, fragment or placeholder is wrong (worker.store.lua)
-     └── UnsafeValueError        a value that cannot be inlined into Lua (worker.store.lua)
+     ├── UnsafeValueError        a value that cannot be inlined into Lua (worker.store.lua)
+     └── CallbackVerificationError  a receiver refuses a callback POST (producers.callbacks)
+          ├── CallbackHeaderError      a webhook-* header is missing or malformed
+          ├── CallbackTimestampError   signed too long ago (a replay) or too far ahead
+          └── CallbackSignatureError   no signature matches the body, id, timestamp and secret
 
 Messages never carry a phone number, a message text or the provider apiKey. AllMySMS's business
 statuses 102-118 are answers, not exceptions: the sender records them as the message's state.
@@ -174,3 +178,27 @@ class CallbackRefusedError(SmsqError):
         """The setting that would allow this destination."""
         self.reason = f'host "{host}" {detail}'
         super().__init__(f"callback_url {self.reason}")
+
+
+class CallbackVerificationError(SmsqError):
+    """A callback POST its receiver must refuse (:func:`producers.callbacks.verify_callback`);
+    ``field`` names the header, ``reason`` says why. Never carries the secret or the body."""
+
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(f"{field}: {reason}")
+        self.field = field
+        self.reason = reason
+
+
+class CallbackHeaderError(CallbackVerificationError):
+    """A ``webhook-id``, ``webhook-timestamp`` or ``webhook-signature`` header is missing or
+    malformed."""
+
+
+class CallbackTimestampError(CallbackVerificationError):
+    """The signed timestamp is outside the receiver's tolerance: a replayed capture (or a clock
+    far off)."""
+
+
+class CallbackSignatureError(CallbackVerificationError):
+    """No ``v1`` signature matches the body, event id and timestamp under the given secret(s)."""

@@ -21,7 +21,6 @@ from tests.helpers.processes import API_KEY, LOGIN, Workers, wait_for
 from worker.admin.metrics import render
 from worker.admin.server import running
 from worker.callbacks.dispatcher import Dispatcher
-from worker.callbacks.outbox import verify
 from worker.cli.commands import main
 from worker.cli.text import render_status
 from worker.dev.redis_server import RedisServer
@@ -376,7 +375,7 @@ def test_a_new_reply_is_called_back_once_with_its_text(
         "campaign_id": "cmp-1",
     }
     last = receiver.received[-1]
-    assert verify(SHOP_SECRET, last.body, last.headers["X-Smsq-Signature"])
+    assert last.verified(SHOP_SECRET) == answered
 
 
 def test_sandbox_receipts_update_the_store_and_callbacks_arrive_signed(
@@ -429,8 +428,8 @@ def test_sandbox_receipts_update_the_store_and_callbacks_arrive_signed(
         stop.set()
         thread.join(5)
     for got in receiver.received:
-        assert verify(SHOP_SECRET, got.body, got.headers["X-Smsq-Signature"])
-        assert got.headers["X-Smsq-Event-Id"] == got.event["event_id"]
+        assert got.verified(SHOP_SECRET) == got.event
+        assert got.headers["webhook-id"] == got.event["event_id"]
         assert b"colis" not in got.body  # the message's own text is never called back
     events = receiver.events()
     assert len({e["event_id"] for e in events}) == 8

@@ -12,6 +12,7 @@ from typing import Any
 from redis import Redis
 
 from producers import keys
+from producers.callbacks import verify_callback
 from producers.enqueue import Producer
 from producers.states import State
 from worker.callbacks.dispatcher import Dispatcher
@@ -36,6 +37,11 @@ class Received:
     def event(self) -> dict[str, Any]:
         result: dict[str, Any] = json.loads(self.body)
         return result
+
+    def verified(self, secret: str, **kwargs: Any) -> dict[str, Any]:
+        """The event, checked as a receiver checks it (:func:`producers.callbacks.verify_callback`);
+        raises its error when the POST does not verify."""
+        return verify_callback(self.headers, self.body, secret, **kwargs)
 
 
 @dataclass

@@ -1,8 +1,10 @@
 """``smsq callbacks``: delivers callback events to producers, at least once, off the send path.
 
-Each event is POSTed as compact JSON with ``X-Smsq-Signature: sha256=<hex HMAC-SHA256 of the
-body>`` (the producer account's ``callback_secret``, else ``SMSQ_CALLBACK_SECRET``),
-``X-Smsq-Timestamp`` and ``X-Smsq-Event-Id``. Outcomes:
+Each event is POSTed as compact JSON signed the Standard Webhooks way
+(:mod:`producers.callbacks`): ``webhook-id`` (the event id, the same on every attempt),
+``webhook-timestamp`` (this attempt's Unix seconds) and ``webhook-signature: v1,<base64
+HMAC-SHA256 of "<id>.<timestamp>.<body>">`` with the producer account's ``callback_secret``,
+else ``SMSQ_CALLBACK_SECRET``. Outcomes:
 
 * 2xx: delivered, the event is deleted;
 * connection errors, timeouts, 408, 429 and 5xx: tried again after an exponential back-off with
@@ -31,16 +33,9 @@ import httpx
 import redis.exceptions
 import structlog
 
+from producers.callbacks import signed_headers
 from producers.errors import CallbackRefusedError
-from worker.callbacks.outbox import (
-    EVENT_ID_HEADER,
-    SIGNATURE_HEADER,
-    TIMESTAMP_HEADER,
-    Outbox,
-    Pending,
-    event_body,
-    sign,
-)
+from worker.callbacks.outbox import Outbox, Pending, event_body
 from worker.callbacks.policy import CallbackPolicy, callback_client
 from worker.send.retries import backoff_s, jittered_s
 from worker.settings import callback_secret_for
@@ -138,9 +133,7 @@ class Dispatcher:
         body = event_body(pending.event)
         headers = {
             "Content-Type": "application/json",
-            SIGNATURE_HEADER: sign(secret.reveal(), body),
-            TIMESTAMP_HEADER: str(int(time.time())),
-            EVENT_ID_HEADER: pending.event_id,
+            **signed_headers(secret.reveal(), pending.event_id, body, timestamp=int(time.time())),
         }
         try:
             response = self._client.post(pending.url, content=body, headers=headers)

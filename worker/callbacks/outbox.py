@@ -1,4 +1,5 @@
-"""Callbacks to producers: the events, their signature, and the Redis outbox they wait in.
+"""Callbacks to producers: the events and the Redis outbox they wait in (their signature is
+:mod:`producers.callbacks`).
 
 An event is added to the outbox by the same Lua script that makes the change it reports (a
 message reaching a final state in :mod:`worker.store.ledger`, a delivery receipt or a reply
@@ -8,13 +9,12 @@ costs no extra round trip. :mod:`worker.callbacks.dispatcher` delivers it, at le
 The outbox is one sorted set of event ids scored by when each may next be attempted. Taking an
 event leases it (its score moves to the delivery's deadline): a dispatcher killed mid-delivery
 leaves the event due again once the lease runs out, so nothing is lost, and receivers dedupe by
-``event_id``. The outbox scripts are ``worker/store/lua/outbox_*.lua``.
+``event_id`` (also the ``webhook-id`` header, see :mod:`producers.callbacks`). The outbox
+scripts are ``worker/store/lua/outbox_*.lua``.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -27,12 +27,6 @@ from worker.store import lua
 if TYPE_CHECKING:
     from redis import Redis
 
-SIGNATURE_HEADER = "X-Smsq-Signature"
-"""``sha256=<hex HMAC-SHA256 of the exact body bytes>`` with the producer's callback secret."""
-TIMESTAMP_HEADER = "X-Smsq-Timestamp"
-"""Unix seconds when this attempt was signed (informational; the body carries ``at``)."""
-EVENT_ID_HEADER = "X-Smsq-Event-Id"
-"""Same as the body's ``event_id``: receivers dedupe on it (delivery is at least once)."""
 JSON_TEXT_FIELDS = {"sms_ids": "{}", "invalid_numbers": "[]"}
 """Event fields the Lua scripts store as JSON text, with their empty value."""
 
@@ -47,20 +41,11 @@ def decode_event(stored: dict[str, Any]) -> dict[str, Any]:
 
 
 def event_body(event: dict[str, Any]) -> bytes:
-    """The exact bytes POSTed (and signed): compact, sorted JSON, the same on every attempt."""
+    """The exact bytes POSTed (and signed, :mod:`producers.callbacks`): compact, sorted JSON, the
+    same on every attempt."""
     return json.dumps(event, separators=(",", ":"), sort_keys=True, ensure_ascii=False).encode(
         "utf-8"
     )
-
-
-def sign(secret: str, body: bytes) -> str:
-    """The ``X-Smsq-Signature`` value: ``sha256=`` and the hex HMAC-SHA256 of ``body``."""
-    return "sha256=" + hmac.new(secret.encode("utf-8"), body, hashlib.sha256).hexdigest()
-
-
-def verify(secret: str, body: bytes, signature: str) -> bool:
-    """What a receiver does: recompute over the exact body bytes and compare in constant time."""
-    return hmac.compare_digest(sign(secret, body), signature)
 
 
 @dataclass(frozen=True, slots=True)

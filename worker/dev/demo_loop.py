@@ -13,7 +13,8 @@ from typing import Any
 
 import httpx
 
-from worker.callbacks.outbox import verify
+from producers.callbacks import verify_callback
+from producers.errors import CallbackVerificationError
 
 
 CLIENT_MESSAGE_ID = "order-4711-shipped"
@@ -28,7 +29,8 @@ message id, hence smsq's idempotency key)."""
 
 @dataclass
 class Receiver:
-    """A producer's callback endpoint: keeps each event and whether its signature holds."""
+    """A producer's callback endpoint: keeps each event and whether it verifies (signature over
+    id, timestamp and body; timestamp within 5 minutes)."""
 
     secret: str
     events: list[tuple[dict[str, Any], bool]] = field(default_factory=list)
@@ -41,7 +43,11 @@ class Receiver:
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-                signed = verify(receiver.secret, body, self.headers.get("X-Smsq-Signature", ""))
+                try:
+                    verify_callback(dict(self.headers.items()), body, receiver.secret)
+                    signed = True
+                except CallbackVerificationError:
+                    signed = False
                 with receiver.lock:
                     receiver.events.append((json.loads(body), signed))
                 self.send_response(204)

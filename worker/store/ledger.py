@@ -129,7 +129,10 @@ class Ledger:
                     **{k: record.get(k, "") for k in ("key", "lane", "job_id")},
                 }
             )
-        intermediate, job_id = job or ("", "")
+        # Without a job the script touches no intermediate list, but Redis still checks every
+        # declared key against the caller's ACL: '' matches no key pattern, so name the
+        # message's own hash (already declared, never used as a list) instead.
+        intermediate, job_id = job or (keys.message(message_id), "")
         result = self._transition(
             keys=[*_keys(message_id), *keys.callback_keys(), intermediate],
             args=[

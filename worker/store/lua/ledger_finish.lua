@@ -10,7 +10,8 @@
 -- KEYS[7] callback_events: the callback outbox's events hash
 -- KEYS[8] callback_due: the callback outbox's due sorted set
 -- KEYS[9] callback_wake: the callback dispatchers' wake list
--- KEYS[10] intermediate: the finished job's intermediate list, or ''
+-- KEYS[10] intermediate: the finished job's intermediate list (without a job: any key the
+--   caller may access, unused)
 -- ARGV[1] expected: the state the message must be in
 -- ARGV[2] new_state: the state it moves to
 -- ARGV[3] fields_json: record fields to set, a JSON object
