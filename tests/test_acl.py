@@ -7,12 +7,17 @@ import hashlib
 import json
 import shutil
 import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 import redis.exceptions
 from redis import Redis
+from redis.backoff import NoBackoff
+from redis.exceptions import AuthenticationError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.retry import Retry
 
 from producers import acl, keys
 from producers.config import ProducerSettings
@@ -321,3 +326,95 @@ def test_smsq_user_settles_a_dead_workers_send_as_unknown(
     record = MessageStore(worker).get("acl-crash")
     assert record is not None
     assert (record.state, record.error) == (State.UNKNOWN, "worker died during the send")
+
+
+def smsq_acl(*args: str, stdin: str) -> subprocess.CompletedProcess[str]:
+    """``smsq acl ...`` as an operator runs it, the password on standard input."""
+    return subprocess.run(
+        [sys.executable, "-m", "worker", "acl", *args],
+        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)},
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_smsq_acl_output_piped_into_redis_cli_makes_the_user(
+    redis: Redis, redis_server: RedisServer
+) -> None:
+    done = smsq_acl("redis-producer", "acl-test-cmd", stdin=PASSWORD + "\n")
+    assert (done.returncode, done.stderr) == (0, "")
+    assert (
+        done.stdout == " ".join(acl.setuser_args("redis-producer", "acl-test-cmd", PASSWORD)) + "\n"
+    )
+    assert PASSWORD not in done.stdout
+    cli = shutil.which("redis-cli")
+    assert cli is not None
+    try:
+        made = subprocess.run(
+            [cli, "-p", str(redis_server.port)], input=done.stdout, capture_output=True, text=True
+        )
+        assert made.stdout.strip() == "OK", made.stderr
+        tenant = Redis(port=redis_server.port, username="acl-test-cmd", password=PASSWORD)
+        assert tenant.rpush(keys.INTAKE, "{}") == 1
+        assert refused(lambda: tenant.hset(keys.PAUSED, "*", "{}")) == COMMAND.format("hset")
+        tenant.close()
+    finally:
+        redis.execute_command("ACL", "DELUSER", "acl-test-cmd")  # type: ignore[no-untyped-call]
+
+
+def test_smsq_acl_config_line_and_its_refusals() -> None:
+    line = smsq_acl("smsq", "workers", "--config-line", stdin=PASSWORD)
+    short = smsq_acl("python-producer", "shop", stdin="short\n")
+    default = smsq_acl("smsq", "default", stdin=PASSWORD + "\n")
+    role = smsq_acl("admin", "shop", stdin=PASSWORD + "\n")
+
+    assert (line.returncode, line.stdout) == (
+        0,
+        acl.config_line("smsq", "workers", PASSWORD) + "\n",
+    )
+    assert (short.returncode, short.stdout, short.stderr) == (
+        1,
+        "",
+        "smsq: password: must be at least 16 random characters\n",
+    )
+    assert (default.returncode, default.stderr) == (
+        1,
+        "smsq: user: must be 1 to 64 letters, digits, '_', '.' or '-', and not 'default'\n",
+    )
+    assert role.returncode == 2
+    assert role.stderr.splitlines()[-1].startswith("smsq acl: error: argument role: invalid choice")
+
+
+def test_runbook_rotation_and_revocation(redis: Redis, redis_server: RedisServer) -> None:
+    """RUNBOOK section 8: a second hash lets both passwords in, ``!<hash>`` drops the old one,
+    and ``ACL DELUSER`` closes the tenant's open connection."""
+    new = "tenant-password-rotated-77d2"
+    user = "acl-test-rotate"
+
+    def sha(password: str) -> str:
+        return hashlib.sha256(password.encode()).hexdigest()
+
+    def login(password: str) -> Redis:
+        once = Retry(NoBackoff(), 0)  # a refused login is not retried (4 s of back-off)
+        client = Redis(port=redis_server.port, username=user, password=password, retry=once)
+        client.ping()
+        return client
+
+    redis.execute_command(*acl.setuser_args("redis-producer", user, PASSWORD))  # type: ignore[no-untyped-call]
+    try:
+        redis.execute_command("ACL", "SETUSER", user, "#" + sha(new))  # type: ignore[no-untyped-call]
+        login(PASSWORD).close()
+        redis.execute_command("ACL", "SETUSER", user, "!" + sha(PASSWORD))  # type: ignore[no-untyped-call]
+        with pytest.raises(AuthenticationError):
+            login(PASSWORD)
+        tenant = login(new)
+        open_connection = tenant.connection_pool.get_connection()
+    finally:
+        redis.execute_command("ACL", "DELUSER", user)  # type: ignore[no-untyped-call]
+    open_connection.send_command("PING")
+    with pytest.raises(RedisConnectionError):
+        open_connection.read_response()
+    tenant.close()

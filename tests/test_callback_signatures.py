@@ -63,6 +63,18 @@ def example_verifier() -> Callable[..., dict[str, Any]]:
     return function
 
 
+def readme_verifier() -> Callable[..., dict[str, Any]]:
+    """The receiver printed in the README's callbacks section, run as printed."""
+    readme = (ROOT / "README.md").read_text()
+    [block] = re.findall(
+        r"```python\n(import base64.*?def verify_smsq_callback.*?)```", readme, re.S
+    )
+    namespace: dict[str, Any] = {}
+    exec(compile(block, "README.md", "exec"), namespace)  # noqa: S102 - the README's own code
+    function: Callable[..., dict[str, Any]] = namespace["verify_smsq_callback"]
+    return function
+
+
 def test_signature_matches_the_standard_webhooks_test_vector() -> None:
     """The spec's reference libraries' own vector: same content, key and encoding."""
     key = base64.b64decode("MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")
@@ -254,10 +266,14 @@ def test_the_plain_python_example_uses_only_the_standard_library() -> None:
     assert imported <= sys.stdlib_module_names
 
 
+@pytest.mark.parametrize("verifier", [example_verifier, readme_verifier], ids=["file", "readme"])
 def test_the_plain_python_example_verifies_a_real_post_and_refuses_forgeries(
-    redis: Redis, producer: Producer, receiver: Receiver
+    redis: Redis,
+    producer: Producer,
+    receiver: Receiver,
+    verifier: Callable[[], Callable[..., dict[str, Any]]],
 ) -> None:
-    verify = example_verifier()
+    verify = verifier()
     got = one_post(redis, producer, receiver, "sig-example")
     assert verify(got.headers, got.body, SHOP_SECRET) == got.verified(SHOP_SECRET)
     assert verify(got.headers, got.body, [OLD_SECRET, SHOP_SECRET])["key"] == "sig-example"

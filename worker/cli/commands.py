@@ -187,7 +187,44 @@ def _parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser("demo", help="run everything locally end to end and print outcomes")
     demo.set_defaults(handler=_demo)
+
+    from producers.acl import ROLES
+
+    acl = sub.add_parser(
+        "acl",
+        help="print the Redis ACL user of a producer or of smsq (password read from stdin)",
+        description="Print the ACL SETUSER command (pipe it into redis-cli as an admin user) or, "
+        "with --config-line, the `user` line for redis.conf or an ACL file. The password is "
+        "read from standard input (prompted on a terminal) and printed only as its SHA-256.",
+    )
+    acl.add_argument("role", choices=list(ROLES), help="what the user may do")
+    acl.add_argument("user", help="the Redis user name (not 'default')")
+    acl.add_argument(
+        "--config-line", action="store_true", help="print the redis.conf / ACL file line instead"
+    )
+    acl.set_defaults(handler=_acl)
     return parser
+
+
+def _acl(args: argparse.Namespace) -> int:
+    from producers import acl
+    from producers.errors import InvalidInputError
+
+    if sys.stdin.isatty():
+        import getpass
+
+        password = getpass.getpass(f"password for Redis user {args.user}: ")
+    else:
+        password = sys.stdin.readline().rstrip("\r\n")
+    try:
+        if args.config_line:
+            print(acl.config_line(args.role, args.user, password))
+        else:
+            print(" ".join(acl.setuser_args(args.role, args.user, password)))
+    except InvalidInputError as exc:
+        print(f"smsq: {printable(str(exc))}", file=sys.stderr)
+        return EXIT_REFUSED
+    return EXIT_OK
 
 
 def _worker(args: argparse.Namespace) -> int:
