@@ -414,7 +414,7 @@ def test_runbook_rotation_and_revocation(redis: Redis, redis_server: RedisServer
         open_connection = tenant.connection_pool.get_connection()
     finally:
         redis.execute_command("ACL", "DELUSER", user)  # type: ignore[no-untyped-call]
-    open_connection.send_command("PING")
+    open_connection.send_command("PING")  # type: ignore[no-untyped-call]
     with pytest.raises(RedisConnectionError):
         open_connection.read_response()
     tenant.close()
