@@ -204,8 +204,8 @@ producers by api key; an intake entry comes from whoever may RPUSH the list."""
 
 
 def check_source(request: SendRequest, source: str) -> None:
-    """Refuse what only the gateway may claim: the ``gw:`` key namespace, and (from the intake)
-    a ``producer`` account, whose secret would sign the callbacks.
+    """Refuse what only the gateway may claim: the ``gw:`` key namespace, and a ``producer``
+    account, whose secret would sign the callbacks.
 
     Raises:
         InvalidRequestError: names ``key`` or ``producer``.
@@ -216,11 +216,14 @@ def check_source(request: SendRequest, source: str) -> None:
         raise InvalidRequestError(
             "key", f"keys starting with {keys.GATEWAY_KEY_PREFIX} belong to gateway producers"
         )
-    if source == SOURCE_INTAKE and request.producer is not None:
+    if request.producer is not None:
+        where = (
+            "an intake entry" if source == SOURCE_INTAKE else "a request from outside the gateway"
+        )
         raise InvalidRequestError(
             "producer",
-            "an intake entry cannot name a producer account (the gateway sets it from the "
-            "login it authenticated)",
+            f"{where} cannot name a producer account (the gateway sets it from the login it "
+            "authenticated)",
         )
 
 

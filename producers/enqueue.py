@@ -167,8 +167,8 @@ class Producer:
     ) -> list[Enqueued | Refused]:
         """Validate and enqueue a batch, answering in input order.
 
-        ``source`` is recorded with each message; only ``"gateway"`` may use ``gw:`` keys, and
-        ``"intake"`` may not name a ``producer`` account (see :func:`check_source`).
+        ``source`` is recorded with each message; only ``"gateway"`` may use ``gw:`` keys or
+        name a ``producer`` account (see :func:`check_source`).
 
         Up to about :data:`SCRIPT_RECIPIENTS` recipients go in one atomic script call (one
         round trip); a bigger batch is several calls, pipelined on one connection.

@@ -275,3 +275,17 @@ def test_a_python_producer_cannot_write_in_the_gateway_namespace(redis: Redis) -
 
     assert str(raised.value) == "key: keys starting with gw: belong to gateway producers"
     assert MessageStore(redis).get("gw:shop:order-1") is None
+
+
+def test_a_python_producer_cannot_name_a_gateway_account(redis: Redis) -> None:
+    """Its callbacks would be signed with shop's secret: a forged event shop's receiver trusts."""
+    producer = Producer(redis, ProducerSettings())
+
+    with pytest.raises(InvalidRequestError) as raised:
+        producer.enqueue({"key": "mine", **VALID, "producer": "shop"})
+
+    assert str(raised.value) == (
+        "producer: a request from outside the gateway cannot name a producer account (the "
+        "gateway sets it from the login it authenticated)"
+    )
+    assert MessageStore(redis).get("mine") is None

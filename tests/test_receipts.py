@@ -398,7 +398,8 @@ def test_sandbox_receipts_update_the_store_and_callbacks_arrive_signed(
             "text": "Votre colis arrive",
             "callback_url": url,
             "producer": "shop",
-        }
+        },
+        source="gateway",  # the account's secret signs the callbacks
     )
     run = workers.run_burst()
     assert run.returncode == 0, run.log

@@ -126,9 +126,9 @@ def finish_sent(
         "text": "hello",
         "callback_url": callback_url,
     }
-    if producer_login:
+    if producer_login:  # only the gateway names a producer account
         request["producer"] = producer_login
-    producer.enqueue(request)
+    producer.enqueue(request, source="gateway" if producer_login else "python")
     mid = keys.message_id(key)
     ledger = Ledger(redis, ttl_s=TTL_S, worker_name="test")
     assert ledger.claim(mid).outcome == "claimed"
