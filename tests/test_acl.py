@@ -241,6 +241,7 @@ def test_python_producer_cannot_touch_pauses_queues_internals_or_admin(
     assert refused(lambda: tenant.hset(keys.PAUSED, "*", "{}")) == KEY
     assert refused(lambda: tenant.hset(keys.RATE_LIMIT_STATE, "rate", "0")) == KEY
     assert refused(lambda: tenant.rpush(keys.INTAKE_PROCESSING, "{}")) == KEY
+    assert refused(lambda: tenant.rpush(keys.INTAKE, "{}")) == KEY
     assert refused(lambda: tenant.hgetall(keys.rq_job("smsq-x"))) == KEY  # write-only
     assert refused(lambda: tenant.hgetall(keys.CALLBACK_EVENTS)) == KEY
     assert refused(lambda: tenant.delete(keys.message(MID))) == COMMAND.format("del")
@@ -418,3 +419,18 @@ def test_runbook_rotation_and_revocation(redis: Redis, redis_server: RedisServer
     with pytest.raises(RedisConnectionError):
         open_connection.read_response()
     tenant.close()
+
+
+def test_readme_security_model_shows_the_lines_smsq_acl_prints() -> None:
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("## Security model", 1)[1].split("\n## ", 1)[0]
+    shown = [line.strip() for line in section.splitlines() if line.startswith("    user ")]
+    expected = []
+    for role, user in [
+        ("redis-producer", "shop"),
+        ("python-producer", "billing"),
+        ("smsq", "smsq"),
+    ]:
+        digest = acl.rules(role, PASSWORD)[1]
+        expected.append(acl.config_line(role, user, PASSWORD).replace(digest, "#<sha256>"))
+    assert shown == expected
