@@ -29,7 +29,7 @@ def serve(settings: Settings, *, host: str, port: int) -> None:
     connection = connect(settings.producer)
     try:
         AppServer(
-            config(create_app(settings, connection), host=host, port=port),
+            config(create_app(settings, connection), host=host, port=port, server=settings.server),
             announce="gateway listening on {url}" + BASE_PATH + "/sendSms/",
         ).run()
     finally:
