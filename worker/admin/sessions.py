@@ -32,8 +32,7 @@ if TYPE_CHECKING:
 SESSION_COOKIE = "smsq_admin"
 SESSION_MAX_AGE_S = 8 * 3600
 """A login lasts one working day, counted from the login, however active the session is."""
-SESSION_PREFIX = f"{keys.PREFIX}:admin:session:"
-"""``smsq:admin:session:<sha256 hex of the session id>``: the login is live while this exists."""
+SESSION_PREFIX = keys.ADMIN_SESSION_PREFIX
 SESSION_ID_BYTES = 32
 CSRF_FIELD = "csrf"
 MAX_FORM_FIELDS = 20

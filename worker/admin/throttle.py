@@ -35,8 +35,7 @@ MAX_CLIENTS = 10_000
 SITE_MAX_FAILURES = 20
 """Failed logins the whole site accepts per window (one account: typos of a few operators fit)."""
 SITE_WINDOW_S = 60
-FAILURES_KEY = f"{keys.PREFIX}:admin:login-failures"
-"""Failures in the current window (a counter expiring with the window)."""
+FAILURES_KEY = keys.ADMIN_LOGIN_FAILURES
 
 
 class LoginThrottle:

@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 
     from worker.settings import Settings
 
-PREFIX = f"{keys.PREFIX}:gateway:"
+PREFIX = keys.GATEWAY_LIMITS_PREFIX
 RATE_PREFIX = f"{PREFIX}rate:"
 """``<prefix><login>``: requests of that login in the current rate window."""
 FAILURES_PREFIX = f"{PREFIX}failures:"
