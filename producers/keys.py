@@ -48,6 +48,10 @@ INTAKE_ATTEMPTS = f"{PREFIX}:intake:attempts"
 empty, workers take intake entries one at a time, so one that kills a worker is isolated."""
 INTAKE_POISON = f"{PREFIX}:intake:poison"
 """Entries that stopped a worker twice, on their way to the dead letters."""
+INTAKE_HEAD_SEEN = f"{PREFIX}:intake:head-seen"
+"""``<digest of the intake's first entry> <unix seconds>``: when a reader of the stats first saw
+that entry at the head; entries carry no time of their own, so the oldest one's age is counted
+from there (:func:`worker.store.stats.collect`)."""
 WAKE = f"{PREFIX}:wake"
 """Tokens pushed on enqueue so idle workers wake at once instead of polling."""
 SENDING = f"{PREFIX}:sending"

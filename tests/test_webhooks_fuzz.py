@@ -63,7 +63,7 @@ CONTENT_TYPES = st.sampled_from(
 @settings(
     suppress_health_check=[HealthCheck.function_scoped_fixture],
     # Half the profile's count: each example is a real HTTP request.
-    max_examples=max(settings.default.max_examples // 2, 1),
+    max_examples=max(settings().max_examples // 2, 1),
 )
 @given(body=BODIES, content_type=CONTENT_TYPES, path=st.sampled_from(["receipts", "replies"]))
 def test_any_body_gets_ok_or_a_named_refusal(

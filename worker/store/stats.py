@@ -3,6 +3,7 @@ monotonic counters workers keep in Redis (states reached, provider statuses, lat
 
 from __future__ import annotations
 
+import hashlib
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -17,6 +18,11 @@ from worker.store.control import ALL_LANES, Switch
 if TYPE_CHECKING:
     from redis import Redis
 
+RQ_WORKERS = "rq:workers"
+"""RQ's set of live workers' keys (``rq:worker:<name>``; rq/worker_registration.py)."""
+RQ_WORKER_PREFIX = "rq:worker:"
+HEAD_SEEN_TTL_S = 30 * 24 * 3600
+"""The head marker outlives any plausible stall, and goes once nobody reads the stats."""
 LATENCY_BUCKETS_S = (0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 """Upper bounds of the provider latency histogram (Prometheus ``le`` labels)."""
 
@@ -41,11 +47,25 @@ class LaneStats:
 
 
 @dataclass(frozen=True, slots=True)
+class IntakeStats:
+    """Raw requests in ``smsq:intake`` (the Redis producers' list) before a worker takes them."""
+
+    depth: int
+    taken: int
+    """Entries live workers took and have not yet turned into messages or dead letters."""
+    oldest_seen_s: float | None
+    """How long the entry now at the head has been seen there (None when the list is empty).
+    Entries carry no time, so this counts from the first stats read that saw it: a lower bound
+    of its age, exact to the interval between reads (a /metrics scrape, ``smsq stats``)."""
+
+
+@dataclass(frozen=True, slots=True)
 class Stats:
     lanes: list[LaneStats]
     sending: int
     dead_letters: int
     counters: dict[str, int] = field(default_factory=dict)
+    intake: IntakeStats = field(default_factory=lambda: IntakeStats(0, 0, None))
 
     @property
     def states(self) -> dict[str, int]:
@@ -80,6 +100,11 @@ class Stats:
     def as_dict(self) -> dict[str, Any]:
         return {
             "lanes": [vars_of(lane) for lane in self.lanes],
+            "intake": {
+                "depth": self.intake.depth,
+                "taken": self.intake.taken,
+                "oldest_seen_s": self.intake.oldest_seen_s,
+            },
             "sending": self.sending,
             "dead_letters": self.dead_letters,
             "states_reached": self.states,
@@ -146,4 +171,28 @@ def collect(connection: Redis) -> Stats:
             )
         )
     counters = {decoded(k): int(v) for k, v in raw[-1].items()}
-    return Stats(lanes, raw[-3], raw[-2], counters)
+    return Stats(lanes, raw[-3], raw[-2], counters, intake_stats(connection, now))
+
+
+def intake_stats(connection: Redis, now: float) -> IntakeStats:
+    """Depth, entries taken by live workers, and how long the head entry has been seen."""
+    pipe = connection.pipeline(transaction=False)
+    pipe.llen(keys.INTAKE)
+    pipe.lindex(keys.INTAKE, 0)
+    pipe.get(keys.INTAKE_HEAD_SEEN)
+    pipe.smembers(RQ_WORKERS)
+    pipe.llen(keys.INTAKE_PROCESSING)
+    depth, head, seen, workers, legacy = pipe.execute()
+    names = [decoded(w).removeprefix(RQ_WORKER_PREFIX) for w in workers]
+    pipe = connection.pipeline(transaction=False)
+    for name in names:
+        pipe.llen(keys.intake_processing(name))
+    taken = legacy + sum(pipe.execute() if names else [])
+    if head is None:
+        return IntakeStats(depth, taken, None)
+    digest = hashlib.sha256(head).hexdigest()[:32]
+    seen_digest, _, seen_at = decoded(seen or b"").partition(" ")
+    if seen_digest == digest and seen_at.replace(".", "", 1).isdigit():
+        return IntakeStats(depth, taken, round(max(now - float(seen_at), 0.0), 3))
+    connection.set(keys.INTAKE_HEAD_SEEN, f"{digest} {now:.3f}", ex=HEAD_SEEN_TTL_S)
+    return IntakeStats(depth, taken, 0.0)
