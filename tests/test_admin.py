@@ -215,6 +215,9 @@ def test_overview_shows_lanes_counts_and_security_headers(dead: None, client: ht
     for lane in ("urgent", "default", "bulk"):
         assert f'<tr data-lane="{lane}">' in page.text
     assert '<td class="num"><a href="/dead">3</a></td>' in page.text
+    assert (
+        '<tr><th>Intake entries waiting (<code>smsq:intake</code>)</th><td class="num">0</td></tr>'
+    ) in page.text
     assert '<tr><td>rejected</td><td class="num">1</td></tr>' in page.text
     assert '<tr><td>114</td><td>default</td><td class="num">1</td></tr>' in page.text
     assert page.headers["content-security-policy"].startswith(

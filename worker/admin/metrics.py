@@ -61,6 +61,19 @@ class SmsqCollector(Collector):
             "smsq_dead_letters", "Dead letters waiting for an operator", value=stats.dead_letters
         )
         yield GaugeMetricFamily("smsq_sending", "Sends in flight", value=stats.sending)
+        yield GaugeMetricFamily(
+            "smsq_intake_depth", "Raw entries waiting in smsq:intake", value=stats.intake.depth
+        )
+        yield GaugeMetricFamily(
+            "smsq_intake_taken",
+            "Intake entries taken by live workers, not yet messages",
+            value=stats.intake.taken,
+        )
+        yield GaugeMetricFamily(
+            "smsq_intake_oldest_age_seconds",
+            "How long the intake's first entry has been seen waiting (0 when empty)",
+            value=stats.intake.oldest_seen_s or 0.0,
+        )
         depth = GaugeMetricFamily("smsq_queue_depth", "Jobs waiting per lane", labels=["lane"])
         age = GaugeMetricFamily(
             "smsq_queue_oldest_age_seconds", "Age of the oldest waiting job", labels=["lane"]

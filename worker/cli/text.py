@@ -173,9 +173,16 @@ def render_stats(stats: Stats) -> str:
         lines.append(
             f"{lane.lane:<8} {lane.depth:>5}  {age:>9}  {lane.taken:>5}  {lane.paused or '-'}"
         )
-    lines.append(f"sending now: {stats.sending}   dead letters: {stats.dead_letters}")
+    intake = stats.intake
+    oldest = (
+        f", the oldest seen waiting {intake.oldest_seen_s:.1f} s"
+        if intake.oldest_seen_s is not None
+        else ""
+    )
+    lines.append(f"intake: {intake.depth} waiting{oldest}, {intake.taken} taken by workers")
+    lines.append(f"now: {stats.sending} sending, {stats.dead_letters} dead letters waiting")
     states = ", ".join(f"{k}={v}" for k, v in sorted(stats.states.items()))
-    lines.append(f"states reached: {states or '-'}")
+    lines.append(f"ever reached (counters, not current): {states or '-'}")
     statuses = ", ".join(
         f"{code}/{lane}={n}" for (code, lane), n in sorted(stats.provider_statuses.items())
     )
