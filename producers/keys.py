@@ -18,6 +18,9 @@ RQ_JOB_PREFIX = "rq:job:"
 """RQ's job hash: ``rq:job:<job id>``."""
 RQ_QUEUE_PREFIX = "rq:queue:"
 """RQ's queue list: ``rq:queue:<queue name>`` (its intermediate list adds ``:intermediate``)."""
+RQ_WORKERS = "rq:workers"
+"""RQ's set of live workers' keys, ``rq:worker:<name>`` (rq/worker_registration.py)."""
+RQ_WORKER_PREFIX = "rq:worker:"
 JOB_ID_PREFIX = f"{PREFIX}-"
 """An smsq job id: ``smsq-<message id>``, requeues ``smsq-<message id>-r<n>``."""
 LANE_QUEUE_PREFIX = f"{PREFIX}-"
@@ -158,6 +161,12 @@ def intake_processing(worker_name: str) -> str:
 def alive(worker_name: str) -> str:
     """Key a live worker process keeps refreshing; gone means the worker is dead."""
     return f"{PREFIX}:alive:{worker_name}"
+
+
+def last_beat(worker_name: str) -> str:
+    """``<unix seconds> <alive key's TTL in s>`` of a worker's last heartbeat, kept a day after
+    it stops, so ``smsq status`` can say since when a silent worker has been silent."""
+    return f"{PREFIX}:lastbeat:{worker_name}"
 
 
 def first_seen(queue_name: str) -> str:

@@ -13,7 +13,7 @@ from redis import Redis
 from producers import keys
 from tests.helpers.processes import Workers
 from worker.admin.metrics import render
-from worker.store.stats import RQ_WORKERS, collect
+from worker.store.stats import collect
 
 
 ENTRY = b'{"key": "i-%d", "to": ["0612345678"], "text": "Hi"}'
@@ -70,12 +70,14 @@ def test_a_new_head_starts_its_own_clock(redis: Redis) -> None:
 
 def test_taken_counts_the_lists_of_live_workers_only(redis: Redis) -> None:
     """A stopped worker's list is not "taken": the next worker start gives it back."""
-    redis.sadd(RQ_WORKERS, "rq:worker:live-1")
+    redis.sadd(keys.RQ_WORKERS, "rq:worker:live-1", "rq:worker:killed-1")
+    redis.set(keys.alive("live-1"), "1", ex=60)
     redis.rpush(keys.intake_processing("live-1"), ENTRY % 1, ENTRY % 2)
+    redis.rpush(keys.intake_processing("killed-1"), ENTRY % 5)  # kill -9: still in rq:workers
     redis.rpush(keys.intake_processing("stopped-1"), ENTRY % 3)
     redis.rpush(keys.INTAKE_PROCESSING, ENTRY % 4)  # the list every worker shared before 0.2
 
     intake = collect(redis).intake
 
     assert (intake.depth, intake.taken, intake.oldest_seen_s) == (0, 3, None)
-    redis.srem(RQ_WORKERS, "rq:worker:live-1")
+    redis.srem(keys.RQ_WORKERS, "rq:worker:live-1", "rq:worker:killed-1")

@@ -133,6 +133,11 @@ def _parser() -> argparse.ArgumentParser:
         "campaignId / smsId (<message id>[-<recipient>])",
     )
     status.add_argument("--json", action="store_true", help="print the record as JSON")
+    status.add_argument(
+        "--recipients",
+        action="store_true",
+        help="list every recipient (by default the first 10, then a count)",
+    )
     status.set_defaults(handler=_status)
 
     from worker.cli.operator import add_commands
@@ -396,7 +401,8 @@ def _read_requests(stream: IO[str]) -> Iterator[tuple[int, Any]]:
 def _status(args: argparse.Namespace) -> int:
     from producers import MessageStore, ProducerSettings, connect
 
-    store = MessageStore(connect(ProducerSettings.from_env()))
+    connection = connect(ProducerSettings.from_env())
+    store = MessageStore(connection)
     record = store.get(args.key)
     recipient: int | None = None
     if record is None:  # not a key: maybe a gateway id (campaignId or smsId)
@@ -410,12 +416,28 @@ def _status(args: argparse.Namespace) -> int:
         return EXIT_REFUSED
     if recipient is not None:
         return _print_recipient(record, recipient, as_json=args.json)
+    from producers.states import State
+    from worker.settings import Settings
+    from worker.store.claims import claim_of
+
+    claim = claim_of(connection, record.message_id) if record.state is State.SENDING else None
+    interval_s = Settings.from_env().reconcile_interval_s
     if args.json:
-        print(dumps_json(record.as_dict(), indent=2))
+        data = record.as_dict()
+        if claim is not None:
+            data["claim"] = claim.as_dict(interval_s)
+        print(dumps_json(data, indent=2))
         return EXIT_OK
     from worker.cli.text import render_status
 
-    print(render_status(record))
+    print(
+        render_status(
+            record,
+            claim=claim,
+            reconcile_interval_s=interval_s,
+            all_recipients=args.recipients,
+        )
+    )
     return EXIT_OK
 
 

@@ -15,11 +15,15 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
 from typing import TYPE_CHECKING, Any
+
+from worker.store.claims import iso
 
 
 if TYPE_CHECKING:
     from producers.records import DeadLetter, MessageRecord
+    from worker.store.claims import Claim
     from worker.store.stats import Stats
 
 
@@ -74,7 +78,17 @@ def printable_lines(lines: list[str]) -> str:
     return "\n".join(printable(line) for line in lines)
 
 
-def render_status(record: MessageRecord) -> str:
+RECIPIENT_LINES = 10
+"""Recipients ``smsq status`` lists before it summarises (``--recipients`` lists them all)."""
+
+
+def render_status(
+    record: MessageRecord,
+    *,
+    claim: Claim | None = None,
+    reconcile_interval_s: float = 0.0,
+    all_recipients: bool = False,
+) -> str:
     lines = [
         f"key:        {record.key}",
         f"state:      {record.state.value}"
@@ -97,17 +111,33 @@ def render_status(record: MessageRecord) -> str:
         lines.append(f"billed:     {record.nb_sms} SMS, {record.credits_used} credits")
     if record.error:
         lines.append(f"error:      {record.error}")
+    if claim is not None:
+        lines.append(_claim_line(claim, reconcile_interval_s))
+    if record.parts:
+        lines.extend(_part_lines(record))
     if record.sms_ids or record.receipts:
         d = record.delivery
         lines.append(
             f"delivery:   {d['delivered']} delivered, {d['failed']} failed, {d['pending']} pending"
         )
-    for phone, sms_id in record.sms_ids.items():
-        lines.append(f"  sent      {phone}  smsId {sms_id}{_receipt_note(record, phone)}")
-    for phone in record.invalid_numbers:
-        lines.append(f"  invalid   {phone}  (refused by AllMySMS)")
-    for refused in record.refused_numbers:
-        lines.append(f"  refused   {refused['phone']}  ({refused['field']}: {refused['reason']})")
+    rows = [
+        *(
+            f"  sent      {phone}  smsId {sms_id}{_receipt_note(record, phone)}"
+            for phone, sms_id in record.sms_ids.items()
+        ),
+        *(f"  invalid   {phone}  (refused by AllMySMS)" for phone in record.invalid_numbers),
+        *(
+            f"  refused   {refused['phone']}  ({refused['field']}: {refused['reason']})"
+            for refused in record.refused_numbers
+        ),
+    ]
+    shown = rows if all_recipients else rows[:RECIPIENT_LINES]
+    lines.extend(shown)
+    if len(rows) > len(shown):
+        lines.append(
+            f"  ... {len(rows) - len(shown)} more recipient(s): "
+            f"smsq status {shlex.quote(record.key)} --recipients"
+        )
     if record.replies:
         lines.append(f"replies:    {len(record.replies)} (smsq replies {record.key!r})")
     lines.append("history:")
@@ -115,6 +145,43 @@ def render_status(record: MessageRecord) -> str:
         extra = ", ".join(f"{k}={v}" for k, v in entry.items() if k not in ("state", "at"))
         lines.append(f"  {entry['at']}  {entry['state']:<9}  {extra}".rstrip())
     return printable_lines(lines)
+
+
+def _claim_line(claim: Claim, reconcile_interval_s: float) -> str:
+    since = f" since {iso(claim.claimed_at)}" if claim.claimed_at is not None else ""
+    if claim.alive:
+        return f"worker:     {claim.worker} (alive), claimed{since}"
+    silent = (
+        f"silent since {iso(claim.last_beat_at)}"
+        if claim.last_beat_at is not None
+        else "silent (no heartbeat on record)"
+    )
+    outcome = "given back to its lane unsent" if claim.awaiting_turn else "settled as unknown"
+    settle = claim.settle_at(reconcile_interval_s)
+    if claim.live_workers == 0:
+        when = "when a worker starts (none is running to settle it)"
+    elif settle is None:
+        when = "by the next worker's reconciler"
+    else:
+        when = f"at about {iso(settle)}"
+    return f"worker:     {claim.worker} {silent}, claimed{since}; {outcome} {when}"
+
+
+def _part_lines(record: MessageRecord) -> list[str]:
+    counts: dict[str, int] = {}
+    for part in record.parts:
+        counts[part["state"]] = counts.get(part["state"], 0) + 1
+    states = ", ".join(f"{n} {state}" for state, n in sorted(counts.items()))
+    lines = [f"parts:      {len(record.parts)} ({states})"]
+    for number, part in enumerate(record.parts, 1):
+        status = part.get("provider_status")
+        detail = f"  AllMySMS {status}" if status is not None else ""
+        error = f"  {part['error']}" if part.get("error") else ""
+        lines.append(
+            f"  part {number}  {part.get('key', '?')}  {part['state']}"
+            f"  {part.get('recipients', '?')} recipient(s){detail}{error}"
+        )
+    return lines
 
 
 def _receipt_note(record: MessageRecord, phone: str) -> str:

@@ -8,6 +8,7 @@ the work loop, refreshes it: a send may block the loop for as long as the read t
 from __future__ import annotations
 
 import threading
+import time
 from typing import TYPE_CHECKING
 
 import redis.exceptions
@@ -21,11 +22,15 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger()
 
+LAST_BEAT_TTL_S = 24 * 3600
+"""How long the time of a worker's last heartbeat is kept after it stops beating."""
+
 
 class Heartbeat:
     def __init__(self, connection: Redis, worker_name: str, *, ttl_s: float) -> None:
         self._redis = connection
         self._key = keys.alive(worker_name)
+        self._last_key = keys.last_beat(worker_name)
         self._ttl_ms = int(ttl_s * 1000)
         self._period_s = ttl_s / 3
         self._stop = threading.Event()
@@ -36,7 +41,10 @@ class Heartbeat:
         self._thread.start()
 
     def beat(self) -> None:
-        self._redis.set(self._key, "1", px=self._ttl_ms)
+        pipe = self._redis.pipeline(transaction=False)
+        pipe.set(self._key, "1", px=self._ttl_ms)
+        pipe.set(self._last_key, f"{time.time():.3f} {self._ttl_ms / 1000:g}", ex=LAST_BEAT_TTL_S)
+        pipe.execute()
 
     def stop(self) -> None:
         """Stop refreshing and delete the key: this worker no longer holds anything."""
@@ -44,7 +52,7 @@ class Heartbeat:
         if self._thread.is_alive():
             self._thread.join(timeout=self._period_s + 1)
         try:
-            self._redis.delete(self._key)
+            self._redis.delete(self._key, self._last_key)
         except redis.exceptions.RedisError:
             log.warning("sms.worker.heartbeat_unavailable")
 

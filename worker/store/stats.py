@@ -18,9 +18,6 @@ from worker.store.control import ALL_LANES, Switch
 if TYPE_CHECKING:
     from redis import Redis
 
-RQ_WORKERS = "rq:workers"
-"""RQ's set of live workers' keys (``rq:worker:<name>``; rq/worker_registration.py)."""
-RQ_WORKER_PREFIX = "rq:worker:"
 HEAD_SEEN_TTL_S = 30 * 24 * 3600
 """The head marker outlives any plausible stall, and goes once nobody reads the stats."""
 LATENCY_BUCKETS_S = (0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
@@ -180,14 +177,16 @@ def intake_stats(connection: Redis, now: float) -> IntakeStats:
     pipe.llen(keys.INTAKE)
     pipe.lindex(keys.INTAKE, 0)
     pipe.get(keys.INTAKE_HEAD_SEEN)
-    pipe.smembers(RQ_WORKERS)
+    pipe.smembers(keys.RQ_WORKERS)
     pipe.llen(keys.INTAKE_PROCESSING)
     depth, head, seen, workers, legacy = pipe.execute()
-    names = [decoded(w).removeprefix(RQ_WORKER_PREFIX) for w in workers]
+    names = [decoded(w).removeprefix(keys.RQ_WORKER_PREFIX) for w in workers]
     pipe = connection.pipeline(transaction=False)
     for name in names:
+        pipe.exists(keys.alive(name))
         pipe.llen(keys.intake_processing(name))
-    taken = legacy + sum(pipe.execute() if names else [])
+    held = pipe.execute() if names else []
+    taken = legacy + sum(n for alive, n in zip(held[::2], held[1::2], strict=True) if alive)
     if head is None:
         return IntakeStats(depth, taken, None)
     digest = hashlib.sha256(head).hexdigest()[:32]
