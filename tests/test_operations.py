@@ -172,6 +172,47 @@ def test_resolve_sent_closes_the_dead_letter(
     assert "only unknown messages are resolved; this one is rejected" in again.stdout
 
 
+def test_resolve_settles_a_campaigns_unknowns_with_the_list_filters(
+    producer: Producer, store: MessageStore, sandbox: SandboxProvider, workers: Workers
+) -> None:
+    """One command for a campaign's unknowns (dry run first); other unknowns and other states
+    stay; a --state other than unknown is a usage error."""
+    for campaign in ("spring", "autumn"):
+        sandbox.add_fault({"action": "html502", "times": 3, "match": {"campaign": campaign}})
+    producer.enqueue_many(
+        [
+            {"key": f"camp-{i}", "text": "Hi", "to": ["0612345678"], "campaign": "spring"}
+            for i in range(3)
+        ]
+        + [{"key": "other", "text": "Hi", "to": ["0612345678"], "campaign": "autumn"}]
+    )
+    assert workers.run_burst().returncode == 0
+    why = ("--not-sent", "--why", "absent from the customer area", "--by", "carol")
+
+    dry = workers.smsq("dlq", "resolve", "--campaign", "spring", *why, "--dry-run")
+    assert {store.get(f"camp-{i}").state for i in range(3)} == {State.UNKNOWN}  # type: ignore[union-attr]
+    done = workers.smsq("dlq", "resolve", "--campaign", "spring", *why)
+    none = workers.smsq("dlq", "resolve", "--campaign", "winter", *why)
+    wrong = workers.smsq("dlq", "resolve", "--state", "rejected", *why)
+
+    detail = "not sent according to carol: absent from the customer area"
+    assert (dry.returncode, sorted(dry.stdout.splitlines())) == (
+        0,
+        [f"camp-{i}: resolved (dry run) - would become failed: {detail}" for i in range(3)],
+    )
+    assert (done.returncode, sorted(done.stdout.splitlines())) == (
+        0,
+        [f"camp-{i}: resolved - now failed: {detail}" for i in range(3)],
+    )
+    assert [store.get(f"camp-{i}").state for i in range(3)] == [State.FAILED] * 3  # type: ignore[union-attr]
+    assert store.get("other").state is State.UNKNOWN  # type: ignore[union-attr]
+    assert (none.returncode, none.stdout, none.stderr) == (0, "", "nothing matches\n")
+    assert (wrong.returncode, wrong.stderr) == (
+        2,
+        "smsq: configuration error: --state: resolve settles unknown messages only\n",
+    )
+
+
 def test_dlq_show_and_purge(
     producer: Producer, store: MessageStore, sandbox: SandboxProvider, workers: Workers
 ) -> None:
@@ -204,7 +245,7 @@ def test_pause_stops_every_worker_within_a_second_and_resume_restarts(
     workers.start(**FAST)
     workers.start(**FAST)
     paused = workers.smsq("pause", "--reason", "provider incident", "--by", "ops")
-    assert json.loads(paused.stdout) == {"paused": "*", "reason": "provider incident", "by": "ops"}
+    assert paused.stdout == "paused all lanes: provider incident (by ops)\n"
     producer.enqueue_many([{"key": f"p{i}", "text": "Hi", "to": ["0612345678"]} for i in range(5)])
 
     time.sleep(1.5)
@@ -244,7 +285,7 @@ def test_pausing_one_lane_leaves_the_others_running(
 
     assert [r["data"]["MESSAGE"] for r in sandbox.requests()] == ["default"]
     assert redis.llen("rq:queue:smsq-bulk") == 1
-    assert json.loads(workers.smsq("resume", "bulk").stdout) == {"resumed": ["bulk"]}
+    assert json.loads(workers.smsq("resume", "bulk", "--json").stdout) == {"resumed": ["bulk"]}
 
 
 def test_stats_and_metrics_report_what_happened(

@@ -44,8 +44,9 @@ def test_purge_erases_a_person_and_keeps_everyone_else(
     redis.rpush("smsq:intake:processing:w-gone", held)
     redis.rpush("smsq:intake:poison", held)
 
-    dry = workers.smsq("purge", "--phone", "+33612345678", "--dry-run")
-    real = workers.smsq("purge", "--phone", "+33612345678")
+    text = workers.smsq("purge", "--phone", "+33612345678", "--dry-run")
+    dry = workers.smsq("purge", "--phone", "+33612345678", "--dry-run", "--json")
+    real = workers.smsq("purge", "--phone", "+33612345678", "--json")
 
     assert dry.returncode == real.returncode == 0
     report = json.loads(real.stdout)
@@ -54,6 +55,11 @@ def test_purge_erases_a_person_and_keeps_everyone_else(
     assert len(report["deleted_dead_letters"]) == 1
     assert report["deleted_intake_entries"] == 3
     assert json.loads(dry.stdout) == {**report, "dry_run": True}
+    assert text.stdout.splitlines() == [
+        "would delete 2 message(s) sent only to this number: only-her, rejected-her",
+        "would remove the number from 1 message(s) sent to several people: shared",
+        "would delete 1 dead letter(s) and 3 intake entry(ies) (dry run: nothing changed)",
+    ]
     dump = redis_dump(redis)
     assert b"612345678" not in dump
     assert "Zoé".encode() not in dump

@@ -14,7 +14,7 @@ from typing import IO, Any
 
 from producers.errors import ConfigError, RedisUnavailableError
 from worker import __version__
-from worker.cli.text import dumps_json, printable
+from worker.cli.text import dumps_json, printable, printable_lines
 from worker.coredumps import disable_core_dumps, report_core_dumps
 
 
@@ -147,6 +147,7 @@ def _parser() -> argparse.ArgumentParser:
     purge = sub.add_parser("purge", help="erase one person's data everywhere (GDPR)")
     purge.add_argument("--phone", required=True, help="the person's phone number, any format")
     purge.add_argument("--dry-run", action="store_true", help="show what would be erased")
+    purge.add_argument("--json", action="store_true", help="print the report as JSON")
     purge.set_defaults(handler=_purge)
 
     sandbox = sub.add_parser("sandbox", help="serve a local AllMySMS stand-in")
@@ -486,8 +487,26 @@ def _purge(args: argparse.Namespace) -> int:
     except PhoneError as exc:
         print(f"smsq: --phone: {exc.reason}", file=sys.stderr)
         return EXIT_REFUSED
-    print(dumps_json({"dry_run": args.dry_run, **report.as_dict()}))
+    if args.json:
+        print(dumps_json({"dry_run": args.dry_run, **report.as_dict()}))
+        return EXIT_OK
+    verb = "would delete" if args.dry_run else "deleted"
+    lines = [
+        f"{verb} {len(report.deleted_messages)} message(s) sent only to this number"
+        + _listed(report.deleted_messages),
+        f"{'would remove' if args.dry_run else 'removed'} the number from "
+        f"{len(report.redacted_messages)} message(s) sent to several people"
+        + _listed(report.redacted_messages),
+        f"{verb} {len(report.deleted_dead_letters)} dead letter(s) and "
+        f"{report.deleted_intake_entries} intake entry(ies)"
+        + (" (dry run: nothing changed)" if args.dry_run else ""),
+    ]
+    print(printable_lines(lines))
     return EXIT_OK
+
+
+def _listed(keys: list[str]) -> str:
+    return f": {', '.join(sorted(keys))}" if keys else ""
 
 
 def _sandbox(args: argparse.Namespace) -> int:

@@ -47,8 +47,14 @@ def add_commands(sub: Any) -> None:
         action.add_argument("--json", action="store_true")
         action.set_defaults(handler=handler)
 
-    resolve = actions.add_parser("resolve", help="record whether an unknown message was sent")
-    resolve.add_argument("ref", help="message key")
+    resolve = actions.add_parser(
+        "resolve",
+        help="record whether unknown messages were sent",
+        description="Settle unknown messages: by key, or every unknown dead letter the filters "
+        "match (the filters of dlq list; --dry-run first to see which).",
+    )
+    resolve.add_argument("refs", nargs="*", help="message keys or dead-letter ids")
+    _filters(resolve, prefix="all unknown messages matching: ")
     outcome = resolve.add_mutually_exclusive_group(required=True)
     outcome.add_argument("--sent", action="store_true", help="it reached the recipients")
     outcome.add_argument("--not-sent", action="store_true", help="AllMySMS never sent it")
@@ -64,10 +70,13 @@ def add_commands(sub: Any) -> None:
     ):
         switch = sub.add_parser(name, help=text)
         switch.add_argument("lane", nargs="?", help="urgent, default or bulk (default: all)")
-        switch.add_argument("--dry-run", action="store_true")
+        switch.add_argument("--dry-run", action="store_true", help="say what would happen")
+        switch.add_argument("--json", action="store_true", help="print JSON")
         if name == "pause":
-            switch.add_argument("--reason", default="paused by an operator")
-            switch.add_argument("--by", default=_operator())
+            switch.add_argument(
+                "--reason", default="paused by an operator", help="why (shown to everyone)"
+            )
+            switch.add_argument("--by", default=_operator(), help="who pauses (recorded)")
         switch.set_defaults(handler=handler)
 
     stats = sub.add_parser("stats", help="lanes, depth, age, states, provider statuses, latency")
@@ -183,7 +192,7 @@ def _bulk(args: argparse.Namespace, act: Any) -> int:
             refs += [
                 letter.key or letter.dead_id for letter, _ in desk.list(_query(args), limit=100_000)
             ]
-        if not refs:
+        if not refs and not _has_filters(args):
             raise ConfigError("refs", "name keys or dead-letter ids, or give filters")
         decisions = [act(desk, ref) for ref in dict.fromkeys(refs)]
     for decision in decisions:
@@ -195,6 +204,8 @@ def _bulk(args: argparse.Namespace, act: Any) -> int:
                 f" - {decision.detail}"
             )
         )
+    if not decisions:
+        print("nothing matches", file=sys.stderr)
     return EXIT_OK if all(d.action != "refused" for d in decisions) else EXIT_REFUSED
 
 
@@ -207,16 +218,16 @@ def dlq_purge(args: argparse.Namespace) -> int:
 
 
 def dlq_resolve(args: argparse.Namespace) -> int:
-    with _outages():
-        decision = _desk(args.by).resolve(
-            args.ref, sent=args.sent, actor=args.by, why=args.why, dry_run=args.dry_run
-        )
-    print(
-        dumps_json(decision.as_dict())
-        if args.json
-        else printable(f"{decision.ref}: {decision.action} - {decision.detail}")
+    if _has_filters(args):
+        if args.state not in (None, "unknown"):
+            raise ConfigError("--state", "resolve settles unknown messages only")
+        args.state = "unknown"
+    return _bulk(
+        args,
+        lambda desk, ref: desk.resolve(
+            ref, sent=args.sent, actor=args.by, why=args.why, dry_run=args.dry_run
+        ),
     )
-    return EXIT_OK if decision.action != "refused" else EXIT_REFUSED
 
 
 def _switch() -> Any:
@@ -233,12 +244,33 @@ def pause(args: argparse.Namespace) -> int:
     except ValueError:
         raise ConfigError("lane", "must be urgent, default, bulk or all") from None
     if args.dry_run:
-        print(dumps_json({"paused": lane, "dry_run": True}))
+        print(
+            dumps_json({"paused": lane, "dry_run": True})
+            if args.json
+            else f"would pause {_lanes_text(lane)} (dry run)"
+        )
         return EXIT_OK
     with _outages():
         done = _switch().pause(lane, reason=args.reason, by=args.by)
-    print(dumps_json({"paused": done.lane, "reason": done.reason, "by": done.by}))
+    print(
+        dumps_json({"paused": done.lane, "reason": done.reason, "by": done.by})
+        if args.json
+        else printable(f"paused {_lanes_text(done.lane)}: {done.reason} (by {done.by})")
+    )
     return EXIT_OK
+
+
+def _lanes_text(lane: str) -> str:
+    from worker.store.control import ALL_LANES
+
+    return "all lanes" if lane == ALL_LANES else f"lane {lane}"
+
+
+def _resumed_text(names: list[str], *, dry_run: bool) -> str:
+    if not names:
+        return "nothing was paused"
+    verb = "would resume" if dry_run else "resumed"
+    return f"{verb} {', '.join(_lanes_text(n) for n in names)}{' (dry run)' if dry_run else ''}"
 
 
 def resume(args: argparse.Namespace) -> int:
@@ -252,9 +284,14 @@ def resume(args: argparse.Namespace) -> int:
         switch = _switch()
         if args.dry_run:
             names = sorted(p.lane for p in switch.paused() if lane in (None, p.lane))
-            print(dumps_json({"resumed": names, "dry_run": True}))
+            print(
+                dumps_json({"resumed": names, "dry_run": True})
+                if args.json
+                else _resumed_text(names, dry_run=True)
+            )
             return EXIT_OK
-        print(dumps_json({"resumed": switch.resume(lane)}))
+        names = switch.resume(lane)
+    print(dumps_json({"resumed": names}) if args.json else _resumed_text(names, dry_run=False))
     return EXIT_OK
 
 
