@@ -151,9 +151,17 @@ def _parser() -> argparse.ArgumentParser:
     purge.set_defaults(handler=_purge)
 
     sandbox = sub.add_parser("sandbox", help="serve a local AllMySMS stand-in")
-    sandbox.add_argument("--host", default="127.0.0.1")
-    sandbox.add_argument("--port", type=_port, default=8025)
-    sandbox.add_argument("--latency-ms", type=int, default=0)
+    sandbox.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to listen on (127.0.0.1; 0.0.0.0 for every interface)",
+    )
+    sandbox.add_argument(
+        "--port", type=_port, default=8025, help="TCP port (8025; 0: any free one)"
+    )
+    sandbox.add_argument(
+        "--latency-ms", type=int, default=0, help="answer each sendSms this much later (0)"
+    )
     sandbox.add_argument(
         "--receipts-url",
         help="after each send, POST delivery receipts here "
@@ -166,13 +174,23 @@ def _parser() -> argparse.ArgumentParser:
     sandbox.set_defaults(handler=_sandbox)
 
     admin = sub.add_parser("admin", help="serve the operators' web page and /metrics")
-    admin.add_argument("--host", default="127.0.0.1")
-    admin.add_argument("--port", type=_port, default=8026)
+    admin.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to listen on (127.0.0.1; 0.0.0.0 for every interface)",
+    )
+    admin.add_argument("--port", type=_port, default=8026, help="TCP port (8026; 0: any free one)")
     admin.set_defaults(handler=_admin)
 
     gateway = sub.add_parser("gateway", help="serve AllMySMS-compatible sendSms for any language")
-    gateway.add_argument("--host", default="127.0.0.1")
-    gateway.add_argument("--port", type=_port, default=8090)
+    gateway.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to listen on (127.0.0.1; 0.0.0.0 for every interface)",
+    )
+    gateway.add_argument(
+        "--port", type=_port, default=8090, help="TCP port (8090; 0: any free one)"
+    )
     gateway.set_defaults(handler=_gateway)
 
     replies = sub.add_parser("replies", help="show the replies (MO SMS) to a message")
@@ -209,6 +227,10 @@ def _parser() -> argparse.ArgumentParser:
         "--config-line", action="store_true", help="print the redis.conf / ACL file line instead"
     )
     acl.set_defaults(handler=_acl)
+
+    from worker.cli.environment import annotate
+
+    annotate(parser)
     return parser
 
 

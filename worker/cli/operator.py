@@ -26,13 +26,13 @@ def add_commands(sub: Any) -> None:
 
     listing = actions.add_parser("list", help="newest first, filtered")
     _filters(listing)
-    listing.add_argument("--limit", type=int, default=100)
+    listing.add_argument("--limit", type=int, default=100, help="at most this many (100)")
     listing.add_argument("--json", action="store_true", help="one JSON object per line")
     listing.set_defaults(handler=dlq_list)
 
     show = actions.add_parser("show", help="one dead letter and its message's history")
     show.add_argument("ref", help="message key or dead-letter id")
-    show.add_argument("--json", action="store_true")
+    show.add_argument("--json", action="store_true", help="print JSON")
     show.set_defaults(handler=dlq_show)
 
     for name, handler, text in (
@@ -44,7 +44,7 @@ def add_commands(sub: Any) -> None:
         _filters(action, prefix="all matching: ")
         action.add_argument("--dry-run", action="store_true", help="say what would happen")
         action.add_argument("--by", default=_operator(), help="who decides (recorded)")
-        action.add_argument("--json", action="store_true")
+        action.add_argument("--json", action="store_true", help="one JSON object per line")
         action.set_defaults(handler=handler)
 
     resolve = actions.add_parser(
@@ -60,8 +60,8 @@ def add_commands(sub: Any) -> None:
     outcome.add_argument("--not-sent", action="store_true", help="AllMySMS never sent it")
     resolve.add_argument("--why", required=True, help="how you know (recorded)")
     resolve.add_argument("--by", default=_operator(), help="who decides (recorded)")
-    resolve.add_argument("--dry-run", action="store_true")
-    resolve.add_argument("--json", action="store_true")
+    resolve.add_argument("--dry-run", action="store_true", help="say what would happen")
+    resolve.add_argument("--json", action="store_true", help="one JSON object per line")
     resolve.set_defaults(handler=dlq_resolve)
 
     for name, handler, text in (
@@ -80,19 +80,29 @@ def add_commands(sub: Any) -> None:
         switch.set_defaults(handler=handler)
 
     stats = sub.add_parser("stats", help="lanes, depth, age, states, provider statuses, latency")
-    stats.add_argument("--json", action="store_true")
+    stats.add_argument("--json", action="store_true", help="print JSON")
     stats.set_defaults(handler=show_stats)
 
 
 def _filters(parser: argparse.ArgumentParser, prefix: str = "") -> None:
     parser.add_argument("--reason", help=f"{prefix}reason contains this text")
     parser.add_argument("--status", type=int, help=f"{prefix}AllMySMS status")
-    parser.add_argument("--lane", choices=["urgent", "default", "bulk"])
+    parser.add_argument(
+        "--lane", choices=["urgent", "default", "bulk"], help=f"{prefix}in this lane"
+    )
     parser.add_argument("--since", type=_moment, help=f"{prefix}at or after (ISO-8601)")
     parser.add_argument("--until", type=_moment, help=f"{prefix}at or before (ISO-8601)")
-    parser.add_argument("--campaign")
-    parser.add_argument("--kind", choices=["message", "job", "intake"])
-    parser.add_argument("--state", choices=["rejected", "unknown", "expired", "failed", "refused"])
+    parser.add_argument("--campaign", help=f"{prefix}of this campaign (exact name)")
+    parser.add_argument(
+        "--kind",
+        choices=["message", "job", "intake"],
+        help=f"{prefix}a message's outcome, a refused job, or a refused intake entry",
+    )
+    parser.add_argument(
+        "--state",
+        choices=["rejected", "unknown", "expired", "failed", "refused"],
+        help=f"{prefix}in this state",
+    )
 
 
 def _moment(text: str) -> datetime:

@@ -239,7 +239,23 @@ def _run(server: RedisServer, sandbox: SandboxProvider, api_key: str, loop: Loop
     for event, signed in sorted(loop.receiver.events, key=lambda e: str(e[0].get("at"))):
         what = event.get("outcome") or event.get("state")
         print(f"   {event['event']:<16} {what:<10} HMAC-SHA256 {'verified' if signed else 'WRONG'}")
+    print(NEXT_STEPS)
     return 0
+
+
+NEXT_STEPS = """
+Next steps (this demo's Redis and sandbox are gone; yours stay):
+  1. Against your own Redis, still without AllMySMS:
+       export ALLMYSMS_LOGIN=demo ALLMYSMS_API_KEY=sandbox-key   # the sandbox's account
+       smsq sandbox &
+       ALLMYSMS_BASE_URL=http://127.0.0.1:8025/http/9.0 smsq worker &
+       echo '{"key": "hello-1", "to": ["0612345678"], "text": "Bonjour"}' | smsq enqueue
+       smsq status hello-1          # then: smsq stats, smsq dlq list
+  2. From your backend: README "Wire contract v1" (Python, redis-cli, any language) or
+     "HTTP gateway" (an existing AllMySMS client: change only its URL and credentials).
+  3. For real: cp .env.example .env, set ALLMYSMS_LOGIN and ALLMYSMS_API_KEY, then
+     deploy/RUNBOOK.md (Redis durability, ACL users, scaling, alerts) before production.
+  Every command: smsq COMMAND --help (it lists the environment variables it reads)."""
 
 
 def _wait_for_receipts(store: MessageStore, keys_seen: list[str]) -> None:
