@@ -75,3 +75,20 @@ def test_help_and_version_through_the_real_command() -> None:
     assert (version.returncode, version.stdout) == (0, f"smsq {__version__}\n")
     assert stats.returncode == 0
     assert stats.stdout.splitlines()[-1] == "environment: REDIS_URL (see .env.example)"
+
+
+def test_readme_exit_codes_are_the_ones_the_cli_uses() -> None:
+    from worker.cli import commands as cli
+
+    readme = (ROOT / "README.md").read_text()
+    table = readme.split("### Exit codes", 1)[1].split("\n\n", 2)[2].split("\n\n", 1)[0]
+    codes = [int(m) for m in re.findall(r"^\| `(\d+)` \|", table, re.M)]
+
+    assert codes == [
+        cli.EXIT_OK,
+        cli.EXIT_REFUSED,
+        cli.EXIT_CONFIG,
+        cli.EXIT_INTERRUPTED,
+        cli.EXIT_BROKEN_PIPE,
+        128 + 15,
+    ]

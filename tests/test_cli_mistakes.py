@@ -3,6 +3,7 @@ lists, never a traceback."""
 
 from __future__ import annotations
 
+import signal
 import socket
 import subprocess
 import sys
@@ -104,3 +105,31 @@ def test_a_reader_that_goes_away_ends_the_command_quietly(workers: Workers) -> N
     proc.stderr.close()
 
     assert (code, stderr) == (141, "")
+
+
+@pytest.mark.parametrize(("signum", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, -15)])
+def test_a_worker_waiting_for_redis_stops_on_a_signal(signum: int, code: int) -> None:
+    """README exit codes: 130 on Ctrl-C; SIGTERM before it began working ends it by the signal
+    (a shell shows 143). Neither prints a traceback."""
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "worker", "worker"],
+        env={
+            "PATH": "/usr/bin:/bin",
+            "PYTHONPATH": str(ROOT),
+            "REDIS_URL": "redis://127.0.0.1:1/0",
+            "ALLMYSMS_LOGIN": "a",
+            "ALLMYSMS_API_KEY": "b",
+        },
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert worker.stderr is not None
+    assert "sms.worker.waiting_for_redis" in worker.stderr.readline()
+
+    worker.send_signal(signum)
+
+    assert worker.wait(timeout=10) == code
+    rest = worker.stderr.read()
+    worker.stderr.close()
+    assert "Traceback" not in rest

@@ -35,6 +35,8 @@ EXIT_REFUSED = 1
 """Some input was refused, or what was asked for does not exist."""
 EXIT_CONFIG = 2
 """Configuration or infrastructure problem (settings, Redis, a file, a port), or bad usage."""
+EXIT_INTERRUPTED = 130
+"""Ctrl-C (128 + SIGINT)."""
 EXIT_BROKEN_PIPE = 141
 """The output's reader went away (128 + SIGPIPE, as a shell reports it)."""
 ENQUEUE_BATCH = 1000
@@ -63,7 +65,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"smsq: {exc}", file=sys.stderr)
         return EXIT_CONFIG
     except KeyboardInterrupt:
-        return 130
+        return EXIT_INTERRUPTED
     except BrokenPipeError:
         # The reader went away (`smsq status KEY | head`): stop quietly, like other tools.
         _silence_stdout()
