@@ -123,6 +123,8 @@ class DeadLetterDesk:
         _, record = self.show(ref)
         if record is None:
             return Decision(ref, "refused", "no message with that key or dead-letter id", dry_run)
+        if record.part_ids:
+            return self._requeue_parts(record, actor=actor, dry_run=dry_run)
         refusal = _requeue_refusal(record.state)
         if refusal:
             return Decision(record.key, "refused", refusal, dry_run)
@@ -137,6 +139,41 @@ class DeadLetterDesk:
         if outcome != "queued":
             return Decision(record.key, "refused", f"state changed meanwhile to {outcome}")
         return Decision(record.key, "requeued", f"job {job} on lane {record.lane}")
+
+    def _requeue_parts(self, parent: MessageRecord, *, actor: str, dry_run: bool) -> Decision:
+        """A split message: requeue exactly its parts AllMySMS provably did not send."""
+        parts = [(p.get("key") or "?", p["state"]) for p in parent.parts]
+        chosen = [key for key, state in parts if State(state) in REQUEUEABLE]
+        left = [(key, state) for key, state in parts if State(state) not in REQUEUEABLE]
+        kept = f"; left as they are: {_part_list(left)}" if left else ""
+        if not chosen:
+            unknown = [key for key, state in parts if state == State.UNKNOWN.value]
+            hint = (
+                f"; resolve the unknown part(s) first (smsq dlq resolve {unknown[0]} "
+                "--sent|--not-sent)"
+                if unknown
+                else ""
+            )
+            return Decision(
+                parent.key,
+                "refused",
+                f"none of its {len(parts)} parts can be requeued: {_part_list(parts)}{hint}",
+                dry_run,
+            )
+        if dry_run:
+            return Decision(
+                parent.key,
+                "requeued",
+                f"would requeue {len(chosen)} of {len(parts)} parts: {', '.join(chosen)}{kept}",
+                True,
+            )
+        done = [self.requeue(key, actor=actor) for key in chosen]
+        requeued = [d.ref for d in done if d.action == "requeued"]
+        changed = [f"{d.ref} ({d.detail})" for d in done if d.action != "requeued"]
+        detail = f"requeued {len(requeued)} of {len(parts)} parts: {', '.join(requeued) or '-'}"
+        if changed:
+            detail += f"; refused meanwhile: {', '.join(changed)}"
+        return Decision(parent.key, "requeued" if requeued else "refused", detail + kept)
 
     def resolve(
         self, ref: str, *, sent: bool, actor: str, why: str, dry_run: bool = False
@@ -184,6 +221,10 @@ class DeadLetterDesk:
         return Decision(
             letter.key or letter.dead_id, "purged", f"{letter.kind} dead letter removed", dry_run
         )
+
+
+def _part_list(parts: list[tuple[str, str]]) -> str:
+    return ", ".join(f"{key} ({state})" for key, state in parts)
 
 
 def _requeue_refusal(state: State) -> str | None:
