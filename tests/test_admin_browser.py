@@ -4,7 +4,6 @@ among the dead letters and requeues it through the confirmation page."""
 from __future__ import annotations
 
 import dataclasses
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,6 +15,7 @@ from producers.enqueue import Producer
 from producers.states import State
 from producers.store import MessageStore
 from tests.helpers.admin import PASSWORD, USER, admin_settings, make_dead_letters
+from tests.helpers.browser import CHROMIUM_ARGS
 from tests.helpers.processes import Workers
 from worker.admin import create_app
 from worker.admin.server import running
@@ -25,28 +25,8 @@ from worker.sandbox import SandboxProvider
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 SCREENSHOT_MIN_BYTES = 10 * 1024
 TIMEOUT_MS = 5_000
-
-
-@pytest.fixture
-def chromium() -> Path:
-    """Debian's Chromium; its absence skips locally and fails in CI."""
-    if not CHROMIUM.exists():
-        message = f"{CHROMIUM} is not installed (Debian/Ubuntu: apt-get install chromium)"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-    return CHROMIUM
 
 
 @pytest.fixture

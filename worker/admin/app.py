@@ -9,7 +9,6 @@ from typing import TYPE_CHECKING
 import structlog
 from redis.exceptions import RedisError
 from starlette.applications import Starlette
-from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.middleware.sessions import SessionMiddleware
@@ -22,6 +21,7 @@ from worker.admin.context import AdminContext
 from worker.admin.rendering import render
 from worker.admin.sessions import SESSION_COOKIE, SESSION_MAX_AGE_S
 from worker.admin.throttle import FailureBudget, LoginThrottle
+from worker.asgi import SecurityHeaders
 
 
 if TYPE_CHECKING:
@@ -30,7 +30,6 @@ if TYPE_CHECKING:
     from redis import Redis
     from starlette.requests import Request
     from starlette.responses import Response
-    from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
     from worker.settings import Settings
 
@@ -77,7 +76,7 @@ def create_app(settings: Settings, connection: Redis) -> Starlette:
         Route("/healthz", probes.healthz, methods=["GET"]),
     ]
     middleware = [
-        Middleware(SecurityHeaders),
+        Middleware(SecurityHeaders, headers=SECURITY_HEADERS),
         Middleware(
             SessionMiddleware,
             secret_key=settings.admin_session_secret.reveal(),
@@ -102,27 +101,6 @@ def create_app(settings: Settings, connection: Redis) -> Starlette:
     )
     app.state.admin = AdminContext(settings, connection, LoginThrottle(), FailureBudget(connection))
     return app
-
-
-class SecurityHeaders:
-    """Adds :data:`SECURITY_HEADERS` to every response that does not set them itself."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-
-        async def send_with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                headers = MutableHeaders(scope=message)
-                for name, value in SECURITY_HEADERS.items():
-                    headers.setdefault(name, value)
-            await send(message)
-
-        await self.app(scope, receive, send_with_headers)
 
 
 def http_error(request: Request, exc: Exception) -> Response:
