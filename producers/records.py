@@ -234,6 +234,16 @@ class DeadLetter:
         for a refused job or intake entry, which never became a message, the dead-letter id."""
         return self.key if self.kind == "message" and self.key else self.dead_id
 
+    @property
+    def payload_extent(self) -> str:
+        """How much of a refused intake entry ``detail`` holds: all of it, or its start."""
+        detail = self.detail or ""
+        if self.size_bytes is None:
+            return f"{len(detail):,} characters"
+        if self.size_bytes > len(detail.encode()):
+            return f"its first {len(detail):,} characters of {self.size_bytes:,} bytes"
+        return f"{self.size_bytes:,} bytes"
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "dead_id": self.dead_id,

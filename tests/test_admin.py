@@ -259,7 +259,8 @@ def test_dead_letters_list_and_filters(dead: None, client: httpx.Client) -> None
 
 
 def test_message_page_shows_record_history_and_actions(dead: None, client: httpx.Client) -> None:
-    """A dead letter's page shows its history and the Requeue and Resolve buttons."""
+    """A rejected message's page shows its history and the Requeue and Purge buttons (not
+    Resolve: only unknown messages are resolved)."""
     log_in(client)
 
     page = client.get("/messages/rejected-1")
@@ -268,14 +269,16 @@ def test_message_page_shows_record_history_and_actions(dead: None, client: httpx
 
     assert page.status_code == 200
     assert '<dd id="state">rejected</dd>' in page.text
-    assert re.findall(r"<td>(queued|sending|rejected)</td>", page.text) == [
+    history = page.text.split('<table id="history">')[1].split("</table>")[0]
+    assert re.findall(r"<td>(queued|sending|rejected)</td>", history) == [
         "queued",
         "sending",
         "rejected",
     ]
     assert "114 no valid number" in page.text
     assert 'action="/messages/rejected-1/requeue"' in page.text
-    assert 'action="/messages/rejected-1/resolve"' in page.text
+    assert 'action="/messages/rejected-1/resolve"' not in page.text
+    assert 'action="/messages/rejected-1/purge"' in page.text
     assert (sent.status_code, "/requeue" in sent.text) == (200, False)
     assert missing.status_code == 404
     assert str(escape("No message has the key 'nope'")) in missing.text

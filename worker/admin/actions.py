@@ -1,5 +1,6 @@
-"""Operator actions, each a POST that first answers with an "are you sure?" page: requeue or
-resolve a dead letter, pause or resume lanes. Only the second POST, carrying ``confirm=1``,
+"""Operator actions, each a POST that first answers with an "are you sure?" page: requeue,
+resolve or purge a dead letter, pause or resume lanes. What the desk would refuse is refused at
+once, never asked about. Only the second POST, carrying ``confirm=1``,
 changes anything; both carry the session's CSRF token."""
 
 from __future__ import annotations
@@ -11,18 +12,24 @@ from starlette.concurrency import run_in_threadpool
 
 from worker.admin.auth import login_required
 from worker.admin.context import context_of
-from worker.admin.rendering import Notice, message_url, render
+from worker.admin.letters import load_dead_letter, render_dead_letter
+from worker.admin.rendering import Notice, dead_letter_url, message_url, render
 from worker.admin.sessions import checked_form, field
-from worker.admin.views import load_message, message_key, render_message, render_overview
+from worker.admin.views import (
+    load_message,
+    message_key,
+    render_dead_letters,
+    render_message,
+    render_overview,
+)
 from worker.store.control import Switch, lane_names
+from worker.store.deadletters import Decision, requeue_refusal, resolve_refusal
 
 
 if TYPE_CHECKING:
     from starlette.datastructures import FormData
     from starlette.requests import Request
     from starlette.responses import Response
-
-    from worker.store.deadletters import Decision
 
 log = structlog.get_logger()
 
@@ -40,6 +47,10 @@ async def requeue(request: Request, user: str) -> Response:
         record, _ = await run_in_threadpool(load_message, admin, key)
         if record is None:
             return await render_message(request, key)
+        # Never ask to confirm what the desk would refuse (the page offers no form then).
+        refusal = requeue_refusal(record)
+        if refusal:
+            return await _decided(request, key, Decision(record.key, "refused", refusal))
         return _confirm(
             request,
             "Requeue this message?",
@@ -66,6 +77,12 @@ async def requeue(request: Request, user: str) -> Response:
 async def resolve(request: Request, user: str) -> Response:
     form = await checked_form(request)
     key = message_key(request)
+    admin = context_of(request)
+    record, _ = await run_in_threadpool(load_message, admin, key)
+    refusal = resolve_refusal(record) if record is not None else None
+    if record is not None and refusal:
+        # Before the form's fields: whatever they say, the desk would refuse.
+        return await _decided(request, key, Decision(record.key, "refused", refusal))
     outcome, why = field(form, "outcome"), field(form, "why")
     values = {"outcome": outcome, "why": why}
     problem = (
@@ -81,9 +98,7 @@ async def resolve(request: Request, user: str) -> Response:
         return await render_message(
             request, key, Notice(ok=False, text=problem), status=400, form=values
         )
-    admin = context_of(request)
     if not _confirmed(form):
-        record, _ = await run_in_threadpool(load_message, admin, key)
         if record is None:
             return await render_message(request, key)
         verdict = "was sent to its recipients" if OUTCOMES[outcome] else "was NOT sent"
@@ -108,6 +123,68 @@ async def resolve(request: Request, user: str) -> Response:
         action=decision.action,
     )
     return await _decided(request, key, decision)
+
+
+@login_required
+async def purge(request: Request, user: str) -> Response:
+    """Forget a message's dead letter; the message record stays as it is."""
+    form = await checked_form(request)
+    key = message_key(request)
+    admin = context_of(request)
+    if not _confirmed(form):
+        record, letter = await run_in_threadpool(load_message, admin, key)
+        if record is None:
+            return await render_message(request, key)
+        if letter is None:
+            refused = Decision(record.key, "refused", "no dead letter for that key or id")
+            return await _decided(request, key, refused)
+        return _confirm(
+            request,
+            "Purge this dead letter?",
+            f"Message {key!r} leaves the dead-letter list. Its record stays "
+            f"{record.state.value} until it expires; nothing is sent.",
+            message_url(key, "purge"),
+            message_url(key),
+            {},
+        )
+    decision = await run_in_threadpool(admin.desk(user).purge, key)
+    _log_purge(decision, key, user)
+    return await _decided(request, key, decision)
+
+
+@login_required
+async def purge_letter(request: Request, user: str) -> Response:
+    """Forget a refused job's or intake entry's dead letter, then show the list."""
+    form = await checked_form(request)
+    dead_id = request.query_params.get("id", "")
+    admin = context_of(request)
+    letter = await run_in_threadpool(load_dead_letter, admin, dead_id)
+    if letter is None:
+        return await render_dead_letter(request, dead_id)
+    if not _confirmed(form):
+        return _confirm(
+            request,
+            "Purge this dead letter?",
+            f"Dead letter {dead_id!r} ({letter.kind}: {letter.reason}) leaves the dead-letter "
+            "list; nothing is sent.",
+            dead_letter_url(dead_id, "purge"),
+            dead_letter_url(dead_id),
+            {},
+        )
+    decision = await run_in_threadpool(admin.desk(user).purge_dead_id, dead_id)
+    _log_purge(decision, dead_id, user)
+    ok = decision.action != "refused"
+    notice = Notice(ok=ok, text=f"{decision.action.capitalize()}: {dead_id} ({decision.detail})")
+    return await render_dead_letters(request, user, notice, status=200 if ok else 409)
+
+
+def _log_purge(decision: Decision, ref: str, user: str) -> None:
+    log.info(
+        "admin.dead_letter.purged" if decision.action == "purged" else "admin.dead_letter.refused",
+        key=ref,
+        by=f"web:{user}",
+        action=decision.action,
+    )
 
 
 @login_required

@@ -253,20 +253,9 @@ def render_dead_letter(letter: DeadLetter) -> str:
             lines.append(f"{name + ':':<12} {value}")
     lines.append(f"reason:      {letter.reason}")
     if letter.detail is not None:
-        lines.append(f"payload:     {payload_extent(letter)}, as received (escaped):")
+        lines.append(f"payload:     {letter.payload_extent}, as received (escaped):")
         lines.append(f"  {letter.detail}")
     return printable_lines(lines)
-
-
-def payload_extent(letter: DeadLetter) -> str:
-    """How much of a refused intake entry ``detail`` holds: all of it, or its start."""
-    detail = letter.detail or ""
-    size = letter.size_bytes
-    if size is None:
-        return f"{len(detail):,} characters"
-    if size > len(detail.encode()):
-        return f"its first {len(detail):,} characters of {size:,} bytes"
-    return f"{size:,} bytes"
 
 
 def render_stats(stats: Stats) -> str:
