@@ -16,6 +16,7 @@ from redis import Redis
 
 from producers import keys
 from producers.enqueue import Producer
+from producers.states import State
 from producers.store import MessageStore
 from tests.helpers.admin import admin_settings, log_in, make_dead_letters
 from tests.helpers.processes import Workers
@@ -29,6 +30,7 @@ from worker.store.ledger import Ledger
 IN_PROGRESS = "a worker has it or will take it; nothing to decide yet"
 NO_LETTER = "Purge: not offered, this message has no dead letter to forget."
 TWICE = "smsq never sends a message twice"
+EN_DASH = "\u2013"
 
 
 def resolve_line(state: str) -> str:
@@ -196,3 +198,145 @@ def test_a_forged_requeue_of_an_unknown_message_is_refused_and_changes_nothing(
     assert store.get("unknown-1") == before
     assert {lane: redis.llen(f"rq:queue:smsq-{lane}") for lane in depth} == depth
     assert [d.key for d in store.dead_letters()].count("unknown-1") == 1
+
+
+def recipient_rows(page: str) -> list[list[str]]:
+    """The cells of each row of the recipients table (tags stripped, unescaped)."""
+    body = page.split('<table id="recipients">')[1].split("</table>")[0].split("<tbody>")[1]
+    return [
+        [
+            html.unescape(re.sub(r"<[^>]+>", "", cell))
+            for cell in re.findall(r"<td[^>]*>(.*?)</td>", row)
+        ]
+        for row in re.findall(r"<tr>(.*?)</tr>", body)
+    ]
+
+
+def page_links(page: str) -> dict[str, str]:
+    nav = page.split('<nav id="recipient-pages">')[1].split("</nav>")[0]
+    return {
+        rel: html.unescape(href) for rel, href in re.findall(r'rel="(\w+)" href="([^"]+)"', nav)
+    }
+
+
+def range_text(page: str) -> str:
+    match = re.search(r'<p id="recipient-range">(.*?)</p>', page)
+    assert match, page
+    return match.group(1)
+
+
+@pytest.fixture
+def split_message(
+    producer: Producer, sandbox: SandboxProvider, workers: Workers, store: MessageStore
+) -> list[str]:
+    """ "big": 1,200 recipients sent in parts of 500; AllMySMS refuses the second part (106)."""
+    phones = [f"336{n:08d}" for n in range(20_000_000, 20_001_200)]
+    assert producer.enqueue({"key": "big", "text": "Hi", "to": phones}).parts == 3
+    sandbox.add_fault({"action": "status", "status": 106, "match": {"phone": phones[700]}})
+    assert workers.run_burst().returncode == 0
+    record = store.get("big")
+    assert record is not None
+    assert (record.state, len(record.sms_ids)) == (State.PARTIAL, 700)
+    return phones
+
+
+def test_a_big_message_pages_its_recipients_and_keeps_the_whole_summary(
+    client: httpx.Client, split_message: list[str], store: MessageStore
+) -> None:
+    phones = split_message
+    record = store.get("big")
+    assert record is not None
+    log_in(client)
+
+    first = client.get("/messages/big").text
+    second = client.get("/messages/big?page=2").text
+    sixth = client.get("/messages/big?page=6").text
+    last = client.get("/messages/big?page=12").text
+
+    rows = recipient_rows(first)
+    assert len(rows) == 100
+    sms_id = record.sms_ids[phones[0]]
+    assert rows[0] == ["1", phones[0], "accepted by AllMySMS", sms_id, "", "big#1/3"]
+    assert [r[0] for r in rows] == [str(n) for n in range(1, 101)]
+    assert range_text(first) == f"Recipients 1{EN_DASH}100 of 1,200"
+    assert page_links(first) == {"next": "/messages/big?page=2"}
+    assert [r[0] for r in recipient_rows(second)] == [str(n) for n in range(101, 201)]
+    assert range_text(second) == f"Recipients 101{EN_DASH}200 of 1,200"
+    assert page_links(second) == {"prev": "/messages/big?page=1", "next": "/messages/big?page=3"}
+    assert "· page 2 of 12 ·" in second
+    assert {(r[2], r[3], r[5]) for r in recipient_rows(sixth)} == {("rejected", "", "big#2/3")}
+    assert [r[1] for r in recipient_rows(sixth)] == phones[500:600]
+    assert len(recipient_rows(last)) == 100
+    assert range_text(last) == f"Recipients 1,101{EN_DASH}1,200 of 1,200"
+    assert page_links(last) == {"prev": "/messages/big?page=11"}
+    for page in (first, second, sixth, last):
+        # The summary is the whole message's, whatever the page.
+        assert '<dd id="accepted">700</dd>' in page
+        assert '<dd id="delivery">0 delivered, 0 failed, 700 pending</dd>' in page
+        assert "<dt>Recipients</dt><dd>1,200 (1 SMS part(s) each, gsm7)</dd>" in page
+        assert '"to": "1,200 recipient(s), listed under Recipients"' in html.unescape(page)
+        assert page.count(phones[1150]) == (1 if page is last else 0)
+
+
+def test_bad_page_numbers_get_a_400_naming_page(
+    client: httpx.Client, split_message: list[str]
+) -> None:
+    log_in(client)
+    bad = ["0", "-1", "abc", "", "1.5", "²", "13", str(10**30), "9" * 5000]
+
+    answers = {value: client.get("/messages/big", params={"page": value}) for value in bad}
+
+    notice = (
+        '<div class="notice error" role="alert">page: must be a whole number from 1 to 12 '
+        "(100 recipients a page)</div>"
+    )
+    assert {v: a.status_code for v, a in answers.items()} == dict.fromkeys(bad, 400)
+    for answer in answers.values():
+        assert notice in answer.text
+        assert range_text(answer.text) == f"Recipients 1{EN_DASH}100 of 1,200"
+        assert "Traceback" not in answer.text
+
+
+def test_a_split_message_links_its_parts_and_each_part_its_parent(
+    client: httpx.Client, split_message: list[str]
+) -> None:
+    """Parent: the parts table, and no action (each part is decided on its own page).
+    Part 2, rejected: its parent, and Requeue and Purge."""
+    log_in(client)
+
+    parent = client.get("/messages/big").text
+    part = client.get("/messages/big%232%2F3").text
+
+    parts = parent.split('<table id="parts">')[1].split("</table>")[0]
+    assert re.findall(r'<a href="([^"]+)">([^<]+)</a></td><td>(\w+)</td>', parts) == [
+        ("/messages/big%231%2F3", "big#1/3", "sent"),
+        ("/messages/big%232%2F3", "big#2/3", "rejected"),
+        ("/messages/big%233%2F3", "big#3/3", "sent"),
+    ]
+    split = (
+        "this message is split into 3 parts and each part is decided on its own page (Parts, below)"
+    )
+    assert forms(parent, "big") == []
+    assert not_offered(parent) == [
+        f"Requeue: not offered, {split}.",
+        f"Resolve: not offered, {split}.",
+        f"Purge: not offered, {split}.",
+    ]
+    assert '<p id="parent">Part of message <a href="/messages/big">big</a>.</p>' in part
+    assert forms(part, "big%232%2F3") == ["requeue", "purge"]
+    assert range_text(part) == f"Recipients 1{EN_DASH}100 of 500"
+
+
+def test_page_links_of_a_key_that_travels_in_the_query_string(
+    client: httpx.Client, producer: Producer
+) -> None:
+    producer.enqueue(
+        {"key": "..", "text": "Hi", "to": [f"336{n:08d}" for n in range(20_000_000, 20_000_150)]}
+    )
+    log_in(client)
+
+    page = client.get("/messages/?key=..&page=2").text
+
+    assert range_text(page) == f"Recipients 101{EN_DASH}150 of 150"
+    assert page_links(page) == {"prev": "/messages/?key=..&page=1"}
+    assert len(recipient_rows(page)) == 50

@@ -13,6 +13,7 @@ from starlette.concurrency import run_in_threadpool
 from worker.admin.auth import login_required
 from worker.admin.context import context_of
 from worker.admin.letters import load_dead_letter, render_dead_letter
+from worker.admin.offers import offers
 from worker.admin.rendering import Notice, dead_letter_url, message_url, render
 from worker.admin.sessions import checked_form, field
 from worker.admin.views import (
@@ -23,13 +24,15 @@ from worker.admin.views import (
     render_overview,
 )
 from worker.store.control import Switch, lane_names
-from worker.store.deadletters import Decision, requeue_refusal, resolve_refusal
+from worker.store.deadletters import Decision
 
 
 if TYPE_CHECKING:
     from starlette.datastructures import FormData
     from starlette.requests import Request
     from starlette.responses import Response
+
+    from producers.records import MessageRecord
 
 log = structlog.get_logger()
 
@@ -43,14 +46,12 @@ async def requeue(request: Request, user: str) -> Response:
     form = await checked_form(request)
     key = message_key(request)
     admin = context_of(request)
+    record, refused = await _refused(request, key, "requeue")
+    if refused is not None:
+        return refused
     if not _confirmed(form):
-        record, _ = await run_in_threadpool(load_message, admin, key)
         if record is None:
             return await render_message(request, key)
-        # Never ask to confirm what the desk would refuse (the page offers no form then).
-        refusal = requeue_refusal(record)
-        if refusal:
-            return await _decided(request, key, Decision(record.key, "refused", refusal))
         return _confirm(
             request,
             "Requeue this message?",
@@ -78,11 +79,10 @@ async def resolve(request: Request, user: str) -> Response:
     form = await checked_form(request)
     key = message_key(request)
     admin = context_of(request)
-    record, _ = await run_in_threadpool(load_message, admin, key)
-    refusal = resolve_refusal(record) if record is not None else None
-    if record is not None and refusal:
-        # Before the form's fields: whatever they say, the desk would refuse.
-        return await _decided(request, key, Decision(record.key, "refused", refusal))
+    # Before the form's fields: whatever they say, the desk would refuse.
+    record, refused = await _refused(request, key, "resolve")
+    if refused is not None:
+        return refused
     outcome, why = field(form, "outcome"), field(form, "why")
     values = {"outcome": outcome, "why": why}
     problem = (
@@ -131,13 +131,12 @@ async def purge(request: Request, user: str) -> Response:
     form = await checked_form(request)
     key = message_key(request)
     admin = context_of(request)
+    record, refused = await _refused(request, key, "purge")
+    if refused is not None:
+        return refused
     if not _confirmed(form):
-        record, letter = await run_in_threadpool(load_message, admin, key)
         if record is None:
             return await render_message(request, key)
-        if letter is None:
-            refused = Decision(record.key, "refused", "no dead letter for that key or id")
-            return await _decided(request, key, refused)
         return _confirm(
             request,
             "Purge this dead letter?",
@@ -247,6 +246,23 @@ async def resume(request: Request, user: str) -> Response:
         else f"Nothing to resume: {what} was not paused."
     )
     return await render_overview(request, Notice(ok=True, text=text))
+
+
+async def _refused(
+    request: Request, key: str, action: str
+) -> tuple[MessageRecord | None, Response | None]:
+    """The message, and the refusal page when its page does not offer ``action``: a form
+    posted anyway is refused with the page's reason, before any confirmation. The desk checks
+    again when it acts (the state may change in between)."""
+    record, letter = await run_in_threadpool(load_message, context_of(request), key)
+    if record is None:
+        return None, None
+    why_not = offers(record, letter)[action].why_not
+    if why_not is None:
+        return record, None
+    log.info("admin.dead_letter.refused", key=key, action=action, why=why_not)
+    decision = Decision(record.key, "refused", why_not)
+    return record, await _decided(request, key, decision)
 
 
 def _confirmed(form: FormData) -> bool:

@@ -37,34 +37,31 @@ class Offer:
     action: str
     """``requeue``, ``resolve`` or ``purge``."""
     why_not: str | None
-    """None when the page offers the action; else the line saying why it does not."""
+    """None when the page offers the action; else why not (also the refusal of a POST)."""
+
+    @property
+    def line(self) -> str | None:
+        """The page's line for an action it does not offer."""
+        return (
+            None
+            if self.why_not is None
+            else f"{self.action.capitalize()}: not offered, {self.why_not}."
+        )
 
 
 def offers(record: MessageRecord, letter: DeadLetter | None) -> dict[str, Offer]:
     """The page's offer for each of :data:`ACTIONS`, by action."""
-    requeue = requeue_refusal(record)
-    resolve = resolve_refusal(record)
-    split = bool(record.part_ids)
+    split = _split(record) if record.part_ids else None
     return {
         "requeue": Offer(
-            "requeue",
-            None
-            if requeue is None
-            else f"Requeue: not offered, {_split(record) if split else _no_requeue(record)}.",
+            "requeue", None if requeue_refusal(record) is None else split or _no_requeue(record)
         ),
         "resolve": Offer(
-            "resolve",
-            None
-            if resolve is None
-            else f"Resolve: not offered, {_split(record) if split else _no_resolve(record)}.",
+            "resolve", None if resolve_refusal(record) is None else split or _no_resolve(record)
         ),
         "purge": Offer(
             "purge",
-            None
-            if letter is not None
-            else f"Purge: not offered, {_split(record)}."
-            if split
-            else "Purge: not offered, this message has no dead letter to forget.",
+            None if letter is not None else split or "this message has no dead letter to forget",
         ),
     }
 
