@@ -1,6 +1,7 @@
 """``smsq dlq show`` opens every dead letter by what ``smsq dlq list`` shows for it, through the
 real CLI: a refused intake entry by its dead-letter id or by the key it named, with its reason
-and its payload (the start that was kept, escaped for the terminal)."""
+and its payload (the start that was kept, escaped for the terminal); a refused job by its id.
+A split message's parent is acted on part by part, and ``dlq`` says so."""
 
 from __future__ import annotations
 
@@ -14,9 +15,12 @@ from redis import Redis
 from producers import keys
 from producers.config import ProducerSettings
 from producers.enqueue import Producer
+from producers.states import State
 from tests.helpers.processes import ROOT
 from worker.dev.redis_server import RedisServer
 from worker.send.intake import Intake
+from worker.store.ledger import Ledger
+from worker.store.refused import refuse_job
 
 
 EMPTY_TEXT = json.dumps({"key": "bad-1", "text": "", "to": ["0612345678"]})
@@ -148,3 +152,65 @@ def test_a_message_under_the_same_key_wins_over_the_refused_entry(
 
     assert by_key.stdout.splitlines()[:2] == ["key:        bad-1", "state:      queued"]
     assert by_id.stdout.splitlines()[0] == f"dead letter: {dead_id(EMPTY_TEXT)}"
+
+
+def test_a_refused_job_opens_by_the_id_the_list_shows(
+    redis_server: RedisServer, redis: Redis
+) -> None:
+    refuse_job(redis, "foreign/job id", "names another callable", ttl_s=3600, lane="default")
+
+    listing = smsq(redis_server, "dlq", "list")
+    shown = smsq(redis_server, "dlq", "show", "job-foreign/job id")
+
+    [row] = listing.stdout.splitlines()[1:]
+    assert row.split("  ")[-2:] == ["job-foreign/job id", "names another callable"]
+    assert shown.returncode == 0
+    assert shown.stdout.splitlines()[:3] == [
+        "dead letter: job-foreign/job id",
+        "kind:        job",
+        "state:       refused",
+    ]
+    assert shown.stdout.splitlines()[4:] == [
+        "job:         foreign/job id",
+        "lane:        default",
+        "reason:      names another callable",
+    ]
+
+
+def test_a_split_message_is_requeued_and_resolved_part_by_part(
+    redis_server: RedisServer, redis: Redis
+) -> None:
+    """Its parent has no send of its own: the desk says so, dry run or not, instead of
+    promising a requeue that its state check would then refuse."""
+    producer = Producer(redis, ProducerSettings(chunk_recipients=2))
+    producer.enqueue({"key": "big", "text": "Hi", "to": ["0612345678", "0612345679", "0612345670"]})
+    ledger = Ledger(redis, ttl_s=3600, worker_name="w-test")
+    for name in ("big#1/2", "big#2/2"):
+        assert ledger.claim(keys.message_id(name)).outcome == "claimed"
+        assert ledger.finish(
+            keys.message_id(name),
+            State.REJECTED,
+            {"provider_status": "114"},
+            expected=State.SENDING,
+            reason="114 no valid number",
+            actor="w-test",
+            record={"key": name, "lane": "default", "job_id": ""},
+        )
+
+    dry = smsq(redis_server, "dlq", "requeue", "big", "--dry-run")
+    real = smsq(redis_server, "dlq", "requeue", "big")
+    resolve = smsq(redis_server, "dlq", "resolve", "big", "--sent", "--why", "x")
+    part = smsq(redis_server, "dlq", "requeue", "big#2/2")
+
+    split = "is split into 2 parts, each {} on its own (big#1/2 to big#2/2)"
+    assert (dry.returncode, dry.stdout) == (
+        1,
+        f"big: refused (dry run) - {split.format('requeued')}\n",
+    )
+    assert (real.returncode, real.stdout) == (1, f"big: refused - {split.format('requeued')}\n")
+    assert (resolve.returncode, resolve.stdout) == (
+        1,
+        f"big: refused - {split.format('resolved')}\n",
+    )
+    assert part.returncode == 0
+    assert part.stdout.startswith("big#2/2: requeued - job smsq-")
