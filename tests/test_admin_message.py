@@ -12,15 +12,19 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from redis import Redis
 
 from producers import keys
 from producers.enqueue import Producer
+from producers.errors import InvalidInputError
 from producers.states import State
 from producers.store import MessageStore
 from tests.helpers.admin import admin_settings, log_in, make_dead_letters
 from tests.helpers.processes import Workers
 from worker.admin import create_app
+from worker.admin.recipients import parse_page
 from worker.admin.server import running
 from worker.dev.redis_server import RedisServer, free_port
 from worker.sandbox import SandboxProvider
@@ -340,3 +344,22 @@ def test_page_links_of_a_key_that_travels_in_the_query_string(
     assert range_text(page) == f"Recipients 101{EN_DASH}150 of 150"
     assert page_links(page) == {"prev": "/messages/?key=..&page=1"}
     assert len(recipient_rows(page)) == 50
+
+
+@given(
+    text=st.one_of(st.text(max_size=40), st.integers(-5, 20_000).map(str)),
+    pages=st.integers(min_value=1, max_value=10_000),
+)
+def test_any_page_value_is_a_page_or_an_error_naming_page(text: str, pages: int) -> None:
+    """Whatever ``?page=`` holds: a page from 1 to ``pages``, or an error naming ``page``."""
+    value = text.strip()
+    if re.fullmatch(r"[0-9]{1,9}", value) and 1 <= int(value) <= pages:
+        assert parse_page(text, pages) == int(value)
+        return
+    with pytest.raises(InvalidInputError) as raised:
+        parse_page(text, pages)
+    span = "1" if pages == 1 else f"1 to {pages:,}"
+    assert (raised.value.field, raised.value.reason) == (
+        "page",
+        f"must be a whole number from {span} (100 recipients a page)",
+    )
