@@ -304,8 +304,8 @@ def test_bad_page_numbers_get_a_400_naming_page(
 def test_a_split_message_links_its_parts_and_each_part_its_parent(
     client: httpx.Client, split_message: list[str]
 ) -> None:
-    """Parent: the parts table, and no action (each part is decided on its own page).
-    Part 2, rejected: its parent, and Requeue and Purge."""
+    """Parent: the parts table, and Requeue (of its rejected part); resolve and purge are per
+    part. Part 2, rejected: its parent, and Requeue and Purge."""
     log_in(client)
 
     parent = client.get("/messages/big").text
@@ -317,14 +317,13 @@ def test_a_split_message_links_its_parts_and_each_part_its_parent(
         ("/messages/big%232%2F3", "big#2/3", "rejected"),
         ("/messages/big%233%2F3", "big#3/3", "sent"),
     ]
-    split = (
-        "this message is split into 3 parts and each part is decided on its own page (Parts, below)"
-    )
-    assert forms(parent, "big") == []
+    page = "on its own page (Parts, below)"
+    assert forms(parent, "big") == ["requeue"]
     assert not_offered(parent) == [
-        f"Requeue: not offered, {split}.",
-        f"Resolve: not offered, {split}.",
-        f"Purge: not offered, {split}.",
+        f"Resolve: not offered, this message is split into 3 parts; an unknown part is resolved "
+        f"{page}.",
+        f"Purge: not offered, this message is split into 3 parts; a part's dead letter is purged "
+        f"{page}.",
     ]
     assert '<p id="parent">Part of message <a href="/messages/big">big</a>.</p>' in part
     assert forms(part, "big%232%2F3") == ["requeue", "purge"]
@@ -363,3 +362,28 @@ def test_any_page_value_is_a_page_or_an_error_naming_page(text: str, pages: int)
         "page",
         f"must be a whole number from {span} (100 recipients a page)",
     )
+
+
+def test_requeueing_a_split_message_asks_with_the_plan_then_requeues_its_rejected_part(
+    client: httpx.Client, split_message: list[str], store: MessageStore
+) -> None:
+    token = log_in(client)
+
+    asked = client.post("/messages/big/requeue", data={"csrf": token})
+    done = client.post("/messages/big/requeue", data={"csrf": token, "confirm": "1"})
+
+    left = "left as they are: big#1/3 (sent), big#3/3 (sent)"
+    assert asked.status_code == 200
+    assert (
+        html.unescape(asked.text).count(
+            "Message 'big' is partial. Requeueing puts each of its parts AllMySMS provably did not "
+            "send back in lane default as a new job, and a worker sends it: would requeue 1 of 3 "
+            f"parts: big#2/3; {left}."
+        )
+        == 1
+    )
+    assert done.status_code == 200
+    assert (
+        f'<div class="notice ok" role="status">Requeued: requeued 1 of 3 parts: big#2/3; {left}'
+    ) in html.unescape(done.text)
+    assert [p["state"] for p in store.get("big").parts] == ["sent", "queued", "sent"]  # type: ignore[union-attr]

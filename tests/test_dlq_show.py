@@ -177,11 +177,11 @@ def test_a_refused_job_opens_by_the_id_the_list_shows(
     ]
 
 
-def test_a_split_message_is_requeued_and_resolved_part_by_part(
+def test_a_split_message_is_requeued_whole_and_resolved_part_by_part(
     redis_server: RedisServer, redis: Redis
 ) -> None:
-    """Its parent has no send of its own: the desk says so, dry run or not, instead of
-    promising a requeue that its state check would then refuse."""
+    """Requeueing the parent requeues its rejected parts; resolving it is refused with the
+    reason (its parts are resolved one by one), not "state changed meanwhile"."""
     producer = Producer(redis, ProducerSettings(chunk_recipients=2))
     producer.enqueue({"key": "big", "text": "Hi", "to": ["0612345678", "0612345679", "0612345670"]})
     ledger = Ledger(redis, ttl_s=3600, worker_name="w-test")
@@ -197,20 +197,24 @@ def test_a_split_message_is_requeued_and_resolved_part_by_part(
             record={"key": name, "lane": "default", "job_id": ""},
         )
 
+    resolve = smsq(redis_server, "dlq", "resolve", "big", "--sent", "--why", "x")
     dry = smsq(redis_server, "dlq", "requeue", "big", "--dry-run")
     real = smsq(redis_server, "dlq", "requeue", "big")
-    resolve = smsq(redis_server, "dlq", "resolve", "big", "--sent", "--why", "x")
-    part = smsq(redis_server, "dlq", "requeue", "big#2/2")
+    again = smsq(redis_server, "dlq", "requeue", "big")
 
-    split = "is split into 2 parts, each {} on its own (big#1/2 to big#2/2)"
-    assert (dry.returncode, dry.stdout) == (
-        1,
-        f"big: refused (dry run) - {split.format('requeued')}\n",
-    )
-    assert (real.returncode, real.stdout) == (1, f"big: refused - {split.format('requeued')}\n")
     assert (resolve.returncode, resolve.stdout) == (
         1,
-        f"big: refused - {split.format('resolved')}\n",
+        "big: refused - is split into 2 parts, each resolved on its own (big#1/2 to big#2/2)\n",
     )
-    assert part.returncode == 0
-    assert part.stdout.startswith("big#2/2: requeued - job smsq-")
+    assert (dry.returncode, dry.stdout) == (
+        0,
+        "big: requeued (dry run) - would requeue 2 of 2 parts: big#1/2, big#2/2\n",
+    )
+    assert (real.returncode, real.stdout) == (
+        0,
+        "big: requeued - requeued 2 of 2 parts: big#1/2, big#2/2\n",
+    )
+    assert (again.returncode, again.stdout) == (
+        1,
+        "big: refused - none of its 2 parts can be requeued: big#1/2 (queued), big#2/2 (queued)\n",
+    )

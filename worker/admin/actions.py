@@ -52,10 +52,17 @@ async def requeue(request: Request, user: str) -> Response:
     if not _confirmed(form):
         if record is None:
             return await render_message(request, key)
+        plan = await run_in_threadpool(
+            lambda: admin.desk(user).requeue(key, actor=f"web:{user}", dry_run=True)
+        )
         return _confirm(
             request,
             "Requeue this message?",
-            f"Message {key!r} is {record.state.value}. Requeueing puts it back in "
+            f"Message {key!r} is {record.state.value}. Requeueing puts each of its parts "
+            f"AllMySMS provably did not send back in lane {record.lane} as a new job, and a "
+            f"worker sends it: {plan.detail}."
+            if record.part_ids
+            else f"Message {key!r} is {record.state.value}. Requeueing puts it back in "
             f"lane {record.lane} as a new job, and a worker will send it.",
             message_url(key, "requeue"),
             message_url(key),

@@ -50,18 +50,33 @@ class Offer:
 
 
 def offers(record: MessageRecord, letter: DeadLetter | None) -> dict[str, Offer]:
-    """The page's offer for each of :data:`ACTIONS`, by action."""
-    split = _split(record) if record.part_ids else None
+    """The page's offer for each of :data:`ACTIONS`, by action.
+
+    A split message is requeued as a whole (the desk requeues exactly its parts AllMySMS
+    provably did not send); it is resolved and purged part by part, on each part's page.
+    """
+    requeue = requeue_refusal(record)
+    split = len(record.part_ids)
     return {
         "requeue": Offer(
-            "requeue", None if requeue_refusal(record) is None else split or _no_requeue(record)
+            "requeue",
+            None if requeue is None else requeue if split else _no_requeue(record),
         ),
         "resolve": Offer(
-            "resolve", None if resolve_refusal(record) is None else split or _no_resolve(record)
+            "resolve",
+            None
+            if resolve_refusal(record) is None
+            else _by_part(split, "an unknown part is resolved")
+            if split
+            else _no_resolve(record),
         ),
         "purge": Offer(
             "purge",
-            None if letter is not None else split or "this message has no dead letter to forget",
+            None
+            if letter is not None
+            else _by_part(split, "a part's dead letter is purged")
+            if split
+            else "this message has no dead letter to forget",
         ),
     }
 
@@ -74,8 +89,5 @@ def _no_resolve(record: MessageRecord) -> str:
     return f"only an unknown message is resolved, and this one is {record.state.value}"
 
 
-def _split(record: MessageRecord) -> str:
-    return (
-        f"this message is split into {len(record.part_ids)} parts and each part is decided "
-        "on its own page (Parts, below)"
-    )
+def _by_part(count: int, what: str) -> str:
+    return f"this message is split into {count} parts; {what} on its own page (Parts, below)"
