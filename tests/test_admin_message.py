@@ -28,6 +28,7 @@ from worker.admin.recipients import parse_page
 from worker.admin.server import running
 from worker.dev.redis_server import RedisServer, free_port
 from worker.sandbox import SandboxProvider
+from worker.store.control import Switch
 from worker.store.ledger import Ledger
 
 
@@ -377,8 +378,8 @@ def test_requeueing_a_split_message_asks_with_the_plan_then_requeues_its_rejecte
     assert (
         html.unescape(asked.text).count(
             "Message 'big' is partial. Requeueing puts each of its parts AllMySMS provably did not "
-            "send back in lane default as a new job, and a worker sends it: would requeue 1 of 3 "
-            f"parts: big#2/3; {left}."
+            "send back in lane default as a new job, and a worker sends them at its next pass: "
+            f"would requeue 1 of 3 parts: big#2/3; {left}."
         )
         == 1
     )
@@ -387,3 +388,25 @@ def test_requeueing_a_split_message_asks_with_the_plan_then_requeues_its_rejecte
         f'<div class="notice ok" role="status">Requeued: requeued 1 of 3 parts: big#2/3; {left}'
     ) in html.unescape(done.text)
     assert [p["state"] for p in store.get("big").parts] == ["sent", "queued", "sent"]  # type: ignore[union-attr]
+
+
+def test_the_requeue_confirmation_says_when_a_paused_lane_will_send(
+    client: httpx.Client,
+    producer: Producer,
+    sandbox: SandboxProvider,
+    workers: Workers,
+    redis: Redis,
+) -> None:
+    """It promises what happens: with its lane paused, the send waits for the resume."""
+    make_dead_letters(producer, sandbox, workers)
+    token = log_in(client)
+
+    running = client.post("/messages/rejected-1/requeue", data={"csrf": token})
+    Switch(redis).pause("*", reason="provider incident", by="ops")
+    paused = client.post("/messages/rejected-1/requeue", data={"csrf": token})
+
+    start = "Message 'rejected-1' is rejected. Requeueing puts it back in lane default as a new job"
+    assert f"{start}, and a worker sends it at its next pass." in html.unescape(running.text)
+    assert (
+        f"{start}, and a worker sends it once lane default is resumed (paused: provider incident)."
+    ) in html.unescape(paused.text)

@@ -52,18 +52,27 @@ async def requeue(request: Request, user: str) -> Response:
     if not _confirmed(form):
         if record is None:
             return await render_message(request, key)
-        plan = await run_in_threadpool(
-            lambda: admin.desk(user).requeue(key, actor=f"web:{user}", dry_run=True)
+        plan, pauses = await run_in_threadpool(
+            lambda: (
+                admin.desk(user).requeue(key, actor=f"web:{user}", dry_run=True),
+                Switch(admin.connection).paused(),
+            )
+        )
+        pause = next((p for p in pauses if p.lane in ("*", record.lane)), None)
+        when = (
+            f"once lane {record.lane} is resumed (paused: {pause.reason})"
+            if pause
+            else "at its next pass"
         )
         return _confirm(
             request,
             "Requeue this message?",
             f"Message {key!r} is {record.state.value}. Requeueing puts each of its parts "
             f"AllMySMS provably did not send back in lane {record.lane} as a new job, and a "
-            f"worker sends it: {plan.detail}."
+            f"worker sends them {when}: {plan.detail}."
             if record.part_ids
             else f"Message {key!r} is {record.state.value}. Requeueing puts it back in "
-            f"lane {record.lane} as a new job, and a worker will send it.",
+            f"lane {record.lane} as a new job, and a worker sends it {when}.",
             message_url(key, "requeue"),
             message_url(key),
             {},
