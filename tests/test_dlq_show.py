@@ -1,7 +1,7 @@
 """``smsq dlq show`` opens every dead letter by what ``smsq dlq list`` shows for it, through the
 real CLI: a refused intake entry by its dead-letter id or by the key it named, with its reason
 and its payload (the start that was kept, escaped for the terminal); a refused job by its id.
-A split message's parent is acted on part by part, and ``dlq`` says so."""
+A split message is requeued whole (its rejected parts) and resolved part by part."""
 
 from __future__ import annotations
 
@@ -218,3 +218,18 @@ def test_a_split_message_is_requeued_whole_and_resolved_part_by_part(
         1,
         "big: refused - none of its 2 parts can be requeued: big#1/2 (queued), big#2/2 (queued)\n",
     )
+
+
+def test_intake_dead_letters_are_purged_by_kind_and_named_by_their_ids(
+    redis_server: RedisServer, redis: Redis
+) -> None:
+    refuse(redis, EMPTY_TEXT, HOSTILE)
+
+    purged = smsq(redis_server, "dlq", "purge", "--kind", "intake")
+    after = smsq(redis_server, "dlq", "list")
+
+    assert purged.returncode == 0
+    assert sorted(purged.stdout.splitlines()) == sorted(
+        f"{dead_id(raw)}: purged - intake dead letter removed" for raw in (EMPTY_TEXT, HOSTILE)
+    )
+    assert after.stdout == "no dead letters\n"

@@ -213,9 +213,7 @@ class DeadLetterDesk:
         if not dry_run:
             self._redis.delete(keys.dead_letter(letter.dead_id))
             self._redis.zrem(keys.DEAD_LETTERS, letter.dead_id)
-        return Decision(
-            letter.key or letter.dead_id, "purged", f"{letter.kind} dead letter removed", dry_run
-        )
+        return Decision(letter.ref, "purged", f"{letter.kind} dead letter removed", dry_run)
 
 
 def _part_list(parts: list[tuple[str, str]]) -> str:
