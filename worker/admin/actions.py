@@ -14,7 +14,7 @@ from worker.admin.context import context_of
 from worker.admin.rendering import Notice, message_url, render
 from worker.admin.sessions import checked_form, field
 from worker.admin.views import load_message, message_key, render_message, render_overview
-from worker.store.control import Switch, lane_names
+from worker.store.control import lane_names
 
 
 if TYPE_CHECKING:
@@ -136,7 +136,7 @@ async def pause(request: Request, user: str) -> Response:
             {"lane": lane},
             inputs={"reason": reason},
         )
-    switch = Switch(context_of(request).connection)
+    switch = context_of(request).switch()
     done = await run_in_threadpool(lambda: switch.pause(name, reason=reason, by=f"web:{user}"))
     log.info("admin.lane.paused", lane=done.lane, by=done.by)
     return await render_overview(request, Notice(ok=True, text=f"Paused {what}: {reason}"))
@@ -161,8 +161,8 @@ async def resume(request: Request, user: str) -> Response:
             "/",
             {"lane": lane},
         )
-    switch = Switch(context_of(request).connection)
-    lifted = await run_in_threadpool(switch.resume, name)
+    switch = context_of(request).switch()
+    lifted = await run_in_threadpool(lambda: switch.resume(name, by=f"web:{user}"))
     log.info("admin.lane.resumed", lanes=lifted, by=f"web:{user}")
     text = (
         f"Resumed: {', '.join('every lane' if n == '*' else n for n in lifted)}."

@@ -17,7 +17,7 @@ from starlette.requests import ClientDisconnect
 from starlette.routing import Route
 
 from producers.errors import RedisUnavailableError
-from worker.admin import actions, auth, probes, views
+from worker.admin import actions, audit_page, auth, probes, views
 from worker.admin.context import AdminContext
 from worker.admin.rendering import render
 from worker.admin.sessions import SESSION_COOKIE, SESSION_MAX_AGE_S
@@ -68,6 +68,7 @@ def create_app(settings: Settings, connection: Redis) -> Starlette:
         Route("/login", auth.login, methods=["POST"]),
         Route("/logout", auth.logout, methods=["POST"]),
         Route("/dead", views.dead_letters, methods=["GET"]),
+        Route("/audit", audit_page.audit, methods=["GET"]),
         Route("/messages/{key:path}/requeue", actions.requeue, methods=["POST"]),
         Route("/messages/{key:path}/resolve", actions.resolve, methods=["POST"]),
         Route("/messages/{key:path}", views.message, methods=["GET"]),
