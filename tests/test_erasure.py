@@ -149,6 +149,11 @@ def test_a_why_holding_the_number_is_refused_and_nothing_is_erased(
         "",
         "smsq: --why: must not hold the phone number: the audit stream keeps none\n",
     )
+    by = workers.smsq("purge", "--phone", "0612345678", "--by", "0612345678@host")
+    assert (by.returncode, by.stderr) == (
+        1,
+        "smsq: --by: must not hold the phone number: the audit stream keeps none\n",
+    )
     assert redis.hlen(keys.CALLBACK_EVENTS) == 1
     assert redis.exists(keys.message(keys.message_id("solo")), keys.AUDIT) == 1
 

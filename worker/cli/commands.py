@@ -503,7 +503,7 @@ def _print_recipient(record: Any, position: int, *, as_json: bool) -> int:
 
 def _purge(args: argparse.Namespace) -> int:
     from producers import ProducerSettings, connect
-    from producers.errors import PhoneError
+    from producers.errors import InvalidInputError, PhoneError
     from producers.redis_errors import translate_redis_errors
     from worker.settings import read_audit_ttl_s
     from worker.store.purge import Purger
@@ -519,8 +519,8 @@ def _purge(args: argparse.Namespace) -> int:
     except PhoneError as exc:
         print(f"smsq: --phone: {exc.reason}", file=sys.stderr)
         return EXIT_REFUSED
-    except ValueError as exc:
-        print(f"smsq: --why: {exc}", file=sys.stderr)
+    except InvalidInputError as exc:
+        print(f"smsq: --{exc.field}: {exc.reason}", file=sys.stderr)
         return EXIT_REFUSED
     if args.json:
         print(dumps_json({"dry_run": args.dry_run, **report.as_dict()}))

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from producers import keys
-from producers.errors import PhoneError
+from producers.errors import InvalidInputError, PhoneError
 from producers.phones import normalise_phone
 from producers.store import decoded, decoded_hash
 from worker.settings import AUDIT_TTL_S
@@ -107,11 +107,15 @@ class Purger:
 
         Raises:
             PhoneError: ``phone`` is not a number smsq could ever have stored.
-            ValueError: ``why`` holds the number (the audit stream must not).
+            InvalidInputError: ``actor`` (field ``by``) or ``why`` holds the number (the audit
+                stream must not).
         """
         target = self.target(phone)
-        if mentions(why, target):
-            raise ValueError("must not hold the phone number: the audit stream keeps none")
+        for name, text in (("by", actor), ("why", why)):
+            if mentions(text, target):
+                raise InvalidInputError(
+                    name, "must not hold the phone number: the audit stream keeps none"
+                )
         report = self._erase_everywhere(target, dry_run)
         if not dry_run:
             counts = report.counts()
