@@ -271,3 +271,25 @@ def test_admin_audit_page_needs_login_and_shows_web_actions(admin: str, redis: R
         "Filter action: must be one of dlq.requeue, dlq.resolve, dlq.purge, pause, resume, erasure"
         in bad.text
     )
+
+
+def test_web_decisions_on_dead_letters_are_recorded_once_each(
+    admin: str, redis: Redis, producer: Producer, sandbox: SandboxProvider, workers: Workers
+) -> None:
+    """The page's requeue and resolve go through the same desk as the CLI: one entry each."""
+    make_dead_letters(producer, sandbox, workers)
+    with httpx.Client(base_url=admin, timeout=10) as client:
+        token = csrf_of(client.get("/login").text)
+        client.post("/login", data={"csrf": token, "user": USER, "password": PASSWORD})
+        token = csrf_of(client.get("/").text)
+        asked = client.post("/messages/rejected-1/requeue", data={"csrf": token})
+        done = client.post("/messages/rejected-1/requeue", data={"csrf": token, "confirm": "1"})
+        resolved = client.post(
+            "/messages/unknown-1/resolve",
+            data={"csrf": token, "confirm": "1", "outcome": "sent", "why": "in getAcks"},
+        )
+    assert (asked.status_code, done.status_code, resolved.status_code) == (200, 200, 200)
+    assert without_time(entries(workers)) == [
+        entry("dlq.resolve", f"web:{USER}", ["unknown-1"], "sent: in getAcks"),
+        entry("dlq.requeue", f"web:{USER}", ["rejected-1"]),
+    ]

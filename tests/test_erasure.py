@@ -7,6 +7,8 @@ import json
 import time
 from typing import Any
 
+from hypothesis import given
+from hypothesis import strategies as st
 from redis import Redis
 
 from producers import keys
@@ -191,3 +193,68 @@ def test_an_event_erased_during_its_delivery_leaves_no_dead_callback(
     assert dead_callbacks(redis) == []
     assert redis.exists(keys.dead_callback(pending.event_id), keys.CALLBACK_DEAD) == 0
     assert metric(redis, "callbacks_dead") == 0
+
+
+MOBILES = st.integers(min_value=0, max_value=99_999_999).map(lambda n: f"336{n:08d}")
+OFFLINE = Purger(Redis(), default_region="FR")
+"""Deciding about one envelope needs no Redis (the client never connects)."""
+
+
+@given(
+    others=st.sets(MOBILES, max_size=5),
+    target=MOBILES,
+    target_in=st.sampled_from(["sms_ids", "invalid_numbers", "neither"]),
+    invalid=st.sets(MOBILES, max_size=3),
+    fate=st.sampled_from(["deleted", "redacted", "expired"]),
+)
+def test_a_final_event_never_keeps_the_number_nor_loses_anyone_else(
+    others: set[str], target: str, target_in: str, invalid: set[str], fate: str
+) -> None:
+    """Erased from any final event, the target's digits are gone and every other entry stays;
+    the event goes only when its message goes, or it names nobody and its message is gone."""
+    others -= {target}
+    invalid -= others | {target}
+    sms_ids = {p: f"id-{p}" for p in others} | ({target: "id-t"} if target_in == "sms_ids" else {})
+    invalid_numbers = sorted(invalid | ({target} if target_in == "invalid_numbers" else set()))
+    event = {
+        "event": "message.final",
+        "message_id": "m1",
+        "key": "k",
+        "sms_ids": json.dumps(sms_ids),
+        "invalid_numbers": json.dumps(invalid_numbers),
+    }
+    ids = {"deleted_ids": {"m1"} if fate == "deleted" else set()}
+    ids["redacted_ids"] = {"m1"} if fate == "redacted" else set()
+
+    out = OFFLINE.erased_envelope({"url": "u", "event": event}, target, **ids)
+
+    if fate == "deleted":
+        assert out == ""
+    elif target_in == "neither":
+        assert out is None
+    elif not others and not invalid and fate == "expired":
+        assert out == ""
+    else:
+        assert out is not None
+        assert target[-9:] not in out
+        kept = json.loads(out)["event"]
+        assert json.loads(kept["sms_ids"]) == {p: f"id-{p}" for p in others}
+        assert json.loads(kept["invalid_numbers"]) == sorted(invalid)
+
+
+@given(phone=MOBILES, other=MOBILES, form=st.sampled_from(["e164", "plus", "national", "spaced"]))
+def test_a_receipt_or_reply_event_goes_when_it_is_hers_in_any_form(
+    phone: str, other: str, form: str
+) -> None:
+    national = "0" + phone[2:]
+    shown = {
+        "e164": phone,
+        "plus": f"+{phone}",
+        "national": national,
+        "spaced": " ".join(national[i : i + 2] for i in range(0, 10, 2)),
+    }[form]
+    for kind in ("message.receipt", "message.reply"):
+        event = {"event": kind, "message_id": "m1", "phone": shown, "message": "hi"}
+        assert OFFLINE.erased_envelope({"event": event}, phone) == ""
+        if other != phone:
+            assert OFFLINE.erased_envelope({"event": event}, other) is None

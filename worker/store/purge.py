@@ -32,6 +32,8 @@ from worker.store.audit import ERASURE, AuditEntry, AuditLog, new_erasure_id
 
 
 if TYPE_CHECKING:
+    from collections.abc import Set as AbstractSet
+
     from redis import Redis
 
 SCAN_COUNT = 1000
@@ -194,7 +196,12 @@ class Purger:
     ) -> str | None:
         """Delete or redact one event if it is about ``target``; None when it is not."""
         for _ in range(ERASE_ATTEMPTS):
-            replacement = self._erased(json.loads(envelope), target, report)
+            replacement = self.erased_envelope(
+                json.loads(envelope),
+                target,
+                deleted_ids=report.deleted_ids,
+                redacted_ids=report.redacted_ids,
+            )
             if replacement is None:
                 return None
             outcome = "deleted" if replacement == "" else "redacted"
@@ -224,13 +231,26 @@ class Purger:
             envelope = decoded(current)
         return None
 
-    def _erased(self, envelope: dict[str, Any], target: str, report: PurgeReport) -> str | None:
-        """The envelope without ``target``: "" to delete the event, None when it is not about
-        ``target``."""
+    def erased_envelope(
+        self,
+        envelope: dict[str, Any],
+        target: str,
+        *,
+        deleted_ids: AbstractSet[str] = frozenset(),
+        redacted_ids: AbstractSet[str] = frozenset(),
+    ) -> str | None:
+        """A callback envelope without ``target``: the redacted envelope (JSON), "" to delete
+        the event, None when it is not about ``target``.
+
+        Args:
+            deleted_ids: ids of the messages this purge deletes (their events go too).
+            redacted_ids: ids of the messages it removes ``target`` from (their final events
+                are kept for the other recipients, even when they name none of them).
+        """
         event = envelope.get("event")
         if not isinstance(event, dict):
             return None
-        if event.get("message_id") in report.deleted_ids:
+        if event.get("message_id") in deleted_ids:
             return ""
         phone = event.get("phone")
         if isinstance(phone, str):  # a receipt or a reply: about one person
@@ -241,7 +261,7 @@ class Purger:
         kept_invalid = [p for p in invalid if not self._same(p, target)]
         if len(kept_ids) == len(sms_ids) and len(kept_invalid) == len(invalid):
             return None
-        if not kept_ids and not kept_invalid and event.get("message_id") not in report.redacted_ids:
+        if not kept_ids and not kept_invalid and event.get("message_id") not in redacted_ids:
             return ""
         # Stored as JSON text, as the Lua scripts write them (see worker.callbacks.outbox).
         event["sms_ids"] = json.dumps(kept_ids)
