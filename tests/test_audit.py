@@ -17,6 +17,7 @@ import pytest
 from redis import Redis
 
 from producers import keys
+from producers.config import ProducerSettings
 from producers.enqueue import Producer
 from producers.errors import ConfigError
 from producers.states import State
@@ -293,3 +294,15 @@ def test_web_decisions_on_dead_letters_are_recorded_once_each(
         entry("dlq.resolve", f"web:{USER}", ["unknown-1"], "sent: in getAcks"),
         entry("dlq.requeue", f"web:{USER}", ["rejected-1"]),
     ]
+
+
+def test_requeue_of_a_split_parent_records_the_parts_it_requeued(
+    redis: Redis, sandbox: SandboxProvider, workers: Workers
+) -> None:
+    sandbox.add_fault({"action": "status", "status": 114, "match": {"phone": "33612300004"}})
+    Producer(redis, ProducerSettings(chunk_recipients=4)).enqueue(
+        {"key": "big", "text": "Hi", "to": [f"06123{n:05d}" for n in range(10)]}
+    )
+    assert workers.run_burst().returncode == 0
+    assert workers.smsq("dlq", "requeue", "big", "--by", "dora").returncode == 0
+    assert without_time(entries(workers)) == [entry("dlq.requeue", "dora", ["big#2/3"])]

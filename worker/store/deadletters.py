@@ -77,6 +77,9 @@ class Decision:
     """``requeued``, ``resolved``, ``purged``, or ``refused``."""
     detail: str
     dry_run: bool = False
+    changed: tuple[str, ...] = ()
+    """The keys it changed when they are not ``ref`` itself (a split message's parts); the
+    audit stream records these."""
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -199,7 +202,12 @@ class DeadLetterDesk:
         detail = f"requeued {len(requeued)} of {len(parts)} parts: {', '.join(requeued) or '-'}"
         if changed:
             detail += f"; refused meanwhile: {', '.join(changed)}"
-        return Decision(parent.key, "requeued" if requeued else "refused", detail + kept)
+        return Decision(
+            parent.key,
+            "requeued" if requeued else "refused",
+            detail + kept,
+            changed=tuple(requeued),
+        )
 
     def resolve_many(
         self, refs: Iterable[str], *, sent: bool, actor: str, why: str, dry_run: bool = False
@@ -287,7 +295,12 @@ def _part_list(parts: list[tuple[str, str]]) -> str:
 
 def _done(decisions: list[Decision], action: str) -> list[str]:
     """The refs of the decisions that did ``action`` (not refused, not a dry run)."""
-    return [d.ref for d in decisions if d.action == action and not d.dry_run]
+    return [
+        ref
+        for d in decisions
+        if d.action == action and not d.dry_run
+        for ref in (d.changed or (d.ref,))
+    ]
 
 
 def _requeue_refusal(state: State) -> str | None:
