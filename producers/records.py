@@ -207,6 +207,9 @@ class DeadLetter:
     provider_status: int | None = None
     job_id: str | None = None
     detail: str | None = None
+    """A refused intake entry: its first characters, as received."""
+    size_bytes: int | None = None
+    """A refused intake entry: its whole size (``detail`` may be only its start)."""
 
     @classmethod
     def from_redis(cls, raw: Mapping[str, str]) -> DeadLetter:
@@ -222,7 +225,24 @@ class DeadLetter:
             provider_status=_int(raw.get("provider_status")),
             job_id=raw.get("job_id") or None,
             detail=raw.get("detail") or None,
+            size_bytes=_int(raw.get("size_bytes")),
         )
+
+    @property
+    def ref(self) -> str:
+        """What opens this dead letter (``smsq dlq show``, the admin page): a message's key;
+        for a refused job or intake entry, which never became a message, the dead-letter id."""
+        return self.key if self.kind == "message" and self.key else self.dead_id
+
+    @property
+    def payload_extent(self) -> str:
+        """How much of a refused intake entry ``detail`` holds: all of it, or its start."""
+        detail = self.detail or ""
+        if self.size_bytes is None:
+            return f"{len(detail):,} characters"
+        if self.size_bytes > len(detail.encode()):
+            return f"its first {len(detail):,} characters of {self.size_bytes:,} bytes"
+        return f"{self.size_bytes:,} bytes"
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -237,4 +257,5 @@ class DeadLetter:
             "provider_status": self.provider_status,
             "job_id": self.job_id,
             "detail": self.detail,
+            "size_bytes": self.size_bytes,
         }

@@ -18,6 +18,11 @@ if TYPE_CHECKING:
 REDIS_OUTAGE_ERRORS = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
 """What redis-py raises when Redis cannot be reached or does not answer in time (an outage, as
 opposed to a refused command)."""
+REDIS_UNWRITABLE_ERRORS = (redis.exceptions.OutOfMemoryError, redis.exceptions.ReadOnlyError)
+"""Redis answers but refuses writes: full (``maxmemory`` with ``noeviction``) or a read-only
+replica (a failover in progress). Both can pass without anyone touching smsq."""
+REDIS_UNAVAILABLE_ERRORS = REDIS_OUTAGE_ERRORS + REDIS_UNWRITABLE_ERRORS
+"""Everything a long-running process waits out instead of dying on."""
 
 
 def redis_address(connection: Redis) -> str:

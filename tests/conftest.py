@@ -16,6 +16,7 @@ from redis import Redis
 from producers.config import ProducerSettings
 from producers.enqueue import Producer
 from producers.store import MessageStore
+from tests.helpers.browser import CHROMIUM
 from tests.helpers.processes import API_KEY, LOGIN, Workers
 from worker.dev.redis_server import RedisServer
 from worker.sandbox import SandboxProvider
@@ -97,6 +98,17 @@ def receiver() -> Iterator[Receiver]:
     server = Receiver()
     yield server
     server.stop()
+
+
+@pytest.fixture
+def chromium() -> Path:
+    """Debian's Chromium; its absence skips locally and fails in CI."""
+    if not CHROMIUM.exists():
+        message = f"{CHROMIUM} is not installed (Debian/Ubuntu: apt-get install chromium)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return CHROMIUM
 
 
 @pytest.fixture(autouse=True)

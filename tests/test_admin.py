@@ -4,6 +4,8 @@ dead letters made by real ``smsq worker`` processes against the sandbox."""
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import html
 import re
 import signal
 import socket
@@ -19,16 +21,26 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from producers import keys
+from producers.config import ProducerSettings
 from producers.enqueue import Producer
 from producers.states import State
 from producers.store import MessageStore
-from tests.helpers.admin import PASSWORD, SESSION_SECRET, USER, admin_settings, make_dead_letters
+from tests.helpers.admin import (
+    PASSWORD,
+    SESSION_SECRET,
+    USER,
+    admin_settings,
+    csrf_of,
+    log_in,
+    make_dead_letters,
+)
 from tests.helpers.processes import API_KEY, ROOT, Workers
 from worker.admin import create_app, sessions
 from worker.admin.rendering import message_url
 from worker.admin.server import running
 from worker.dev.redis_server import RedisServer, free_port
 from worker.sandbox import SandboxProvider
+from worker.send.intake import Intake
 from worker.settings import Secret, Settings
 from worker.store.control import Pause, Switch
 from worker.store.deadletters import DeadLetterDesk
@@ -51,20 +63,6 @@ def admin(redis_server: RedisServer, redis: Redis) -> Iterator[str]:
 def client(admin: str) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=admin, timeout=10) as http:
         yield http
-
-
-def csrf_of(html: str) -> str:
-    match = re.search(r'name="csrf" value="([^"]+)"', html)
-    assert match, html
-    return match.group(1)
-
-
-def log_in(client: httpx.Client) -> str:
-    """Log in through the form; return the CSRF token of the new session."""
-    token = csrf_of(client.get("/login").text)
-    answer = client.post("/login", data={"csrf": token, "user": USER, "password": PASSWORD})
-    assert answer.status_code == 303, answer.text
-    return csrf_of(client.get("/").text)
 
 
 @pytest.fixture
@@ -259,7 +257,8 @@ def test_dead_letters_list_and_filters(dead: None, client: httpx.Client) -> None
 
 
 def test_message_page_shows_record_history_and_actions(dead: None, client: httpx.Client) -> None:
-    """A dead letter's page shows its history and the Requeue and Resolve buttons."""
+    """A rejected message's page shows its history and the Requeue and Purge buttons (not
+    Resolve: only unknown messages are resolved)."""
     log_in(client)
 
     page = client.get("/messages/rejected-1")
@@ -268,14 +267,16 @@ def test_message_page_shows_record_history_and_actions(dead: None, client: httpx
 
     assert page.status_code == 200
     assert '<dd id="state">rejected</dd>' in page.text
-    assert re.findall(r"<td>(queued|sending|rejected)</td>", page.text) == [
+    history = page.text.split('<table id="history">')[1].split("</table>")[0]
+    assert re.findall(r"<td>(queued|sending|rejected)</td>", history) == [
         "queued",
         "sending",
         "rejected",
     ]
     assert "114 no valid number" in page.text
     assert 'action="/messages/rejected-1/requeue"' in page.text
-    assert 'action="/messages/rejected-1/resolve"' in page.text
+    assert 'action="/messages/rejected-1/resolve"' not in page.text
+    assert 'action="/messages/rejected-1/purge"' in page.text
     assert (sent.status_code, "/requeue" in sent.text) == (200, False)
     assert missing.status_code == 404
     assert str(escape("No message has the key 'nope'")) in missing.text
@@ -312,10 +313,11 @@ def test_requeue_needs_confirmation_then_the_message_is_sent(
     assert record.state is State.SENT
 
 
-def test_requeue_of_an_unknown_message_is_refused_with_the_desks_reason(
+def test_requeue_of_an_unknown_message_is_refused_with_the_pages_reason(
     dead: None, client: httpx.Client, redis: Redis, store: MessageStore
 ) -> None:
-    """An unknown message may have been sent: the desk refuses, and the page says why."""
+    """An unknown message may have been sent: the desk refuses too, and the page says why in
+    the words of the line that replaces its Requeue button."""
     token = log_in(client)
     desk = DeadLetterDesk(redis, Ledger(redis, ttl_s=60, worker_name="t"), ttl_s=60)
     reason = desk.requeue("unknown-1", actor="t", dry_run=True).detail
@@ -323,11 +325,11 @@ def test_requeue_of_an_unknown_message_is_refused_with_the_desks_reason(
     answer = client.post("/messages/unknown-1/requeue", data={"csrf": token, "confirm": "1"})
     missing = client.post("/messages/nope/requeue", data={"csrf": token, "confirm": "1"})
 
-    assert reason.startswith("may have been sent")
-    assert answer.status_code == 409
-    assert f'<div class="notice error" role="alert">Refused: {escape(reason)}</div>' in (
-        answer.text
-    )
+    assert (reason.startswith("may have been sent"), answer.status_code) == (True, 409)
+    assert (
+        '<div class="notice error" role="alert">Refused: an unknown message may have been sent; '
+        "resolve it first (as not sent, it can then be requeued)</div>"
+    ) in answer.text
     record = store.get("unknown-1")
     assert record is not None
     assert record.state is State.UNKNOWN
@@ -385,7 +387,7 @@ def test_resolve_sent_on_a_rejected_message_is_refused(dead: None, client: httpx
         data={"csrf": token, "outcome": "sent", "why": "x", "confirm": "1"},
     )
     assert answer.status_code == 409
-    assert "Refused: only unknown messages are resolved; this one is rejected" in answer.text
+    assert "Refused: only an unknown message is resolved, and this one is rejected" in answer.text
 
 
 def test_pause_and_resume_lanes_from_the_overview(client: httpx.Client, redis: Redis) -> None:
@@ -663,3 +665,79 @@ def test_session_cookie_attributes(redis_server: RedisServer, redis: Redis, secu
     )
     assert Settings.from_env({}).admin_cookie_secure is True
     assert Settings.from_env({"SMSQ_ADMIN_COOKIE_SECURE": "false"}).admin_cookie_secure is False
+
+
+def test_an_intake_dead_letter_opens_from_the_list_and_can_be_purged(
+    client: httpx.Client, redis: Redis
+) -> None:
+    """The list links each refused intake entry to its page (never a 404): kind, the key it
+    named, the reason and its payload with controls shown as escapes; purge asks, then acts."""
+    named = '{"key": "bad-1", "text": "", "to": ["0612345678"]}'
+    hostile = "\x1b]0;pwn\x07 <b>not json</b>\u202e"
+    redis.rpush(keys.INTAKE, named, hostile)
+    producer = Producer(redis, ProducerSettings())
+    intake = Intake(redis, producer, ttl_s=3600, worker_name="w", max_bytes=4096)
+    assert intake.drain() == 2
+    ids = {
+        raw: "intake-" + hashlib.sha256(raw.encode()).hexdigest()[:24] for raw in (named, hostile)
+    }
+    token = log_in(client)
+
+    listing = client.get("/dead").text
+    links = re.findall(r'<a class="letter" href="([^"]+)">([^<]+)</a>', listing)
+    pages = {dead_id: client.get(html.unescape(href)) for href, dead_id in links}
+    missing = client.get("/dead/letter?id=intake-nope")
+    asked = client.post(f"/dead/letter/purge?id={ids[named]}", data={"csrf": token})
+    done = client.post(f"/dead/letter/purge?id={ids[named]}", data={"csrf": token, "confirm": "1"})
+
+    assert sorted(links) == sorted((f"/dead/letter?id={i}", i) for i in ids.values())
+    assert f'{ids[named]}</a> <span class="muted">key bad-1</span>' in listing
+    assert {i: p.status_code for i, p in pages.items()} == dict.fromkeys(ids.values(), 200)
+    first, second = pages[ids[named]].text, pages[ids[hostile]].text
+    assert '<dd id="kind">intake</dd>' in first
+    assert '<dd id="key">bad-1 <span class="muted">(as the entry named it' in first
+    assert '<dd id="reason">text: must not be empty</dd>' in first
+    assert '<p class="muted" id="extent">50 bytes, as received;' in first
+    assert f'<pre id="payload">{escape(named)}</pre>' in first
+    assert '<dd id="reason">not valid JSON</dd>' in second
+    assert ('<pre id="payload">\\x1b]0;pwn\\x07 &lt;b&gt;not json&lt;/b&gt;\\u202e</pre>') in second
+    assert "\x1b" not in second
+    assert '<dd id="key">' not in second
+    assert missing.status_code == 404
+    assert "No dead letter has the id &#39;intake-nope&#39; (it was purged, or has expired)." in (
+        missing.text
+    )
+    assert asked.status_code == 200
+    assert "<h1>Purge this dead letter?</h1>" in asked.text
+    assert f'action="/dead/letter/purge?id={ids[named]}"' in asked.text
+    assert done.status_code == 200
+    assert (
+        f'<div class="notice ok" role="status">Purged: {ids[named]} (intake dead letter removed)'
+    ) in done.text
+    assert redis.exists(keys.dead_letter(ids[named])) == 0
+    assert [d.dead_id for d in MessageStore(redis).dead_letters()] == [ids[hostile]]
+
+
+def test_purging_a_messages_dead_letter_keeps_the_message(
+    dead: None, client: httpx.Client, store: MessageStore
+) -> None:
+    token = log_in(client)
+
+    asked = client.post("/messages/rejected-1/purge", data={"csrf": token})
+    done = client.post("/messages/rejected-1/purge", data={"csrf": token, "confirm": "1"})
+    again = client.post("/messages/rejected-1/purge", data={"csrf": token, "confirm": "1"})
+
+    assert asked.status_code == 200
+    assert "Its record stays rejected until it expires; nothing is sent." in asked.text
+    assert done.status_code == 200
+    assert '<div class="notice ok" role="status">Purged: message dead letter removed</div>' in (
+        done.text
+    )
+    assert 'action="/messages/rejected-1/purge"' not in done.text
+    assert "Purge: not offered, this message has no dead letter to forget." in done.text
+    record = store.get("rejected-1")
+    assert record is not None
+    assert record.state is State.REJECTED
+    assert sorted(d.key or "" for d in store.dead_letters()) == ["expired-1", "unknown-1"]
+    assert again.status_code == 409
+    assert "Refused: this message has no dead letter to forget</div>" in again.text

@@ -4,7 +4,6 @@ among the dead letters and requeues it through the confirmation page."""
 from __future__ import annotations
 
 import dataclasses
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,6 +15,7 @@ from producers.enqueue import Producer
 from producers.states import State
 from producers.store import MessageStore
 from tests.helpers.admin import PASSWORD, USER, admin_settings, make_dead_letters
+from tests.helpers.browser import CHROMIUM_ARGS
 from tests.helpers.processes import Workers
 from worker.admin import create_app
 from worker.admin.server import running
@@ -25,28 +25,10 @@ from worker.sandbox import SandboxProvider
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 SCREENSHOT_MIN_BYTES = 10 * 1024
 TIMEOUT_MS = 5_000
-
-
-@pytest.fixture
-def chromium() -> Path:
-    """Debian's Chromium; its absence skips locally and fails in CI."""
-    if not CHROMIUM.exists():
-        message = f"{CHROMIUM} is not installed (Debian/Ubuntu: apt-get install chromium)"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-    return CHROMIUM
+MESSAGE_PAGE_MAX_PX = 6_000
+"""A message's page with a full page of recipients (4,470 px measured at 1280 px wide)."""
 
 
 @pytest.fixture
@@ -132,3 +114,44 @@ def test_the_secure_cookie_default_works_through_an_ssh_tunnel_on_localhost(
             browser.close()
     assert (cookies["smsq_admin"]["secure"], cookies["smsq_admin"]["httpOnly"]) == (True, True)
     assert cookies["smsq_admin"]["sameSite"] == "Strict"
+
+
+def test_a_1200_recipient_message_is_one_screenful_of_pages(
+    chromium: Path,
+    admin: str,
+    producer: Producer,
+    sandbox: SandboxProvider,
+    workers: Workers,
+) -> None:
+    """Sent in three parts, its page lists 100 recipients at a time (it was 113,075 px tall at
+    this width before); next goes to the second hundred, a part link to that part."""
+    phones = [f"336{n:08d}" for n in range(20_000_000, 20_001_200)]
+    producer.enqueue({"key": "big", "text": "Hi", "to": phones})
+    assert workers.run_burst().returncode == 0
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=str(chromium), headless=True, args=CHROMIUM_ARGS
+        )
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 800})
+            page.set_default_timeout(TIMEOUT_MS)
+            page.goto(f"{admin}/login?next=/messages/big")
+            page.get_by_label("User").fill(USER)
+            page.get_by_label("Password").fill(PASSWORD)
+            page.get_by_role("button", name="Log in").click()
+            expect(page).to_have_url(f"{admin}/messages/big")
+            height = page.evaluate("document.documentElement.scrollHeight")
+            expect(page.locator("#recipients tbody tr")).to_have_count(100)
+            page.get_by_role("link", name="next").click()
+            expect(page).to_have_url(f"{admin}/messages/big?page=2")
+            expect(page.locator("#recipient-range")).to_have_text(
+                "Recipients 101\u2013200 of 1,200"
+            )
+            expect(page.locator("#recipients tbody tr").first).to_contain_text(phones[100])
+            page.locator("#parts").get_by_role("link", name="big#3/3").click()
+            expect(page.locator("#parent")).to_have_text("Part of message big.")
+            expect(page.locator("#recipient-range")).to_have_text("Recipients 1\u2013100 of 200")
+        finally:
+            browser.close()
+    assert height < MESSAGE_PAGE_MAX_PX

@@ -4,7 +4,6 @@ shown as text, never run (escaped JSON, nosniff, a sandboxing CSP)."""
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlencode
@@ -13,6 +12,7 @@ import pytest
 from playwright.sync_api import Dialog, sync_playwright
 from redis import Redis
 
+from tests.helpers.browser import CHROMIUM_ARGS
 from tests.helpers.gateway import PATH, PHONE, SHOP, gateway_settings
 from worker.dev.redis_server import RedisServer
 from worker.gateway import create_app
@@ -21,21 +21,8 @@ from worker.gateway.server import running
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-sync"]
 TIMEOUT_MS = 5_000
 PAYLOADS = ["<script>alert(1)</script>", "<img src=x onerror=alert(2)>"]
-
-
-@pytest.fixture
-def chromium() -> Path:
-    """Debian's Chromium; its absence skips locally and fails in CI."""
-    if not CHROMIUM.exists():
-        message = f"{CHROMIUM} is not installed (Debian/Ubuntu: apt-get install chromium)"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-    return CHROMIUM
 
 
 @pytest.fixture

@@ -107,10 +107,13 @@ def test_an_entry_over_the_size_limit_is_never_read_whole(redis: Redis) -> None:
 
     assert max(len(item) for call in taken for item in call) < 600
     assert dead_reasons(redis) == {
-        'smsq-oversize:41609:{"key": "h': (
+        '{"key": "huge", "text": "xxxxx': (
             f"entry is 41609 bytes; the intake reads at most {MAX_BYTES} (SMSQ_INTAKE_MAX_BYTES)"
         )
     }
+    # The dead letter keeps the start that was read and the whole entry's size.
+    [letter] = MessageStore(redis).dead_letters()
+    assert (letter.detail, letter.size_bytes) == (huge[:500], 41609)
     assert len(huge) == 41609
     assert states(redis, "after") == {"after": "queued"}
 

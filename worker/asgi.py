@@ -11,7 +11,7 @@ import socket
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
@@ -24,7 +24,7 @@ from worker.settings import ServerSettings
 if TYPE_CHECKING:
     from types import FrameType
 
-    from starlette.types import ASGIApp
+    from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 GRACEFUL_SHUTDOWN_S = 5.0
 """Longest wait for requests in progress once a stop is asked for."""
@@ -156,3 +156,28 @@ def running(
     finally:
         app_server.should_exit = True
         thread.join(GRACEFUL_SHUTDOWN_S + 5)
+
+
+class SecurityHeaders:
+    """ASGI middleware: ``headers`` on every HTTP response that does not set them itself,
+    errors included (``Middleware(SecurityHeaders, headers={...})``)."""
+
+    def __init__(self, app: ASGIApp, *, headers: Mapping[str, str]) -> None:
+        self.app = app
+        self._headers = [
+            (n.lower().encode("latin-1"), v.encode("latin-1")) for n, v in headers.items()
+        ]
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                present = {name.lower() for name, _ in message.get("headers", [])}
+                extra = [(n, v) for n, v in self._headers if n not in present]
+                message = {**message, "headers": [*message.get("headers", []), *extra]}
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)

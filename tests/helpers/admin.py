@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import re
 import time
+
+import httpx
 
 from producers.config import ProducerSettings
 from producers.enqueue import Producer
@@ -56,3 +59,17 @@ def make_dead_letters(producer: Producer, sandbox: SandboxProvider, workers: Wor
     time.sleep(0.3)
     run = workers.run_burst()
     assert run.returncode == 0, run.log
+
+
+def csrf_of(html: str) -> str:
+    match = re.search(r'name="csrf" value="([^"]+)"', html)
+    assert match, html
+    return match.group(1)
+
+
+def log_in(client: httpx.Client) -> str:
+    """Log in through the form; return the CSRF token of the new session."""
+    token = csrf_of(client.get("/login").text)
+    answer = client.post("/login", data={"csrf": token, "user": USER, "password": PASSWORD})
+    assert answer.status_code == 303, answer.text
+    return csrf_of(client.get("/").text)

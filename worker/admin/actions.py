@@ -1,5 +1,6 @@
-"""Operator actions, each a POST that first answers with an "are you sure?" page: requeue or
-resolve a dead letter, pause or resume lanes. Only the second POST, carrying ``confirm=1``,
+"""Operator actions, each a POST that first answers with an "are you sure?" page: requeue,
+resolve or purge a dead letter, pause or resume lanes. What the desk would refuse is refused at
+once, never asked about. Only the second POST, carrying ``confirm=1``,
 changes anything; both carry the session's CSRF token."""
 
 from __future__ import annotations
@@ -11,10 +12,19 @@ from starlette.concurrency import run_in_threadpool
 
 from worker.admin.auth import login_required
 from worker.admin.context import context_of
-from worker.admin.rendering import Notice, message_url, render
+from worker.admin.letters import load_dead_letter, render_dead_letter
+from worker.admin.offers import offers
+from worker.admin.rendering import Notice, dead_letter_url, message_url, render
 from worker.admin.sessions import checked_form, field
-from worker.admin.views import load_message, message_key, render_message, render_overview
-from worker.store.control import lane_names
+from worker.admin.views import (
+    load_message,
+    message_key,
+    render_dead_letters,
+    render_message,
+    render_overview,
+)
+from worker.store.control import Switch, lane_names
+from worker.store.deadletters import Decision
 
 
 if TYPE_CHECKING:
@@ -22,7 +32,7 @@ if TYPE_CHECKING:
     from starlette.requests import Request
     from starlette.responses import Response
 
-    from worker.store.deadletters import Decision
+    from producers.records import MessageRecord
 
 log = structlog.get_logger()
 
@@ -36,15 +46,33 @@ async def requeue(request: Request, user: str) -> Response:
     form = await checked_form(request)
     key = message_key(request)
     admin = context_of(request)
+    record, refused = await _refused(request, key, "requeue")
+    if refused is not None:
+        return refused
     if not _confirmed(form):
-        record, _ = await run_in_threadpool(load_message, admin, key)
         if record is None:
             return await render_message(request, key)
+        plan, pauses = await run_in_threadpool(
+            lambda: (
+                admin.desk(user).requeue(key, actor=f"web:{user}", dry_run=True),
+                Switch(admin.connection).paused(),
+            )
+        )
+        pause = next((p for p in pauses if p.lane in ("*", record.lane)), None)
+        when = (
+            f"once lane {record.lane} is resumed (paused: {pause.reason})"
+            if pause
+            else "at its next pass"
+        )
         return _confirm(
             request,
             "Requeue this message?",
-            f"Message {key!r} is {record.state.value}. Requeueing puts it back in "
-            f"lane {record.lane} as a new job, and a worker will send it.",
+            f"Message {key!r} is {record.state.value}. Requeueing puts each of its parts "
+            f"AllMySMS provably did not send back in lane {record.lane} as a new job, and a "
+            f"worker sends them {when}: {plan.detail}."
+            if record.part_ids
+            else f"Message {key!r} is {record.state.value}. Requeueing puts it back in "
+            f"lane {record.lane} as a new job, and a worker sends it {when}.",
             message_url(key, "requeue"),
             message_url(key),
             {},
@@ -66,6 +94,11 @@ async def requeue(request: Request, user: str) -> Response:
 async def resolve(request: Request, user: str) -> Response:
     form = await checked_form(request)
     key = message_key(request)
+    admin = context_of(request)
+    # Before the form's fields: whatever they say, the desk would refuse.
+    record, refused = await _refused(request, key, "resolve")
+    if refused is not None:
+        return refused
     outcome, why = field(form, "outcome"), field(form, "why")
     values = {"outcome": outcome, "why": why}
     problem = (
@@ -81,9 +114,7 @@ async def resolve(request: Request, user: str) -> Response:
         return await render_message(
             request, key, Notice(ok=False, text=problem), status=400, form=values
         )
-    admin = context_of(request)
     if not _confirmed(form):
-        record, _ = await run_in_threadpool(load_message, admin, key)
         if record is None:
             return await render_message(request, key)
         verdict = "was sent to its recipients" if OUTCOMES[outcome] else "was NOT sent"
@@ -108,6 +139,69 @@ async def resolve(request: Request, user: str) -> Response:
         action=decision.action,
     )
     return await _decided(request, key, decision)
+
+
+@login_required
+async def purge(request: Request, user: str) -> Response:
+    """Forget a message's dead letter; the message record stays as it is."""
+    form = await checked_form(request)
+    key = message_key(request)
+    admin = context_of(request)
+    record, refused = await _refused(request, key, "purge")
+    if refused is not None:
+        return refused
+    if not _confirmed(form):
+        if record is None:
+            return await render_message(request, key)
+        return _confirm(
+            request,
+            "Purge this dead letter?",
+            f"Message {key!r} leaves the dead-letter list. Its record stays "
+            f"{record.state.value} until it expires; nothing is sent.",
+            message_url(key, "purge"),
+            message_url(key),
+            {},
+        )
+    decision = await run_in_threadpool(lambda: admin.desk(user).purge(key, actor=f"web:{user}"))
+    _log_purge(decision, key, user)
+    return await _decided(request, key, decision)
+
+
+@login_required
+async def purge_letter(request: Request, user: str) -> Response:
+    """Forget a refused job's or intake entry's dead letter, then show the list."""
+    form = await checked_form(request)
+    dead_id = request.query_params.get("id", "")
+    admin = context_of(request)
+    letter = await run_in_threadpool(load_dead_letter, admin, dead_id)
+    if letter is None:
+        return await render_dead_letter(request, dead_id)
+    if not _confirmed(form):
+        return _confirm(
+            request,
+            "Purge this dead letter?",
+            f"Dead letter {dead_id!r} ({letter.kind}: {letter.reason}) leaves the dead-letter "
+            "list; nothing is sent.",
+            dead_letter_url(dead_id, "purge"),
+            dead_letter_url(dead_id),
+            {},
+        )
+    decision = await run_in_threadpool(
+        lambda: admin.desk(user).purge_dead_id(dead_id, actor=f"web:{user}")
+    )
+    _log_purge(decision, dead_id, user)
+    ok = decision.action != "refused"
+    notice = Notice(ok=ok, text=f"{decision.action.capitalize()}: {dead_id} ({decision.detail})")
+    return await render_dead_letters(request, user, notice, status=200 if ok else 409)
+
+
+def _log_purge(decision: Decision, ref: str, user: str) -> None:
+    log.info(
+        "admin.dead_letter.purged" if decision.action == "purged" else "admin.dead_letter.refused",
+        key=ref,
+        by=f"web:{user}",
+        action=decision.action,
+    )
 
 
 @login_required
@@ -170,6 +264,23 @@ async def resume(request: Request, user: str) -> Response:
         else f"Nothing to resume: {what} was not paused."
     )
     return await render_overview(request, Notice(ok=True, text=text))
+
+
+async def _refused(
+    request: Request, key: str, action: str
+) -> tuple[MessageRecord | None, Response | None]:
+    """The message, and the refusal page when its page does not offer ``action``: a form
+    posted anyway is refused with the page's reason, before any confirmation. The desk checks
+    again when it acts (the state may change in between)."""
+    record, letter = await run_in_threadpool(load_message, context_of(request), key)
+    if record is None:
+        return None, None
+    why_not = offers(record, letter)[action].why_not
+    if why_not is None:
+        return record, None
+    log.info("admin.dead_letter.refused", key=key, action=action, why=why_not)
+    decision = Decision(record.key, "refused", why_not)
+    return record, await _decided(request, key, decision)
 
 
 def _confirmed(form: FormData) -> bool:

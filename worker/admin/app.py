@@ -9,7 +9,6 @@ from typing import TYPE_CHECKING
 import structlog
 from redis.exceptions import RedisError
 from starlette.applications import Starlette
-from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.middleware.sessions import SessionMiddleware
@@ -17,11 +16,12 @@ from starlette.requests import ClientDisconnect
 from starlette.routing import Route
 
 from producers.errors import RedisUnavailableError
-from worker.admin import actions, audit_page, auth, probes, views
+from worker.admin import actions, audit_page, auth, letters, probes, views
 from worker.admin.context import AdminContext
 from worker.admin.rendering import render
 from worker.admin.sessions import SESSION_COOKIE, SESSION_MAX_AGE_S
 from worker.admin.throttle import FailureBudget, LoginThrottle
+from worker.asgi import SecurityHeaders
 
 
 if TYPE_CHECKING:
@@ -30,7 +30,6 @@ if TYPE_CHECKING:
     from redis import Redis
     from starlette.requests import Request
     from starlette.responses import Response
-    from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
     from worker.settings import Settings
 
@@ -68,9 +67,12 @@ def create_app(settings: Settings, connection: Redis) -> Starlette:
         Route("/login", auth.login, methods=["POST"]),
         Route("/logout", auth.logout, methods=["POST"]),
         Route("/dead", views.dead_letters, methods=["GET"]),
+        Route("/dead/letter", letters.dead_letter, methods=["GET"]),
+        Route("/dead/letter/purge", actions.purge_letter, methods=["POST"]),
         Route("/audit", audit_page.audit, methods=["GET"]),
         Route("/messages/{key:path}/requeue", actions.requeue, methods=["POST"]),
         Route("/messages/{key:path}/resolve", actions.resolve, methods=["POST"]),
+        Route("/messages/{key:path}/purge", actions.purge, methods=["POST"]),
         Route("/messages/{key:path}", views.message, methods=["GET"]),
         Route("/pause", actions.pause, methods=["POST"]),
         Route("/resume", actions.resume, methods=["POST"]),
@@ -78,7 +80,7 @@ def create_app(settings: Settings, connection: Redis) -> Starlette:
         Route("/healthz", probes.healthz, methods=["GET"]),
     ]
     middleware = [
-        Middleware(SecurityHeaders),
+        Middleware(SecurityHeaders, headers=SECURITY_HEADERS),
         Middleware(
             SessionMiddleware,
             secret_key=settings.admin_session_secret.reveal(),
@@ -103,27 +105,6 @@ def create_app(settings: Settings, connection: Redis) -> Starlette:
     )
     app.state.admin = AdminContext(settings, connection, LoginThrottle(), FailureBudget(connection))
     return app
-
-
-class SecurityHeaders:
-    """Adds :data:`SECURITY_HEADERS` to every response that does not set them itself."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-
-        async def send_with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                headers = MutableHeaders(scope=message)
-                for name, value in SECURITY_HEADERS.items():
-                    headers.setdefault(name, value)
-            await send(message)
-
-        await self.app(scope, receive, send_with_headers)
 
 
 def http_error(request: Request, exc: Exception) -> Response:

@@ -28,16 +28,28 @@ class Notice:
     text: str
 
 
-def message_url(key: str, action: str = "") -> str:
-    """The page (or an action) of the message with idempotency key ``key``, which is any text.
+def message_url(key: str, action: str = "", *, page: int | None = None) -> str:
+    """The page (or an action) of the message with idempotency key ``key``, which is any text;
+    ``page``: that page of its recipients.
 
     Keys that cannot travel as one path segment go in the query string instead: browsers
     collapse ``.`` and ``..`` segments, and a newline never matches a route.
     """
     suffix = f"/{action}" if action else ""
     if key in (".", "..") or "\n" in key:
-        return f"/messages/{suffix}?key={quote(key, safe='')}"
-    return f"/messages/{quote(key, safe='')}{suffix}"
+        url = f"/messages/{suffix}?key={quote(key, safe='')}"
+    else:
+        url = f"/messages/{quote(key, safe='')}{suffix}"
+    if page is None:
+        return url
+    return f"{url}{'&' if '?' in url else '?'}page={page}"
+
+
+def dead_letter_url(dead_id: str, action: str = "") -> str:
+    """The page (or an action) of the dead letter ``dead_id`` that is not a message's (a
+    refused job or intake entry). The id goes in the query string: a foreign job id in it may
+    hold any text."""
+    return f"/dead/letter{f'/{action}' if action else ''}?id={quote(dead_id, safe='')}"
 
 
 def age(seconds: float | None) -> str:
@@ -58,6 +70,7 @@ _env = Environment(
     lstrip_blocks=True,
 )
 _env.filters["message_url"] = message_url
+_env.filters["dead_letter_url"] = dead_letter_url
 _env.filters["age"] = age
 
 

@@ -10,12 +10,13 @@ from starlette.concurrency import run_in_threadpool
 
 from producers import keys
 from producers.contract import LANE_ORDER
-from producers.errors import BadFilterError
+from producers.errors import BadFilterError, InvalidInputError
 from producers.records import DeadLetter, MessageRecord
-from producers.states import DEAD_LETTER_STATES
 from producers.store import MessageStore, decoded_hash
 from worker.admin.auth import login_required
 from worker.admin.context import AdminContext, context_of
+from worker.admin.offers import offers
+from worker.admin.recipients import page_count, page_of, parse_page, recipients
 from worker.admin.rendering import Notice, render
 from worker.store.control import Switch
 from worker.store.deadletters import Query
@@ -63,6 +64,12 @@ async def render_overview(
 
 @login_required
 async def dead_letters(request: Request, user: str) -> Response:
+    return await render_dead_letters(request, user)
+
+
+async def render_dead_letters(
+    request: Request, user: str, notice: Notice | None = None, *, status: int = 200
+) -> Response:
     params = request.query_params
     filters = {
         name: params.get(name, "").strip()
@@ -82,7 +89,12 @@ async def dead_letters(request: Request, user: str) -> Response:
         return render(request, "dead.html", {**page, "rows": [], "notice": notice}, status=400)
     desk = context_of(request).desk(user)
     rows = await run_in_threadpool(desk.list, query, limit=DEAD_LIMIT)
-    return render(request, "dead.html", {**page, "rows": [letter for letter, _ in rows]})
+    return render(
+        request,
+        "dead.html",
+        {**page, "rows": [letter for letter, _ in rows], "notice": notice},
+        status=status,
+    )
 
 
 def parse_query(filters: Mapping[str, str]) -> Query:
@@ -146,6 +158,7 @@ async def render_message(
 ) -> Response:
     admin = context_of(request)
     record, letter = await run_in_threadpool(load_message, admin, key)
+    parent = await run_in_threadpool(parent_key, admin, record) if record else None
     if record is None:
         return render(
             request,
@@ -158,20 +171,47 @@ async def render_message(
             },
             status=404 if notice is None else status,
         )
+    rows = recipients(record)
+    try:
+        page = parse_page(request.query_params.get("page"), page_count(len(rows)))
+    except InvalidInputError as exc:
+        # The page still shows, from its first page of recipients, with what was wrong.
+        page, notice, status = 1, Notice(ok=False, text=f"{exc.field}: {exc.reason}"), 400
     return render(
         request,
         "message.html",
         {
             "record": record,
             "letter": letter,
+            "parent": parent,
             "notice": notice,
             "form": form or {},
-            "dead": record.state in DEAD_LETTER_STATES,
-            "request_json": json.dumps(record.request, ensure_ascii=False, indent=2),
+            "offers": offers(record, letter),
+            "recipients": page_of(rows, page),
+            "delivery": record.delivery if record.sms_ids or record.receipts else None,
+            "request_json": json.dumps(_shown_request(record), ensure_ascii=False, indent=2),
             "history": [_history_row(entry) for entry in record.history],
         },
         status=status,
     )
+
+
+def _shown_request(record: MessageRecord) -> dict[str, Any]:
+    """The request without its recipient list, which the Recipients table pages through."""
+    shown = dict(record.request)
+    if "to" in shown:
+        count = len(shown["to"]) if isinstance(shown["to"], list) else 1
+        shown["to"] = f"{count:,} recipient(s), listed under Recipients"
+    return shown
+
+
+def parent_key(admin: AdminContext, record: MessageRecord) -> str | None:
+    """A part's parent message key (None for a message that is not a part, or whose parent
+    record is gone)."""
+    if not record.parent:
+        return None
+    parent = MessageStore(admin.connection).get_by_id(record.parent)
+    return parent.key if parent else None
 
 
 def load_message(admin: AdminContext, key: str) -> tuple[MessageRecord | None, DeadLetter | None]:

@@ -222,9 +222,11 @@ def dlq_show(args: argparse.Namespace) -> int:
             )
         )
         return EXIT_OK
-    from worker.cli.text import render_dead_letters, render_status
+    from worker.cli.text import render_dead_letter, render_dead_letters, render_status
 
-    if letter:
+    if letter and letter.kind != "message":
+        print(render_dead_letter(letter))
+    elif letter:
         print(render_dead_letters([letter]))
     if record:
         print(render_status(record))

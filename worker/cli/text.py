@@ -208,7 +208,7 @@ def render_replies(record: MessageRecord) -> str:
 def render_dead_letters(letters: list[DeadLetter]) -> str:
     if not letters:
         return "no dead letters"
-    rows: list[tuple[str, ...]] = [("AT", "KIND", "STATE", "STATUS", "LANE", "KEY / JOB", "REASON")]
+    rows: list[tuple[str, ...]] = [("AT", "KIND", "STATE", "STATUS", "LANE", "KEY / ID", "REASON")]
     for letter in letters:
         # Escaped before the widths are measured, so the columns line up as shown.
         rows.append(
@@ -220,7 +220,7 @@ def render_dead_letters(letters: list[DeadLetter]) -> str:
                     letter.state or "",
                     str(letter.provider_status or ""),
                     letter.lane or "",
-                    letter.key or letter.job_id or "",
+                    letter.ref,
                     letter.reason,
                 )
             )
@@ -232,6 +232,31 @@ def render_dead_letters(letters: list[DeadLetter]) -> str:
         + row[6]
         for row in rows
     )
+
+
+def render_dead_letter(letter: DeadLetter) -> str:
+    """One dead letter that is not a message (``smsq dlq show``): every field, and a refused
+    intake entry's payload (its first characters, as received), escaped on one line."""
+    lines = [
+        f"dead letter: {letter.dead_id}",
+        f"kind:        {letter.kind}",
+        f"state:       {letter.state or '-'}",
+        f"at:          {letter.at}",
+    ]
+    for name, value in (
+        ("key", letter.key),
+        ("job", letter.job_id),
+        ("lane", letter.lane),
+        ("provider", letter.provider_status),
+        ("message id", letter.message_id),
+    ):
+        if value is not None:
+            lines.append(f"{name + ':':<12} {value}")
+    lines.append(f"reason:      {letter.reason}")
+    if letter.detail is not None:
+        lines.append(f"payload:     {letter.payload_extent}, as received (escaped):")
+        lines.append(f"  {letter.detail}")
+    return printable_lines(lines)
 
 
 def render_audit(entries: list[AuditEntry]) -> str:

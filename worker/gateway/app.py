@@ -18,10 +18,11 @@ from producers.enqueue import Producer
 from producers.errors import RedisUnavailableError
 from producers.redis_errors import translate_redis_errors
 from producers.store import MessageStore
+from worker.asgi import SecurityHeaders
 from worker.callbacks.policy import CallbackPolicy
 from worker.gateway.accounts import ProducerBook
 from worker.gateway.context import GatewayContext, context_of
-from worker.gateway.headers import SecurityHeaders
+from worker.gateway.headers import SECURITY_HEADERS
 from worker.gateway.limits import GatewayLimits
 from worker.gateway.sendsms import (
     RETRY_AFTER_S,
@@ -59,7 +60,7 @@ def create_app(settings: Settings, connection: Redis) -> Starlette:
     routes += webhook_routes(settings, connection)  # [] without SMSQ_WEBHOOK_SECRET
     app = Starlette(
         routes=routes,
-        middleware=[Middleware(SecurityHeaders)],
+        middleware=[Middleware(SecurityHeaders, headers=SECURITY_HEADERS)],
         exception_handlers={
             HTTPException: http_exception,
             RedisError: redis_unavailable,

@@ -113,12 +113,12 @@ def http_error(
 def to_response(answer: Answer) -> Response:
     """Render an answer as AllMySMS does (JSON as ``text/html``), never cached, with the
     security headers (also here: a 500 leaves through Starlette's outermost middleware, which
-    :class:`~worker.gateway.headers.SecurityHeaders` does not wrap)."""
+    the :class:`~worker.asgi.SecurityHeaders` middleware does not wrap)."""
     body, content_type = render(answer.reply, answer.fmt)
     headers = {
         "Content-Type": content_type,
         "Cache-Control": "no-store",
-        **{name.decode(): value.decode() for name, value in SECURITY_HEADERS},
+        **SECURITY_HEADERS,
         **answer.headers,
     }
     return Response(body, status_code=answer.http_status, headers=headers)

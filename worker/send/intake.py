@@ -206,13 +206,24 @@ class Intake:
     def _dead(
         self, raw: bytes, key: str | None, reason: str, error: InvalidRequestError | None = None
     ) -> None:
-        refuse_intake(self._redis, raw, reason, ttl_s=self._ttl_s, key=key)
+        head, size = _oversize(raw)
+        refuse_intake(
+            self._redis, raw, reason, ttl_s=self._ttl_s, key=key, head=head, size_bytes=size
+        )
         log.warning(
             "sms.intake.refused",
             key=shown(key) if key else None,
             field=error.field if error else None,
             reason=error.reason if error else reason,
         )
+
+
+def _oversize(raw: bytes) -> tuple[bytes | None, int | None]:
+    """An oversize marker's first bytes and the whole entry's size; (None, None) otherwise."""
+    if not raw.startswith(OVERSIZE_MARKER.encode()):
+        return None, None
+    size, _, head = raw[len(OVERSIZE_MARKER) :].partition(b":")
+    return (head, int(size)) if size.isdigit() else (None, None)
 
 
 def _digest(raw: bytes) -> str:

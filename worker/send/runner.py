@@ -35,7 +35,7 @@ from producers import keys
 from producers.contract import LANE_ORDER, SEND_SMS_JOB, Lane, queue_name
 from producers.enqueue import Producer
 from producers.keys import MESSAGE_ID_PATTERN
-from producers.redis_errors import REDIS_OUTAGE_ERRORS, redis_address
+from producers.redis_errors import REDIS_UNAVAILABLE_ERRORS, redis_address
 from producers.states import State
 from producers.store import decoded
 from worker.logs import bind_message
@@ -199,7 +199,7 @@ class SmsWorker(SimpleWorker):
                 if self._drain_intake(lanes_empty=True):
                     batch = self.lanes.take(free)
                 self._reconcile()
-        except REDIS_OUTAGE_ERRORS as exc:
+        except REDIS_UNAVAILABLE_ERRORS as exc:
             self._outages += 1
             wait_s = backoff_s(
                 self._outages, initial_s=REDIS_RETRY_INITIAL_S, max_s=REDIS_RETRY_MAX_S
@@ -215,7 +215,7 @@ class SmsWorker(SimpleWorker):
         reconciler when due. A Redis outage here is the next take's to wait out."""
         try:
             self._drain_intake(lanes_empty=False)
-        except REDIS_OUTAGE_ERRORS as exc:
+        except REDIS_UNAVAILABLE_ERRORS as exc:
             log.warning("sms.worker.redis_unavailable", error=type(exc).__name__)
         self._reconcile()
 
@@ -223,7 +223,7 @@ class SmsWorker(SimpleWorker):
         """Idle: block on the wake list, which every enqueue feeds, for ``idle_wait_s``."""
         try:
             self.connection.blpop([keys.WAKE], timeout=self.runtime.settings.idle_wait_s)
-        except REDIS_OUTAGE_ERRORS:
+        except REDIS_UNAVAILABLE_ERRORS:
             time.sleep(self.runtime.settings.idle_wait_s)
 
     def _dispatch(self, taken: Taken) -> None:
@@ -287,7 +287,7 @@ class SmsWorker(SimpleWorker):
             result = self.runtime.sender.send(
                 taken.message_id, job=(taken.intermediate_key, taken.job_id)
             )
-        except REDIS_OUTAGE_ERRORS as exc:
+        except REDIS_UNAVAILABLE_ERRORS as exc:
             log.warning(
                 "sms.job.left_for_reconciler", job_id=taken.job_id, error=type(exc).__name__
             )
@@ -298,7 +298,7 @@ class SmsWorker(SimpleWorker):
             return  # the outcome script dropped the job: 3 round trips for the whole send
         try:
             self.lanes.done(taken)
-        except REDIS_OUTAGE_ERRORS as exc:
+        except REDIS_UNAVAILABLE_ERRORS as exc:
             log.warning("sms.job.cleanup_failed", job_id=taken.job_id, error=type(exc).__name__)
 
     def _check_suspension(self, burst: bool) -> None:
@@ -318,13 +318,13 @@ class SmsWorker(SimpleWorker):
             self._heartbeat_due = time.monotonic() + HEARTBEAT_EVERY_S
         try:
             super().heartbeat(timeout, pipeline)
-        except REDIS_OUTAGE_ERRORS:
+        except REDIS_UNAVAILABLE_ERRORS:
             log.warning("sms.worker.heartbeat_failed")
 
     def check_for_suspension(self, burst: bool) -> None:
         try:
             super().check_for_suspension(burst)
-        except REDIS_OUTAGE_ERRORS:
+        except REDIS_UNAVAILABLE_ERRORS:
             log.warning("sms.worker.redis_unavailable", error="suspension check")
 
     def request_stop(self, signum: int, frame: Any) -> None:
@@ -379,14 +379,14 @@ class SmsWorker(SimpleWorker):
                 reason="worker stopped during the send; the request may have reached AllMySMS",
                 record={"key": key, "lane": lane, "job_id": taken.job_id},
             )
-        except REDIS_OUTAGE_ERRORS:
+        except REDIS_UNAVAILABLE_ERRORS:
             log.error("sms.worker.cold_stop_unrecorded", job_id=taken.job_id)
 
     def _reconcile(self) -> None:
         try:
             if self.reconciler.maybe_run() is not None:
                 self._recover_intake()
-        except REDIS_OUTAGE_ERRORS:
+        except REDIS_UNAVAILABLE_ERRORS:
             log.warning("sms.reconcile.unavailable")
 
     def _recover_intake(self, *, legacy: bool = False) -> None:
@@ -401,7 +401,7 @@ class SmsWorker(SimpleWorker):
     def teardown(self) -> None:
         try:
             super().teardown()  # type: ignore[no-untyped-call]
-        except REDIS_OUTAGE_ERRORS as exc:
+        except REDIS_UNAVAILABLE_ERRORS as exc:
             # RQ's death record: its worker key expires on its own (WORKER_TTL_S).
             log.warning("sms.worker.redis_unavailable", error=type(exc).__name__, step="teardown")
         self.heartbeat_thread.stop()
@@ -411,7 +411,7 @@ class SmsWorker(SimpleWorker):
         (the reconciler, not this cleanup, is what puts stuck sends right)."""
         try:
             super().run_maintenance_tasks()  # type: ignore[no-untyped-call]
-        except REDIS_OUTAGE_ERRORS as exc:
+        except REDIS_UNAVAILABLE_ERRORS as exc:
             self.last_cleaned_at = now()  # type: ignore[assignment]
             log.warning(
                 "sms.worker.redis_unavailable", error=type(exc).__name__, step="maintenance"
@@ -512,7 +512,7 @@ def wait_for_redis(connection: Redis) -> None:
         try:
             connection.ping()
             return
-        except REDIS_OUTAGE_ERRORS as exc:
+        except REDIS_UNAVAILABLE_ERRORS as exc:
             attempt += 1
             wait_s = backoff_s(attempt, initial_s=REDIS_RETRY_INITIAL_S, max_s=REDIS_RETRY_MAX_S)
             log.warning(

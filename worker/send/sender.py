@@ -21,7 +21,7 @@ from producers.errors import (
     ProviderBusyError,
 )
 from producers.phones import mask_phone
-from producers.redis_errors import REDIS_OUTAGE_ERRORS
+from producers.redis_errors import REDIS_UNAVAILABLE_ERRORS
 from producers.states import State
 from worker.allmysms.client import PUSH_BACK_STATUSES, AllMySmsClient, ProviderReply
 from worker.allmysms.codes import classify
@@ -421,16 +421,20 @@ class Sender:
         """Record the outcome, waiting out a Redis outage: the answer is known only here.
 
         Raises:
-            redis.exceptions.ConnectionError: Redis stayed down for ``OUTCOME_WRITE_RETRY_S``;
-                the message stays ``sending`` and the reconciler makes it ``unknown``.
+            redis.exceptions.ConnectionError: Redis stayed down (or full, or read-only) for
+                ``OUTCOME_WRITE_RETRY_S``; the message stays ``sending`` and the reconciler
+                makes it ``unknown``.
         """
         retrying = tenacity.Retrying(
-            retry=tenacity.retry_if_exception_type(REDIS_OUTAGE_ERRORS),
+            retry=tenacity.retry_if_exception_type(REDIS_UNAVAILABLE_ERRORS),
             stop=tenacity.stop_after_delay(OUTCOME_WRITE_RETRY_S),
             wait=Backoff(initial_s=OUTCOME_WRITE_WAIT_S, max_s=OUTCOME_WRITE_WAIT_MAX_S),
             reraise=True,
             before_sleep=lambda s: log.warning(
-                "sms.store.retry_scheduled", attempt=s.attempt_number, state=state.value
+                "sms.store.retry_scheduled",
+                attempt=s.attempt_number,
+                state=state.value,
+                error=type(s.outcome.exception()).__name__ if s.outcome else None,
             ),
         )
         try:
@@ -446,9 +450,10 @@ class Sender:
                     job=job,
                 )
             )
-        except REDIS_OUTAGE_ERRORS:
+        except REDIS_UNAVAILABLE_ERRORS as exc:
             log.error(
                 "sms.send.outcome_unrecorded",
+                error=type(exc).__name__,
                 state=state.value,
                 provider_status=fields.get("provider_status"),
                 campaign_id=fields.get("campaign_id"),

@@ -116,19 +116,25 @@ class DeadLetterDesk:
         return rows
 
     def show(self, ref: str) -> tuple[DeadLetter | None, MessageRecord | None]:
-        """A message by its key (dead or not), or else a dead letter by its id.
+        """A message by its key (dead or not), or else a dead letter by its id, or else the
+        newest refused intake entry that named ``ref`` as its key.
 
         Keys win: a dead-letter id is derived from a job id a foreign backend may have chosen,
-        so it must never shadow a producer's message key.
+        so it must never shadow a producer's message key. An intake entry's key comes last: it
+        was never accepted, so a message may have been enqueued under that key since.
         """
         record = self._store.get(ref)
         if record is not None:
             return self._letter(record.message_id), record
-        letter = self._letter(ref)
+        letter = self._letter(ref) or self._intake_letter(ref)
         if letter is None:
             return None, None
         record = self._store.get_by_id(letter.message_id) if letter.message_id else None
         return letter, record
+
+    def _intake_letter(self, key: str) -> DeadLetter | None:
+        letters = self._store.dead_letters(limit=SCAN_LIMIT, ttl_s=self._ttl_s)
+        return next((d for d in letters if d.kind == "intake" and d.key == key), None)
 
     def _letter(self, dead_id: str) -> DeadLetter | None:
         raw = self._redis.hgetall(keys.dead_letter(dead_id))
@@ -152,11 +158,11 @@ class DeadLetterDesk:
         _, record = self.show(ref)
         if record is None:
             return Decision(ref, "refused", "no message with that key or dead-letter id", dry_run)
-        if record.part_ids:
-            return self._requeue_parts(record, actor=actor, dry_run=dry_run)
-        refusal = _requeue_refusal(record.state)
+        refusal = requeue_refusal(record)
         if refusal:
             return Decision(record.key, "refused", refusal, dry_run)
+        if record.part_ids:
+            return self._requeue_parts(record, actor=actor, dry_run=dry_run)
         if dry_run:
             return Decision(record.key, "requeued", f"would go back to lane {record.lane}", True)
         outcome, job = self._ledger.requeue(
@@ -175,20 +181,6 @@ class DeadLetterDesk:
         chosen = [key for key, state in parts if State(state) in REQUEUEABLE]
         left = [(key, state) for key, state in parts if State(state) not in REQUEUEABLE]
         kept = f"; left as they are: {_part_list(left)}" if left else ""
-        if not chosen:
-            unknown = [key for key, state in parts if state == State.UNKNOWN.value]
-            hint = (
-                f"; resolve the unknown part(s) first (smsq dlq resolve {unknown[0]} "
-                "--sent|--not-sent)"
-                if unknown
-                else ""
-            )
-            return Decision(
-                parent.key,
-                "refused",
-                f"none of its {len(parts)} parts can be requeued: {_part_list(parts)}{hint}",
-                dry_run,
-            )
         if dry_run:
             return Decision(
                 parent.key,
@@ -239,13 +231,9 @@ class DeadLetterDesk:
         _, record = self.show(ref)
         if record is None:
             return Decision(ref, "refused", "no message with that key or dead-letter id", dry_run)
-        if record.state is not State.UNKNOWN:
-            return Decision(
-                record.key,
-                "refused",
-                f"only unknown messages are resolved; this one is {record.state.value}",
-                dry_run,
-            )
+        refusal = resolve_refusal(record)
+        if refusal:
+            return Decision(record.key, "refused", refusal, dry_run)
         target = State.SENT if sent else State.FAILED
         detail = f"{'sent' if sent else 'not sent'} according to {actor}: {why}"
         if dry_run:
@@ -267,7 +255,7 @@ class DeadLetterDesk:
         self, refs: Iterable[str], *, actor: str, why: str = "", dry_run: bool = False
     ) -> builtins.list[Decision]:
         """:meth:`purge` each ref; one audit entry for those purged."""
-        decisions = [self._purge(ref, dry_run=dry_run) for ref in refs]
+        decisions = [self._purge(ref, self.show(ref)[0], dry_run=dry_run) for ref in refs]
         self._audit.record_changes(
             PURGE_DEAD_LETTERS, actor=actor, targets=_done(decisions, "purged"), why=why
         )
@@ -277,16 +265,22 @@ class DeadLetterDesk:
         """Forget a dead letter (the message record, if any, stays until it expires)."""
         return self.purge_many([ref], actor=actor, why=why, dry_run=dry_run)[0]
 
-    def _purge(self, ref: str, *, dry_run: bool) -> Decision:
-        letter, _ = self.show(ref)
+    def purge_dead_id(self, dead_id: str, *, actor: str, why: str = "") -> Decision:
+        """Forget the dead letter ``dead_id``, never a message's that has this text as its key
+        (recorded in the audit stream like :meth:`purge`)."""
+        decision = self._purge(dead_id, self._letter(dead_id), dry_run=False)
+        self._audit.record_changes(
+            PURGE_DEAD_LETTERS, actor=actor, targets=_done([decision], "purged"), why=why
+        )
+        return decision
+
+    def _purge(self, ref: str, letter: DeadLetter | None, *, dry_run: bool) -> Decision:
         if letter is None:
             return Decision(ref, "refused", "no dead letter for that key or id", dry_run)
         if not dry_run:
             self._redis.delete(keys.dead_letter(letter.dead_id))
             self._redis.zrem(keys.DEAD_LETTERS, letter.dead_id)
-        return Decision(
-            letter.key or letter.dead_id, "purged", f"{letter.kind} dead letter removed", dry_run
-        )
+        return Decision(letter.ref, "purged", f"{letter.kind} dead letter removed", dry_run)
 
 
 def _part_list(parts: list[tuple[str, str]]) -> str:
@@ -303,7 +297,12 @@ def _done(decisions: list[Decision], action: str) -> list[str]:
     ]
 
 
-def _requeue_refusal(state: State) -> str | None:
+def requeue_refusal(record: MessageRecord) -> str | None:
+    """Why ``requeue`` refuses ``record``, or None when it (for a split message: at least one
+    of its parts) may go back to its lane."""
+    if record.part_ids:
+        return _parts_refusal(record)
+    state = record.state
     if state in REQUEUEABLE:
         return None
     if state is State.UNKNOWN:
@@ -314,3 +313,30 @@ def _requeue_refusal(state: State) -> str | None:
     if state is State.EXPIRED:
         return "expired: its valid_for_s has passed; enqueue a new message with a new key"
     return f"is {state.value}: it was sent or is in progress; never requeued"
+
+
+def _parts_refusal(parent: MessageRecord) -> str | None:
+    parts = [(p.get("key") or "?", p["state"]) for p in parent.parts]
+    if any(State(state) in REQUEUEABLE for _, state in parts):
+        return None
+    unknown = [key for key, state in parts if state == State.UNKNOWN.value]
+    hint = (
+        f"; resolve the unknown part(s) first (smsq dlq resolve {unknown[0]} --sent|--not-sent)"
+        if unknown
+        else ""
+    )
+    return f"none of its {len(parts)} parts can be requeued: {_part_list(parts)}{hint}"
+
+
+def resolve_refusal(record: MessageRecord) -> str | None:
+    """Why ``resolve`` refuses ``record``, or None when it is ``unknown`` and may be resolved."""
+    if record.part_ids:
+        # A split message has no send of its own: each part has its state and dead letter.
+        count = len(record.part_ids)
+        return (
+            f"is split into {count} parts, each resolved on its own "
+            f"({record.key}#1/{count} to {record.key}#{count}/{count})"
+        )
+    if record.state is State.UNKNOWN:
+        return None
+    return f"only unknown messages are resolved; this one is {record.state.value}"

@@ -59,15 +59,29 @@ def refuse_job(
 
 
 def refuse_intake(
-    connection: Redis, raw: bytes, reason: str, *, ttl_s: int, key: str | None = None
+    connection: Redis,
+    raw: bytes,
+    reason: str,
+    *,
+    ttl_s: int,
+    key: str | None = None,
+    head: bytes | None = None,
+    size_bytes: int | None = None,
 ) -> None:
-    """Record an intake entry that did not become a message, with an excerpt of it."""
+    """Record an intake entry that did not become a message, with an excerpt of it.
+
+    Args:
+        raw: the entry as taken (its digest names the dead letter).
+        head, size_bytes: for an entry taken only in part (over the size limit), the start
+            that was read and the whole entry's size; by default ``raw`` and its size.
+    """
     dead_id = "intake-" + hashlib.sha256(raw).hexdigest()[:24]
     fields = {
         "kind": "intake",
         "state": "refused",
         "reason": shown(reason, max_chars=2_000),
-        "detail": raw.decode("utf-8", "replace")[:DETAIL_MAX_CHARS],
+        "detail": (raw if head is None else head).decode("utf-8", "replace")[:DETAIL_MAX_CHARS],
+        "size_bytes": str(len(raw) if size_bytes is None else size_bytes),
     }
     if key:
         fields["key"] = shown(key, max_chars=DEAD_ID_MAX_CHARS)
