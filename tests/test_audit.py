@@ -277,7 +277,8 @@ def test_admin_audit_page_needs_login_and_shows_web_actions(admin: str, redis: R
 def test_web_decisions_on_dead_letters_are_recorded_once_each(
     admin: str, redis: Redis, producer: Producer, sandbox: SandboxProvider, workers: Workers
 ) -> None:
-    """The page's requeue and resolve go through the same desk as the CLI: one entry each."""
+    """The page's requeue, resolve and purge go through the same desk as the CLI: one entry
+    each."""
     make_dead_letters(producer, sandbox, workers)
     with httpx.Client(base_url=admin, timeout=10) as client:
         token = csrf_of(client.get("/login").text)
@@ -289,8 +290,10 @@ def test_web_decisions_on_dead_letters_are_recorded_once_each(
             "/messages/unknown-1/resolve",
             data={"csrf": token, "confirm": "1", "outcome": "sent", "why": "in getAcks"},
         )
-    assert (asked.status_code, done.status_code, resolved.status_code) == (200, 200, 200)
+        purged = client.post("/messages/expired-1/purge", data={"csrf": token, "confirm": "1"})
+    assert [r.status_code for r in (asked, done, resolved, purged)] == [200, 200, 200, 200]
     assert without_time(entries(workers)) == [
+        entry("dlq.purge", f"web:{USER}", ["expired-1"]),
         entry("dlq.resolve", f"web:{USER}", ["unknown-1"], "sent: in getAcks"),
         entry("dlq.requeue", f"web:{USER}", ["rejected-1"]),
     ]
