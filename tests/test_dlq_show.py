@@ -233,3 +233,20 @@ def test_intake_dead_letters_are_purged_by_kind_and_named_by_their_ids(
         f"{dead_id(raw)}: purged - intake dead letter removed" for raw in (EMPTY_TEXT, HOSTILE)
     )
     assert after.stdout == "no dead letters\n"
+
+
+def test_purge_by_kind_reaches_an_intake_letter_whose_key_a_message_took_since(
+    redis_server: RedisServer, redis: Redis, producer: Producer
+) -> None:
+    """Filters name each dead letter by what opens it (its id), not by a key a message may
+    have taken since."""
+    refuse(redis, EMPTY_TEXT)
+    producer.enqueue({"key": "bad-1", "text": "Hi", "to": ["0612345678"]})
+
+    purged = smsq(redis_server, "dlq", "purge", "--kind", "intake")
+
+    assert (purged.returncode, purged.stdout) == (
+        0,
+        f"{dead_id(EMPTY_TEXT)}: purged - intake dead letter removed\n",
+    )
+    assert smsq(redis_server, "dlq", "list").stdout == "no dead letters\n"

@@ -238,9 +238,7 @@ def _bulk(args: argparse.Namespace, act: Any) -> int:
     with _outages():
         refs = list(args.refs)
         if _has_filters(args):
-            refs += [
-                letter.key or letter.dead_id for letter, _ in desk.list(_query(args), limit=100_000)
-            ]
+            refs += [letter.ref for letter, _ in desk.list(_query(args), limit=100_000)]
         if not refs and not _has_filters(args):
             raise ConfigError("refs", "name keys or dead-letter ids, or give filters")
         decisions = act(desk, list(dict.fromkeys(refs)))
