@@ -93,11 +93,21 @@ an event being delivered is leased by pushing its score past the delivery's dead
 CALLBACK_ATTEMPTS = f"{PREFIX}:callbacks:attempts"
 """Hash: event id → delivery attempts started so far."""
 CALLBACK_DEAD = f"{PREFIX}:callbacks:dead"
-"""Sorted set of callback event ids given up on, scored by when (epoch seconds)."""
+"""Sorted set of callback event ids given up on, scored by when (epoch seconds): an index of
+:func:`dead_callback` hashes, trimmed to the outcome TTL on every write and expiring that long
+after the newest."""
 CALLBACK_DEAD_REASONS = f"{PREFIX}:callbacks:dead:reasons"
-"""Hash: dead callback event id → JSON {reason, attempts, at, http_status}."""
+"""Hash: dead callback event id → JSON {reason, attempts, at, http_status}, written by versions
+before dead callbacks had a hash of their own (kept there, envelope in :data:`CALLBACK_EVENTS`);
+read and trimmed only."""
 CALLBACK_WAKE = f"{PREFIX}:callbacks:wake"
 """Tokens pushed when an event is added, so an idle dispatcher wakes at once."""
+CALLBACK_DEAD_EVENT_PREFIX = f"{PREFIX}:callbacks:dead:event:"
+"""Prefix of ``smsq:callbacks:dead:event:<id>``: a hash {envelope, reason} of one dead callback,
+with a TTL of the outcome TTL (it expires by itself, whether or not anything else is written)."""
+AUDIT = f"{PREFIX}:audit"
+"""Stream of operator actions (who, what, when, why, how many), trimmed to ``SMSQ_AUDIT_TTL_S``
+on every write and expiring that long after the last one (:mod:`worker.store.audit`)."""
 
 
 def message_id(key: str) -> str:
@@ -198,6 +208,11 @@ def rq_job(jid: str) -> str:
 def rq_queue(queue_name: str) -> str:
     """RQ's list of the queue ``queue_name``."""
     return f"{RQ_QUEUE_PREFIX}{queue_name}"
+
+
+def dead_callback(event_id: str) -> str:
+    """Hash of one dead callback: its envelope and its reason (expires by itself)."""
+    return f"{CALLBACK_DEAD_EVENT_PREFIX}{event_id}"
 
 
 def callback_keys() -> list[str]:

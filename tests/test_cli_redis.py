@@ -29,6 +29,7 @@ COMMANDS = [
     ("replies", "some-key"),
     ("purge", "--phone", "0612345678"),
     ("callbacks", "--burst"),
+    ("audit",),
 ]
 
 

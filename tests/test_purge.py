@@ -54,11 +54,15 @@ def test_purge_erases_a_person_and_keeps_everyone_else(
     assert report["redacted_messages"] == ["shared"]
     assert len(report["deleted_dead_letters"]) == 1
     assert report["deleted_intake_entries"] == 3
-    assert json.loads(dry.stdout) == {**report, "dry_run": True}
+    assert len(report["erasure_id"]) == 32
+    assert json.loads(dry.stdout) == {**report, "dry_run": True, "erasure_id": ""}
     assert text.stdout.splitlines() == [
         "would delete 2 message(s) sent only to this number: only-her, rejected-her",
         "would remove the number from 1 message(s) sent to several people: shared",
-        "would delete 1 dead letter(s) and 3 intake entry(ies) (dry run: nothing changed)",
+        "would delete 1 dead letter(s) and 3 intake entry(ies)",
+        "would delete 0 waiting and 0 dead callback(s); would remove the number from 0 waiting "
+        "and 0 dead callback(s)",
+        "dry run: nothing changed",
     ]
     dump = redis_dump(redis)
     assert b"612345678" not in dump

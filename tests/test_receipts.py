@@ -463,7 +463,7 @@ def test_purged_number_is_unlinked_from_receipts_and_replies(
         ).text
         == "OK"
     )
-    Purger(redis, default_region="FR").purge("0698765432")
+    Purger(redis, default_region="FR").purge("0698765432", actor="test")
     record = store.get("r9")
     assert record is not None
     assert (record.receipts, record.replies) == ({}, [])

@@ -76,6 +76,9 @@ GATEWAY_LOGIN_FAILURES_PER_LOGIN = 100
 GATEWAY_LOGIN_FAILURE_WINDOW_S = 60.0
 GATEWAY_LOCKOUT_S = 300.0
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+AUDIT_TTL_S = 400 * 24 * 3600
+"""Default of ``SMSQ_AUDIT_TTL_S``: operator actions are kept 400 days (over a year)."""
+AUDIT_TTL_S_MIN = 60
 # --- delivery receipts (webhooks) and callbacks to producers ---
 WEBHOOK_SECRET_MIN_CHARS = 32
 CALLBACK_SECRET_MIN_CHARS = 16
@@ -228,6 +231,8 @@ class Settings:
     rate_limit_slow_latency_s: float = 0.0
     """Provider latency (EWMA) that counts as push-back; 0 = three times the usual latency."""
     rate_limit_recovery_s: float = RATE_LIMIT_RECOVERY_S
+    audit_ttl_s: int = AUDIT_TTL_S
+    """How long the audit stream keeps an operator action (``SMSQ_AUDIT_TTL_S``)."""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -360,6 +365,7 @@ class Settings:
             rate_limit_recovery_s=read_float(
                 env, "SMSQ_RATE_LIMIT_RECOVERY_S", RATE_LIMIT_RECOVERY_S, minimum=0.1
             ),
+            audit_ttl_s=read_audit_ttl_s(env),
         )
 
     def require_credentials(self) -> None:
@@ -423,6 +429,16 @@ class Settings:
     def job_timeout_s(self) -> int:
         """RQ's job timeout, derived so that it can never fire during a send."""
         return int(self.send_budget_s + JOB_TIMEOUT_MARGIN_S)
+
+
+def read_audit_ttl_s(environ: Mapping[str, str] | None = None) -> int:
+    """``SMSQ_AUDIT_TTL_S`` alone, for commands that need no other worker setting.
+
+    Raises:
+        ConfigError: not a whole number of seconds, or under a minute.
+    """
+    env = os.environ if environ is None else environ
+    return read_int(env, "SMSQ_AUDIT_TTL_S", AUDIT_TTL_S, minimum=AUDIT_TTL_S_MIN)
 
 
 def read_producers(env: Mapping[str, str]) -> tuple[ProducerAccount, ...]:

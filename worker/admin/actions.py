@@ -162,7 +162,7 @@ async def purge(request: Request, user: str) -> Response:
             message_url(key),
             {},
         )
-    decision = await run_in_threadpool(admin.desk(user).purge, key)
+    decision = await run_in_threadpool(lambda: admin.desk(user).purge(key, actor=f"web:{user}"))
     _log_purge(decision, key, user)
     return await _decided(request, key, decision)
 
@@ -186,7 +186,9 @@ async def purge_letter(request: Request, user: str) -> Response:
             dead_letter_url(dead_id),
             {},
         )
-    decision = await run_in_threadpool(admin.desk(user).purge_dead_id, dead_id)
+    decision = await run_in_threadpool(
+        lambda: admin.desk(user).purge_dead_id(dead_id, actor=f"web:{user}")
+    )
     _log_purge(decision, dead_id, user)
     ok = decision.action != "refused"
     notice = Notice(ok=ok, text=f"{decision.action.capitalize()}: {dead_id} ({decision.detail})")
@@ -228,7 +230,7 @@ async def pause(request: Request, user: str) -> Response:
             {"lane": lane},
             inputs={"reason": reason},
         )
-    switch = Switch(context_of(request).connection)
+    switch = context_of(request).switch()
     done = await run_in_threadpool(lambda: switch.pause(name, reason=reason, by=f"web:{user}"))
     log.info("admin.lane.paused", lane=done.lane, by=done.by)
     return await render_overview(request, Notice(ok=True, text=f"Paused {what}: {reason}"))
@@ -253,8 +255,8 @@ async def resume(request: Request, user: str) -> Response:
             "/",
             {"lane": lane},
         )
-    switch = Switch(context_of(request).connection)
-    lifted = await run_in_threadpool(switch.resume, name)
+    switch = context_of(request).switch()
+    lifted = await run_in_threadpool(lambda: switch.resume(name, by=f"web:{user}"))
     log.info("admin.lane.resumed", lanes=lifted, by=f"web:{user}")
     text = (
         f"Resumed: {', '.join('every lane' if n == '*' else n for n in lifted)}."

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from worker.store.control import Switch
 from worker.store.deadletters import DeadLetterDesk
 from worker.store.ledger import Ledger
 
@@ -28,7 +29,13 @@ class AdminContext:
         """A dead-letter desk whose history entries name the web user."""
         ttl_s = self.settings.producer.outcome_ttl_s
         ledger = Ledger(self.connection, ttl_s=ttl_s, worker_name=f"web {user}")
-        return DeadLetterDesk(self.connection, ledger, ttl_s=ttl_s)
+        return DeadLetterDesk(
+            self.connection, ledger, ttl_s=ttl_s, audit_ttl_s=self.settings.audit_ttl_s
+        )
+
+    def switch(self) -> Switch:
+        """The kill switch, recording pauses and resumes in the audit stream."""
+        return Switch(self.connection, audit_ttl_s=self.settings.audit_ttl_s)
 
 
 def context_of(request: Request) -> AdminContext:

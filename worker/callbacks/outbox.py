@@ -131,11 +131,14 @@ class Outbox:
     def dead(
         self, event_id: str, *, reason: str, attempts: int, http_status: int | None = None
     ) -> None:
+        """Give up on the event: it is kept, with ``reason``, in a hash of its own that expires
+        after ``keep_dead_s`` (nothing is kept when its envelope was erased meanwhile)."""
         info = {"reason": reason, "attempts": attempts, "http_status": http_status}
         self._dead(
             keys=[
                 keys.CALLBACK_DUE,
                 keys.CALLBACK_DEAD,
+                keys.dead_callback(event_id),
                 keys.CALLBACK_DEAD_REASONS,
                 keys.CALLBACK_EVENTS,
                 keys.CALLBACK_ATTEMPTS,
@@ -150,7 +153,8 @@ class Outbox:
 
 
 def dead_callbacks(connection: Redis, *, limit: int = 100) -> list[DeadCallback]:
-    """Dead callbacks, newest first."""
+    """Dead callbacks, newest first (those of earlier versions, whose envelope stayed in the
+    events hash, too)."""
     raw_ids: list[bytes | str] = connection.zrevrange(  # type: ignore[assignment]
         keys.CALLBACK_DEAD, 0, limit - 1
     )
@@ -158,13 +162,18 @@ def dead_callbacks(connection: Redis, *, limit: int = 100) -> list[DeadCallback]
     if not ids:
         return []
     pipe = connection.pipeline(transaction=False)
+    for event_id in ids:
+        pipe.hmget(keys.dead_callback(event_id), ["envelope", "reason"])
     pipe.hmget(keys.CALLBACK_EVENTS, ids)
     pipe.hmget(keys.CALLBACK_DEAD_REASONS, ids)
-    envelopes, reasons = pipe.execute()
+    *own, legacy_envelopes, legacy_reasons = pipe.execute()
     out: list[DeadCallback] = []
-    for event_id, raw_envelope, raw_reason in zip(ids, envelopes, reasons, strict=True):
+    for event_id, (raw_envelope, raw_reason), old_envelope, old_reason in zip(
+        ids, own, legacy_envelopes, legacy_reasons, strict=True
+    ):
+        raw_envelope, raw_reason = raw_envelope or old_envelope, raw_reason or old_reason
         if raw_envelope is None or raw_reason is None:
-            continue
+            continue  # expired or erased
         envelope = json.loads(decoded(raw_envelope))
         info = json.loads(decoded(raw_reason))
         out.append(

@@ -142,7 +142,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     status.set_defaults(handler=_status)
 
-    from worker.cli.operator import add_commands
+    from worker.cli.operator import add_commands, default_operator
 
     add_commands(sub)
 
@@ -150,6 +150,12 @@ def _parser() -> argparse.ArgumentParser:
     purge.add_argument("--phone", required=True, help="the person's phone number, any format")
     purge.add_argument("--dry-run", action="store_true", help="show what would be erased")
     purge.add_argument("--json", action="store_true", help="print the report as JSON")
+    purge.add_argument(
+        "--by", default=default_operator(), help="who erases (recorded in the erasure record)"
+    )
+    purge.add_argument(
+        "--why", default="", help="why, e.g. a ticket number (recorded; never the number)"
+    )
     purge.set_defaults(handler=_purge)
 
     sandbox = sub.add_parser("sandbox", help="serve a local AllMySMS stand-in")
@@ -497,33 +503,44 @@ def _print_recipient(record: Any, position: int, *, as_json: bool) -> int:
 
 def _purge(args: argparse.Namespace) -> int:
     from producers import ProducerSettings, connect
-    from producers.errors import PhoneError
+    from producers.errors import InvalidInputError, PhoneError
     from producers.redis_errors import translate_redis_errors
+    from worker.settings import read_audit_ttl_s
     from worker.store.purge import Purger
 
     settings = ProducerSettings.from_env()
     connection = connect(settings)
+    purger = Purger(
+        connection, default_region=settings.default_country, audit_ttl_s=read_audit_ttl_s()
+    )
     try:
         with translate_redis_errors(connection):
-            report = Purger(connection, default_region=settings.default_country).purge(
-                args.phone, dry_run=args.dry_run
-            )
+            report = purger.purge(args.phone, actor=args.by, why=args.why, dry_run=args.dry_run)
     except PhoneError as exc:
         print(f"smsq: --phone: {exc.reason}", file=sys.stderr)
+        return EXIT_REFUSED
+    except InvalidInputError as exc:
+        print(f"smsq: --{exc.field}: {exc.reason}", file=sys.stderr)
         return EXIT_REFUSED
     if args.json:
         print(dumps_json({"dry_run": args.dry_run, **report.as_dict()}))
         return EXIT_OK
     verb = "would delete" if args.dry_run else "deleted"
+    remove = "would remove" if args.dry_run else "removed"
     lines = [
         f"{verb} {len(report.deleted_messages)} message(s) sent only to this number"
         + _listed(report.deleted_messages),
-        f"{'would remove' if args.dry_run else 'removed'} the number from "
+        f"{remove} the number from "
         f"{len(report.redacted_messages)} message(s) sent to several people"
         + _listed(report.redacted_messages),
         f"{verb} {len(report.deleted_dead_letters)} dead letter(s) and "
-        f"{report.deleted_intake_entries} intake entry(ies)"
-        + (" (dry run: nothing changed)" if args.dry_run else ""),
+        f"{report.deleted_intake_entries} intake entry(ies)",
+        f"{verb} {report.deleted_callback_events} waiting and {report.deleted_dead_callbacks} "
+        f"dead callback(s); {remove} the number from {report.redacted_callback_events} "
+        f"waiting and {report.redacted_dead_callbacks} dead callback(s)",
+        "dry run: nothing changed"
+        if args.dry_run
+        else f"erasure record {report.erasure_id} (smsq audit --action erasure)",
     ]
     print(printable_lines(lines))
     return EXIT_OK

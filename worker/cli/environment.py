@@ -12,7 +12,7 @@ import argparse
 _STORE = ("REDIS_URL", "SMSQ_DEFAULT_COUNTRY", "SMSQ_OUTCOME_TTL_S", "SMSQ_KEY_MEMORY_S")
 _PRODUCER = (*_STORE, "SMSQ_CHUNK_RECIPIENTS")
 _SERVER = ("SMSQ_TRUSTED_PROXIES", "SMSQ_SERVER_*", "SMSQ_LOG_*")
-_OPERATOR = ("REDIS_URL", "SMSQ_OUTCOME_TTL_S")
+_OPERATOR = ("REDIS_URL", "SMSQ_OUTCOME_TTL_S", "SMSQ_AUDIT_TTL_S")
 
 READS: dict[str, tuple[str, ...]] = {
     "worker": (
@@ -28,13 +28,14 @@ READS: dict[str, tuple[str, ...]] = {
         "SMSQ_RECONCILE_INTERVAL_S",
         "SMSQ_INTAKE_MAX_BYTES",
         "SMSQ_RATE_LIMIT_*",
+        "SMSQ_AUDIT_TTL_S",
         "SMSQ_LOG_*",
     ),
     "enqueue": _PRODUCER,
     "status": ("REDIS_URL", "SMSQ_RECONCILE_INTERVAL_S"),
-    "purge": ("REDIS_URL", "SMSQ_DEFAULT_COUNTRY"),
+    "purge": ("REDIS_URL", "SMSQ_DEFAULT_COUNTRY", "SMSQ_AUDIT_TTL_S"),
     "sandbox": ("ALLMYSMS_LOGIN", "ALLMYSMS_API_KEY"),
-    "admin": ("REDIS_URL", "SMSQ_ADMIN_*", *_SERVER),
+    "admin": ("REDIS_URL", "SMSQ_ADMIN_*", "SMSQ_AUDIT_TTL_S", *_SERVER),
     "gateway": (
         *_PRODUCER,
         "SMSQ_PRODUCERS",
@@ -52,9 +53,10 @@ READS: dict[str, tuple[str, ...]] = {
     "dlq requeue": _OPERATOR,
     "dlq purge": _OPERATOR,
     "dlq resolve": _OPERATOR,
-    "pause": ("REDIS_URL",),
-    "resume": ("REDIS_URL",),
+    "pause": ("REDIS_URL", "SMSQ_AUDIT_TTL_S"),
+    "resume": ("REDIS_URL", "SMSQ_AUDIT_TTL_S"),
     "stats": ("REDIS_URL",),
+    "audit": ("REDIS_URL", "SMSQ_AUDIT_TTL_S"),
 }
 NOTHING = {
     "demo": "none needed: it starts its own redis-server, sandbox and worker on free ports",

@@ -1,4 +1,4 @@
-"""Operator subcommands: ``smsq dlq …``, ``pause``, ``resume``, ``stats``, ``purge``."""
+"""Operator subcommands: ``smsq dlq …``, ``pause``, ``resume``, ``stats``, ``audit``."""
 
 from __future__ import annotations
 
@@ -43,7 +43,8 @@ def add_commands(sub: Any) -> None:
         action.add_argument("refs", nargs="*", help="keys or dead-letter ids")
         _filters(action, prefix="all matching: ")
         action.add_argument("--dry-run", action="store_true", help="say what would happen")
-        action.add_argument("--by", default=_operator(), help="who decides (recorded)")
+        action.add_argument("--by", default=default_operator(), help="who decides (recorded)")
+        action.add_argument("--why", default="", help="why (recorded in the audit stream)")
         action.add_argument("--json", action="store_true", help="one JSON object per line")
         action.set_defaults(handler=handler)
 
@@ -59,7 +60,7 @@ def add_commands(sub: Any) -> None:
     outcome.add_argument("--sent", action="store_true", help="it reached the recipients")
     outcome.add_argument("--not-sent", action="store_true", help="AllMySMS never sent it")
     resolve.add_argument("--why", required=True, help="how you know (recorded)")
-    resolve.add_argument("--by", default=_operator(), help="who decides (recorded)")
+    resolve.add_argument("--by", default=default_operator(), help="who decides (recorded)")
     resolve.add_argument("--dry-run", action="store_true", help="say what would happen")
     resolve.add_argument("--json", action="store_true", help="one JSON object per line")
     resolve.set_defaults(handler=dlq_resolve)
@@ -76,12 +77,28 @@ def add_commands(sub: Any) -> None:
             switch.add_argument(
                 "--reason", default="paused by an operator", help="why (shown to everyone)"
             )
-            switch.add_argument("--by", default=_operator(), help="who pauses (recorded)")
+            switch.add_argument("--by", default=default_operator(), help="who pauses (recorded)")
+        else:
+            switch.add_argument("--by", default=default_operator(), help="who resumes (recorded)")
+            switch.add_argument("--why", default="", help="why (recorded in the audit stream)")
         switch.set_defaults(handler=handler)
 
     stats = sub.add_parser("stats", help="lanes, depth, age, states, provider statuses, latency")
     stats.add_argument("--json", action="store_true", help="print JSON")
     stats.set_defaults(handler=show_stats)
+
+    audit = sub.add_parser(
+        "audit",
+        help="operator actions: who did what, when, why, to how many",
+        description="The audit stream, newest first: dead-letter decisions, pauses and "
+        "resumes (by operators and by workers), erasures (smsq purge --phone). No phone "
+        "number, no message text.",
+    )
+    audit.add_argument("--since", type=_moment, help="at or after (ISO-8601 with an offset)")
+    audit.add_argument("--action", choices=_audit_actions(), help="only this action")
+    audit.add_argument("--limit", type=_positive, default=100, help="at most this many (100)")
+    audit.add_argument("--json", action="store_true", help="one JSON object per line")
+    audit.set_defaults(handler=show_audit)
 
 
 def _filters(parser: argparse.ArgumentParser, prefix: str = "") -> None:
@@ -112,7 +129,25 @@ def _moment(text: str) -> datetime:
     return moment
 
 
-def _operator() -> str:
+def _positive(text: str) -> int:
+    if not (text.isascii() and text.isdigit()) or int(text) < 1:
+        raise argparse.ArgumentTypeError("must be a whole number, at least 1")
+    return int(text)
+
+
+def _audit_actions() -> tuple[str, ...]:
+    from worker.store.audit import ACTIONS
+
+    return ACTIONS
+
+
+def _audit_ttl_s() -> int:
+    from worker.settings import read_audit_ttl_s
+
+    return read_audit_ttl_s()
+
+
+def default_operator() -> str:
     return f"{getpass.getuser()}@{socket.gethostname()}"
 
 
@@ -123,7 +158,9 @@ def _desk(by: str = "smsq") -> Any:
     settings = ProducerSettings.from_env()
     connection = connect(settings)
     ledger = Ledger(connection, ttl_s=settings.outcome_ttl_s, worker_name=f"operator {by}")
-    return DeadLetterDesk(connection, ledger, ttl_s=settings.outcome_ttl_s)
+    return DeadLetterDesk(
+        connection, ledger, ttl_s=settings.outcome_ttl_s, audit_ttl_s=_audit_ttl_s()
+    )
 
 
 def _query(args: argparse.Namespace) -> Any:
@@ -204,7 +241,7 @@ def _bulk(args: argparse.Namespace, act: Any) -> int:
             refs += [letter.ref for letter, _ in desk.list(_query(args), limit=100_000)]
         if not refs and not _has_filters(args):
             raise ConfigError("refs", "name keys or dead-letter ids, or give filters")
-        decisions = [act(desk, ref) for ref in dict.fromkeys(refs)]
+        decisions = act(desk, list(dict.fromkeys(refs)))
     for decision in decisions:
         print(
             dumps_json(decision.as_dict())
@@ -220,11 +257,19 @@ def _bulk(args: argparse.Namespace, act: Any) -> int:
 
 
 def dlq_requeue(args: argparse.Namespace) -> int:
-    return _bulk(args, lambda desk, ref: desk.requeue(ref, actor=args.by, dry_run=args.dry_run))
+    return _bulk(
+        args,
+        lambda desk, refs: desk.requeue_many(
+            refs, actor=args.by, why=args.why, dry_run=args.dry_run
+        ),
+    )
 
 
 def dlq_purge(args: argparse.Namespace) -> int:
-    return _bulk(args, lambda desk, ref: desk.purge(ref, dry_run=args.dry_run))
+    return _bulk(
+        args,
+        lambda desk, refs: desk.purge_many(refs, actor=args.by, why=args.why, dry_run=args.dry_run),
+    )
 
 
 def dlq_resolve(args: argparse.Namespace) -> int:
@@ -234,8 +279,8 @@ def dlq_resolve(args: argparse.Namespace) -> int:
         args.state = "unknown"
     return _bulk(
         args,
-        lambda desk, ref: desk.resolve(
-            ref, sent=args.sent, actor=args.by, why=args.why, dry_run=args.dry_run
+        lambda desk, refs: desk.resolve_many(
+            refs, sent=args.sent, actor=args.by, why=args.why, dry_run=args.dry_run
         ),
     )
 
@@ -243,7 +288,7 @@ def dlq_resolve(args: argparse.Namespace) -> int:
 def _switch() -> Any:
     from worker.store.control import Switch
 
-    return Switch(connect(ProducerSettings.from_env()))
+    return Switch(connect(ProducerSettings.from_env()), audit_ttl_s=_audit_ttl_s())
 
 
 def pause(args: argparse.Namespace) -> int:
@@ -300,7 +345,7 @@ def resume(args: argparse.Namespace) -> int:
                 else _resumed_text(names, dry_run=True)
             )
             return EXIT_OK
-        names = switch.resume(lane)
+        names = switch.resume(lane, by=args.by, why=args.why)
     print(dumps_json({"resumed": names}) if args.json else _resumed_text(names, dry_run=False))
     return EXIT_OK
 
@@ -316,4 +361,21 @@ def show_stats(args: argparse.Namespace) -> int:
     from worker.cli.text import render_stats
 
     print(render_stats(stats))
+    return EXIT_OK
+
+
+def show_audit(args: argparse.Namespace) -> int:
+    from worker.store.audit import AuditLog
+
+    with _outages():
+        entries = AuditLog(connect(ProducerSettings.from_env()), ttl_s=_audit_ttl_s()).entries(
+            since=args.since, action=args.action, limit=args.limit
+        )
+    if args.json:
+        for entry in entries:
+            print(dumps_json(entry.as_dict()))
+        return EXIT_OK
+    from worker.cli.text import render_audit
+
+    print(render_audit(entries))
     return EXIT_OK

@@ -23,6 +23,7 @@ from worker.store.claims import iso
 
 if TYPE_CHECKING:
     from producers.records import DeadLetter, MessageRecord
+    from worker.store.audit import AuditEntry
     from worker.store.claims import Claim
     from worker.store.stats import Stats
 
@@ -255,6 +256,26 @@ def render_dead_letter(letter: DeadLetter) -> str:
     if letter.detail is not None:
         lines.append(f"payload:     {letter.payload_extent}, as received (escaped):")
         lines.append(f"  {letter.detail}")
+    return printable_lines(lines)
+
+
+def render_audit(entries: list[AuditEntry]) -> str:
+    """``smsq audit``: one line per operator action, newest first (as given)."""
+    if not entries:
+        return "no operator action recorded"
+    lines = []
+    for entry in entries:
+        if entry.counts:
+            what = ", ".join(f"{kind} {n}" for kind, n in sorted(entry.counts.items()))
+        else:
+            more = entry.count - len(entry.targets)
+            what = ", ".join(entry.targets) + (f" and {more} more" if more > 0 else "")
+        line = f"{entry.at}  {entry.action}  by {entry.actor}  {entry.count}: {what}"
+        if entry.erasure_id:
+            line += f"  erasure {entry.erasure_id}"
+        if entry.why:
+            line += f"  why: {entry.why}"
+        lines.append(line)
     return printable_lines(lines)
 
 

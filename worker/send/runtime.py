@@ -46,7 +46,7 @@ def build_runtime(
         ledger=ledger,
         client=http,
         retrying=partial(send_retrying, settings),
-        switch=Switch(connection),
+        switch=Switch(connection, audit_ttl_s=settings.audit_ttl_s),
         limiter=RateLimiter.from_settings(settings, connection),
     )
     return Runtime(settings, name, connection, http, ledger, sender)

@@ -3,7 +3,8 @@
 A paused lane is skipped by every worker's next dequeue (each pass reads the switch inside the
 dequeue script), so sending stops within one pass; the send in flight finishes and nothing
 queued is lost. ``*`` pauses every lane. Workers pause everything themselves when AllMySMS says
-the account cannot send (102 bad credentials, 103/104 credit).
+the account cannot send (102 bad credentials, 103/104 credit). Every pause and every resume
+that lifted something is recorded in the audit stream (:mod:`worker.store.audit`).
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from producers import keys
 from producers.contract import Lane
 from producers.records import utc_now_iso
 from producers.store import decoded
+from worker.settings import AUDIT_TTL_S
+from worker.store.audit import PAUSE, RESUME, AuditLog
 
 
 if TYPE_CHECKING:
@@ -45,25 +48,34 @@ def lane_names(lane: str | None) -> str:
 
 
 class Switch:
-    def __init__(self, connection: Redis) -> None:
+    def __init__(self, connection: Redis, *, audit_ttl_s: int = AUDIT_TTL_S) -> None:
         self._redis = connection
+        self._audit = AuditLog(connection, ttl_s=audit_ttl_s)
 
     def pause(self, lane: str | None, *, reason: str, by: str) -> Pause:
+        """Pause ``lane`` (None: every lane), recorded in the audit stream with ``by`` and
+        ``reason``."""
         pause = Pause(lane_names(lane), reason, by, utc_now_iso())
         self._redis.hset(
             keys.PAUSED, pause.lane, json.dumps({"reason": reason, "by": by, "at": pause.at})
         )
+        self._audit.record_changes(PAUSE, actor=by, targets=[pause.lane], why=reason)
         return pause
 
-    def resume(self, lane: str | None) -> list[str]:
+    def resume(self, lane: str | None, *, by: str, why: str = "") -> list[str]:
         """Lift the pause of ``lane``, or every pause when ``lane`` is None; return what was
-        lifted."""
+        lifted (recorded in the audit stream with ``by`` when it is not nothing)."""
         if lane is None:
-            lifted = [decoded(k) for k in self._redis.hkeys(keys.PAUSED)]
-            self._redis.delete(keys.PAUSED)
-            return sorted(lifted)
-        name = lane_names(lane)
-        return [name] if self._redis.hdel(keys.PAUSED, name) else []
+            pipe = self._redis.pipeline()
+            pipe.hkeys(keys.PAUSED)
+            pipe.delete(keys.PAUSED)
+            names, _ = pipe.execute()
+            lifted = sorted(decoded(k) for k in names)
+        else:
+            name = lane_names(lane)
+            lifted = [name] if self._redis.hdel(keys.PAUSED, name) else []
+        self._audit.record_changes(RESUME, actor=by, targets=lifted, why=why)
+        return lifted
 
     def paused(self) -> list[Pause]:
         return [

@@ -4,10 +4,16 @@ Requeue re-checks the send guard: only messages AllMySMS provably did not send (
 ``failed``) go back to their lane. An ``unknown`` message may have been sent: an operator must
 first say what happened (``resolve --sent`` or ``--not-sent``), and that decision is recorded in
 the message's history with who, when and why. ``expired`` messages are past their validity.
+
+Every requeue, resolve and purge that changed something appends one entry to the audit stream
+(:mod:`worker.store.audit`): who, the action, why, how many and which keys. The ``*_many``
+methods record one entry for the whole batch (one operator command); the single-ref methods
+are a batch of one.
 """
 
 from __future__ import annotations
 
+import builtins
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -16,10 +22,14 @@ from producers import keys
 from producers.records import DeadLetter, MessageRecord
 from producers.states import State
 from producers.store import MessageStore, decoded_hash
+from worker.settings import AUDIT_TTL_S
+from worker.store.audit import PURGE_DEAD_LETTERS, REQUEUE, RESOLVE, AuditLog
 from worker.store.ledger import Ledger
 
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
     from redis import Redis
 
 REQUEUEABLE = frozenset({State.REJECTED, State.FAILED})
@@ -67,6 +77,9 @@ class Decision:
     """``requeued``, ``resolved``, ``purged``, or ``refused``."""
     detail: str
     dry_run: bool = False
+    changed: tuple[str, ...] = ()
+    """The keys it changed when they are not ``ref`` itself (a split message's parts); the
+    audit stream records these."""
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -78,11 +91,14 @@ class Decision:
 
 
 class DeadLetterDesk:
-    def __init__(self, connection: Redis, ledger: Ledger, *, ttl_s: int) -> None:
+    def __init__(
+        self, connection: Redis, ledger: Ledger, *, ttl_s: int, audit_ttl_s: int = AUDIT_TTL_S
+    ) -> None:
         self._redis = connection
         self._store = MessageStore(connection)
         self._ledger = ledger
         self._ttl_s = ttl_s
+        self._audit = AuditLog(connection, ttl_s=audit_ttl_s)
 
     def list(
         self, query: Query | None = None, *, limit: int = 100
@@ -124,8 +140,21 @@ class DeadLetterDesk:
         raw = self._redis.hgetall(keys.dead_letter(dead_id))
         return DeadLetter.from_redis(decoded_hash(raw)) if raw else None
 
-    def requeue(self, ref: str, *, actor: str, dry_run: bool = False) -> Decision:
+    def requeue_many(
+        self, refs: Iterable[str], *, actor: str, why: str = "", dry_run: bool = False
+    ) -> builtins.list[Decision]:
+        """:meth:`requeue` each ref; one audit entry for those requeued."""
+        decisions = [self._requeue(ref, actor=actor, dry_run=dry_run) for ref in refs]
+        self._audit.record_changes(
+            REQUEUE, actor=actor, targets=_done(decisions, "requeued"), why=why
+        )
+        return decisions
+
+    def requeue(self, ref: str, *, actor: str, why: str = "", dry_run: bool = False) -> Decision:
         """Put a message that was provably not sent back in its lane, as a fresh job."""
+        return self.requeue_many([ref], actor=actor, why=why, dry_run=dry_run)[0]
+
+    def _requeue(self, ref: str, *, actor: str, dry_run: bool) -> Decision:
         _, record = self.show(ref)
         if record is None:
             return Decision(ref, "refused", "no message with that key or dead-letter id", dry_run)
@@ -159,13 +188,34 @@ class DeadLetterDesk:
                 f"would requeue {len(chosen)} of {len(parts)} parts: {', '.join(chosen)}{kept}",
                 True,
             )
-        done = [self.requeue(key, actor=actor) for key in chosen]
+        done = [self._requeue(key, actor=actor, dry_run=False) for key in chosen]
         requeued = [d.ref for d in done if d.action == "requeued"]
         changed = [f"{d.ref} ({d.detail})" for d in done if d.action != "requeued"]
         detail = f"requeued {len(requeued)} of {len(parts)} parts: {', '.join(requeued) or '-'}"
         if changed:
             detail += f"; refused meanwhile: {', '.join(changed)}"
-        return Decision(parent.key, "requeued" if requeued else "refused", detail + kept)
+        return Decision(
+            parent.key,
+            "requeued" if requeued else "refused",
+            detail + kept,
+            changed=tuple(requeued),
+        )
+
+    def resolve_many(
+        self, refs: Iterable[str], *, sent: bool, actor: str, why: str, dry_run: bool = False
+    ) -> builtins.list[Decision]:
+        """:meth:`resolve` each ref; one audit entry for those resolved (its ``why`` starts
+        with the finding: ``sent:`` or ``not sent:``)."""
+        decisions = [
+            self._resolve(ref, sent=sent, actor=actor, why=why, dry_run=dry_run) for ref in refs
+        ]
+        self._audit.record_changes(
+            RESOLVE,
+            actor=actor,
+            targets=_done(decisions, "resolved"),
+            why=f"{'sent' if sent else 'not sent'}: {why}",
+        )
+        return decisions
 
     def resolve(
         self, ref: str, *, sent: bool, actor: str, why: str, dry_run: bool = False
@@ -175,6 +225,9 @@ class DeadLetterDesk:
         ``--sent`` makes it ``sent`` and drops the dead letter; ``--not-sent`` makes it
         ``failed`` (provably not sent), which ``requeue`` then accepts.
         """
+        return self.resolve_many([ref], sent=sent, actor=actor, why=why, dry_run=dry_run)[0]
+
+    def _resolve(self, ref: str, *, sent: bool, actor: str, why: str, dry_run: bool) -> Decision:
         _, record = self.show(ref)
         if record is None:
             return Decision(ref, "refused", "no message with that key or dead-letter id", dry_run)
@@ -198,14 +251,28 @@ class DeadLetterDesk:
             return Decision(record.key, "refused", "state changed meanwhile")
         return Decision(record.key, "resolved", f"now {target.value}: {detail}")
 
-    def purge(self, ref: str, *, dry_run: bool = False) -> Decision:
-        """Forget a dead letter (the message record, if any, stays until it expires)."""
-        letter, _ = self.show(ref)
-        return self._purge(ref, letter, dry_run=dry_run)
+    def purge_many(
+        self, refs: Iterable[str], *, actor: str, why: str = "", dry_run: bool = False
+    ) -> builtins.list[Decision]:
+        """:meth:`purge` each ref; one audit entry for those purged."""
+        decisions = [self._purge(ref, self.show(ref)[0], dry_run=dry_run) for ref in refs]
+        self._audit.record_changes(
+            PURGE_DEAD_LETTERS, actor=actor, targets=_done(decisions, "purged"), why=why
+        )
+        return decisions
 
-    def purge_dead_id(self, dead_id: str) -> Decision:
-        """Forget the dead letter ``dead_id``, never a message's that has this text as its key."""
-        return self._purge(dead_id, self._letter(dead_id), dry_run=False)
+    def purge(self, ref: str, *, actor: str, why: str = "", dry_run: bool = False) -> Decision:
+        """Forget a dead letter (the message record, if any, stays until it expires)."""
+        return self.purge_many([ref], actor=actor, why=why, dry_run=dry_run)[0]
+
+    def purge_dead_id(self, dead_id: str, *, actor: str, why: str = "") -> Decision:
+        """Forget the dead letter ``dead_id``, never a message's that has this text as its key
+        (recorded in the audit stream like :meth:`purge`)."""
+        decision = self._purge(dead_id, self._letter(dead_id), dry_run=False)
+        self._audit.record_changes(
+            PURGE_DEAD_LETTERS, actor=actor, targets=_done([decision], "purged"), why=why
+        )
+        return decision
 
     def _purge(self, ref: str, letter: DeadLetter | None, *, dry_run: bool) -> Decision:
         if letter is None:
@@ -218,6 +285,16 @@ class DeadLetterDesk:
 
 def _part_list(parts: list[tuple[str, str]]) -> str:
     return ", ".join(f"{key} ({state})" for key, state in parts)
+
+
+def _done(decisions: list[Decision], action: str) -> list[str]:
+    """The refs of the decisions that did ``action`` (not refused, not a dry run)."""
+    return [
+        ref
+        for d in decisions
+        if d.action == action and not d.dry_run
+        for ref in (d.changed or (d.ref,))
+    ]
 
 
 def requeue_refusal(record: MessageRecord) -> str | None:
