@@ -2,7 +2,8 @@
 
 Written by the dead-letter desk (requeue, resolve, purge: the CLI and the admin page share it),
 the kill switch (pause and resume, by operators and by workers themselves: actor ``worker
-<name>``) and ``smsq purge --phone`` (the erasure record). Read by ``smsq audit`` and the admin
+<name>``), ``smsq purge --phone`` (the erasure record) and ``smsq callbacks --requeue`` (dead
+callbacks sent again: their event ids). Read by ``smsq audit`` and the admin
 page ``/audit``.
 
 An entry holds no phone number and no message text: ``targets`` are message keys (the
@@ -38,7 +39,8 @@ PURGE_DEAD_LETTERS = "dlq.purge"
 PAUSE = "pause"
 RESUME = "resume"
 ERASURE = "erasure"
-ACTIONS = (REQUEUE, RESOLVE, PURGE_DEAD_LETTERS, PAUSE, RESUME, ERASURE)
+CALLBACK_REQUEUE = "callbacks.requeue"
+ACTIONS = (REQUEUE, RESOLVE, PURGE_DEAD_LETTERS, PAUSE, RESUME, ERASURE, CALLBACK_REQUEUE)
 """Every action the stream records (``smsq audit --action``)."""
 TARGETS_MAX = 100
 """Keys or lanes kept in one entry; ``count`` always says how many there were."""
@@ -57,7 +59,8 @@ class AuditEntry:
     count: int = 0
     """How many items the action changed (messages, dead letters, lanes, erased items)."""
     targets: tuple[str, ...] = ()
-    """Message keys, dead-letter ids or lanes (at most :data:`TARGETS_MAX`); none for erasure."""
+    """Message keys, dead-letter ids, lanes or callback event ids (at most :data:`TARGETS_MAX`);
+    none for erasure."""
     counts: Mapping[str, int] = field(default_factory=dict)
     """Erasure only: how many items of each kind were erased."""
     erasure_id: str = ""
