@@ -15,6 +15,7 @@ from redis import Redis
 
 from producers import keys
 from producers.enqueue import Producer
+from producers.store import decoded
 from tests.helpers.callbacks import (
     CALLBACK_SECRET,
     Receiver,
@@ -411,3 +412,34 @@ def test_an_erased_dead_callback_is_not_brought_back(
     assert deliver_all(Dispatcher(settings(), redis)) == []
     assert len(receiver.received) == 1
     assert [e["action"] for e in audit(redis)] == ["erasure", "erasure"]
+
+
+def test_a_dead_callback_of_an_earlier_version_is_requeued_too(
+    redis: Redis, producer: Producer, receiver: Receiver
+) -> None:
+    """Before dead callbacks had a hash of their own, the envelope stayed in the events hash
+    and the reason in the reasons hash (its attempts too): requeued the same way."""
+    finish_sent(redis, producer, "legacy", callback_url=receiver.start())
+    [event_id] = [decoded(i) for i in redis.hkeys(keys.CALLBACK_EVENTS)]
+    redis.zrem(keys.CALLBACK_DUE, event_id)
+    redis.hset(keys.CALLBACK_ATTEMPTS, event_id, 7)
+    redis.hset(
+        keys.CALLBACK_DEAD_REASONS,
+        event_id,
+        json.dumps({"reason": "HTTP 410: refused by the receiver", "attempts": 7, "at": 1.0}),
+    )
+    redis.zadd(keys.CALLBACK_DEAD, {event_id: redis_now(redis)})
+    [listed] = dead_callbacks(redis)
+    assert (listed.event_id, listed.attempts) == (event_id, 7)
+
+    [done] = CallbackRequeue(redis, audit_ttl_s=AUDIT_TTL_S).requeue(
+        [event_id], DeadQuery(), actor="ops"
+    )
+    assert done.action == "requeued"
+    assert dead_callbacks(redis) == []
+    assert redis.hexists(keys.CALLBACK_DEAD_REASONS, event_id) == 0
+    pending = Dispatcher(settings(), redis).outbox.take()
+    assert pending is not None
+    assert (pending.event_id, pending.attempt) == (event_id, 1)
+    assert (pending.event["key"], pending.event["event_id"]) == ("legacy", event_id)
+    assert redis.hlen(keys.CALLBACK_EVENTS) == 1
