@@ -11,6 +11,7 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
+import pytest
 from redis import Redis
 
 from producers import keys
@@ -443,3 +444,43 @@ def test_a_dead_callback_of_an_earlier_version_is_requeued_too(
     assert (pending.event_id, pending.attempt) == (event_id, 1)
     assert (pending.event["key"], pending.event["event_id"]) == ("legacy", event_id)
     assert redis.hlen(keys.CALLBACK_EVENTS) == 1
+
+
+def test_a_purge_meeting_a_requeue_still_erases_the_requeued_event(
+    redis: Redis,
+    redis_server: RedisServer,
+    producer: Producer,
+    receiver: Receiver,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A dead callback requeued after the purge read the waiting events, before it read the
+    dead ones, is erased among the waiting events all the same: nothing is sent with the
+    number."""
+    receiver.statuses = [410]
+    finish_sent(redis, producer, "race-purge", callback_url=receiver.start())
+    deliver_all(Dispatcher(settings(), redis))
+    [dead] = dead_callbacks(redis)
+    other = Redis.from_url(redis_server.url)
+    real_scan_iter = redis.scan_iter
+
+    def scan_iter(*args: Any, **kwargs: Any) -> Any:
+        if kwargs.get("match") == keys.dead_callback("*"):
+            [done] = CallbackRequeue(other, audit_ttl_s=AUDIT_TTL_S).requeue(
+                [dead.event_id], DeadQuery(), actor="ops"
+            )
+            assert done.action == "requeued"
+        return real_scan_iter(*args, **kwargs)
+
+    monkeypatch.setattr(redis, "scan_iter", scan_iter)
+    report = Purger(redis, default_region="FR", audit_ttl_s=AUDIT_TTL_S).purge(
+        "0612345678", actor="dpo"
+    )
+    monkeypatch.undo()
+    other.close()
+    assert (report.redacted_callback_events, report.redacted_dead_callbacks) == (1, 0)
+    assert dead_callbacks(redis) == []
+    assert deliver_all(Dispatcher(settings(), redis)) == ["delivered"]
+    [_, sent] = receiver.received
+    assert sent.headers["webhook-id"] == dead.event_id
+    assert sent.verified(CALLBACK_SECRET)["sms_ids"] == {"33698765432": "race-purge-b"}
+    assert b"33612345678" not in sent.body
