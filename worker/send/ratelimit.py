@@ -253,11 +253,13 @@ class RateLimiter:
                 cost, max_wait_s=min(max(remaining, 0.0), 1e9), priority=priority, ticket=ticket
             )
             if not grant.booked:
-                # The queue ahead only gets shorter as time passes, never by more than time
-                # itself: this send cannot get its turn in its budget. Hold the slot for the
-                # budget (so a requeued message does not spin through claim/requeue), then give
-                # the message back.
-                if remaining > 0:
+                # Asked first: the queue ahead of this class only gets shorter as time passes
+                # (unless a higher class books), never by more than time itself, so this send
+                # cannot get its turn in its budget. Hold the slot for the budget (so a requeued
+                # message does not spin through claim/requeue), then give the message back.
+                # Pushed past its budget while waiting: give it back now, leaving the slot to
+                # the higher-class sends that took the turns.
+                if remaining > 0 and ticket is None:
                     self._sleep(remaining)
                 log.warning(
                     "sms.ratelimit.backlog",
