@@ -230,24 +230,31 @@ def test_urgent_goes_within_one_turn_of_twenty_waiting_bulk_sends_and_the_rate_h
     the firm turns of both classes together never exceed 10/s + 2 over any window."""
     rl = limiter(redis, 10, 2)
     recorder = Recorder(rl)
-    done: list[str] = []
+    done: list[tuple[str, float]] = []
+    lock = threading.Lock()
+
+    def redis_now() -> float:
+        with lock:  # one client shared by the threads
+            seconds, micros = redis.time()
+        return float(seconds + micros / 1_000_000)
 
     def bulk() -> None:
         rl.wait(1, priority=BULK)
-        done.append("bulk")
+        done.append(("bulk", redis_now()))
 
     urgent_asked: list[float] = []
 
     def urgent() -> None:
         time.sleep(0.3)
-        seconds, micros = redis.time()
-        urgent_asked.append(seconds + micros / 1_000_000)
+        urgent_asked.append(redis_now())
         rl.wait(1, priority=URGENT)
-        done.append("urgent")
+        done.append(("urgent", redis_now()))
 
     run_threads([bulk] * 20 + [urgent])
 
-    assert sorted(done) == ["bulk"] * 20 + ["urgent"]
+    assert sorted(lane for lane, _ in done) == ["bulk"] * 20 + ["urgent"]
+    # When each thread came back from its wait (where it would post): never early.
+    assert_within_limit([at for _, at in done], 10, 2, 0.02)
     (urgent_turn,) = recorder.of(URGENT)
     assert urgent_turn - urgent_asked[0] <= 0.1 + EPS
     bulk_turns = recorder.of(BULK)
