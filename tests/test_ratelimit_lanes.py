@@ -3,12 +3,15 @@ are already waiting, the account-wide rate still holds, and nothing else starves
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 from collections.abc import Callable
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from redis import Redis
 
 from producers import keys
@@ -18,6 +21,7 @@ from producers.states import State
 from producers.store import MessageStore
 from tests.helpers.crashes import terminal
 from tests.helpers.processes import Workers, wait_for
+from worker.dev.redis_server import RedisServer
 from worker.sandbox import SandboxProvider
 from worker.send import ratelimit
 from worker.send.ratelimit import Grant, RateLimitBacklogError, RateLimiter, priority_of
@@ -118,6 +122,49 @@ def test_default_waits_behind_urgent_and_ahead_of_bulk(redis: Redis) -> None:
     assert [b.at + b.wait_s for b in bulk] == pytest.approx(
         [start + 0.1, start + 0.2, start + 0.3], abs=EPS
     )  # as told before urgent and default came; they learn their new turns when they ask
+
+
+SENDS = st.lists(
+    st.tuples(st.sampled_from([URGENT, DEFAULT, BULK]), st.integers(min_value=1, max_value=3)),
+    min_size=1,
+    max_size=30,
+)
+
+
+@given(SENDS)
+def test_any_mix_of_classes_keeps_the_rate_and_puts_higher_classes_first(
+    redis_server: RedisServer, sends: list[tuple[int, int]]
+) -> None:
+    """Any sequence of (class, cost) bookings at 10/s, burst 3, then every waiting one asked
+    again: the turns told (firm ones and the provisional ones as they stand now) never exceed
+    10 x window + 3 segments over any window; every urgent turn comes before every waiting
+    turn; waiting turns are in class order, then arrival order."""
+    client = Redis.from_url(redis_server.url)
+    client.flushdb()
+    rl = limiter(client, 10, 3)
+    booked = [(p, c, rl.acquire(c, max_wait_s=1e9, priority=p)) for p, c in sends]
+    turns: list[tuple[float, int]] = []
+    urgent: list[float] = []
+    waiting: list[tuple[int, int, float]] = []
+    for arrival, (p, c, grant) in enumerate(booked):
+        if grant.ticket is not None:
+            grant = rl.acquire(c, max_wait_s=1e9, priority=p, ticket=grant.ticket)
+            waiting.append((p, arrival, grant.at + grant.wait_s))
+        assert grant.booked
+        turns.append((grant.at + grant.wait_s, c))
+        if p == URGENT:
+            urgent.append(grant.at + grant.wait_s)
+    client.close()
+
+    turns.sort()
+    for i in range(len(turns)):
+        for j in range(i, len(turns)):
+            window = turns[j][0] - turns[i][0]
+            assert sum(c for _, c in turns[i : j + 1]) <= 10 * (window + EPS) + 3, (i, j)
+    if urgent and waiting:
+        assert max(urgent) <= min(t for _, _, t in waiting) + EPS
+    told = [t for _, _, t in sorted(waiting)]
+    assert all(b >= a - EPS for a, b in itertools.pairwise(told))
 
 
 def test_a_waiting_turn_pushed_past_its_budget_gives_the_message_back_and_its_ticket_up(
