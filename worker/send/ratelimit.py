@@ -35,14 +35,16 @@ time, in Redis ``TIME`` seconds so host clocks never matter. A request costing `
   ``rate / SMSQ_RATE_LIMIT_RECOVERY_S`` per second, and the state is deleted once at full speed.
 * **Never a drop.** A send waits at most its budget (``SMSQ_SEND_MAX_WAIT_S``); when the queue of
   reservations is longer than that, nothing is booked and :class:`RateLimitBacklogError` tells the
-  sender to put the message back in its lane (nothing was sent). :meth:`RateLimiter.stop` wakes
-  every waiting slot the same way, for a fast warm shutdown.
+  sender to put the message back in its lane (nothing was sent); a waiting default or bulk send
+  pushed past its budget gives its ticket up and its message back at once. :meth:`RateLimiter.stop`
+  wakes every waiting slot the same way, for a fast warm shutdown.
 * **Off costs nothing.** With ``SMSQ_RATE_LIMIT_SEGMENTS_PER_S=0`` (the default) no method touches
   Redis and no key is created.
 
 Every worker must run with the same rate and burst: the scripts
 (``worker/store/lua/ratelimit_*.lua``) take them as arguments. The cost of priority: a default
-or bulk send that had to wait makes one more Redis call at its turn (two when it was pushed).
+or bulk send that had to wait makes one more Redis call at its turn, and one more each time a
+higher class pushed it while it slept.
 """
 
 from __future__ import annotations
