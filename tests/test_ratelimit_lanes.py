@@ -300,8 +300,10 @@ def test_urgent_goes_within_one_turn_of_twenty_waiting_bulk_sends_and_the_rate_h
     run_threads([bulk] * 20 + [urgent])
 
     assert sorted(lane for lane, _ in done) == ["bulk"] * 20 + ["urgent"]
-    # When each thread came back from its wait (where it would post): never early.
-    assert_within_limit([at for _, at in done], 10, 2, 0.02)
+    # When each thread came back from its wait (where it would post): never early. Half a turn
+    # of slack for wake-up jitter on a loaded machine (a late wake-up bunches with the next);
+    # a slot that did not check its turn again would post a whole turn (0.1 s) early.
+    assert_within_limit([at for _, at in done], 10, 2, 0.05)
     (urgent_turn,) = recorder.of(URGENT)
     assert urgent_turn - urgent_asked[0] <= 0.1 + EPS
     bulk_turns = recorder.of(BULK)
