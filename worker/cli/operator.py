@@ -18,6 +18,7 @@ from worker.cli.text import dumps_json, printable
 
 EXIT_OK = 0
 EXIT_REFUSED = 1
+EXIT_USAGE = 2
 
 
 def add_commands(sub: Any) -> None:
@@ -308,9 +309,11 @@ def cancel_messages(args: argparse.Namespace) -> int:
     from worker.store.ledger import Ledger
 
     if not args.keys and args.campaign is None:
-        raise ConfigError("KEY", "name message keys, or give --campaign")
+        print("smsq cancel: name message keys, or give --campaign NAME", file=sys.stderr)
+        return EXIT_USAGE
     if not args.why.strip():
-        raise ConfigError("--why", "must say why (it is recorded)")
+        print("smsq cancel: --why must say why (it is recorded)", file=sys.stderr)
+        return EXIT_USAGE
     settings = ProducerSettings.from_env()
     connection = connect(settings)
     ledger = Ledger(connection, ttl_s=settings.outcome_ttl_s, worker_name=f"operator {args.by}")
