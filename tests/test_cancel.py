@@ -176,9 +176,9 @@ def test_dry_run_json_and_campaign_select_only_queued_messages(
         State.QUEUED,
     ]
     assert (empty.returncode, empty.stdout, empty.stderr) == (
-        1,
+        0,
         "",
-        "smsq: nothing to cancel in campaign 'spring'\n",
+        "nothing matches: no queued message in campaign 'spring'\n",
     )
     [entry] = AuditLog(redis, ttl_s=TTL_S).entries(action="cancel")
     assert (entry.count, entry.targets) == (2, ("spring:1", "spring:3"))

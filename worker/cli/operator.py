@@ -333,8 +333,8 @@ def cancel_messages(args: argparse.Namespace) -> int:
             )
         )
     if not decisions:
-        print(f"smsq: nothing to cancel in campaign {args.campaign!r}", file=sys.stderr)
-        return EXIT_REFUSED
+        print(f"nothing matches: no queued message in campaign {args.campaign!r}", file=sys.stderr)
+        return EXIT_OK
     return EXIT_OK if all(d.action != "refused" for d in decisions) else EXIT_REFUSED
 
 
