@@ -163,6 +163,10 @@ class Sender:
             )
             log.error("sms.send.skipped", state="missing")
             return SendResult("missing")
+        if outcome == State.CANCELLED.value:
+            # Someone cancelled it while queued: this job copy is dropped, nothing to look at.
+            log.info("sms.send.skipped", state=outcome)
+            return SendResult(outcome)
         log.warning("sms.send.skipped", state=outcome)
         return SendResult(outcome)
 

@@ -1,9 +1,9 @@
 """The audit stream: one Redis stream of operator actions, who did what, when, why, to how many.
 
 Written by the dead-letter desk (requeue, resolve, purge: the CLI and the admin page share it),
-the kill switch (pause and resume, by operators and by workers themselves: actor ``worker
-<name>``) and ``smsq purge --phone`` (the erasure record). Read by ``smsq audit`` and the admin
-page ``/audit``.
+``smsq cancel`` (action ``cancel``), the kill switch (pause and resume, by operators and by
+workers themselves: actor ``worker <name>``) and ``smsq purge --phone`` (the erasure record).
+Read by ``smsq audit`` and the admin page ``/audit``.
 
 An entry holds no phone number and no message text: ``targets`` are message keys (the
 producers' own ids) or lanes, and an erasure record holds only counts and a random
@@ -38,7 +38,8 @@ PURGE_DEAD_LETTERS = "dlq.purge"
 PAUSE = "pause"
 RESUME = "resume"
 ERASURE = "erasure"
-ACTIONS = (REQUEUE, RESOLVE, PURGE_DEAD_LETTERS, PAUSE, RESUME, ERASURE)
+CANCEL = "cancel"
+ACTIONS = (REQUEUE, RESOLVE, PURGE_DEAD_LETTERS, PAUSE, RESUME, ERASURE, CANCEL)
 """Every action the stream records (``smsq audit --action``)."""
 TARGETS_MAX = 100
 """Keys or lanes kept in one entry; ``count`` always says how many there were."""
