@@ -261,17 +261,23 @@ def _bulk(args: argparse.Namespace, act: Any) -> int:
         if not refs and not _has_filters(args):
             raise ConfigError("refs", "name keys or dead-letter ids, or give filters")
         decisions = act(desk, list(dict.fromkeys(refs)))
+    return _print_decisions(decisions, as_json=args.json, nothing="nothing matches")
+
+
+def _print_decisions(decisions: list[Any], *, as_json: bool, nothing: str) -> int:
+    """One line (or JSON object) per decision; 1 if any was refused, 0 otherwise (also when
+    there was none: ``nothing`` goes to stderr)."""
     for decision in decisions:
         print(
             dumps_json(decision.as_dict())
-            if args.json
+            if as_json
             else printable(
                 f"{decision.ref}: {decision.action}{' (dry run)' if decision.dry_run else ''}"
                 f" - {decision.detail}"
             )
         )
     if not decisions:
-        print("nothing matches", file=sys.stderr)
+        print(nothing, file=sys.stderr)
     return EXIT_OK if all(d.action != "refused" for d in decisions) else EXIT_REFUSED
 
 
@@ -323,19 +329,11 @@ def cancel_messages(args: argparse.Namespace) -> int:
         if args.campaign is not None:
             refs += canceller.campaign_keys(args.campaign)
         decisions = canceller.cancel_many(refs, actor=args.by, why=args.why, dry_run=args.dry_run)
-    for decision in decisions:
-        print(
-            dumps_json(decision.as_dict())
-            if args.json
-            else printable(
-                f"{decision.ref}: {decision.action}{' (dry run)' if decision.dry_run else ''}"
-                f" - {decision.detail}"
-            )
-        )
-    if not decisions:
-        print(f"nothing matches: no queued message in campaign {args.campaign!r}", file=sys.stderr)
-        return EXIT_OK
-    return EXIT_OK if all(d.action != "refused" for d in decisions) else EXIT_REFUSED
+    return _print_decisions(
+        decisions,
+        as_json=args.json,
+        nothing=f"nothing matches: no queued message in campaign {args.campaign!r}",
+    )
 
 
 def _switch() -> Any:
