@@ -74,6 +74,14 @@ PAUSED = f"{PREFIX}:paused"
 RATE_LIMIT_TAT = f"{PREFIX}:ratelimit:tat"
 """The global rate limiter's theoretical arrival time (GCRA), Redis-TIME seconds; expires once
 the limiter is idle and its bucket full again."""
+RATE_LIMIT_QUEUE = f"{PREFIX}:ratelimit:queue"
+"""Sorted set of provisional rate-limit turns: tickets ``<arrival>:<cost>`` of default and bulk
+sends waiting for their turn, scored by class then arrival (urgent ones book ahead of them)."""
+RATE_LIMIT_DUE = f"{PREFIX}:ratelimit:due"
+"""Sorted set of the same tickets, scored by when their holder must come back (Redis-TIME
+seconds); a ticket past it is dropped (its worker died)."""
+RATE_LIMIT_ARRIVALS = f"{PREFIX}:ratelimit:arrivals"
+"""Counter numbering the tickets in arrival order; expires with the queue."""
 RATE_LIMIT_STATE = f"{PREFIX}:ratelimit:state"
 """Hash of the rate limiter's slowdown after provider push-back: effective ``rate`` (segments/s),
 ``cut_at`` (last decrease) and ``grown_at`` (last recovery step). Absent means full speed."""

@@ -11,8 +11,9 @@ from producers.records import MessageRecord
 from producers.states import TERMINAL_STATES, State
 
 
-_FAILURE_ORDER = (State.UNKNOWN, State.FAILED, State.REJECTED, State.EXPIRED)
-"""When every part failed, but not in the same way, the one an operator must look at first."""
+_FAILURE_ORDER = (State.UNKNOWN, State.FAILED, State.REJECTED, State.EXPIRED, State.CANCELLED)
+"""When every part failed or was cancelled, but not in the same way, the one an operator must
+look at first (a cancelled part only when nothing else went wrong)."""
 
 
 def combined_state(states: list[State]) -> State:

@@ -26,6 +26,8 @@ class State(StrEnum):
     """Its ``valid_for_s`` ran out before a worker could start the send; nothing was sent."""
     FAILED = "failed"
     """AllMySMS could not be reached (provably not sent) or the job could not run."""
+    CANCELLED = "cancelled"
+    """An operator or producer cancelled it while it was queued; nothing was sent."""
 
 
 TERMINAL_STATES = frozenset(
@@ -37,9 +39,11 @@ TERMINAL_STATES = frozenset(
         State.UNKNOWN,
         State.EXPIRED,
         State.FAILED,
+        State.CANCELLED,
     }
 )
 """States a message never leaves by itself."""
 
 DEAD_LETTER_STATES = frozenset({State.REJECTED, State.UNKNOWN, State.EXPIRED, State.FAILED})
-"""Terminal states that are not a success: each one is also recorded as a dead letter."""
+"""Terminal states that are not a success: each one is also recorded as a dead letter.
+``cancelled`` is not one: it was someone's decision, not a failure to look at."""

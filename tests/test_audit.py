@@ -270,7 +270,7 @@ def test_admin_audit_page_needs_login_and_shows_web_actions(admin: str, redis: R
     assert bad.status_code == 400
     assert (
         "Filter action: must be one of dlq.requeue, dlq.resolve, dlq.purge, pause, resume, "
-        "erasure, callbacks.requeue" in bad.text
+        "erasure, cancel, callbacks.requeue" in bad.text
     )
 
 

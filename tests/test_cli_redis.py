@@ -30,6 +30,8 @@ COMMANDS = [
     ("purge", "--phone", "0612345678"),
     ("callbacks", "--burst"),
     ("audit",),
+    ("cancel", "some-key", "--why", "test"),
+    ("cancel", "--campaign", "spring", "--why", "test"),
 ]
 
 

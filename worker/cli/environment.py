@@ -60,6 +60,7 @@ READS: dict[str, tuple[str, ...]] = {
     "dlq requeue": _OPERATOR,
     "dlq purge": _OPERATOR,
     "dlq resolve": _OPERATOR,
+    "cancel": _OPERATOR,
     "pause": ("REDIS_URL", "SMSQ_AUDIT_TTL_S"),
     "resume": ("REDIS_URL", "SMSQ_AUDIT_TTL_S"),
     "stats": ("REDIS_URL",),

@@ -1,4 +1,5 @@
-"""Operator subcommands: ``smsq dlq …``, ``pause``, ``resume``, ``stats``, ``audit``."""
+"""Operator subcommands: ``smsq dlq …``, ``cancel``, ``pause``, ``resume``, ``stats``,
+``audit``."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from worker.cli.text import dumps_json, printable
 
 EXIT_OK = 0
 EXIT_REFUSED = 1
+EXIT_USAGE = 2
 
 
 def add_commands(sub: Any) -> None:
@@ -64,6 +66,23 @@ def add_commands(sub: Any) -> None:
     resolve.add_argument("--dry-run", action="store_true", help="say what would happen")
     resolve.add_argument("--json", action="store_true", help="one JSON object per line")
     resolve.set_defaults(handler=dlq_resolve)
+
+    cancel = sub.add_parser(
+        "cancel",
+        help="cancel queued messages: they end cancelled, never sent",
+        description="Cancel messages smsq still holds (queued, or the queued parts of a split "
+        "message): each ends in the terminal state cancelled, with who and why in its history. "
+        "Messages already sending, sent or scheduled are refused with the reason.",
+    )
+    cancel.add_argument("keys", nargs="*", metavar="KEY", help="message keys")
+    cancel.add_argument(
+        "--campaign", help="also every queued message of this campaign (exact name)"
+    )
+    cancel.add_argument("--dry-run", action="store_true", help="say what would happen")
+    cancel.add_argument("--by", default=default_operator(), help="who decides (recorded)")
+    cancel.add_argument("--why", required=True, help="why (recorded in history and audit)")
+    cancel.add_argument("--json", action="store_true", help="one JSON object per line")
+    cancel.set_defaults(handler=cancel_messages)
 
     for name, handler, text in (
         ("pause", pause, "stop sending (all lanes, or one)"),
@@ -242,17 +261,23 @@ def _bulk(args: argparse.Namespace, act: Any) -> int:
         if not refs and not _has_filters(args):
             raise ConfigError("refs", "name keys or dead-letter ids, or give filters")
         decisions = act(desk, list(dict.fromkeys(refs)))
+    return _print_decisions(decisions, as_json=args.json, nothing="nothing matches")
+
+
+def _print_decisions(decisions: list[Any], *, as_json: bool, nothing: str) -> int:
+    """One line (or JSON object) per decision; 1 if any was refused, 0 otherwise (also when
+    there was none: ``nothing`` goes to stderr)."""
     for decision in decisions:
         print(
             dumps_json(decision.as_dict())
-            if args.json
+            if as_json
             else printable(
                 f"{decision.ref}: {decision.action}{' (dry run)' if decision.dry_run else ''}"
                 f" - {decision.detail}"
             )
         )
     if not decisions:
-        print("nothing matches", file=sys.stderr)
+        print(nothing, file=sys.stderr)
     return EXIT_OK if all(d.action != "refused" for d in decisions) else EXIT_REFUSED
 
 
@@ -282,6 +307,32 @@ def dlq_resolve(args: argparse.Namespace) -> int:
         lambda desk, refs: desk.resolve_many(
             refs, sent=args.sent, actor=args.by, why=args.why, dry_run=args.dry_run
         ),
+    )
+
+
+def cancel_messages(args: argparse.Namespace) -> int:
+    from worker.store.cancel import Canceller
+    from worker.store.ledger import Ledger
+
+    if not args.keys and args.campaign is None:
+        print("smsq cancel: name message keys, or give --campaign NAME", file=sys.stderr)
+        return EXIT_USAGE
+    if not args.why.strip():
+        print("smsq cancel: --why must say why (it is recorded)", file=sys.stderr)
+        return EXIT_USAGE
+    settings = ProducerSettings.from_env()
+    connection = connect(settings)
+    ledger = Ledger(connection, ttl_s=settings.outcome_ttl_s, worker_name=f"operator {args.by}")
+    canceller = Canceller(connection, ledger, audit_ttl_s=_audit_ttl_s())
+    with _outages():
+        refs = list(args.keys)
+        if args.campaign is not None:
+            refs += canceller.campaign_keys(args.campaign)
+        decisions = canceller.cancel_many(refs, actor=args.by, why=args.why, dry_run=args.dry_run)
+    return _print_decisions(
+        decisions,
+        as_json=args.json,
+        nothing=f"nothing matches: no queued message in campaign {args.campaign!r}",
     )
 
 

@@ -7,10 +7,23 @@ time, in Redis ``TIME`` seconds so host clocks never matter. A request costing `
 ``r`` segments/s with a burst of ``B`` segments may start once ``tat - now <= (B - min(c, B)) / r``
 (at least ``min(c, B)`` tokens in the bucket) and moves ``tat`` by ``c / r``.
 
-* **Reservations, first come first served.** One Lua script per acquire reads ``TIME``, computes
-  the caller's wait, and books its place at once (moves ``tat``); the caller sleeps that long and
-  posts without asking again. A request waiting its turn can never be overtaken, so nothing
-  starves, and the schedule is exact across hosts.
+* **Reservations, first come first served within a class; urgent ahead of the rest.** One Lua
+  script per acquire reads ``TIME``, computes the caller's wait and books its place. Each lane
+  is a priority class (:func:`priority_of`: urgent 0, default 1, bulk 2). An urgent send books
+  firmly at once (moves ``tat``), sleeps and posts without asking again: it waits only behind
+  firm bookings, never behind a default or bulk send that is still waiting. A default or bulk
+  send whose turn is now books firmly too; one that has to wait gets a provisional *ticket*
+  (``smsq:ratelimit:queue``), its turn computed after every firm booking and every ticket ahead
+  of it (higher classes first, then arrival order). It sleeps until that turn and asks once
+  more: if no higher class booked meanwhile, it books firmly and posts; if one did, its turn was
+  pushed later and it sleeps until the new one. So a slot re-checks only when its turn is due
+  (no polling), and never posts earlier than the firm schedule allows: every post is a firm
+  booking, and firm bookings alone make the GCRA schedule, so the account-wide rate and burst
+  hold exactly whatever the classes. Nothing starves below the full rate: urgent traffic at
+  ``u`` segments/s leaves ``rate - u`` to the others; urgent traffic at the full rate takes
+  every turn, and waiting bulk sends run out of their budget and go back to their lane (see
+  below) until it eases. A ticket whose holder does not come back within
+  :data:`TICKET_GRACE_S` of its turn (a dead worker) is dropped, so it delays others no longer.
 * **A cost above the burst still goes.** It needs only ``min(c, B)`` tokens, i.e. a full bucket,
   and then carries the rest as debt: ``tat`` moves ``c / r`` ahead and later requests wait it off.
   The long-run rate stays exact; nothing is too big to send.
@@ -22,13 +35,16 @@ time, in Redis ``TIME`` seconds so host clocks never matter. A request costing `
   ``rate / SMSQ_RATE_LIMIT_RECOVERY_S`` per second, and the state is deleted once at full speed.
 * **Never a drop.** A send waits at most its budget (``SMSQ_SEND_MAX_WAIT_S``); when the queue of
   reservations is longer than that, nothing is booked and :class:`RateLimitBacklogError` tells the
-  sender to put the message back in its lane (nothing was sent). :meth:`RateLimiter.stop` wakes
-  every waiting slot the same way, for a fast warm shutdown.
+  sender to put the message back in its lane (nothing was sent); a waiting default or bulk send
+  pushed past its budget gives its ticket up and its message back at once. :meth:`RateLimiter.stop`
+  wakes every waiting slot the same way, for a fast warm shutdown.
 * **Off costs nothing.** With ``SMSQ_RATE_LIMIT_SEGMENTS_PER_S=0`` (the default) no method touches
   Redis and no key is created.
 
 Every worker must run with the same rate and burst: the scripts
-(``worker/store/lua/ratelimit_*.lua``) take them as arguments.
+(``worker/store/lua/ratelimit_*.lua``) take them as arguments. The cost of priority: a default
+or bulk send that had to wait makes one more Redis call at its turn, and one more each time a
+higher class pushed it while it slept.
 """
 
 from __future__ import annotations
@@ -44,7 +60,9 @@ import structlog
 from redis import Redis
 
 from producers import keys
+from producers.contract import LANE_ORDER, Lane
 from producers.errors import SmsqError
+from producers.redis_errors import REDIS_OUTAGE_ERRORS
 from worker.allmysms.client import RETRY_AFTER_MAX_S
 from worker.settings import Settings
 from worker.store import lua
@@ -75,6 +93,14 @@ LATENCY_WARMUP = 20
 """Samples before a derived threshold is trusted."""
 STATE_TTL_S = 3600
 """A slowdown nobody refreshed for this long is forgotten (full speed again)."""
+TICKET_GRACE_S = 2.0
+"""A provisional turn whose holder has not come back this long after it is dropped (the
+holder's worker died); a holder later still books again, at the end of its class."""
+
+
+def priority_of(lane: Lane) -> int:
+    """The limiter's priority class of a lane: urgent 0 (the highest), default 1, bulk 2."""
+    return LANE_ORDER.index(lane)
 
 
 class RateLimitBacklogError(SmsqError):
@@ -105,6 +131,9 @@ class Grant:
     """The shared effective rate (segments/s) at that moment."""
     at: float = 0.0
     """Redis ``TIME`` of the acquire: the send's turn is ``at + wait_s`` on Redis's clock."""
+    ticket: str | None = None
+    """Set when the turn is provisional (a lower class waiting): a higher class may still push
+    it later, so at the turn the holder acquires again with this ticket instead of posting."""
 
 
 class RateLimiter:
@@ -164,59 +193,108 @@ class RateLimiter:
         """Wake every waiting slot with :class:`RateLimitBacklogError` (warm shutdown)."""
         self._stopping.set()
 
-    def acquire(self, cost: int, *, max_wait_s: float) -> Grant:
-        """Reserve ``cost`` segments if the wait is at most ``max_wait_s``; one Redis call.
+    def acquire(
+        self, cost: int, *, max_wait_s: float, priority: int = 0, ticket: str | None = None
+    ) -> Grant:
+        """Reserve ``cost`` segments in class ``priority`` (0, the default, is the highest) if
+        the wait is at most ``max_wait_s``; one Redis call. ``ticket``: the provisional turn a
+        previous acquire gave, now due (a ticket that was dropped books again).
 
         Off, it grants at once without touching Redis.
         """
         if self._redis is None:
             return Grant(True, 0.0, 0.0)
-        booked, wait_s, rate, at = self._acquire(
-            keys=[keys.RATE_LIMIT_TAT, keys.RATE_LIMIT_STATE],
+        booked, wait_s, rate, at, given = self._acquire(
+            keys=[
+                keys.RATE_LIMIT_TAT,
+                keys.RATE_LIMIT_STATE,
+                keys.RATE_LIMIT_QUEUE,
+                keys.RATE_LIMIT_DUE,
+                keys.RATE_LIMIT_ARRIVALS,
+            ],
             args=[
                 repr(self.rate),
                 self.burst,
                 max(1, cost),
                 repr(max(0.0, max_wait_s)),
                 repr(FLOOR_FRACTION),
+                max(0, priority),
+                ticket or "",
+                repr(TICKET_GRACE_S),
             ],
         )
-        grant = Grant(bool(int(booked)), float(wait_s), float(rate), float(at))
+        grant = Grant(
+            bool(int(booked)),
+            float(wait_s),
+            float(rate),
+            float(at),
+            (given.decode() if isinstance(given, bytes) else str(given)) or None,
+        )
         with self._lock:
             self._observed_rate = grant.rate
         return grant
 
-    def wait(self, cost: int, *, deadline: float | None = None) -> float:
-        """Wait for this send's turn and return how long that took (0.0 when off).
+    def wait(self, cost: int, *, deadline: float | None = None, priority: int = 0) -> float:
+        """Wait for this send's turn in class ``priority`` and return how long that took (0.0
+        when off). A provisional turn is checked again when due, and slept for again if a
+        higher class pushed it.
 
         Raises:
-            RateLimitBacklogError: the turn would come after ``deadline`` (nothing was booked:
+            RateLimitBacklogError: the turn would come after ``deadline`` (nothing is booked:
                 the caller requeues the message), or :meth:`stop` was called.
         """
         if self._redis is None:
             return 0.0
         if self._stopping.is_set():
             raise RateLimitBacklogError(cost, None)
-        remaining = math.inf if deadline is None else deadline - self._clock()
-        grant = self.acquire(cost, max_wait_s=min(max(remaining, 0.0), 1e9))
-        if not grant.booked:
-            # The queue ahead only gets shorter as time passes, never by more than time itself:
-            # this send cannot get its turn in its budget. Hold the slot for the budget (so a
-            # requeued message does not spin through claim/requeue), then give the message back.
-            if remaining > 0:
-                self._sleep(remaining)
-            log.warning(
-                "sms.ratelimit.backlog",
-                cost=cost,
-                wait_s=round(grant.wait_s, 3),
-                rate=round(grant.rate, 3),
+        waited = 0.0
+        ticket: str | None = None
+        while True:
+            remaining = math.inf if deadline is None else deadline - self._clock()
+            grant = self.acquire(
+                cost, max_wait_s=min(max(remaining, 0.0), 1e9), priority=priority, ticket=ticket
             )
-            raise RateLimitBacklogError(cost, grant.wait_s)
-        if grant.wait_s > 0:
-            self._sleep(grant.wait_s)
-            if self._stopping.is_set():
-                raise RateLimitBacklogError(cost, None)
-        return grant.wait_s
+            if not grant.booked:
+                # Asked first: the queue ahead of this class only gets shorter as time passes
+                # (unless a higher class books), never by more than time itself, so this send
+                # cannot get its turn in its budget. Hold the slot for the budget (so a requeued
+                # message does not spin through claim/requeue), then give the message back.
+                # Pushed past its budget while waiting: give it back now, leaving the slot to
+                # the higher-class sends that took the turns.
+                if remaining > 0 and ticket is None:
+                    self._sleep(remaining)
+                log.warning(
+                    "sms.ratelimit.backlog",
+                    cost=cost,
+                    wait_s=round(grant.wait_s, 3),
+                    rate=round(grant.rate, 3),
+                    pushed=ticket is not None,
+                )
+                raise RateLimitBacklogError(cost, grant.wait_s)
+            if ticket is not None and grant.wait_s > 0:
+                log.debug("sms.ratelimit.pushed", cost=cost, wait_s=round(grant.wait_s, 3))
+            if grant.wait_s > 0:
+                self._sleep(grant.wait_s)
+                waited += grant.wait_s
+                if self._stopping.is_set():
+                    self._cancel(grant.ticket)
+                    raise RateLimitBacklogError(cost, None)
+            if grant.ticket is None:
+                return waited
+            ticket = grant.ticket
+
+    def _cancel(self, ticket: str | None) -> None:
+        """Give up a provisional turn (its send will not come for it); if Redis is out of
+        reach, the ticket is dropped by itself :data:`TICKET_GRACE_S` after its turn."""
+        if ticket is None or self._redis is None:
+            return
+        try:
+            with self._redis.pipeline(transaction=True) as pipe:
+                pipe.zrem(keys.RATE_LIMIT_QUEUE, ticket)
+                pipe.zrem(keys.RATE_LIMIT_DUE, ticket)
+                pipe.execute()
+        except REDIS_OUTAGE_ERRORS:
+            log.warning("sms.ratelimit.cancel_failed")
 
     def push_back(self, *, retry_after_s: float | None = None) -> None:
         """AllMySMS answered 429/503: halve the shared rate, hold off for ``Retry-After``."""

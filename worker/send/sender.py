@@ -27,7 +27,7 @@ from worker.allmysms.client import PUSH_BACK_STATUSES, AllMySmsClient, ProviderR
 from worker.allmysms.codes import classify
 from worker.allmysms.payload import build_flux
 from worker.send.crashpoints import crash_point
-from worker.send.ratelimit import RateLimitBacklogError, RateLimiter
+from worker.send.ratelimit import RateLimitBacklogError, RateLimiter, priority_of
 from worker.send.retries import Backoff
 from worker.store.control import Switch
 from worker.store.ledger import Ledger
@@ -62,6 +62,8 @@ class _Send:
     """``time.monotonic()`` when the claim succeeded."""
     cost: int
     """Rate-limit cost of one attempt: segments x recipients."""
+    priority: int
+    """The lane's rate-limit class: urgent turns are booked ahead of default and bulk ones."""
     limit_deadline: float
     """When waiting for a rate-limit turn stops (the send's wait budget)."""
     turn_taken: bool
@@ -143,6 +145,7 @@ class Sender:
             ids=ids,
             started=time.monotonic(),
             cost=request.segments * len(request.recipients),
+            priority=priority_of(request.lane),
             limit_deadline=limit_deadline,
             turn_taken=hold,
             expires_at=claim.expires_at,
@@ -160,6 +163,10 @@ class Sender:
             )
             log.error("sms.send.skipped", state="missing")
             return SendResult("missing")
+        if outcome == State.CANCELLED.value:
+            # Someone cancelled it while queued: this job copy is dropped, nothing to look at.
+            log.info("sms.send.skipped", state=outcome)
+            return SendResult(outcome)
         log.warning("sms.send.skipped", state=outcome)
         return SendResult(outcome)
 
@@ -168,7 +175,7 @@ class Sender:
         leaves a message the reconciler gives back to its lane, not an ``unknown``. Returns
         None once the message may be posted."""
         try:
-            self._limiter.wait(send.cost, deadline=send.limit_deadline)
+            self._limiter.wait(send.cost, deadline=send.limit_deadline, priority=send.priority)
         except RateLimitBacklogError as exc:
             if send.expired() or _past(send.expires_at, send.limit_deadline):
                 return self._expire(send, "while it waited for a rate-limit turn")
@@ -191,7 +198,7 @@ class Sender:
         if send.turn_taken:
             send.turn_taken = False
         else:
-            self._limiter.wait(send.cost, deadline=send.limit_deadline)
+            self._limiter.wait(send.cost, deadline=send.limit_deadline, priority=send.priority)
         if send.expired():
             raise _ExpiredError
         send.attempts += 1

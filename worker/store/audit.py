@@ -1,10 +1,10 @@
 """The audit stream: one Redis stream of operator actions, who did what, when, why, to how many.
 
 Written by the dead-letter desk (requeue, resolve, purge: the CLI and the admin page share it),
-the kill switch (pause and resume, by operators and by workers themselves: actor ``worker
-<name>``), ``smsq purge --phone`` (the erasure record) and ``smsq callbacks --requeue`` (dead
-callbacks sent again: their event ids). Read by ``smsq audit`` and the admin
-page ``/audit``.
+``smsq cancel`` (action ``cancel``), the kill switch (pause and resume, by operators and by
+workers themselves: actor ``worker <name>``), ``smsq purge --phone`` (the erasure record) and
+``smsq callbacks --requeue`` (dead callbacks sent again: their event ids). Read by ``smsq
+audit`` and the admin page ``/audit``.
 
 An entry holds no phone number and no message text: ``targets`` are message keys (the
 producers' own ids) or lanes, and an erasure record holds only counts and a random
@@ -39,8 +39,9 @@ PURGE_DEAD_LETTERS = "dlq.purge"
 PAUSE = "pause"
 RESUME = "resume"
 ERASURE = "erasure"
+CANCEL = "cancel"
 CALLBACK_REQUEUE = "callbacks.requeue"
-ACTIONS = (REQUEUE, RESOLVE, PURGE_DEAD_LETTERS, PAUSE, RESUME, ERASURE, CALLBACK_REQUEUE)
+ACTIONS = (REQUEUE, RESOLVE, PURGE_DEAD_LETTERS, PAUSE, RESUME, ERASURE, CANCEL, CALLBACK_REQUEUE)
 """Every action the stream records (``smsq audit --action``)."""
 TARGETS_MAX = 100
 """Keys or lanes kept in one entry; ``count`` always says how many there were."""

@@ -146,7 +146,7 @@ class DeadLetterDesk:
         """:meth:`requeue` each ref; one audit entry for those requeued."""
         decisions = [self._requeue(ref, actor=actor, dry_run=dry_run) for ref in refs]
         self._audit.record_changes(
-            REQUEUE, actor=actor, targets=_done(decisions, "requeued"), why=why
+            REQUEUE, actor=actor, targets=done_refs(decisions, "requeued"), why=why
         )
         return decisions
 
@@ -212,7 +212,7 @@ class DeadLetterDesk:
         self._audit.record_changes(
             RESOLVE,
             actor=actor,
-            targets=_done(decisions, "resolved"),
+            targets=done_refs(decisions, "resolved"),
             why=f"{'sent' if sent else 'not sent'}: {why}",
         )
         return decisions
@@ -257,7 +257,7 @@ class DeadLetterDesk:
         """:meth:`purge` each ref; one audit entry for those purged."""
         decisions = [self._purge(ref, self.show(ref)[0], dry_run=dry_run) for ref in refs]
         self._audit.record_changes(
-            PURGE_DEAD_LETTERS, actor=actor, targets=_done(decisions, "purged"), why=why
+            PURGE_DEAD_LETTERS, actor=actor, targets=done_refs(decisions, "purged"), why=why
         )
         return decisions
 
@@ -270,7 +270,7 @@ class DeadLetterDesk:
         (recorded in the audit stream like :meth:`purge`)."""
         decision = self._purge(dead_id, self._letter(dead_id), dry_run=False)
         self._audit.record_changes(
-            PURGE_DEAD_LETTERS, actor=actor, targets=_done([decision], "purged"), why=why
+            PURGE_DEAD_LETTERS, actor=actor, targets=done_refs([decision], "purged"), why=why
         )
         return decision
 
@@ -287,7 +287,7 @@ def _part_list(parts: list[tuple[str, str]]) -> str:
     return ", ".join(f"{key} ({state})" for key, state in parts)
 
 
-def _done(decisions: list[Decision], action: str) -> list[str]:
+def done_refs(decisions: list[Decision], action: str) -> list[str]:
     """The refs of the decisions that did ``action`` (not refused, not a dry run)."""
     return [
         ref

@@ -1,0 +1,177 @@
+"""Cancel messages smsq still holds: ``queued`` → ``cancelled``, never sent.
+
+A cancel is one compare-and-set in Lua (``ledger_finish``, expected state ``queued``), the
+same guard a worker's claim takes (``ledger_claim``: ``queued`` → ``sending``). Whichever
+script runs first wins; the other finds the state moved on. So a cancel that meets a worker
+ends in exactly one of ``cancelled`` (nothing posted) or the worker's send, never both. RQ job
+copies of a cancelled message may still wait in their lane: the worker that dequeues one finds
+the message ``cancelled``, claims nothing, posts nothing and records no dead letter.
+
+``cancelled`` is terminal (the key's tombstone says so after the record expires, and a
+``message.final`` callback event carries it) but not a dead letter: it was someone's decision.
+A split message is cancelled part by part: its queued parts are cancelled, and the answer names
+each part it could not cancel and why. Each cancel command that changed something appends one
+``cancel`` entry (who, why, count, keys) to the audit stream.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from producers import keys
+from producers.records import MessageRecord
+from producers.redis_errors import translate_redis_errors
+from producers.states import State
+from producers.store import MessageStore, decoded
+from worker.settings import AUDIT_TTL_S
+from worker.store.audit import CANCEL, AuditLog
+from worker.store.deadletters import Decision, done_refs
+
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    from redis import Redis
+
+    from worker.store.ledger import Ledger
+
+SCAN_COUNT = 1000
+"""Keys asked per ``SCAN`` step while looking for a campaign's messages."""
+CANCELLED = "cancelled"
+REFUSED = "refused"
+NOT_FOUND = "no message with that key"
+_WHY_NOT = {
+    State.SENDING: "is sending: a worker claimed it and may be talking to AllMySMS; it cannot "
+    "be cancelled any more",
+    State.SCHEDULED: "accepted by AllMySMS as deferred; cancelling it there (deleteCampaign) is "
+    "not built yet",
+    State.SENT: "is sent: AllMySMS accepted it; it cannot be cancelled",
+    State.PARTIAL: "is partial: AllMySMS accepted it for some recipients; it cannot be cancelled",
+    State.CANCELLED: "is already cancelled",
+    State.UNKNOWN: "is unknown: it may have been sent; it is no longer queued, nothing to cancel",
+}
+
+
+def cancel_refusal(record: MessageRecord) -> str | None:
+    """Why ``record`` cannot be cancelled, or None when it (for a split message: at least one
+    of its parts) is ``queued``."""
+    if record.part_ids:
+        parts = [(p.get("key") or "?", p["state"]) for p in record.parts]
+        if any(state == State.QUEUED.value for _, state in parts):
+            return None
+        listed = ", ".join(f"{key} ({state})" for key, state in parts)
+        return f"none of its {len(parts)} parts is queued: {listed}"
+    if record.state is State.QUEUED:
+        return None
+    return _WHY_NOT.get(
+        record.state, f"is {record.state.value}: it is no longer queued, nothing to cancel"
+    )
+
+
+class Canceller:
+    """Cancels queued messages (and queued parts of split ones), recorded in the audit stream."""
+
+    def __init__(self, connection: Redis, ledger: Ledger, *, audit_ttl_s: int = AUDIT_TTL_S):
+        self._redis = connection
+        self._store = MessageStore(connection)
+        self._ledger = ledger
+        self._audit = AuditLog(connection, ttl_s=audit_ttl_s)
+
+    def cancel_many(
+        self, refs: Iterable[str], *, actor: str, why: str, dry_run: bool = False
+    ) -> list[Decision]:
+        """Cancel each key in ``refs``; one audit entry (action ``cancel``) for those cancelled.
+
+        Args:
+            refs: message keys (a split message's key, or one of its parts' keys).
+            actor: who decides, recorded in each message's history and in the audit stream.
+            why: why, recorded the same way.
+            dry_run: say what would happen, change nothing.
+        """
+        decisions = [
+            self._cancel(ref, actor=actor, why=why, dry_run=dry_run) for ref in dict.fromkeys(refs)
+        ]
+        with translate_redis_errors(self._redis):
+            self._audit.record_changes(
+                CANCEL, actor=actor, targets=done_refs(decisions, CANCELLED), why=why
+            )
+        return decisions
+
+    def cancel(self, ref: str, *, actor: str, why: str, dry_run: bool = False) -> Decision:
+        """Cancel one message by its key (see :meth:`cancel_many`)."""
+        return self.cancel_many([ref], actor=actor, why=why, dry_run=dry_run)[0]
+
+    def campaign_keys(self, campaign: str) -> list[str]:
+        """Keys of the campaign's messages that hold something to cancel (queued, or split
+        with a queued part), sorted; parts are reached through their split message."""
+        found = []
+        with translate_redis_errors(self._redis):
+            for raw_key in self._redis.scan_iter(match=keys.message("*"), count=SCAN_COUNT):
+                name = decoded(raw_key)
+                if ":" in name.removeprefix(keys.MESSAGE_PREFIX):
+                    continue  # history and other per-message keys
+                found.append(name.removeprefix(keys.MESSAGE_PREFIX))
+        records = self._store.get_many_by_id(list(found))
+        return sorted(
+            r.key
+            for r in records
+            if r is not None
+            and r.parent is None
+            and r.request.get("campaign") == campaign
+            and cancel_refusal(r) is None
+        )
+
+    def _cancel(self, ref: str, *, actor: str, why: str, dry_run: bool) -> Decision:
+        record = self._store.get(ref)
+        if record is None:
+            return Decision(ref, REFUSED, NOT_FOUND, dry_run)
+        refusal = cancel_refusal(record)
+        if refusal:
+            return Decision(record.key, REFUSED, refusal, dry_run)
+        if record.part_ids:
+            return self._cancel_parts(record, actor=actor, why=why, dry_run=dry_run)
+        if dry_run:
+            return Decision(record.key, CANCELLED, "would be cancelled (it is queued)", True)
+        if not self._finish(record, actor=actor, why=why):
+            now = self._store.get_by_id(record.message_id)
+            state = now.state.value if now else "gone"
+            return Decision(record.key, REFUSED, f"state changed meanwhile to {state}")
+        return Decision(record.key, CANCELLED, f"cancelled by {actor}: {why}")
+
+    def _cancel_parts(
+        self, parent: MessageRecord, *, actor: str, why: str, dry_run: bool
+    ) -> Decision:
+        parts = [(p.get("key") or "?", p["state"]) for p in parent.parts]
+        chosen = [key for key, state in parts if state == State.QUEUED.value]
+        left = [(key, state) for key, state in parts if state != State.QUEUED.value]
+        if dry_run:
+            detail = f"would cancel {len(chosen)} of {len(parts)} parts: {', '.join(chosen)}"
+            return Decision(parent.key, CANCELLED, detail + _not_cancelled(left), True)
+        done = [self._cancel(key, actor=actor, why=why, dry_run=False) for key in chosen]
+        cancelled = [d.ref for d in done if d.action == CANCELLED]
+        raced = [(d.ref, d.detail) for d in done if d.action != CANCELLED]
+        detail = f"cancelled {len(cancelled)} of {len(parts)} parts: {', '.join(cancelled) or '-'}"
+        return Decision(
+            parent.key,
+            CANCELLED if cancelled else REFUSED,
+            detail + _not_cancelled(left, raced),
+            changed=tuple(cancelled),
+        )
+
+    def _finish(self, record: MessageRecord, *, actor: str, why: str) -> bool:
+        return self._ledger.finish(
+            record.message_id,
+            State.CANCELLED,
+            {"cancelled_by": actor, "cancel_reason": why},
+            expected=State.QUEUED,
+            reason=f"cancelled by {actor}: {why}",
+            actor=actor,
+            record={"key": record.key, "lane": record.lane, "job_id": ""},
+        )
+
+
+def _not_cancelled(left: list[tuple[str, str]], raced: list[tuple[str, str]] | None = None) -> str:
+    """The parts a split message's cancel left alone, each with why."""
+    reasons = [f"{key} ({_WHY_NOT.get(State(state), f'is {state}')})" for key, state in left]
+    reasons += [f"{key} ({detail})" for key, detail in raced or []]
+    return f"; not cancelled: {'; '.join(reasons)}" if reasons else ""
