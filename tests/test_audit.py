@@ -269,8 +269,8 @@ def test_admin_audit_page_needs_login_and_shows_web_actions(admin: str, redis: R
     assert [row[1] for row in audit_rows(only.text)] == ["pause"]
     assert bad.status_code == 400
     assert (
-        "Filter action: must be one of dlq.requeue, dlq.resolve, dlq.purge, pause, resume, erasure"
-        in bad.text
+        "Filter action: must be one of dlq.requeue, dlq.resolve, dlq.purge, pause, resume, "
+        "erasure, cancel, callbacks.requeue" in bad.text
     )
 
 

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import threading
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -15,6 +18,7 @@ from producers import keys
 from producers.callbacks import verify_callback
 from producers.enqueue import Producer
 from producers.states import State
+from tests.helpers.processes import ROOT
 from worker.callbacks.dispatcher import Dispatcher
 from worker.settings import ProducerAccount, Secret, Settings
 from worker.store.ledger import Ledger
@@ -159,3 +163,55 @@ def deliver_all(dispatcher: Dispatcher) -> list[str]:
 
 def metric(redis: Redis, name: str) -> int:
     return int(redis.hget(keys.METRICS, name) or 0)
+
+
+def make_dead(
+    redis: Redis, *, reason: str, status: int | None = None, attempts: int = 1
+) -> list[str]:
+    """Give up on every due event the way a dispatcher does (``reason``); their ids."""
+    outbox = Dispatcher(settings(), redis).outbox
+    ids = []
+    while (pending := outbox.take()) is not None:
+        outbox.dead(pending.event_id, reason=reason, attempts=attempts, http_status=status)
+        ids.append(pending.event_id)
+    return ids
+
+
+def callbacks_env(redis_url: str, **overrides: str) -> dict[str, str]:
+    """The environment of a real ``smsq callbacks`` process against the test redis-server."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SMSQ_", "ALLMYSMS_"))}
+    env.update(
+        {
+            "REDIS_URL": redis_url,
+            "SMSQ_CALLBACK_SECRET": CALLBACK_SECRET,
+            "SMSQ_PRODUCERS": json.dumps(
+                [
+                    {
+                        "login": "shop",
+                        "api_key": "shop-api-key-0123456789",
+                        "callback_secret": SHOP_SECRET,
+                    }
+                ]
+            ),
+            "SMSQ_CALLBACK_TIMEOUT_S": "1",
+            "SMSQ_IDLE_WAIT_S": "0.1",
+            "SMSQ_LOG_FORMAT": "json",
+            "SMSQ_CALLBACK_ALLOWED_NETWORKS": LOOPBACK,
+            "PYTHONPATH": str(ROOT),
+        }
+    )
+    env.update(overrides)
+    return env
+
+
+def run_callbacks(redis_url: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """Run ``smsq callbacks ARGS`` to completion as a real process."""
+    return subprocess.run(
+        [sys.executable, "-m", "worker", "callbacks", *args],
+        env=callbacks_env(redis_url),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+        check=False,
+    )

@@ -115,7 +115,7 @@ EVENT_COUNTERS = {
     "smsq_callbacks": (
         "Signed callbacks to producers",
         "result",
-        ("enqueued", "delivered", "retried", "dead"),
+        ("enqueued", "delivered", "retried", "dead", "requeued"),
         "callbacks_",
     ),
 }

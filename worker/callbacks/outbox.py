@@ -66,7 +66,8 @@ class Pending:
 
 @dataclass(frozen=True, slots=True)
 class DeadCallback:
-    """A callback given up on: kept for operators (``smsq callbacks --dead``)."""
+    """A callback given up on: kept for operators (``smsq callbacks --dead``), sent again by
+    ``smsq callbacks --requeue`` (:mod:`worker.callbacks.requeue`)."""
 
     event_id: str
     url: str
@@ -75,11 +76,14 @@ class DeadCallback:
     attempts: int
     at: float
     http_status: int | None
+    producer: str = ""
+    """The producer account (login) of the request; "" when it named none."""
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "event_id": self.event_id,
             "url": self.url,
+            "producer": self.producer,
             "event": self.event,
             "reason": self.reason,
             "attempts": self.attempts,
@@ -185,6 +189,7 @@ def dead_callbacks(connection: Redis, *, limit: int = 100) -> list[DeadCallback]
                 attempts=int(info["attempts"]),
                 at=float(info["at"]),
                 http_status=info.get("http_status"),
+                producer=envelope.get("producer") or "",
             )
         )
     return out

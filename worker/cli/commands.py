@@ -142,7 +142,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     status.set_defaults(handler=_status)
 
-    from worker.cli.operator import add_commands, default_operator
+    from worker.cli.operator import _moment, add_commands, default_operator
 
     add_commands(sub)
 
@@ -206,15 +206,54 @@ def _parser() -> argparse.ArgumentParser:
     replies.add_argument("--json", action="store_true", help="print the replies as JSON")
     replies.set_defaults(handler=_replies)
 
-    callbacks = sub.add_parser("callbacks", help="deliver signed callbacks to producers")
+    callbacks = sub.add_parser(
+        "callbacks",
+        help="deliver signed callbacks to producers",
+        description="Deliver callback events until stopped. With --dead: list the dead ones. "
+        "With --requeue: put dead ones (the EVENT_IDs, and every one the filters match) back "
+        "in the outbox, same event id, fresh attempt budget; --dry-run first to see which.",
+    )
     callbacks.add_argument("--threads", type=int, default=4, help="deliveries in flight at once")
     callbacks.add_argument("--burst", action="store_true", help="exit when nothing is due")
-    callbacks.add_argument(
+    mode = callbacks.add_mutually_exclusive_group()
+    mode.add_argument(
         "--dead",
         action="store_true",
         help="list dead callbacks (given up on) instead, newest first",
     )
-    callbacks.add_argument("--json", action="store_true", help="with --dead: print JSON")
+    mode.add_argument(
+        "--requeue",
+        action="store_true",
+        help="send dead callbacks again: the EVENT_IDs and all the filters match",
+    )
+    callbacks.add_argument(
+        "event_ids", nargs="*", metavar="EVENT_ID", help="with --requeue: dead callbacks' ids"
+    )
+    callbacks.add_argument("--reason", help="with --requeue: all whose reason contains this text")
+    callbacks.add_argument(
+        "--since", type=_moment, help="with --requeue: all dead at or after (ISO-8601 with offset)"
+    )
+    callbacks.add_argument(
+        "--until", type=_moment, help="with --requeue: all dead at or before (ISO-8601 with offset)"
+    )
+    callbacks.add_argument(
+        "--producer", help="with --requeue: all of this producer account (login)"
+    )
+    callbacks.add_argument("--host", help="with --requeue: all whose callback URL has this host")
+    callbacks.add_argument(
+        "--dry-run", action="store_true", help="with --requeue: say what would be requeued"
+    )
+    callbacks.add_argument(
+        "--by", default=default_operator(), help="with --requeue: who decides (recorded)"
+    )
+    callbacks.add_argument(
+        "--why", default="", help="with --requeue: why (recorded in the audit stream)"
+    )
+    callbacks.add_argument(
+        "--json",
+        action="store_true",
+        help="with --dead: print JSON; with --requeue: one JSON object per line",
+    )
     callbacks.set_defaults(handler=_callbacks)
 
     demo = sub.add_parser("demo", help="run everything locally end to end and print outcomes")
@@ -591,8 +630,16 @@ def _callbacks(args: argparse.Namespace) -> int:
     from worker.callbacks.outbox import dead_callbacks
     from worker.settings import Settings
 
+    requeue_only = ("event_ids", "reason", "since", "until", "producer", "host")
+    if not args.requeue:
+        for name in (*requeue_only, "dry_run"):
+            if getattr(args, name):
+                option = "EVENT_ID" if name == "event_ids" else f"--{name.replace('_', '-')}"
+                raise ConfigError(option, "only goes with --requeue")
     settings = Settings.from_env()
     connection = connect(settings.producer)
+    if args.requeue:
+        return _requeue_callbacks(args, connection)
     if args.dead:
         _ping(connection)
         dead = [d.as_dict() for d in dead_callbacks(connection)]
@@ -617,6 +664,39 @@ def _callbacks(args: argparse.Namespace) -> int:
         signal.signal(sig, lambda _signum, _frame: stop.set())
     run_dispatchers(settings, connection, stop, threads=args.threads, burst=args.burst)
     return EXIT_OK
+
+
+def _requeue_callbacks(args: argparse.Namespace, connection: Any) -> int:
+    from worker.callbacks.requeue import CallbackRequeue, DeadQuery
+    from worker.settings import read_audit_ttl_s
+
+    query = DeadQuery(
+        reason=args.reason,
+        since=args.since,
+        until=args.until,
+        producer=args.producer,
+        host=args.host,
+    )
+    if not args.event_ids and query.is_empty():
+        raise ConfigError(
+            "--requeue", "name dead callbacks' event ids, or give filters (--reason, --since...)"
+        )
+    _ping(connection)
+    done = CallbackRequeue(connection, audit_ttl_s=read_audit_ttl_s()).requeue(
+        args.event_ids, query, actor=args.by, why=args.why, dry_run=args.dry_run
+    )
+    for item in done:
+        print(
+            dumps_json(item.as_dict())
+            if args.json
+            else printable(
+                f"{item.event_id}: {item.action}{' (dry run)' if item.dry_run else ''}"
+                f" - {item.detail}"
+            )
+        )
+    if not done:
+        print("nothing matches", file=sys.stderr)
+    return EXIT_OK if all(d.action != "refused" for d in done) else EXIT_REFUSED
 
 
 def _require_web(command: str) -> None:

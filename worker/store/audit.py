@@ -2,8 +2,9 @@
 
 Written by the dead-letter desk (requeue, resolve, purge: the CLI and the admin page share it),
 ``smsq cancel`` (action ``cancel``), the kill switch (pause and resume, by operators and by
-workers themselves: actor ``worker <name>``) and ``smsq purge --phone`` (the erasure record).
-Read by ``smsq audit`` and the admin page ``/audit``.
+workers themselves: actor ``worker <name>``), ``smsq purge --phone`` (the erasure record) and
+``smsq callbacks --requeue`` (dead callbacks sent again: their event ids). Read by ``smsq
+audit`` and the admin page ``/audit``.
 
 An entry holds no phone number and no message text: ``targets`` are message keys (the
 producers' own ids) or lanes, and an erasure record holds only counts and a random
@@ -39,7 +40,8 @@ PAUSE = "pause"
 RESUME = "resume"
 ERASURE = "erasure"
 CANCEL = "cancel"
-ACTIONS = (REQUEUE, RESOLVE, PURGE_DEAD_LETTERS, PAUSE, RESUME, ERASURE, CANCEL)
+CALLBACK_REQUEUE = "callbacks.requeue"
+ACTIONS = (REQUEUE, RESOLVE, PURGE_DEAD_LETTERS, PAUSE, RESUME, ERASURE, CANCEL, CALLBACK_REQUEUE)
 """Every action the stream records (``smsq audit --action``)."""
 TARGETS_MAX = 100
 """Keys or lanes kept in one entry; ``count`` always says how many there were."""
@@ -58,7 +60,8 @@ class AuditEntry:
     count: int = 0
     """How many items the action changed (messages, dead letters, lanes, erased items)."""
     targets: tuple[str, ...] = ()
-    """Message keys, dead-letter ids or lanes (at most :data:`TARGETS_MAX`); none for erasure."""
+    """Message keys, dead-letter ids, lanes or callback event ids (at most :data:`TARGETS_MAX`);
+    none for erasure."""
     counts: Mapping[str, int] = field(default_factory=dict)
     """Erasure only: how many items of each kind were erased."""
     erasure_id: str = ""

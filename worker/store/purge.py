@@ -162,17 +162,32 @@ class Purger:
 
     def _purge_callbacks(self, target: str, report: PurgeReport, dry_run: bool) -> None:
         """Waiting callback events (and dead ones of earlier versions, whose envelope stayed in
-        the events hash), then dead callbacks."""
+        the events hash), then dead callbacks, then the waiting events not seen the first time
+        (a dead callback requeued by ``smsq callbacks --requeue`` meanwhile has left the dead
+        ones before they were read)."""
+        seen: set[str] = set()
+        self._purge_pending(target, report, dry_run, seen)
+        self._purge_dead(target, report, dry_run)
+        self._purge_pending(target, report, dry_run, seen)
+
+    def _purge_pending(
+        self, target: str, report: PurgeReport, dry_run: bool, seen: set[str]
+    ) -> None:
+        """Waiting events not in ``seen`` (which gets their ids)."""
         pending = [
             (decoded(event_id), decoded(envelope))
             for event_id, envelope in self._redis.hscan_iter(keys.CALLBACK_EVENTS, count=SCAN_COUNT)
+            if decoded(event_id) not in seen
         ]
         for event_id, envelope in pending:
+            seen.add(event_id)
             outcome = self._erase_event(event_id, "pending", envelope, target, report, dry_run)
             if outcome == "deleted":
                 report.deleted_callback_events += 1
             elif outcome == "redacted":
                 report.redacted_callback_events += 1
+
+    def _purge_dead(self, target: str, report: PurgeReport, dry_run: bool) -> None:
         pattern = keys.dead_callback("*")
         for raw_key in self._redis.scan_iter(match=pattern, count=SCAN_COUNT):
             raw = self._redis.hget(raw_key, "envelope")
