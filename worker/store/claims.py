@@ -58,6 +58,20 @@ def iso(unix_s: float | None) -> str | None:
     return datetime.fromtimestamp(unix_s, UTC).isoformat(timespec="seconds")
 
 
+def live_workers(connection: Redis) -> list[str]:
+    """Names of the workers RQ lists whose alive key still exists (a killed worker stays in
+    RQ's set until its cleanup, but its alive key expires)."""
+    names = [
+        decoded(m).removeprefix(keys.RQ_WORKER_PREFIX) for m in connection.smembers(keys.RQ_WORKERS)
+    ]
+    if not names:
+        return []
+    pipe = connection.pipeline(transaction=False)
+    for name in names:
+        pipe.exists(keys.alive(name))
+    return [name for name, alive in zip(names, pipe.execute(), strict=True) if alive]
+
+
 def claim_of(connection: Redis, message_id: str) -> Claim | None:
     """The claim on a ``sending`` message, or None if nobody holds one."""
     worker_raw, holder = connection.hmget(keys.message(message_id), ["claimed_by", "awaiting_turn"])
@@ -68,14 +82,8 @@ def claim_of(connection: Redis, message_id: str) -> Claim | None:
     pipe.zscore(keys.SENDING, message_id)
     pipe.exists(keys.alive(worker))
     pipe.get(keys.last_beat(worker))
-    pipe.smembers(keys.RQ_WORKERS)
-    claimed_at, alive, beat, members = pipe.execute()
-    others = [decoded(m).removeprefix(keys.RQ_WORKER_PREFIX) for m in members]
-    others = [name for name in others if name != worker]
-    pipe = connection.pipeline(transaction=False)
-    for name in others:
-        pipe.exists(keys.alive(name))
-    live = sum(pipe.execute()) if others else 0
+    claimed_at, alive, beat = pipe.execute()
+    live = len([name for name in live_workers(connection) if name != worker])
     beat_at, dead_after = _beat(decoded(beat) if beat else "")
     return Claim(
         worker=worker,

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from producers import keys
 from producers.contract import LANE_ORDER, queue_name
 from producers.store import decoded
+from worker.store.claims import live_workers
 from worker.store.control import ALL_LANES, Switch
 
 
@@ -177,16 +178,13 @@ def intake_stats(connection: Redis, now: float) -> IntakeStats:
     pipe.llen(keys.INTAKE)
     pipe.lindex(keys.INTAKE, 0)
     pipe.get(keys.INTAKE_HEAD_SEEN)
-    pipe.smembers(keys.RQ_WORKERS)
     pipe.llen(keys.INTAKE_PROCESSING)
-    depth, head, seen, workers, legacy = pipe.execute()
-    names = [decoded(w).removeprefix(keys.RQ_WORKER_PREFIX) for w in workers]
+    depth, head, seen, legacy = pipe.execute()
+    names = live_workers(connection)
     pipe = connection.pipeline(transaction=False)
     for name in names:
-        pipe.exists(keys.alive(name))
         pipe.llen(keys.intake_processing(name))
-    held = pipe.execute() if names else []
-    taken = legacy + sum(n for alive, n in zip(held[::2], held[1::2], strict=True) if alive)
+    taken = legacy + sum(pipe.execute() if names else [])
     if head is None:
         return IntakeStats(depth, taken, None)
     digest = hashlib.sha256(head).hexdigest()[:32]
