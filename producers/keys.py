@@ -61,6 +61,8 @@ SENDING = f"{PREFIX}:sending"
 """Sorted set of message ids claimed for sending, scored by claim time (epoch seconds)."""
 RECONCILE_LOCK = f"{PREFIX}:reconcile:lock"
 METRICS = f"{PREFIX}:metrics"
+BARRIER_TICK = f"{PREFIX}:barrier:tick"
+"""A counter each durability barrier increments before its ``WAIT`` (producers/durability.py)."""
 """Hash of monotonic counters (transitions per state, provider statuses per lane, latency
 histogram buckets, retries, dead letters), read by ``smsq stats`` and ``/metrics``."""
 ADMIN_SESSION_PREFIX = f"{PREFIX}:admin:session:"

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
-from redis import Redis
+from typing import TYPE_CHECKING
 
-from worker.settings import Settings
+from producers.connection import connect
+
+
+if TYPE_CHECKING:
+    from redis import Redis
+
+    from worker.settings import Settings
 
 
 SOCKET_TIMEOUT_S = 30.0
@@ -14,11 +20,12 @@ HEALTH_CHECK_INTERVAL_S = 30
 
 
 def redis_from_settings(settings: Settings) -> Redis:
-    """A client for ``REDIS_URL`` (``redis://``, ``rediss://`` for TLS, user:password allowed)."""
-    return Redis.from_url(
-        settings.producer.redis_url,
-        socket_timeout=SOCKET_TIMEOUT_S,
-        socket_connect_timeout=CONNECT_TIMEOUT_S,
-        health_check_interval=HEALTH_CHECK_INTERVAL_S,
+    """A client for ``REDIS_URL`` (``redis://``, ``rediss://`` for TLS, user:password allowed),
+    or for the primary the sentinels of ``SMSQ_REDIS_SENTINELS`` name."""
+    return connect(
+        settings.producer,
+        socket_timeout_s=SOCKET_TIMEOUT_S,
+        connect_timeout_s=CONNECT_TIMEOUT_S,
+        health_check_interval_s=HEALTH_CHECK_INTERVAL_S,
         retry_on_timeout=False,
     )
