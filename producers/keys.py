@@ -60,6 +60,10 @@ WAKE = f"{PREFIX}:wake"
 SENDING = f"{PREFIX}:sending"
 """Sorted set of message ids claimed for sending, scored by claim time (epoch seconds)."""
 RECONCILE_LOCK = f"{PREFIX}:reconcile:lock"
+CREDITS = f"{PREFIX}:credits"
+"""Hash: the last known AllMySMS balance (``credits``), when (``at``, epoch s) and from where
+(``source``: getInfo or sendSms), and ``low`` (1 while at or below the threshold)."""
+CREDITS_LOCK = f"{PREFIX}:credits:lock"
 METRICS = f"{PREFIX}:metrics"
 """Hash of monotonic counters (transitions per state, provider statuses per lane, latency
 histogram buckets, retries, dead letters), read by ``smsq stats`` and ``/metrics``."""

@@ -12,6 +12,7 @@ from redis import Redis
 
 from worker.allmysms.client import AllMySmsClient
 from worker.connections import redis_from_settings
+from worker.send.credits import CreditsWatch
 from worker.send.ratelimit import RateLimiter
 from worker.send.retries import send_retrying
 from worker.send.sender import Sender
@@ -28,6 +29,7 @@ class Runtime:
     client: AllMySmsClient
     ledger: Ledger
     sender: Sender
+    credits: CreditsWatch | None = None
 
     def close(self) -> None:
         """Close the HTTP client's connections (Redis's pool closes with the process)."""
@@ -42,11 +44,20 @@ def build_runtime(
     http = client or AllMySmsClient.from_settings(settings)
     name = f"{socket.gethostname()}.{os.getpid()}.{secrets.token_hex(3)}"
     ledger = Ledger(connection, ttl_s=settings.producer.outcome_ttl_s, worker_name=name)
+    watch = CreditsWatch(
+        connection,
+        http,
+        interval_s=settings.credits_poll_interval_s,
+        low=settings.credits_low,
+        auto_resume=settings.credits_auto_resume,
+        by=name,
+    )
     sender = Sender(
         ledger=ledger,
         client=http,
         retrying=partial(send_retrying, settings),
         switch=Switch(connection, audit_ttl_s=settings.audit_ttl_s),
         limiter=RateLimiter.from_settings(settings, connection),
+        on_credits=lambda credits: watch.observe(credits, source="sendSms"),
     )
-    return Runtime(settings, name, connection, http, ledger, sender)
+    return Runtime(settings, name, connection, http, ledger, sender, watch)
