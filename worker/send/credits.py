@@ -17,6 +17,7 @@ import structlog
 from producers import keys
 from producers.contract import Lane
 from producers.errors import SmsqError
+from worker.settings import AUDIT_TTL_S
 from worker.store.control import Switch
 from worker.store.credits import Balance, CreditsStore
 
@@ -43,11 +44,12 @@ class CreditsWatch:
         low: int,
         auto_resume: bool,
         by: str,
+        audit_ttl_s: int = AUDIT_TTL_S,
     ) -> None:
         self._redis = connection
         self._client = client
         self._store = CreditsStore(connection)
-        self._switch = Switch(connection)
+        self._switch = Switch(connection, audit_ttl_s=audit_ttl_s)
         self._interval_s = interval_s
         self._low = low
         self._auto_resume = auto_resume

@@ -51,6 +51,7 @@ def build_runtime(
         low=settings.credits_low,
         auto_resume=settings.credits_auto_resume,
         by=name,
+        audit_ttl_s=settings.audit_ttl_s,
     )
     sender = Sender(
         ledger=ledger,
