@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 
 import httpx
@@ -12,9 +13,14 @@ from producers import keys
 from producers.enqueue import Producer
 from producers.errors import NotSentError, OutcomeUnknownError
 from producers.store import MessageStore
+from tests.helpers.admin import admin_settings, log_in
 from tests.helpers.processes import API_KEY, LOGIN, Workers
 from tests.helpers.redis_dump import redis_dump
+from worker.admin import create_app
+from worker.admin.metrics import render
+from worker.admin.server import running
 from worker.allmysms.client import AllMySmsClient
+from worker.dev.redis_server import RedisServer, free_port
 from worker.sandbox import SandboxProvider
 from worker.send.credits import REASON_PREFIX, CreditsWatch
 from worker.settings import Secret
@@ -263,3 +269,34 @@ def test_worker_survives_a_failing_get_info(
     assert record is not None
     assert record.state == "sent"
     assert API_KEY not in run.log + again.log
+
+
+def test_balance_in_stats_metrics_and_admin_overview(
+    redis: Redis, redis_server: RedisServer, sandbox: SandboxProvider, workers: Workers
+) -> None:
+    """What a real worker's poll stored: ``smsq stats`` (text and JSON), /metrics, the admin
+    overview; before any poll, nothing pretends to know."""
+    assert json.loads(workers.smsq("stats", "--json").stdout)["credits"] is None
+    assert "credits: - (not known yet: see SMSQ_CREDITS_POLL_INTERVAL_S)" in (
+        workers.smsq("stats").stdout.splitlines()
+    )
+    assert "smsq_credits" not in render(redis).decode()
+    sandbox.set_credits(340)
+    assert workers.run_burst(SMSQ_CREDITS_POLL_INTERVAL_S="5").returncode == 0
+
+    stats = json.loads(workers.smsq("stats", "--json").stdout)["credits"]
+    assert (stats["balance"], stats["source"]) == (340, "getInfo")
+    assert 0 <= stats["age_s"] < 30
+    [line] = [x for x in workers.smsq("stats").stdout.splitlines() if x.startswith("credits:")]
+    assert line.startswith("credits: 340 (22 SMS to France), from getInfo ")
+    assert line.endswith(" s ago")
+    metrics = render(redis).decode().splitlines()
+    assert "smsq_credits 340.0" in metrics
+    [age] = [m for m in metrics if m.startswith("smsq_credits_age_seconds ")]
+    assert 0 <= float(age.split()[1]) < 30
+    app = create_app(admin_settings(redis_server.url), redis)
+    with running(app, port=free_port()) as base_url, httpx.Client(base_url=base_url) as http:
+        log_in(http)
+        page = http.get("/").text
+    assert "<th>AllMySMS credits</th>" in page
+    assert "340 (22 SMS to France), from getInfo" in page

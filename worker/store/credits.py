@@ -18,6 +18,10 @@ if TYPE_CHECKING:
     from redis import Redis
 
 
+CREDITS_PER_FR_SMS = 15
+"""What one SMS segment to a French number costs (AllMySMS ``getCreditsByCountryIsoCode`` FR)."""
+
+
 @dataclass(frozen=True, slots=True)
 class Balance:
     credits: int
@@ -25,6 +29,11 @@ class Balance:
     """When it was learnt (epoch seconds)."""
     source: str
     """``getInfo`` or ``sendSms``."""
+
+    @property
+    def fr_sms_left(self) -> int:
+        """How many SMS segments to France the balance still pays for."""
+        return self.credits // CREDITS_PER_FR_SMS
 
     def age_s(self, now: float | None = None) -> float:
         return max((time.time() if now is None else now) - self.at, 0.0)
