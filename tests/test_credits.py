@@ -14,7 +14,7 @@ from producers.enqueue import Producer
 from producers.errors import NotSentError, OutcomeUnknownError
 from producers.store import MessageStore
 from tests.helpers.admin import admin_settings, log_in
-from tests.helpers.processes import API_KEY, LOGIN, Workers
+from tests.helpers.processes import API_KEY, LOGIN, Workers, wait_for
 from tests.helpers.redis_dump import redis_dump
 from worker.admin import create_app
 from worker.admin.metrics import render
@@ -300,3 +300,37 @@ def test_balance_in_stats_metrics_and_admin_overview(
         page = http.get("/").text
     assert "<th>AllMySMS credits</th>" in page
     assert "340 (22 SMS to France), from getInfo" in page
+
+
+def test_running_worker_pauses_then_auto_resumes_but_never_an_operator_pause(
+    redis: Redis, sandbox: SandboxProvider, workers: Workers
+) -> None:
+    """A long-running worker on its schedule: the balance falls to the threshold (bulk paused by
+    the worker), comes back (resumed by it); an operator's pause across the same swing stays."""
+    sandbox.set_credits(20)
+    workers.start(
+        SMSQ_CREDITS_POLL_INTERVAL_S="0.3",
+        SMSQ_CREDITS_LOW="100",
+        SMSQ_CREDITS_AUTO_RESUME="1",
+        SMSQ_IDLE_WAIT_S="0.1",
+    )
+    switch = Switch(redis)
+    wait_for(lambda: [p.lane for p in switch.paused()] == ["bulk"], what="the credits pause")
+    (pause,) = switch.paused()
+    assert pause.reason.startswith(REASON_PREFIX)
+    sandbox.set_credits(500)
+    wait_for(lambda: switch.paused() == [], what="the auto-resume")
+
+    switch.pause("bulk", reason="campaign on hold", by="alice")
+    sandbox.set_credits(20)
+    wait_for(lambda: redis.hget(keys.CREDITS, "low") == b"1", what="the low balance")
+    sandbox.set_credits(500)
+    wait_for(lambda: redis.hget(keys.CREDITS, "low") is None, what="the balance back")
+    # The resume decision is taken in the same check that clears "low": it has been made.
+    (kept,) = switch.paused()
+    assert (kept.by, kept.reason) == ("alice", "campaign on hold")
+    actions = [(e.action, e.actor) for e in AuditLog(redis, ttl_s=3600).entries()]
+    # Newest first: alice's pause, then the worker's resume and its pause.
+    assert [a for a, _ in actions] == ["pause", "resume", "pause"]
+    assert actions[0] == ("pause", "alice")
+    assert actions[2][1] == actions[1][1] == pause.by != "alice"
