@@ -31,6 +31,10 @@ WORKER_DEAD_AFTER_S = 30.0
 """A worker that has not refreshed its alive key for this long is dead: its in-flight send
 becomes ``unknown`` and the jobs it held go back to their lane."""
 RECONCILE_INTERVAL_S = 10.0
+CREDITS_POLL_INTERVAL_S = 0.0
+"""How often one live worker asks AllMySMS ``getInfo`` for the balance (0: never)."""
+CREDITS_LOW = 0
+"""At or below this many credits the bulk lane is paused (0: no threshold)."""
 INTAKE_MAX_BYTES = 1 << 20
 """Largest intake entry read (1 MiB: 10,000 recipients with params fit)."""
 """How often some live worker looks for dead workers' messages and stuck jobs."""
@@ -185,6 +189,9 @@ class Settings:
     send_slots: int = SEND_SLOTS
     worker_dead_after_s: float = WORKER_DEAD_AFTER_S
     reconcile_interval_s: float = RECONCILE_INTERVAL_S
+    credits_poll_interval_s: float = CREDITS_POLL_INTERVAL_S
+    credits_low: int = CREDITS_LOW
+    credits_auto_resume: bool = False
     intake_max_bytes: int = INTAKE_MAX_BYTES
     crash_at: str = ""
     """Testing only: a named point where the worker process kills itself (``os._exit``)."""
@@ -291,6 +298,11 @@ class Settings:
             reconcile_interval_s=read_float(
                 env, "SMSQ_RECONCILE_INTERVAL_S", RECONCILE_INTERVAL_S, minimum=0.1
             ),
+            credits_poll_interval_s=read_float(
+                env, "SMSQ_CREDITS_POLL_INTERVAL_S", CREDITS_POLL_INTERVAL_S, minimum=0
+            ),
+            credits_low=read_int(env, "SMSQ_CREDITS_LOW", CREDITS_LOW, minimum=0),
+            credits_auto_resume=read_bool(env, "SMSQ_CREDITS_AUTO_RESUME", default=False),
             intake_max_bytes=read_int(
                 env, "SMSQ_INTAKE_MAX_BYTES", INTAKE_MAX_BYTES, minimum=1024, maximum=64 << 20
             ),

@@ -74,6 +74,17 @@ class SmsqCollector(Collector):
             "How long the intake's first entry has been seen waiting (0 when empty)",
             value=stats.intake.oldest_seen_s or 0.0,
         )
+        if stats.credits is not None:
+            yield GaugeMetricFamily(
+                "smsq_credits",
+                "Last known AllMySMS credits balance (getInfo or a sendSms answer)",
+                value=stats.credits.credits,
+            )
+            yield GaugeMetricFamily(
+                "smsq_credits_age_seconds",
+                "How old smsq_credits is",
+                value=stats.credits_age_s or 0.0,
+            )
         depth = GaugeMetricFamily("smsq_queue_depth", "Jobs waiting per lane", labels=["lane"])
         age = GaugeMetricFamily(
             "smsq_queue_oldest_age_seconds", "Age of the oldest waiting job", labels=["lane"]

@@ -279,6 +279,17 @@ def render_audit(entries: list[AuditEntry]) -> str:
     return printable_lines(lines)
 
 
+def render_credits(stats: Stats) -> str:
+    """``credits: 340 (22 SMS to France), from getInfo 12.3 s ago``, or why it is unknown."""
+    if stats.credits is None:
+        return "credits: - (not known yet: see SMSQ_CREDITS_POLL_INTERVAL_S)"
+    balance = stats.credits
+    return (
+        f"credits: {balance.credits} ({balance.fr_sms_left} SMS to France), "
+        f"from {balance.source} {stats.credits_age_s or 0.0:.1f} s ago"
+    )
+
+
 def render_stats(stats: Stats) -> str:
     lines = ["LANE     DEPTH  OLDEST(s)  TAKEN  PAUSED"]
     for lane in stats.lanes:
@@ -307,6 +318,7 @@ def render_stats(stats: Stats) -> str:
         if mean is not None
         else "provider latency: -"
     )
+    lines.append(render_credits(stats))
     lines.append(
         f"retries: {stats.counters.get('retries', 0)}   "
         f"requeued: {stats.counters.get('requeued', 0)}"

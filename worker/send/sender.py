@@ -100,12 +100,25 @@ class Sender:
         retrying: Callable[[], tenacity.Retrying],
         switch: Switch,
         limiter: RateLimiter | None = None,
+        on_credits: Callable[[int], object] | None = None,
     ) -> None:
+        self._on_credits = on_credits
+        """Called with ``credits`` of every sendSms answer that carries it (the credits watch)."""
         self._ledger = ledger
         self._limiter = limiter or RateLimiter(None, segments_per_s=0)
         self._client = client
         self._retrying = retrying
         self._switch = switch
+
+    def _credits_seen(self, credits: int | None) -> None:
+        """Feed the balance of an answer to the credits watch; a failure there (Redis) never
+        touches the send's outcome."""
+        if credits is None or self._on_credits is None:
+            return
+        try:
+            self._on_credits(credits)
+        except Exception as exc:  # noqa: BLE001 - the send's outcome matters more than the figure
+            log.warning("sms.credits.unrecorded", error=type(exc).__name__)
 
     def stop_waiting(self) -> None:
         """Warm shutdown: sends waiting for a rate-limit turn give up and requeue their
@@ -249,6 +262,7 @@ class Sender:
         sent_at = time.monotonic()
         try:
             reply = self._client.send(flux)
+            self._credits_seen(reply.credits)
         except ProviderBusyError as exc:
             # HTTP 429 (or 503 + Retry-After): AllMySMS did not process it, so tenacity may
             # retry it without sending twice; the whole fleet slows down.

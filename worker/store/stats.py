@@ -14,6 +14,7 @@ from producers.contract import LANE_ORDER, queue_name
 from producers.store import decoded
 from worker.store.claims import live_workers
 from worker.store.control import ALL_LANES, Switch
+from worker.store.credits import Balance, CreditsStore
 
 
 if TYPE_CHECKING:
@@ -64,6 +65,10 @@ class Stats:
     dead_letters: int
     counters: dict[str, int] = field(default_factory=dict)
     intake: IntakeStats = field(default_factory=lambda: IntakeStats(0, 0, None))
+    credits: Balance | None = None
+    """The last known AllMySMS balance (:mod:`worker.store.credits`), None when never learnt."""
+    credits_age_s: float | None = None
+    """How old ``credits`` was when these stats were read."""
 
     @property
     def states(self) -> dict[str, int]:
@@ -108,6 +113,13 @@ class Stats:
             "states_reached": self.states,
             "provider_statuses": {
                 f"{code}:{lane}": n for (code, lane), n in sorted(self.provider_statuses.items())
+            },
+            "credits": None
+            if self.credits is None
+            else {
+                "balance": self.credits.credits,
+                "age_s": self.credits_age_s,
+                "source": self.credits.source,
             },
             "retries": self.counters.get("retries", 0),
             "requeued": self.counters.get("requeued", 0),
@@ -169,7 +181,16 @@ def collect(connection: Redis) -> Stats:
             )
         )
     counters = {decoded(k): int(v) for k, v in raw[-1].items()}
-    return Stats(lanes, raw[-3], raw[-2], counters, intake_stats(connection, now))
+    balance = CreditsStore(connection).get()
+    return Stats(
+        lanes,
+        raw[-3],
+        raw[-2],
+        counters,
+        intake_stats(connection, now),
+        balance,
+        round(balance.age_s(now), 3) if balance is not None else None,
+    )
 
 
 def intake_stats(connection: Redis, now: float) -> IntakeStats:
