@@ -64,6 +64,8 @@ class Stats:
     dead_letters: int
     counters: dict[str, int] = field(default_factory=dict)
     intake: IntakeStats = field(default_factory=lambda: IntakeStats(0, 0, None))
+    waiting_later: int = 0
+    """Messages ``queued`` for a later retry round (off every lane until it is due)."""
 
     @property
     def states(self) -> dict[str, int]:
@@ -105,6 +107,8 @@ class Stats:
             },
             "sending": self.sending,
             "dead_letters": self.dead_letters,
+            "waiting_later": self.waiting_later,
+            "later_parked": self.counters.get("later_parked", 0),
             "states_reached": self.states,
             "provider_statuses": {
                 f"{code}:{lane}": n for (code, lane), n in sorted(self.provider_statuses.items())
@@ -140,6 +144,7 @@ def collect(connection: Redis) -> Stats:
         pipe.zcard(f"rq:wip:{queue}")
     pipe.zcard(keys.SENDING)
     pipe.zcard(keys.DEAD_LETTERS)
+    pipe.zcard(keys.LATER)
     pipe.hgetall(keys.METRICS)
     raw = pipe.execute()
     pauses = {p.lane: p.reason for p in Switch(connection).paused()}
@@ -169,7 +174,9 @@ def collect(connection: Redis) -> Stats:
             )
         )
     counters = {decoded(k): int(v) for k, v in raw[-1].items()}
-    return Stats(lanes, raw[-3], raw[-2], counters, intake_stats(connection, now))
+    return Stats(
+        lanes, raw[-4], raw[-3], counters, intake_stats(connection, now), waiting_later=raw[-2]
+    )
 
 
 def intake_stats(connection: Redis, now: float) -> IntakeStats:
