@@ -78,6 +78,7 @@ def test_unreachable_message_is_parked_shown_then_sent_exactly_once(
     assert f"next attempt at {record.next_attempt_at} (later retry round" in text.stdout
     shown = json.loads(workers.smsq("status", "later-ok", "--json").stdout)
     assert shown["state"] == "queued"
+    assert (shown["attempts"], shown["error"]) == (2, "ConnectError: AllMySMS was not reached")
     assert shown["next_attempt_at"] == record.next_attempt_at
 
     with SandboxProvider(port=closed_port, login=LOGIN, api_key=API_KEY) as provider:
@@ -193,3 +194,22 @@ def test_worker_killed_during_the_wait_loses_nothing(
             what="another worker to send it in the later round",
         )
         assert len(provider.requests()) == 1
+
+
+def test_no_later_round_past_valid_for_s(
+    closed_port: int, producer: Producer, store: MessageStore, redis: Redis, workers: Workers
+) -> None:
+    """A round that would be due after the message's validity is not parked: failed at once."""
+    producer.enqueue({"key": "later-valid", "text": "Hi", "to": ["0612345678"], "valid_for_s": 30})
+
+    workers.run_burst(
+        **_later_env(
+            closed_port, SMSQ_LATER_RETRY_FIRST_WAIT_S="40", SMSQ_LATER_RETRY_MAX_WAIT_S="40"
+        )
+    )
+
+    record = store.get("later-valid")
+    assert record is not None
+    assert (record.state, record.later_rounds, record.attempts) == (State.FAILED, 0, 2)
+    assert record.history[-1]["reason"] == "AllMySMS unreachable after 2 attempts"
+    assert redis.zcard(keys.LATER) == 0

@@ -291,8 +291,10 @@ class Sender:
                 send.message_id,
                 due=due,
                 since=now,
-                reason=f"{reason} ({exc}); later retry round {rounds + 1}",
+                reason=f"{reason}; later retry round {rounds + 1}, nothing was sent",
                 actor=f"worker {self._ledger.worker_name}",
+                attempts=send.attempts,
+                error=str(exc),
             )
             if parked:
                 self._ledger.count({**self._metrics(send, None), "later_parked": 1})

@@ -193,7 +193,15 @@ class Ledger:
         return (int(rounds) if rounds else 0, float(since) if since else None)
 
     def park_for_later(
-        self, message_id: str, *, due: float, since: float, reason: str, actor: str
+        self,
+        message_id: str,
+        *,
+        due: float,
+        since: float,
+        reason: str,
+        actor: str,
+        attempts: int,
+        error: str,
     ) -> bool:
         """``sending`` → ``queued`` with ``next_attempt_at``, off every lane until ``due`` (the
         reconciler then puts a fresh job on it); False when this worker does not hold it."""
@@ -201,7 +209,18 @@ class Ledger:
         due_iso = datetime.fromtimestamp(due, UTC).isoformat(timespec="seconds")
         result = self._later(
             keys=[keys.message(message_id), keys.history(message_id), keys.SENDING, keys.LATER],
-            args=[now, self._ttl_s, reason, actor, repr(due), due_iso, repr(since), self._worker],
+            args=[
+                now,
+                self._ttl_s,
+                reason,
+                actor,
+                repr(due),
+                due_iso,
+                repr(since),
+                self._worker,
+                attempts,
+                error,
+            ],
         )
         return decoded(result) == "ok"
 

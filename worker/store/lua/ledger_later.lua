@@ -14,6 +14,8 @@
 -- ARGV[6] due_iso: the same, ISO 8601 (the next_attempt_at field)
 -- ARGV[7] since: when the first round was parked, epoch seconds (kept if already set)
 -- ARGV[8] worker: the worker that must hold the claim
+-- ARGV[9] attempts: POST attempts of the round that just failed
+-- ARGV[10] error: why they failed (AllMySMS was not reached)
 --
 -- Returns 'ok', or the state the message had when it was not this worker's send.
 local message = KEYS[1]
@@ -27,11 +29,13 @@ if redis.call('HGET', message, 'claimed_by') ~= ARGV[8] then return 'sending' en
 local mid = redis.call('HGET', message, 'message_id')
 local rounds = redis.call('HINCRBY', message, 'later_rounds', 1)
 redis.call('HSETNX', message, 'later_since', ARGV[7])
-redis.call('HSET', message, 'state', 'queued', 'next_attempt_at', ARGV[6], 'updated_at', ARGV[1])
+redis.call('HSET', message, 'state', 'queued', 'next_attempt_at', ARGV[6], 'updated_at', ARGV[1],
+  'attempts', ARGV[9], 'error', ARGV[10])
 redis.call('HDEL', message, 'awaiting_turn')
 redis.call('EXPIRE', message, ARGV[2])
 redis.call('RPUSH', history, cjson.encode({state = 'queued', at = ARGV[1], reason = ARGV[3],
-  by = ARGV[4], from = state, next_attempt_at = ARGV[6], round = rounds}))
+  by = ARGV[4], from = state, next_attempt_at = ARGV[6], round = rounds,
+  attempts = tonumber(ARGV[9]), error = ARGV[10]}))
 redis.call('EXPIRE', history, ARGV[2])
 redis.call('ZREM', sending, mid)
 redis.call('ZADD', later, ARGV[5], mid)
