@@ -213,3 +213,26 @@ def test_no_later_round_past_valid_for_s(
     assert (record.state, record.later_rounds, record.attempts) == (State.FAILED, 0, 2)
     assert record.history[-1]["reason"] == "AllMySMS unreachable after 2 attempts"
     assert redis.zcard(keys.LATER) == 0
+
+
+def test_requeue_of_a_failed_message_gets_a_fresh_window(
+    closed_port: int, producer: Producer, store: MessageStore, redis: Redis, workers: Workers
+) -> None:
+    """``smsq dlq requeue`` after the window: later rounds start again from the first."""
+    producer.enqueue({"key": "later-again", "text": "Hi", "to": ["0612345678"]})
+    env = _later_env(closed_port, SMSQ_LATER_RETRY_FOR_S="1.5")
+    workers.start(**env)
+    wait_for(
+        lambda: (r := store.get("later-again")) is not None and r.state is State.FAILED,
+        timeout_s=20,
+        what="the message to fail after the window",
+    )
+
+    done = workers.smsq("dlq", "requeue", "later-again", "--why", "AllMySMS is back")
+    assert done.returncode == 0, done.stdout + done.stderr
+
+    wait_for(lambda: _parked(store, "later-again"), what="a first later round again")
+    record = store.get("later-again")
+    assert record is not None
+    assert record.later_rounds == 1
+    assert [entry["round"] for entry in _later_rounds(store, "later-again")] == [1, 1]
