@@ -8,6 +8,7 @@ import os
 import signal
 import socket
 
+import httpx
 import pytest
 from redis import Redis
 
@@ -15,8 +16,12 @@ from producers import keys
 from producers.enqueue import Producer
 from producers.states import State
 from producers.store import MessageStore
+from tests.helpers.admin import admin_settings, log_in
 from tests.helpers.crashes import FAST
 from tests.helpers.processes import API_KEY, LOGIN, Workers, wait_for
+from worker.admin import create_app
+from worker.admin.server import running
+from worker.dev.redis_server import RedisServer, free_port
 from worker.sandbox import SandboxProvider
 from worker.send.retries import LaterRetry
 
@@ -75,7 +80,10 @@ def test_unreachable_message_is_parked_shown_then_sent_exactly_once(
     assert record is not None
     text = workers.smsq("status", "later-ok")
     assert text.returncode == 0
-    assert f"next attempt at {record.next_attempt_at} (later retry round" in text.stdout
+    assert (
+        f"next attempt at {record.next_attempt_at} (later retry round {record.later_rounds}: "
+        "AllMySMS was not reached, nothing was sent)\n"
+    ) in text.stdout
     shown = json.loads(workers.smsq("status", "later-ok", "--json").stdout)
     assert shown["state"] == "queued"
     assert (shown["attempts"], shown["error"]) == (2, "ConnectError: AllMySMS was not reached")
@@ -236,3 +244,32 @@ def test_requeue_of_a_failed_message_gets_a_fresh_window(
     assert record is not None
     assert record.later_rounds == 1
     assert [entry["round"] for entry in _later_rounds(store, "later-again")] == [1, 1]
+
+
+def test_admin_message_page_shows_the_next_attempt(
+    closed_port: int,
+    redis_server: RedisServer,
+    producer: Producer,
+    store: MessageStore,
+    redis: Redis,
+    workers: Workers,
+) -> None:
+    producer.enqueue({"key": "later-admin", "text": "Hi", "to": ["0612345678"]})
+    workers.start(
+        **_later_env(
+            closed_port, SMSQ_LATER_RETRY_FIRST_WAIT_S="30", SMSQ_LATER_RETRY_MAX_WAIT_S="30"
+        )
+    )
+    wait_for(lambda: _parked(store, "later-admin"), what="the message parked")
+    record = store.get("later-admin")
+    assert record is not None
+
+    app = create_app(admin_settings(redis_server.url), redis)
+    with running(app, port=free_port()) as base_url, httpx.Client(base_url=base_url) as client:
+        log_in(client)
+        page = client.get("/messages/later-admin").text
+
+    assert (
+        f'<dd id="next-attempt">{record.next_attempt_at} (later retry round 1: AllMySMS was not '
+        "reached, nothing was sent)</dd>"
+    ) in page

@@ -107,7 +107,7 @@ def render_status(
     if record.next_attempt_at:
         lines.append(
             f"next attempt at {record.next_attempt_at} (later retry round "
-            f"{record.later_rounds + 1}: AllMySMS was not reached, nothing was sent)"
+            f"{record.later_rounds}: AllMySMS was not reached, nothing was sent)"
         )
     if record.provider_status is not None:
         lines.append(f"provider:   {record.provider_status} {record.provider_text or ''}".rstrip())
