@@ -16,7 +16,7 @@
 -- ARGV[5] actor: who, for the history entry
 -- ARGV[6] front: '1' to put the job at the front of its lane, else '0'
 -- ARGV[7] job_json: the RQ job hash's fields, a JSON object (origin is set here)
--- ARGV[8] message_id: the id in the later set
+-- ARGV[8] later_id: the id in the later set
 -- ARGV[9] now: the time, epoch seconds: an entry not due yet is left alone
 --
 -- Returns {'notdue'}, {'missing'}, {the state the message had} or {'queued', job id}.
@@ -35,11 +35,13 @@ local reason = ARGV[4]
 local actor = ARGV[5]
 local front = ARGV[6]
 local job_json = ARGV[7]
+local later_id = ARGV[8]
+local now = ARGV[9]
 -- include: lib/requeue.lua
 
-local score = redis.call('ZSCORE', later, ARGV[8])
-if not score or tonumber(score) > tonumber(ARGV[9]) then return {'notdue'} end
-redis.call('ZREM', later, ARGV[8])
+local score = redis.call('ZSCORE', later, later_id)
+if not score or tonumber(score) > tonumber(now) then return {'notdue'} end
+redis.call('ZREM', later, later_id)
 if not redis.call('HGET', message, 'next_attempt_at') then
   local state = redis.call('HGET', message, 'state')
   return {state or 'missing'}
