@@ -51,13 +51,11 @@ _default: Producer | None = None
 
 
 def connect(settings: ProducerSettings | None = None) -> Redis:
-    """A Redis client for ``REDIS_URL`` with bounded socket timeouts."""
-    from redis import Redis
+    """A Redis client for ``REDIS_URL`` (or the primary of ``SMSQ_REDIS_SENTINELS``) with
+    bounded socket timeouts."""
+    from producers.connection import connect as connect_redis
 
-    settings = settings or ProducerSettings.from_env()
-    return Redis.from_url(
-        settings.redis_url, socket_timeout=10, socket_connect_timeout=5, health_check_interval=30
-    )
+    return connect_redis(settings)
 
 
 def _producer() -> Producer:

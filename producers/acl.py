@@ -66,6 +66,10 @@ PYTHON_PRODUCER_RULES = (
     "+ltrim",
     "+get",
     "+set",
+    # The durability barrier (producers/durability.py); with SMSQ_REDIS_WAIT_AOF add +waitaof.
+    "+incr",
+    "+wait",
+    f"%W~{keys.BARRIER_TICK}",
     f"%RW~{keys.MESSAGE_PREFIX}*",
     f"%RW~{keys.TOMBSTONE_PREFIX}*",
     f"%W~{keys.RQ_JOB_PREFIX}{keys.JOB_ID_PREFIX}*",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TypeVar
 from urllib.parse import urlsplit
 
@@ -22,6 +22,13 @@ KEY_MEMORY_S = 400 * 24 * 3600
 CHUNK_RECIPIENTS = 500
 """Most recipients in one AllMySMS request; a bigger message is split into parts of this size."""
 CHUNK_RECIPIENTS_MAX = 10_000
+BOOLEANS = {"1": True, "true": True, "yes": True, "on": True}
+BOOLEANS |= {"0": False, "false": False, "no": False, "off": False}
+"""What a true/false setting accepts (any case)."""
+SENTINEL_MASTER = "smsq"
+"""Default of ``SMSQ_REDIS_SENTINEL_MASTER``: the name the sentinels monitor the primary by."""
+WAIT_TIMEOUT_MS = 1000
+"""Default of ``SMSQ_REDIS_WAIT_TIMEOUT_MS``: how long one write waits for its replicas."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -35,6 +42,20 @@ class ProducerSettings:
     """How long a key is remembered (its tombstone) after enqueue: a request with the same key
     is answered as a duplicate that long, even once its record expired or was purged; 0: off."""
     chunk_recipients: int = CHUNK_RECIPIENTS
+    sentinels: tuple[tuple[str, int], ...] = ()
+    """``SMSQ_REDIS_SENTINELS``: the sentinels to ask for the primary; empty: one Redis at
+    ``REDIS_URL``. In Sentinel mode ``REDIS_URL`` still gives the data nodes' user, password,
+    database and TLS (``rediss://``); its host and port are not used."""
+    sentinel_master: str = SENTINEL_MASTER
+    sentinel_username: str | None = None
+    sentinel_password: str | None = field(default=None, repr=False)
+    sentinel_tls: bool = False
+    wait_replicas: int = 0
+    """The durability barrier (``SMSQ_REDIS_WAIT_REPLICAS``): replicas that must confirm every
+    write backing an acknowledgment before it is given; 0: off (one primary with AOF)."""
+    wait_timeout_ms: int = WAIT_TIMEOUT_MS
+    wait_aof: bool = False
+    """Use ``WAITAOF 0 N`` (Redis >= 7.2, Valkey): the replicas fsynced the write to their AOF."""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> ProducerSettings:
@@ -45,6 +66,14 @@ class ProducerSettings:
             ConfigError: a value is invalid; names the variable, never its value.
         """
         env = os.environ if environ is None else environ
+        sentinels = read_sentinels(env)
+        wait_replicas = read_int(env, "SMSQ_REDIS_WAIT_REPLICAS", 1 if sentinels else 0, minimum=0)
+        if sentinels and wait_replicas == 0:
+            raise ConfigError(
+                "SMSQ_REDIS_WAIT_REPLICAS",
+                "must be at least 1 with SMSQ_REDIS_SENTINELS: Sentinel's replication is "
+                "asynchronous, so a failover without the barrier loses acknowledged writes",
+            )
         return cls(
             redis_url=read_redis_url(env),
             default_country=read_country(env, "SMSQ_DEFAULT_COUNTRY"),
@@ -57,13 +86,24 @@ class ProducerSettings:
                 minimum=1,
                 maximum=CHUNK_RECIPIENTS_MAX,
             ),
+            sentinels=sentinels,
+            sentinel_master=env.get("SMSQ_REDIS_SENTINEL_MASTER", "").strip() or SENTINEL_MASTER,
+            sentinel_username=env.get("SMSQ_REDIS_SENTINEL_USERNAME", "").strip() or None,
+            sentinel_password=env.get("SMSQ_REDIS_SENTINEL_PASSWORD") or None,
+            sentinel_tls=read_bool(env, "SMSQ_REDIS_SENTINEL_TLS", default=False),
+            wait_replicas=wait_replicas,
+            wait_timeout_ms=read_int(
+                env, "SMSQ_REDIS_WAIT_TIMEOUT_MS", WAIT_TIMEOUT_MS, minimum=1, maximum=60_000
+            ),
+            wait_aof=read_bool(env, "SMSQ_REDIS_WAIT_AOF", default=False),
         )
 
     def __repr__(self) -> str:
         return (
             f"ProducerSettings(redis_url={redact_url(self.redis_url)!r}, "
             f"default_country={self.default_country!r}, outcome_ttl_s={self.outcome_ttl_s}, "
-            f"chunk_recipients={self.chunk_recipients})"
+            f"chunk_recipients={self.chunk_recipients}, sentinels={self.sentinels!r}, "
+            f"wait_replicas={self.wait_replicas})"
         )
 
 
@@ -93,6 +133,42 @@ def _read_number(
     if not value >= minimum:
         raise ConfigError(name, f"must be at least {minimum}")
     return value
+
+
+def read_bool(env: Mapping[str, str], name: str, *, default: bool) -> bool:
+    """``true``/``false`` (also 1/0, yes/no, on/off, any case); empty: ``default``.
+
+    Raises:
+        ConfigError: any other value.
+    """
+    raw = env.get(name, "").strip().lower()
+    if not raw:
+        return default
+    if raw not in BOOLEANS:
+        raise ConfigError(name, "must be true or false")
+    return BOOLEANS[raw]
+
+
+def read_sentinels(env: Mapping[str, str]) -> tuple[tuple[str, int], ...]:
+    """``SMSQ_REDIS_SENTINELS``: ``host:port`` pairs separated by commas (``[v6]:port`` too).
+
+    Raises:
+        ConfigError: an entry without a host or with a port that is not 1-65535.
+    """
+    name = "SMSQ_REDIS_SENTINELS"
+    found: list[tuple[str, int]] = []
+    for number, entry in enumerate(env.get(name, "").split(","), start=1):
+        entry = entry.strip()
+        if not entry:
+            continue
+        host, sep, port = entry.rpartition(":")
+        host = host.strip("[]")
+        if not sep or not host:
+            raise ConfigError(name, f"entry {number} must be host:port, e.g. 10.0.0.5:26379")
+        if not port.isdigit() or not 1 <= int(port) <= 65535:
+            raise ConfigError(name, f"entry {number} has a port that is not a number 1-65535")
+        found.append((host, int(port)))
+    return tuple(found)
 
 
 def read_country(env: Mapping[str, str], name: str) -> str:

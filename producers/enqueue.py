@@ -20,6 +20,7 @@ from producers.contract import (
     parse_request,
     queue_name,
 )
+from producers.durability import Barrier
 from producers.errors import InvalidRequestError
 from producers.records import utc_now_iso
 from producers.redis_errors import translate_redis_errors
@@ -143,6 +144,7 @@ class Producer:
         self._script: Script = connection.register_script(_ENQUEUE_LUA)
         self._script_loaded = False
         """Whether this producer loaded the script for pipelined calls (see ``_pipelined``)."""
+        self._barrier = Barrier.from_settings(self._settings)
 
     @property
     def connection(self) -> Redis:
@@ -155,7 +157,9 @@ class Producer:
 
         Raises:
             InvalidRequestError: the request breaks the contract; names the field.
-            RedisUnavailableError: Redis could not be reached.
+            RedisUnavailableError: Redis could not be reached; retrying with the same key is
+                safe. Its subclass NotReplicatedError: the durability barrier
+                (``SMSQ_REDIS_WAIT_REPLICAS``) fell short, so the request is not acknowledged.
         """
         result = self.enqueue_many([request], source=source)[0]
         if isinstance(result, Refused):
@@ -175,6 +179,7 @@ class Producer:
 
         Raises:
             RedisUnavailableError: Redis could not be reached; retrying with the same keys is safe.
+                Its subclass NotReplicatedError: too few replicas confirmed the batch.
         """
         results: list[Enqueued | Refused | None] = []
         accepted: list[tuple[int, SendRequest]] = []
@@ -237,6 +242,7 @@ class Producer:
         pool = self._redis.connection_pool
         connection = pool.get_connection()
         answers: list[list[bytes | str] | None] = []
+        confirmed: Any = None
 
         def read_one() -> None:
             try:
@@ -253,11 +259,20 @@ class Producer:
                     read_one()
             while len(answers) < len(calls):
                 read_one()
+            if self._barrier.enabled:
+                # After every call of the batch, on the same connection (see durability.py).
+                connection.send_command("INCR", keys.BARRIER_TICK)  # type: ignore[no-untyped-call]
+                connection.send_command(*self._barrier.wait_command())  # type: ignore[no-untyped-call]
+                connection.read_response()
+                confirmed = connection.read_response()
         except BaseException:
             connection.disconnect()  # type: ignore[no-untyped-call] # unread answers stay out
             raise
         finally:
             pool.release(connection)
+        if self._barrier.enabled and None not in answers:
+            # A call that met NOSCRIPT is run again by _write, with its own barrier.
+            self._barrier.check(confirmed)
         return answers
 
     def _items(self, requests: list[SendRequest], source: str) -> list[list[Any]]:
@@ -272,7 +287,9 @@ class Producer:
 
     def _run_script(self, items: list[list[Any]]) -> list[bytes | str]:
         with translate_redis_errors(self._redis, retry_hint=True):
-            states: list[bytes | str] = self._script(args=self._script_args(items))
+            states: list[bytes | str] = self._barrier.run_script(
+                self._redis, self._script, args=self._script_args(items)
+            )
         return states
 
     def _script_args(self, items: list[list[Any]]) -> list[Any]:

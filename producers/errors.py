@@ -11,6 +11,7 @@
      ├── PhoneError              a phone number that cannot receive an SMS (says why)
      ├── FluxError               a flux the AllMySMS API refuses with a status (105-115)
      ├── RedisUnavailableError   Redis could not be reached; nothing was written
+     │    └── NotReplicatedError    written, but too few replicas confirmed it: retry (same key)
      ├── ProviderError           talking to AllMySMS went wrong
      │    ├── NotSentError          it provably never reached AllMySMS (the only retried error)
      │    │    └── ProviderBusyError   HTTP 429, or 503 with Retry-After: refused unprocessed
@@ -107,6 +108,23 @@ class FluxError(SmsqError):
 
 class RedisUnavailableError(SmsqError):
     """Redis could not be reached or answered with an error; nothing was written."""
+
+
+class NotReplicatedError(RedisUnavailableError):
+    """The primary took a write that backs an acknowledgment, but fewer replicas than
+    ``SMSQ_REDIS_WAIT_REPLICAS`` confirmed it in time (the durability barrier): a failover now
+    could lose it, so it is not acknowledged. Retrying with the same keys is safe."""
+
+    def __init__(self, confirmed: int, required: int, timeout_ms: int, command: str) -> None:
+        self.confirmed = confirmed
+        self.required = required
+        self.answer: object = None
+        """What the write itself answered (a script's result), when known."""
+        super().__init__(
+            f"Redis took the write, but only {confirmed} of {required} replicas confirmed it "
+            f"within {timeout_ms} ms ({command}, SMSQ_REDIS_WAIT_REPLICAS); it is not "
+            "acknowledged: retrying with the same keys is safe, duplicates are ignored"
+        )
 
 
 class ProviderError(SmsqError):

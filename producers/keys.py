@@ -64,6 +64,8 @@ LATER = f"{PREFIX}:later"
 reached), scored by when the round is due (epoch seconds); the reconciler moves due ones back."""
 RECONCILE_LOCK = f"{PREFIX}:reconcile:lock"
 METRICS = f"{PREFIX}:metrics"
+BARRIER_TICK = f"{PREFIX}:barrier:tick"
+"""A counter each durability barrier increments before its ``WAIT`` (producers/durability.py)."""
 """Hash of monotonic counters (transitions per state, provider statuses per lane, latency
 histogram buckets, retries, dead letters), read by ``smsq stats`` and ``/metrics``."""
 ADMIN_SESSION_PREFIX = f"{PREFIX}:admin:session:"

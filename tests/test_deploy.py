@@ -34,6 +34,7 @@ PLATFORM_VARIABLES = {"$PORT": "5000"}
 RUNS = {
     "Procfile": {"worker", "admin", "gateway", "callbacks"},
     "deploy/compose.yaml": {"worker", "admin", "gateway", "callbacks"},
+    "deploy/compose.sentinel.yaml": set(),
     "deploy/k8s/admin.yaml": {"admin"},
     "deploy/k8s/callbacks.yaml": {"callbacks", "stats"},
     "deploy/k8s/gateway.yaml": {"gateway"},

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from ipaddress import IPv4Network, IPv6Network, ip_address, ip_network
 from urllib.parse import urlsplit
 
-from producers.config import ProducerSettings, read_float, read_int
+from producers.config import ProducerSettings, read_bool, read_float, read_int
 from producers.contract import PRODUCER_PATTERN
 from producers.errors import ConfigError
 
@@ -56,8 +56,6 @@ JOB_TIMEOUT_MARGIN_S = 60.0
 """Extra RQ job time beyond the worst-case send, so RQ's timeout never lands mid-request."""
 ADMIN_PASSWORD_MIN_CHARS = 12
 ADMIN_SECRET_MIN_CHARS = 32
-BOOLEANS = {"1": True, "true": True, "yes": True, "on": True}
-BOOLEANS |= {"0": False, "false": False, "no": False, "off": False}
 # --- HTTP servers (smsq admin, smsq gateway: worker/asgi.py) ---
 SERVER_HEADER_TIMEOUT_S = 10.0
 """Longest a client may take to send a request's line and headers, from its first byte (or from
@@ -558,20 +556,6 @@ def read_networks(env: Mapping[str, str], name: str) -> tuple[IPv4Network | IPv6
                 "are zero)",
             ) from None
     return tuple(dict.fromkeys(networks))
-
-
-def read_bool(env: Mapping[str, str], name: str, *, default: bool) -> bool:
-    """``true``/``false`` (also 1/0, yes/no, on/off, any case); empty: ``default``.
-
-    Raises:
-        ConfigError: any other value.
-    """
-    raw = env.get(name, "").strip().lower()
-    if not raw:
-        return default
-    if raw not in BOOLEANS:
-        raise ConfigError(name, "must be true or false")
-    return BOOLEANS[raw]
 
 
 def _comma_list(env: Mapping[str, str], name: str) -> list[tuple[int, str]]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from producers.durability import Barrier
 from worker.store.control import Switch
 from worker.store.deadletters import DeadLetterDesk
 from worker.store.ledger import Ledger
@@ -28,14 +29,20 @@ class AdminContext:
     def desk(self, user: str) -> DeadLetterDesk:
         """A dead-letter desk whose history entries name the web user."""
         ttl_s = self.settings.producer.outcome_ttl_s
-        ledger = Ledger(self.connection, ttl_s=ttl_s, worker_name=f"web {user}")
+        ledger = Ledger(
+            self.connection, ttl_s=ttl_s, worker_name=f"web {user}", barrier=self.barrier
+        )
         return DeadLetterDesk(
             self.connection, ledger, ttl_s=ttl_s, audit_ttl_s=self.settings.audit_ttl_s
         )
 
     def switch(self) -> Switch:
         """The kill switch, recording pauses and resumes in the audit stream."""
-        return Switch(self.connection, audit_ttl_s=self.settings.audit_ttl_s)
+        return Switch(self.connection, audit_ttl_s=self.settings.audit_ttl_s, barrier=self.barrier)
+
+    @property
+    def barrier(self) -> Barrier:
+        return Barrier.from_settings(self.settings.producer)
 
 
 def context_of(request: Request) -> AdminContext:

@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from producers import ProducerSettings, connect
+from producers.durability import Barrier
 from producers.errors import ConfigError
 from producers.redis_errors import translate_redis_errors
 from worker.cli.text import dumps_json, printable
@@ -176,7 +177,12 @@ def _desk(by: str = "smsq") -> Any:
 
     settings = ProducerSettings.from_env()
     connection = connect(settings)
-    ledger = Ledger(connection, ttl_s=settings.outcome_ttl_s, worker_name=f"operator {by}")
+    ledger = Ledger(
+        connection,
+        ttl_s=settings.outcome_ttl_s,
+        worker_name=f"operator {by}",
+        barrier=Barrier.from_settings(settings),
+    )
     return DeadLetterDesk(
         connection, ledger, ttl_s=settings.outcome_ttl_s, audit_ttl_s=_audit_ttl_s()
     )
@@ -201,7 +207,7 @@ def _outages() -> Any:
     """Redis outages as one clear error naming the address of ``REDIS_URL``."""
     from producers.redis_errors import url_address
 
-    return translate_redis_errors(address=url_address(ProducerSettings.from_env().redis_url))
+    return translate_redis_errors(address=url_address(ProducerSettings.from_env()))
 
 
 def _has_filters(args: argparse.Namespace) -> bool:
@@ -322,7 +328,12 @@ def cancel_messages(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     settings = ProducerSettings.from_env()
     connection = connect(settings)
-    ledger = Ledger(connection, ttl_s=settings.outcome_ttl_s, worker_name=f"operator {args.by}")
+    ledger = Ledger(
+        connection,
+        ttl_s=settings.outcome_ttl_s,
+        worker_name=f"operator {args.by}",
+        barrier=Barrier.from_settings(settings),
+    )
     canceller = Canceller(connection, ledger, audit_ttl_s=_audit_ttl_s())
     with _outages():
         refs = list(args.keys)
@@ -339,7 +350,10 @@ def cancel_messages(args: argparse.Namespace) -> int:
 def _switch() -> Any:
     from worker.store.control import Switch
 
-    return Switch(connect(ProducerSettings.from_env()), audit_ttl_s=_audit_ttl_s())
+    settings = ProducerSettings.from_env()
+    return Switch(
+        connect(settings), audit_ttl_s=_audit_ttl_s(), barrier=Barrier.from_settings(settings)
+    )
 
 
 def pause(args: argparse.Namespace) -> int:

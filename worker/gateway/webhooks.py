@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hmac
 import uuid
+from functools import partial
 from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl
 
@@ -26,7 +27,8 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
-from producers.errors import WebhookParamError
+from producers.durability import Barrier
+from producers.errors import RedisUnavailableError, WebhookParamError
 from producers.phones import mask_phone
 from worker.store.receipts import (
     RECEIPT_PARAMS,
@@ -64,10 +66,14 @@ class _TooLargeError(Exception):
 
 
 class _Webhooks:
-    def __init__(self, secret: str, book: ReceiptBook, max_body_bytes: int) -> None:
+    def __init__(
+        self, secret: str, book: ReceiptBook, max_body_bytes: int, durable: Callable[[], None]
+    ) -> None:
         self._secret = secret.encode("utf-8")
         self._book = book
         self._max_body = max_body_bytes
+        self._durable = durable
+        """The durability barrier: AllMySMS gets its 200 only once replicas have the receipt."""
 
     async def receipts(self, request: Request) -> Response:
         return await self._handle(request, RECEIPT_PARAMS, self._receipt)
@@ -96,9 +102,10 @@ class _Webhooks:
             return PlainTextResponse("OK")
         try:
             await run_in_threadpool(apply, params)
+            await run_in_threadpool(self._durable)
         except WebhookParamError as exc:
             return PlainTextResponse(f"{exc.field}: {exc.reason}\n", status_code=400)
-        except RedisError as exc:
+        except (RedisError, RedisUnavailableError) as exc:
             log.warning("sms.webhook.redis_unavailable", error=type(exc).__name__)
             return PlainTextResponse(
                 "store unavailable, call again later\n",
@@ -137,7 +144,13 @@ def webhook_routes(settings: Settings, connection: Redis) -> list[Route]:
     secret = settings.webhook_secret.reveal()
     if not secret:
         return []
-    handlers = _Webhooks(secret, ReceiptBook(connection), WEBHOOK_MAX_BODY_BYTES)
+    barrier = Barrier.from_settings(settings.producer)
+    handlers = _Webhooks(
+        secret,
+        ReceiptBook(connection),
+        WEBHOOK_MAX_BODY_BYTES,
+        partial(barrier.confirm, connection),
+    )
     return [
         Route(RECEIPTS_PATH, handlers.receipts, methods=["GET", "POST"]),
         Route(REPLIES_PATH, handlers.replies, methods=["GET", "POST"]),

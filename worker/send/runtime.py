@@ -10,6 +10,7 @@ from functools import partial
 
 from redis import Redis
 
+from producers.durability import Barrier
 from worker.allmysms.client import AllMySmsClient
 from worker.connections import redis_from_settings
 from worker.send.ratelimit import RateLimiter
@@ -41,13 +42,16 @@ def build_runtime(
     connection = redis or redis_from_settings(settings)
     http = client or AllMySmsClient.from_settings(settings)
     name = f"{socket.gethostname()}.{os.getpid()}.{secrets.token_hex(3)}"
-    ledger = Ledger(connection, ttl_s=settings.producer.outcome_ttl_s, worker_name=name)
+    barrier = Barrier.from_settings(settings.producer)
+    ledger = Ledger(
+        connection, ttl_s=settings.producer.outcome_ttl_s, worker_name=name, barrier=barrier
+    )
     sender = Sender(
         ledger=ledger,
         client=http,
         retrying=partial(send_retrying, settings),
         later=LaterRetry.from_settings(settings),
-        switch=Switch(connection, audit_ttl_s=settings.audit_ttl_s),
+        switch=Switch(connection, audit_ttl_s=settings.audit_ttl_s, barrier=barrier),
         limiter=RateLimiter.from_settings(settings, connection),
     )
     return Runtime(settings, name, connection, http, ledger, sender)

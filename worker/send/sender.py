@@ -16,6 +16,7 @@ from producers import keys
 from producers.contract import SendRequest
 from producers.errors import (
     MisdirectedError,
+    NotReplicatedError,
     NotSentError,
     OutcomeUnknownError,
     ProviderBusyError,
@@ -23,6 +24,7 @@ from producers.errors import (
 from producers.phones import mask_phone
 from producers.redis_errors import REDIS_UNAVAILABLE_ERRORS
 from producers.states import State
+from producers.store import decoded
 from worker.allmysms.client import PUSH_BACK_STATUSES, AllMySmsClient, ProviderReply
 from worker.allmysms.codes import classify
 from worker.allmysms.payload import build_flux
@@ -69,6 +71,10 @@ class _Send:
     turn_taken: bool
     """The first attempt's turn is waited for under the held claim (by ``_wait_first_turn``),
     so the first ``_attempt`` must not wait again."""
+    held: bool = False
+    """The claim is held (not posted yet): :meth:`Ledger.start_posting` ends it before the first
+    POST. With the rate limit (its first turn is waited for meanwhile) or the durability
+    barrier (the start of posting must be durable too)."""
     expires_at: float | None = None
     """When ``valid_for_s`` runs out (epoch seconds): past it, nothing may leave."""
     attempts: int = 0
@@ -119,7 +125,7 @@ class Sender:
         send = self._claim(message_id, job)
         if isinstance(send, SendResult):
             return send
-        if send.turn_taken:
+        if send.held:
             given_back = self._wait_first_turn(send)
             if given_back is not None:
                 return given_back
@@ -127,8 +133,14 @@ class Sender:
 
     def _claim(self, message_id: str, job: tuple[str, str] | None) -> _Send | SendResult:
         """Claim the message for this worker, or say why nothing will be sent."""
-        hold = self._limiter.enabled
-        claim = self._ledger.claim(message_id, hold=hold)
+        hold = self._limiter.enabled or self._ledger.barrier.enabled
+        try:
+            claim = self._ledger.claim(message_id, hold=hold)
+        except NotReplicatedError as exc:
+            answer = exc.answer if isinstance(exc.answer, list) else []
+            if answer and decoded(answer[0]) == "claimed":
+                return self._give_back(message_id, exc)
+            raise
         if claim.outcome != "claimed" or claim.request is None:
             return self._not_claimed(message_id, claim.outcome)
         crash_point("after_claim")
@@ -149,9 +161,35 @@ class Sender:
             cost=request.segments * len(request.recipients),
             priority=priority_of(request.lane),
             limit_deadline=limit_deadline,
-            turn_taken=hold,
+            turn_taken=self._limiter.enabled,
+            held=hold,
             expires_at=claim.expires_at,
         )
+
+    def _give_back(self, message_id: str, exc: NotReplicatedError) -> SendResult:
+        """The claim (or the end of its hold) is on the primary, but too few replicas confirmed
+        it: a failover now could bring back a ``queued`` message after our POST, a duplicate SMS.
+        So nothing is posted, and the message goes back to its lane unsent (if even that fails,
+        the reconciler releases the held claim later)."""
+        log.warning(
+            "sms.send.not_durable",
+            state="queued",
+            confirmed=exc.confirmed,
+            required=exc.required,
+            reason="the claim is not confirmed by enough replicas; nothing was sent",
+        )
+        try:
+            self._ledger.release(
+                message_id,
+                holder=self._ledger.worker_name,
+                actor=f"worker {self._ledger.worker_name}",
+                reason=f"claim not confirmed by {exc.required} replica(s) "
+                "(SMSQ_REDIS_WAIT_REPLICAS); nothing was sent, requeued",
+                unposted=True,
+            )
+        except REDIS_UNAVAILABLE_ERRORS as error:
+            log.warning("sms.send.release_failed", error=type(error).__name__)
+        return SendResult("released")
 
     def _not_claimed(self, message_id: str, outcome: str) -> SendResult:
         if outcome == "expired":
@@ -176,15 +214,20 @@ class Sender:
         """Wait for the first rate-limit turn while the claim is held: a worker killed now
         leaves a message the reconciler gives back to its lane, not an ``unknown``. Returns
         None once the message may be posted."""
-        try:
-            self._limiter.wait(send.cost, deadline=send.limit_deadline, priority=send.priority)
-        except RateLimitBacklogError as exc:
-            if send.expired() or _past(send.expires_at, send.limit_deadline):
+        if send.turn_taken:
+            try:
+                self._limiter.wait(send.cost, deadline=send.limit_deadline, priority=send.priority)
+            except RateLimitBacklogError as exc:
+                if send.expired() or _past(send.expires_at, send.limit_deadline):
+                    return self._expire(send, "while it waited for a rate-limit turn")
+                return self._requeue_unsent(send, str(exc))
+            if send.expired():
                 return self._expire(send, "while it waited for a rate-limit turn")
-            return self._requeue_unsent(send, str(exc))
-        if send.expired():
-            return self._expire(send, "while it waited for a rate-limit turn")
-        if not self._ledger.start_posting(send.message_id):
+        try:
+            posting = self._ledger.start_posting(send.message_id)
+        except NotReplicatedError as exc:
+            return self._give_back(send.message_id, exc)
+        if not posting:
             log.warning(
                 "sms.send.released",
                 state="queued",

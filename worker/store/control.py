@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from producers import keys
 from producers.contract import Lane
+from producers.durability import Barrier
 from producers.records import utc_now_iso
 from producers.store import decoded
 from worker.settings import AUDIT_TTL_S
@@ -48,9 +49,13 @@ def lane_names(lane: str | None) -> str:
 
 
 class Switch:
-    def __init__(self, connection: Redis, *, audit_ttl_s: int = AUDIT_TTL_S) -> None:
+    def __init__(
+        self, connection: Redis, *, audit_ttl_s: int = AUDIT_TTL_S, barrier: Barrier | None = None
+    ) -> None:
         self._redis = connection
         self._audit = AuditLog(connection, ttl_s=audit_ttl_s)
+        self._barrier = barrier or Barrier()
+        """A pause is acknowledged only once replicas have it: a failover must not undo it."""
 
     def pause(self, lane: str | None, *, reason: str, by: str) -> Pause:
         """Pause ``lane`` (None: every lane), recorded in the audit stream with ``by`` and
@@ -60,6 +65,7 @@ class Switch:
             keys.PAUSED, pause.lane, json.dumps({"reason": reason, "by": by, "at": pause.at})
         )
         self._audit.record_changes(PAUSE, actor=by, targets=[pause.lane], why=reason)
+        self._barrier.confirm(self._redis)
         return pause
 
     def resume(self, lane: str | None, *, by: str, why: str = "") -> list[str]:
@@ -75,6 +81,7 @@ class Switch:
             name = lane_names(lane)
             lifted = [name] if self._redis.hdel(keys.PAUSED, name) else []
         self._audit.record_changes(RESUME, actor=by, targets=lifted, why=why)
+        self._barrier.confirm(self._redis)
         return lifted
 
     def paused(self) -> list[Pause]:

@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from producers import keys
+from producers.durability import Barrier
 from producers.enqueue import job_fields
 from producers.records import utc_now_iso
 from producers.states import DEAD_LETTER_STATES, State
@@ -29,6 +30,7 @@ from worker.store.refused import refuse_job
 
 if TYPE_CHECKING:
     from redis import Redis
+    from redis.commands.core import Script
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,10 +45,15 @@ class Claim:
 class Ledger:
     """State changes of messages, each one atomic and checked against the expected state."""
 
-    def __init__(self, connection: Redis, *, ttl_s: int, worker_name: str) -> None:
+    def __init__(
+        self, connection: Redis, *, ttl_s: int, worker_name: str, barrier: Barrier | None = None
+    ) -> None:
         self._redis = connection
         self._ttl_s = ttl_s
         self._worker = worker_name
+        self._barrier = barrier or Barrier()
+        """Every transition waits for it (``SMSQ_REDIS_WAIT_REPLICAS``): a claim or an
+        outcome a failover could lose is never acted upon as if it held."""
         self._claim = connection.register_script(lua.load("ledger_claim"))
         self._transition = connection.register_script(lua.load("ledger_finish"))
         self._requeue = connection.register_script(lua.load("ledger_requeue"))
@@ -59,6 +66,18 @@ class Ledger:
     def worker_name(self) -> str:
         return self._worker
 
+    @property
+    def barrier(self) -> Barrier:
+        return self._barrier
+
+    def _run(self, script: Script, keys: list[Any], args: list[Any]) -> Any:
+        """Run a transition's script behind the durability barrier.
+
+        Raises:
+            NotReplicatedError: the script ran but too few replicas have it yet.
+        """
+        return self._barrier.run_script(self._redis, script, keys, args)
+
     def claim(self, message_id: str, *, hold: bool = False) -> Claim:
         """Take the send guard: ``queued`` → ``sending``, or ``expired`` past ``valid_for_s``.
 
@@ -70,16 +89,10 @@ class Ledger:
         back to its lane instead of leaving it ``unknown``. Call :meth:`start_posting` before
         the first POST.
         """
-        raw = self._claim(
-            keys=[*_keys(message_id), *keys.callback_keys()],
-            args=[
-                time.time(),
-                utc_now_iso(),
-                self._ttl_s,
-                self._worker,
-                uuid.uuid4().hex,
-                "1" if hold else "0",
-            ],
+        raw = self._run(
+            self._claim,
+            [*_keys(message_id), *keys.callback_keys()],
+            [time.time(), utc_now_iso(), self._ttl_s, self._worker, uuid.uuid4().hex, _flag(hold)],
         )
         outcome = decoded(raw[0])
         if outcome != "claimed":
@@ -136,9 +149,10 @@ class Ledger:
         # declared key against the caller's ACL: '' matches no key pattern, so name the
         # message's own hash (already declared, never used as a list) instead.
         intermediate, job_id = job or (keys.message(message_id), "")
-        result = self._transition(
-            keys=[*_keys(message_id), *keys.callback_keys(), intermediate],
-            args=[
+        result = self._run(
+            self._transition,
+            [*_keys(message_id), *keys.callback_keys(), intermediate],
+            [
                 expected.value,
                 state.value,
                 json.dumps(clean),
@@ -171,9 +185,10 @@ class Ledger:
         """
         now = utc_now_iso()
         job = job_fields(message_id, "", now)
-        raw = self._requeue(
-            keys=[*_keys(message_id), keys.WAKE],
-            args=[
+        raw = self._run(
+            self._requeue,
+            [*_keys(message_id), keys.WAKE],
+            [
                 json.dumps(sorted(s.value for s in allowed)),
                 now,
                 self._ttl_s,
@@ -207,9 +222,10 @@ class Ledger:
         reconciler then puts a fresh job on it); False when this worker does not hold it."""
         now = utc_now_iso()
         due_iso = datetime.fromtimestamp(due, UTC).isoformat(timespec="seconds")
-        result = self._later(
-            keys=[keys.message(message_id), keys.history(message_id), keys.SENDING, keys.LATER],
-            args=[
+        result = self._run(
+            self._later,
+            [keys.message(message_id), keys.history(message_id), keys.SENDING, keys.LATER],
+            [
                 now,
                 self._ttl_s,
                 reason,
@@ -232,9 +248,10 @@ class Ledger:
             the message had (cancelled, expired...: the entry is only dropped).
         """
         now_iso = utc_now_iso()
-        raw = self._later_due(
-            keys=[*_keys(message_id), keys.WAKE, keys.LATER],
-            args=[
+        raw = self._run(
+            self._later_due,
+            [*_keys(message_id), keys.WAKE, keys.LATER],
+            [
                 json.dumps([State.QUEUED.value]),
                 now_iso,
                 self._ttl_s,
@@ -251,10 +268,15 @@ class Ledger:
     def start_posting(self, message_id: str) -> bool:
         """End a held claim's wait: True when this worker still holds the message and may
         post; False when it was released meanwhile (the worker must post nothing)."""
-        return bool(self._start_posting(keys=[keys.message(message_id)], args=[self._worker]))
+        return bool(self._run(self._start_posting, [keys.message(message_id)], [self._worker]))
 
-    def release(self, message_id: str, *, holder: str, reason: str, actor: str) -> str | None:
+    def release(
+        self, message_id: str, *, holder: str, reason: str, actor: str, unposted: bool = False
+    ) -> str | None:
         """Give a held claim of ``holder`` back to its lane, at the front, as a fresh job.
+
+        With ``unposted`` (only the holder itself may say so: it knows it posted nothing), a
+        claim whose hold already ended is given back too, as long as ``holder`` claimed it.
 
         Safe against the holder itself: either this runs first and the holder's
         :meth:`start_posting` answers False, or the holder started posting and this refuses.
@@ -264,9 +286,10 @@ class Ledger:
             been posted: the caller settles it as before).
         """
         now = utc_now_iso()
-        raw = self._release(
-            keys=[*_keys(message_id), keys.WAKE],
-            args=[
+        raw = self._run(
+            self._release,
+            [*_keys(message_id), keys.WAKE],
+            [
                 json.dumps([State.SENDING.value]),
                 now,
                 self._ttl_s,
@@ -275,6 +298,7 @@ class Ledger:
                 "1",
                 json.dumps(job_fields(message_id, "", now)),
                 holder,
+                _flag(unposted),
             ],
         )
         return decoded(raw[1]) if decoded(raw[0]) == "queued" else None
@@ -303,6 +327,10 @@ def _keys(message_id: str) -> list[str]:
         keys.SENDING,
         keys.METRICS,
     ]
+
+
+def _flag(value: bool) -> str:
+    return "1" if value else "0"
 
 
 def _field(value: Any) -> str:

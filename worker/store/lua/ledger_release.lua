@@ -17,6 +17,8 @@
 -- ARGV[6] front: '1' to put the job at the front of its lane, else '0'
 -- ARGV[7] job_json: the RQ job hash's fields, a JSON object (origin is set here)
 -- ARGV[8] holder: the worker that must still hold the claim
+-- ARGV[9] unposted: '1' when the holder itself gives it back knowing it posted nothing: then a
+--   claim of holder whose hold already ended is given back too
 --
 -- Returns {'posting'} when the claim is not held by holder, else as ledger_requeue.lua.
 local message = KEYS[1]
@@ -34,10 +36,15 @@ local actor = ARGV[5]
 local front = ARGV[6]
 local job_json = ARGV[7]
 local holder = ARGV[8]
+local unposted = ARGV[9]
 -- include: lib/requeue.lua
 
 local held_by = redis.call('HGET', message, 'awaiting_turn')
-if not held_by or held_by ~= holder then return {'posting'} end
+if held_by ~= holder then
+  if held_by or unposted ~= '1' or redis.call('HGET', message, 'claimed_by') ~= holder then
+    return {'posting'}
+  end
+end
 local old = redis.call('HGET', message, 'job_id')
 if old then
   local lane = redis.call('HGET', message, 'lane')
