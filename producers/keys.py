@@ -59,6 +59,9 @@ WAKE = f"{PREFIX}:wake"
 """Tokens pushed on enqueue so idle workers wake at once instead of polling."""
 SENDING = f"{PREFIX}:sending"
 """Sorted set of message ids claimed for sending, scored by claim time (epoch seconds)."""
+LATER = f"{PREFIX}:later"
+"""Sorted set of message ids waiting for a later retry round (AllMySMS was provably not
+reached), scored by when the round is due (epoch seconds); the reconciler moves due ones back."""
 RECONCILE_LOCK = f"{PREFIX}:reconcile:lock"
 CREDITS = f"{PREFIX}:credits"
 """Hash: the last known AllMySMS balance (``credits``), when (``at``, epoch s) and from where

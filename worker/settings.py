@@ -27,6 +27,11 @@ SEND_MAX_WAIT_S = 60.0
 """Total time budget for those attempts and the back-off between them."""
 RETRY_INITIAL_WAIT_S = 0.5
 RETRY_MAX_WAIT_S = 10.0
+LATER_RETRY_FOR_S = 4 * 3600.0
+"""How long a provably-unsent message keeps getting later retry rounds before it is failed."""
+LATER_RETRY_FIRST_WAIT_S = 60.0
+LATER_RETRY_MAX_WAIT_S = 1800.0
+"""First and longest wait between two later retry rounds (doubling in between)."""
 WORKER_DEAD_AFTER_S = 30.0
 """A worker that has not refreshed its alive key for this long is dead: its in-flight send
 becomes ``unknown`` and the jobs it held go back to their lane."""
@@ -185,6 +190,10 @@ class Settings:
     send_max_wait_s: float = SEND_MAX_WAIT_S
     retry_initial_wait_s: float = RETRY_INITIAL_WAIT_S
     retry_max_wait_s: float = RETRY_MAX_WAIT_S
+    later_retry_for_s: float = LATER_RETRY_FOR_S
+    """0 turns later retry rounds off: a provably-unsent message is failed at once."""
+    later_retry_first_wait_s: float = LATER_RETRY_FIRST_WAIT_S
+    later_retry_max_wait_s: float = LATER_RETRY_MAX_WAIT_S
     idle_wait_s: float = IDLE_WAIT_S
     send_slots: int = SEND_SLOTS
     worker_dead_after_s: float = WORKER_DEAD_AFTER_S
@@ -288,6 +297,15 @@ class Settings:
                 env, "SMSQ_RETRY_INITIAL_WAIT_S", RETRY_INITIAL_WAIT_S, minimum=0
             ),
             retry_max_wait_s=read_float(env, "SMSQ_RETRY_MAX_WAIT_S", RETRY_MAX_WAIT_S, minimum=0),
+            later_retry_for_s=read_float(
+                env, "SMSQ_LATER_RETRY_FOR_S", LATER_RETRY_FOR_S, minimum=0
+            ),
+            later_retry_first_wait_s=read_float(
+                env, "SMSQ_LATER_RETRY_FIRST_WAIT_S", LATER_RETRY_FIRST_WAIT_S, minimum=0.1
+            ),
+            later_retry_max_wait_s=read_float(
+                env, "SMSQ_LATER_RETRY_MAX_WAIT_S", LATER_RETRY_MAX_WAIT_S, minimum=0.1
+            ),
             idle_wait_s=read_float(env, "SMSQ_IDLE_WAIT_S", IDLE_WAIT_S, minimum=0.01),
             send_slots=read_int(
                 env, "SMSQ_SEND_SLOTS", SEND_SLOTS, minimum=1, maximum=SEND_SLOTS_MAX

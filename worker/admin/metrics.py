@@ -62,6 +62,11 @@ class SmsqCollector(Collector):
         )
         yield GaugeMetricFamily("smsq_sending", "Sends in flight", value=stats.sending)
         yield GaugeMetricFamily(
+            "smsq_waiting_later",
+            "Messages queued for a later retry round (AllMySMS was not reached)",
+            value=stats.waiting_later,
+        )
+        yield GaugeMetricFamily(
             "smsq_intake_depth", "Raw entries waiting in smsq:intake", value=stats.intake.depth
         )
         yield GaugeMetricFamily(

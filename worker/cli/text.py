@@ -104,6 +104,11 @@ def render_status(
         f"updated:    {record.updated_at}",
         f"attempts:   {record.attempts}",
     ]
+    if record.next_attempt_at:
+        lines.append(
+            f"next attempt at {record.next_attempt_at} (later retry round "
+            f"{record.later_rounds}: AllMySMS was not reached, nothing was sent)"
+        )
     if record.provider_status is not None:
         lines.append(f"provider:   {record.provider_status} {record.provider_text or ''}".rstrip())
     if record.campaign_id:
@@ -304,7 +309,10 @@ def render_stats(stats: Stats) -> str:
         else ""
     )
     lines.append(f"intake: {intake.depth} waiting{oldest}, {intake.taken} taken by workers")
-    lines.append(f"now: {stats.sending} sending, {stats.dead_letters} dead letters waiting")
+    lines.append(
+        f"now: {stats.sending} sending, {stats.waiting_later} waiting for a later retry round, "
+        f"{stats.dead_letters} dead letters waiting"
+    )
     states = ", ".join(f"{k}={v}" for k, v in sorted(stats.states.items()))
     lines.append(f"ever reached (counters, not current): {states or '-'}")
     statuses = ", ".join(

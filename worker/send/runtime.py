@@ -15,7 +15,7 @@ from worker.allmysms.client import AllMySmsClient
 from worker.connections import redis_from_settings
 from worker.send.credits import CreditsWatch
 from worker.send.ratelimit import RateLimiter
-from worker.send.retries import send_retrying
+from worker.send.retries import LaterRetry, send_retrying
 from worker.send.sender import Sender
 from worker.settings import Settings
 from worker.store.control import Switch
@@ -61,6 +61,7 @@ def build_runtime(
         ledger=ledger,
         client=http,
         retrying=partial(send_retrying, settings),
+        later=LaterRetry.from_settings(settings),
         switch=Switch(connection, audit_ttl_s=settings.audit_ttl_s, barrier=barrier),
         limiter=RateLimiter.from_settings(settings, connection),
         on_credits=lambda credits: watch.observe(credits, source="sendSms"),

@@ -69,6 +69,8 @@ class Stats:
     """The last known AllMySMS balance (:mod:`worker.store.credits`), None when never learnt."""
     credits_age_s: float | None = None
     """How old ``credits`` was when these stats were read."""
+    waiting_later: int = 0
+    """Messages ``queued`` for a later retry round (off every lane until it is due)."""
 
     @property
     def states(self) -> dict[str, int]:
@@ -110,6 +112,8 @@ class Stats:
             },
             "sending": self.sending,
             "dead_letters": self.dead_letters,
+            "waiting_later": self.waiting_later,
+            "later_parked": self.counters.get("later_parked", 0),
             "states_reached": self.states,
             "provider_statuses": {
                 f"{code}:{lane}": n for (code, lane), n in sorted(self.provider_statuses.items())
@@ -152,6 +156,7 @@ def collect(connection: Redis) -> Stats:
         pipe.zcard(f"rq:wip:{queue}")
     pipe.zcard(keys.SENDING)
     pipe.zcard(keys.DEAD_LETTERS)
+    pipe.zcard(keys.LATER)
     pipe.hgetall(keys.METRICS)
     raw = pipe.execute()
     pauses = {p.lane: p.reason for p in Switch(connection).paused()}
@@ -184,12 +189,13 @@ def collect(connection: Redis) -> Stats:
     balance = CreditsStore(connection).get()
     return Stats(
         lanes,
+        raw[-4],
         raw[-3],
-        raw[-2],
         counters,
         intake_stats(connection, now),
         balance,
         round(balance.age_s(now), 3) if balance is not None else None,
+        waiting_later=raw[-2],
     )
 
 
