@@ -18,7 +18,7 @@ from typing import TypeVar
 from redis import Redis
 from redis.exceptions import RedisError, ResponseError
 
-from worker.dev.redis_server import RedisServer, free_port
+from worker.dev.redis_server import RedisServer, free_port, terminate
 
 
 HOST = "127.0.0.1"
@@ -88,13 +88,7 @@ class SentinelProcess:
         return Redis(host=HOST, port=self.port, socket_timeout=2, decode_responses=True)
 
     def stop(self) -> None:
-        if self._process is not None and self._process.poll() is None:
-            self._process.terminate()
-            try:
-                self._process.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self._process.kill()
-                self._process.wait()
+        terminate(self._process)
         self._process = None
         shutil.rmtree(self.directory, ignore_errors=True)
 
