@@ -66,6 +66,11 @@ class MessageRecord:
     waiting_for_rate_limit: bool = False
     """``sending`` but not posted yet: its worker waits for its turn under the global rate
     limit (given back to its lane unsent if that worker dies)."""
+    next_attempt_at: str | None = None
+    """``queued`` for a later retry round (AllMySMS was provably not reached): when the round is
+    due (ISO 8601, UTC). None otherwise."""
+    later_rounds: int = 0
+    """Later retry rounds parked so far (each one a full send whose attempts all failed)."""
 
     @property
     def delivery(self) -> dict[str, int]:
@@ -122,6 +127,10 @@ class MessageRecord:
             receipts=_by_phone(raw, receipts),
             replies=_with_phone(raw, replies),
             waiting_for_rate_limit=bool(raw.get("awaiting_turn")),
+            next_attempt_at=(raw.get("next_attempt_at") or None)
+            if raw["state"] == State.QUEUED.value
+            else None,
+            later_rounds=int(raw.get("later_rounds", "0")),
         )
 
     def as_dict(self, *, include_request: bool = True) -> dict[str, Any]:
@@ -160,6 +169,10 @@ class MessageRecord:
             data["parent"] = self.parent
         if self.waiting_for_rate_limit:
             data["waiting_for_rate_limit"] = True
+        if self.next_attempt_at:
+            data["next_attempt_at"] = self.next_attempt_at
+        if self.later_rounds:
+            data["later_rounds"] = self.later_rounds
         if include_request:
             data["request"] = self.request
         return data

@@ -27,10 +27,19 @@ SEND_MAX_WAIT_S = 60.0
 """Total time budget for those attempts and the back-off between them."""
 RETRY_INITIAL_WAIT_S = 0.5
 RETRY_MAX_WAIT_S = 10.0
+LATER_RETRY_FOR_S = 4 * 3600.0
+"""How long a provably-unsent message keeps getting later retry rounds before it is failed."""
+LATER_RETRY_FIRST_WAIT_S = 60.0
+LATER_RETRY_MAX_WAIT_S = 1800.0
+"""First and longest wait between two later retry rounds (doubling in between)."""
 WORKER_DEAD_AFTER_S = 30.0
 """A worker that has not refreshed its alive key for this long is dead: its in-flight send
 becomes ``unknown`` and the jobs it held go back to their lane."""
 RECONCILE_INTERVAL_S = 10.0
+CREDITS_POLL_INTERVAL_S = 0.0
+"""How often one live worker asks AllMySMS ``getInfo`` for the balance (0: never)."""
+CREDITS_LOW = 0
+"""At or below this many credits the bulk lane is paused (0: no threshold)."""
 INTAKE_MAX_BYTES = 1 << 20
 """Largest intake entry read (1 MiB: 10,000 recipients with params fit)."""
 """How often some live worker looks for dead workers' messages and stuck jobs."""
@@ -181,10 +190,17 @@ class Settings:
     send_max_wait_s: float = SEND_MAX_WAIT_S
     retry_initial_wait_s: float = RETRY_INITIAL_WAIT_S
     retry_max_wait_s: float = RETRY_MAX_WAIT_S
+    later_retry_for_s: float = LATER_RETRY_FOR_S
+    """0 turns later retry rounds off: a provably-unsent message is failed at once."""
+    later_retry_first_wait_s: float = LATER_RETRY_FIRST_WAIT_S
+    later_retry_max_wait_s: float = LATER_RETRY_MAX_WAIT_S
     idle_wait_s: float = IDLE_WAIT_S
     send_slots: int = SEND_SLOTS
     worker_dead_after_s: float = WORKER_DEAD_AFTER_S
     reconcile_interval_s: float = RECONCILE_INTERVAL_S
+    credits_poll_interval_s: float = CREDITS_POLL_INTERVAL_S
+    credits_low: int = CREDITS_LOW
+    credits_auto_resume: bool = False
     intake_max_bytes: int = INTAKE_MAX_BYTES
     crash_at: str = ""
     """Testing only: a named point where the worker process kills itself (``os._exit``)."""
@@ -281,6 +297,15 @@ class Settings:
                 env, "SMSQ_RETRY_INITIAL_WAIT_S", RETRY_INITIAL_WAIT_S, minimum=0
             ),
             retry_max_wait_s=read_float(env, "SMSQ_RETRY_MAX_WAIT_S", RETRY_MAX_WAIT_S, minimum=0),
+            later_retry_for_s=read_float(
+                env, "SMSQ_LATER_RETRY_FOR_S", LATER_RETRY_FOR_S, minimum=0
+            ),
+            later_retry_first_wait_s=read_float(
+                env, "SMSQ_LATER_RETRY_FIRST_WAIT_S", LATER_RETRY_FIRST_WAIT_S, minimum=0.1
+            ),
+            later_retry_max_wait_s=read_float(
+                env, "SMSQ_LATER_RETRY_MAX_WAIT_S", LATER_RETRY_MAX_WAIT_S, minimum=0.1
+            ),
             idle_wait_s=read_float(env, "SMSQ_IDLE_WAIT_S", IDLE_WAIT_S, minimum=0.01),
             send_slots=read_int(
                 env, "SMSQ_SEND_SLOTS", SEND_SLOTS, minimum=1, maximum=SEND_SLOTS_MAX
@@ -291,6 +316,11 @@ class Settings:
             reconcile_interval_s=read_float(
                 env, "SMSQ_RECONCILE_INTERVAL_S", RECONCILE_INTERVAL_S, minimum=0.1
             ),
+            credits_poll_interval_s=read_float(
+                env, "SMSQ_CREDITS_POLL_INTERVAL_S", CREDITS_POLL_INTERVAL_S, minimum=0
+            ),
+            credits_low=read_int(env, "SMSQ_CREDITS_LOW", CREDITS_LOW, minimum=0),
+            credits_auto_resume=read_bool(env, "SMSQ_CREDITS_AUTO_RESUME", default=False),
             intake_max_bytes=read_int(
                 env, "SMSQ_INTAKE_MAX_BYTES", INTAKE_MAX_BYTES, minimum=1024, maximum=64 << 20
             ),

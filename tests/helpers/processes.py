@@ -68,6 +68,7 @@ class Workers:
                 "SMSQ_RETRY_INITIAL_WAIT_S": "0.05",
                 "SMSQ_RETRY_MAX_WAIT_S": "0.2",
                 "SMSQ_SEND_MAX_WAIT_S": "5",
+                "SMSQ_LATER_RETRY_FOR_S": "0",
                 "PYTHONPATH": str(ROOT),
             }
         )

@@ -62,6 +62,11 @@ class SmsqCollector(Collector):
         )
         yield GaugeMetricFamily("smsq_sending", "Sends in flight", value=stats.sending)
         yield GaugeMetricFamily(
+            "smsq_waiting_later",
+            "Messages queued for a later retry round (AllMySMS was not reached)",
+            value=stats.waiting_later,
+        )
+        yield GaugeMetricFamily(
             "smsq_intake_depth", "Raw entries waiting in smsq:intake", value=stats.intake.depth
         )
         yield GaugeMetricFamily(
@@ -74,6 +79,17 @@ class SmsqCollector(Collector):
             "How long the intake's first entry has been seen waiting (0 when empty)",
             value=stats.intake.oldest_seen_s or 0.0,
         )
+        if stats.credits is not None:
+            yield GaugeMetricFamily(
+                "smsq_credits",
+                "Last known AllMySMS credits balance (getInfo or a sendSms answer)",
+                value=stats.credits.credits,
+            )
+            yield GaugeMetricFamily(
+                "smsq_credits_age_seconds",
+                "How old smsq_credits is",
+                value=stats.credits_age_s or 0.0,
+            )
         depth = GaugeMetricFamily("smsq_queue_depth", "Jobs waiting per lane", labels=["lane"])
         age = GaugeMetricFamily(
             "smsq_queue_oldest_age_seconds", "Age of the oldest waiting job", labels=["lane"]

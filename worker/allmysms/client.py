@@ -79,6 +79,7 @@ class AllMySmsClient:
         connections: int = 1,
     ) -> None:
         self._url = f"{base_url.rstrip('/')}/sendSms/"
+        self._info_url = f"{base_url.rstrip('/')}/getInfo/"
         parts = httpx.URL(self._url)
         self._host = parts.host
         self._url_shown = str(parts.copy_with(username=None, password=None, query=None))
@@ -154,6 +155,55 @@ class AllMySmsClient:
             if response.status_code == 429 or retry_after_s is not None:
                 raise ProviderBusyError(response.status_code, retry_after_s)
         return parse_reply(response.status_code, response.content)
+
+    def get_info(self) -> int:
+        """POST one getInfo request and return the account's credits balance.
+
+        Only ``credits`` is read: the answer also carries the account's apiKey, which is
+        dropped here and never stored or logged.
+
+        Raises:
+            NotSentError: AllMySMS was not reached.
+            OutcomeUnknownError: a transport error, an HTTP status other than 200, or a body
+                that is not a JSON object with a numeric ``credits``.
+        """
+        body = urlencode(
+            {"login": self._login, "apiKey": self._api_key.reveal(), "returnformat": "json"}
+        ).encode("ascii")
+        try:
+            response = self._client.post(self._info_url, content=body, headers=FORM_HEADERS)
+        except NOT_SENT_ERRORS as exc:
+            raise NotSentError(f"{type(exc).__name__}: AllMySMS getInfo was not reached") from exc
+        except httpx.TransportError as exc:
+            raise OutcomeUnknownError(f"{type(exc).__name__} during getInfo") from exc
+        return parse_info(response.status_code, response.content)
+
+
+def parse_info(http_status: int, body: bytes) -> int:
+    """Read ``credits`` from a getInfo answer (a string or a number).
+
+    Raises:
+        OutcomeUnknownError: not HTTP 200, not a JSON object, or no numeric ``credits`` (an
+            error answer such as 102 names its status).
+    """
+    if http_status != 200:
+        raise OutcomeUnknownError(
+            f"AllMySMS getInfo answered HTTP {http_status}", http_status=http_status
+        )
+    try:
+        data = json.loads(body)
+    except ValueError:
+        raise OutcomeUnknownError(
+            "AllMySMS getInfo answered HTTP 200 with a body that is not JSON", http_status=200
+        ) from None
+    credits = _as_int(data.get("credits")) if isinstance(data, dict) else None
+    if credits is None:
+        status = _as_int(data.get("status")) if isinstance(data, dict) else None
+        detail = f" (status {status})" if status is not None else ""
+        raise OutcomeUnknownError(
+            f"AllMySMS getInfo answered without a numeric credits{detail}", http_status=200
+        )
+    return credits
 
 
 def _certificate_mismatch(exc: Exception) -> str | None:

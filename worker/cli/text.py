@@ -104,6 +104,11 @@ def render_status(
         f"updated:    {record.updated_at}",
         f"attempts:   {record.attempts}",
     ]
+    if record.next_attempt_at:
+        lines.append(
+            f"next attempt at {record.next_attempt_at} (later retry round "
+            f"{record.later_rounds}: AllMySMS was not reached, nothing was sent)"
+        )
     if record.provider_status is not None:
         lines.append(f"provider:   {record.provider_status} {record.provider_text or ''}".rstrip())
     if record.campaign_id:
@@ -279,6 +284,17 @@ def render_audit(entries: list[AuditEntry]) -> str:
     return printable_lines(lines)
 
 
+def render_credits(stats: Stats) -> str:
+    """``credits: 340 (22 SMS to France), from getInfo 12.3 s ago``, or why it is unknown."""
+    if stats.credits is None:
+        return "credits: - (not known yet: see SMSQ_CREDITS_POLL_INTERVAL_S)"
+    balance = stats.credits
+    return (
+        f"credits: {balance.credits} ({balance.fr_sms_left} SMS to France), "
+        f"from {balance.source} {stats.credits_age_s or 0.0:.1f} s ago"
+    )
+
+
 def render_stats(stats: Stats) -> str:
     lines = ["LANE     DEPTH  OLDEST(s)  TAKEN  PAUSED"]
     for lane in stats.lanes:
@@ -293,7 +309,10 @@ def render_stats(stats: Stats) -> str:
         else ""
     )
     lines.append(f"intake: {intake.depth} waiting{oldest}, {intake.taken} taken by workers")
-    lines.append(f"now: {stats.sending} sending, {stats.dead_letters} dead letters waiting")
+    lines.append(
+        f"now: {stats.sending} sending, {stats.waiting_later} waiting for a later retry round, "
+        f"{stats.dead_letters} dead letters waiting"
+    )
     states = ", ".join(f"{k}={v}" for k, v in sorted(stats.states.items()))
     lines.append(f"ever reached (counters, not current): {states or '-'}")
     statuses = ", ".join(
@@ -307,6 +326,7 @@ def render_stats(stats: Stats) -> str:
         if mean is not None
         else "provider latency: -"
     )
+    lines.append(render_credits(stats))
     lines.append(
         f"retries: {stats.counters.get('retries', 0)}   "
         f"requeued: {stats.counters.get('requeued', 0)}"

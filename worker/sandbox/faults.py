@@ -18,8 +18,21 @@ ACTIONS = ("status", "delay", "drop", "html502", "truncated", "not_http", "busy"
 DELAY_MAX_MS = 600_000
 """A longer delay is surely a typo, and it would hold a server thread for as long."""
 
+ENDPOINTS = ("sendSms", "getInfo")
+"""What a fault's ``endpoint`` may name (default sendSms)."""
+
 _KEYS = frozenset(
-    {"action", "times", "match", "status", "statusText", "delay_ms", "http_status", "retry_after"}
+    {
+        "endpoint",
+        "action",
+        "times",
+        "match",
+        "status",
+        "statusText",
+        "delay_ms",
+        "http_status",
+        "retry_after",
+    }
 )
 _KEYS_OF_ACTION = {
     "status": {"status", "statusText"},
@@ -37,6 +50,7 @@ class Fault:
     """One validated fault; ``times`` counts down, -1 never does."""
 
     action: str
+    endpoint: str = "sendSms"
     times: int = 1
     match: tuple[str, str] | None = None
     status: int | None = None
@@ -50,6 +64,8 @@ class Fault:
     def as_dict(self) -> dict[str, Any]:
         """Return the fault in the shape ``parse_fault`` accepts."""
         spec: dict[str, Any] = {"action": self.action, "times": self.times}
+        if self.endpoint != "sendSms":
+            spec["endpoint"] = self.endpoint
         if self.match is not None:
             spec["match"] = {self.match[0]: self.match[1]}
         if self.action == "status":
@@ -107,13 +123,16 @@ def parse_fault(spec: Mapping[str, Any]) -> Fault:
     action = spec.get("action")
     if action not in ACTIONS:
         raise ValueError(f"action: must be one of {', '.join(ACTIONS)}")
-    for key in sorted(set(spec) & (_KEYS - {"action", "times", "match"})):
+    endpoint = _endpoint(spec)
+    for key in sorted(set(spec) & (_KEYS - {"endpoint", "action", "times", "match"})):
         if key not in _KEYS_OF_ACTION.get(action, set()):
             raise ValueError(f"{key}: not allowed with action {action!r}")
     required = _REQUIRED_OF_ACTION.get(action)
     if required is not None and required not in spec:
         raise ValueError(f"{required}: required with action {action!r}")
-    fault = Fault(action=action, times=_times(spec.get("times", 1)), match=_match(spec))
+    fault = Fault(
+        action=action, endpoint=endpoint, times=_times(spec.get("times", 1)), match=_match(spec)
+    )
     if action == "status":
         fault.status = _int(spec, "status", 100, 118)
         text = spec.get("statusText")
@@ -129,6 +148,15 @@ def parse_fault(spec: Mapping[str, Any]) -> Fault:
         if "retry_after" in spec:
             fault.retry_after = _int(spec, "retry_after", 0, 3600)
     return fault
+
+
+def _endpoint(spec: Mapping[str, Any]) -> str:
+    endpoint = spec.get("endpoint", "sendSms")
+    if endpoint not in ENDPOINTS:
+        raise ValueError(f"endpoint: must be one of {', '.join(ENDPOINTS)}")
+    if endpoint != "sendSms" and "match" in spec:
+        raise ValueError(f"match: not allowed with endpoint {endpoint!r}")
+    return str(endpoint)
 
 
 def _int(spec: Mapping[str, Any], key: str, low: int, high: int) -> int:
@@ -178,10 +206,10 @@ class FaultBook:
     def pending(self) -> list[dict[str, Any]]:
         return [fault.as_dict() for fault in self._faults]
 
-    def take(self, target: Target) -> Fault | None:
+    def take(self, target: Target, endpoint: str = "sendSms") -> Fault | None:
         """Return the oldest fault this request matches, spending one of its ``times``."""
         for index, fault in enumerate(self._faults):
-            if target.matches(fault.match):
+            if fault.endpoint == endpoint and target.matches(fault.match):
                 if fault.times > 0:
                     fault.times -= 1
                     if fault.times == 0:

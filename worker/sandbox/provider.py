@@ -277,6 +277,57 @@ class SandboxProvider:
             body = body[: len(body) // 2]
         return Answer(body=body, content_type=content_type, delay_s=delay_s)
 
+    def _answer_info(self, params: dict[str, str]) -> Answer:
+        """Answer one getInfo request like AllMySMS (status text, balance as a string), and
+        log it. The real answer also carries the account's apiKey; the sandbox never echoes it
+        (an ``apiKey`` key holding ``"***"`` stands for it, so clients prove they drop it)."""
+        account_ok = hmac.compare_digest(params.get("login", "").encode(), self._login)
+        api_key_ok = hmac.compare_digest(params.get("apiKey", "").encode(), self._api_key)
+        with self._lock:
+            fault = self._faults.take(Target(), endpoint="getInfo")
+            action = fault.action if fault else None
+            reply: dict[str, Any] | None = None
+            if fault is not None and fault.status is not None:
+                reply = error_reply(fault.status, fault.status_text)
+            elif action not in ("drop", "html502", "not_http", "busy"):
+                if account_ok and api_key_ok:
+                    reply = {
+                        "status": "Active Account",
+                        "credits": str(self._credits),
+                        "apiKey": "***",
+                        "lastName": "Sandbox",
+                        "firstName": "smsq",
+                        "society": "smsq sandbox",
+                        "email": "sandbox@example.invalid",
+                    }
+                else:
+                    reply = error_reply(102)
+            self._seq += 1
+            self._log.append(
+                {
+                    "seq": self._seq,
+                    "at": datetime.now(UTC).isoformat(timespec="milliseconds"),
+                    "endpoint": "getInfo",
+                    "login": params.get("login", ""),
+                    "api_key_ok": api_key_ok,
+                    "status": reply["status"] if reply else None,
+                    "fault": action,
+                }
+            )
+        delay_s = self._latency_s + (fault.delay_ms / 1000 if fault else 0)
+        if action in ("drop", "not_http"):
+            return Answer(action=str(action), delay_s=delay_s)
+        if fault is not None and action == "busy":
+            return Answer(code=fault.http_status, body=b"busy, try again later\n", delay_s=delay_s)
+        if reply is None:
+            return Answer(
+                code=502, body=HTML_502, content_type="text/html; charset=UTF-8", delay_s=delay_s
+            )
+        body, content_type = render(reply, "json")
+        if action == "truncated":
+            body = body[: len(body) // 2]
+        return Answer(body=body, content_type=content_type, delay_s=delay_s)
+
     def _process(self, account_ok: bool, flux: Flux | None, flux_status: int) -> dict[str, Any]:
         """The business checks in the provider's order; the caller holds the lock."""
         if not account_ok:

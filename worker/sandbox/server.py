@@ -20,11 +20,12 @@ from types import FrameType
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from worker.sandbox.provider import BASE_PATH, TEXT_PLAIN, SandboxProvider
+from worker.sandbox.provider import BASE_PATH, TEXT_PLAIN, Answer, SandboxProvider
 from worker.sandbox.receipt_pusher import RECEIPT_DELAY_MS
 
 
 SEND_PATHS = frozenset({f"{BASE_PATH}/sendSms/", f"{BASE_PATH}/sendSms"})
+INFO_PATHS = frozenset({f"{BASE_PATH}/getInfo/", f"{BASE_PATH}/getInfo"})
 MAX_BODY_BYTES = 8 * 1024 * 1024
 """Larger bodies get 413: ~2000 recipients per request is the provider's own guidance."""
 SHUTDOWN_POLL_S = 0.02
@@ -139,6 +140,8 @@ class _Handler(BaseHTTPRequestHandler):
         url = urlsplit(self.path)
         if url.path in SEND_PATHS and self.command in ("GET", "POST"):
             self._send_sms(url.query, body, received_at)
+        elif url.path in INFO_PATHS and self.command in ("GET", "POST"):
+            self._get_info(url.query, body)
         elif url.path.startswith("/_sandbox/"):
             self._control(url.path.rstrip("/"), body)
         else:
@@ -170,9 +173,19 @@ class _Handler(BaseHTTPRequestHandler):
         elif self.command == "POST" and mime == _MULTIPART:
             encoding = "multipart"
             params.update(_multipart_fields(self.headers.get("Content-Type", ""), body))
-        answer = self.server.provider._answer_send(
-            self.command, encoding, params, received_at=received_at
+        self._answer(
+            self.server.provider._answer_send(
+                self.command, encoding, params, received_at=received_at
+            )
         )
+
+    def _get_info(self, query: str, body: bytes) -> None:
+        params = dict(parse_qsl(query, keep_blank_values=True))
+        if self.command == "POST" and self.headers.get_content_type() == _FORM:
+            params.update(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
+        self._answer(self.server.provider._answer_info(params))
+
+    def _answer(self, answer: Answer) -> None:
         if answer.delay_s > 0:
             self.server.stopping.wait(answer.delay_s)
         if answer.action == "reply":

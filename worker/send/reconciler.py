@@ -11,6 +11,8 @@ A live worker runs it every ``reconcile_interval_s`` under a Redis lock (one wor
    operator's decision. Except when its claim is still held (the worker was waiting for its
    rate-limit turn and had not started posting, see :meth:`Ledger.release`): then it goes back
    to the front of its lane, provably unsent.
+4. A message parked for a later retry round (``smsq:later``, see :meth:`Ledger.park_for_later`)
+   whose round is due goes back to the front of its lane as a fresh job.
 
 Requeueing is always safe: the claim in :mod:`worker.store.ledger` lets a message be sent only once.
 """
@@ -35,6 +37,9 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger()
 
+_LATER_BATCH = 500
+"""Later retry rounds moved back per reconciler run at most (the rest on the next run)."""
+
 
 @dataclass(frozen=True, slots=True)
 class Report:
@@ -42,6 +47,7 @@ class Report:
     requeued_abandoned: int = 0
     released: int = 0
     unknown: int = 0
+    later_due: int = 0
 
 
 class Reconciler:
@@ -79,7 +85,11 @@ class Reconciler:
         abandoned = sum(self._requeue_abandoned(q) for q in self._queues)
         released, unknown = self._orphaned_sends()
         report = Report(
-            requeued_stuck=stuck, requeued_abandoned=abandoned, released=released, unknown=unknown
+            requeued_stuck=stuck,
+            requeued_abandoned=abandoned,
+            released=released,
+            unknown=unknown,
+            later_due=self._later_due(),
         )
         if report != Report():
             log.warning(
@@ -88,8 +98,23 @@ class Reconciler:
                 requeued_abandoned=report.requeued_abandoned,
                 released=report.released,
                 unknown=report.unknown,
+                later_due=report.later_due,
             )
         return report
+
+    def _later_due(self) -> int:
+        """Put messages whose later retry round is due back on their lane."""
+        now = time.time()
+        moved = 0
+        for raw in self._redis.zrangebyscore(keys.LATER, "-inf", now, start=0, num=_LATER_BATCH):
+            mid = decoded(raw)  # type: ignore[arg-type]
+            outcome = self._ledger.requeue_due(
+                mid, now=now, actor="reconciler", reason="later retry round due"
+            )
+            if outcome == State.QUEUED.value:
+                moved += 1
+                log.info("sms.send.later_due", message_id=mid, state="queued")
+        return moved
 
     def _requeue_stuck(self, queue: Queue) -> int:
         seen_key = keys.first_seen(queue.name)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import structlog
 import tenacity
@@ -55,6 +56,36 @@ class Backoff(tenacity.wait.wait_base):
         if self.jitter_s:
             wait_s = min(self.max_s, wait_s + random.uniform(0, self.jitter_s))
         return wait_s
+
+
+@dataclass(frozen=True, slots=True)
+class LaterRetry:
+    """Later retry rounds of a message whose attempts provably never reached AllMySMS: each
+    round is a full send again (claim, attempts), after :func:`backoff_s` from ``first_wait_s``
+    up to ``max_wait_s``, for ``for_s`` in total since the first round was parked (0: off)."""
+
+    for_s: float = 0.0
+    first_wait_s: float = 60.0
+    max_wait_s: float = 1800.0
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> LaterRetry:
+        return cls(
+            for_s=settings.later_retry_for_s,
+            first_wait_s=settings.later_retry_first_wait_s,
+            max_wait_s=settings.later_retry_max_wait_s,
+        )
+
+    def due(self, *, rounds: int, since: float | None, now: float) -> float | None:
+        """When round ``rounds + 1`` is due (epoch seconds), or None when the window is spent
+        (or rounds are off): the message is failed then."""
+        if self.for_s <= 0:
+            return None
+        wait_s = backoff_s(rounds + 1, initial_s=self.first_wait_s, max_s=self.max_wait_s)
+        due = now + wait_s
+        if due - (since if since is not None else now) > self.for_s:
+            return None
+        return due
 
 
 def send_retrying(

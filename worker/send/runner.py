@@ -388,6 +388,12 @@ class SmsWorker(SimpleWorker):
                 self._recover_intake()
         except REDIS_UNAVAILABLE_ERRORS:
             log.warning("sms.reconcile.unavailable")
+        watch = self.runtime.credits
+        try:
+            if watch is not None:
+                watch.maybe_run()
+        except REDIS_UNAVAILABLE_ERRORS:
+            log.warning("sms.credits.unavailable", error="redis")
 
     def _recover_intake(self, *, legacy: bool = False) -> None:
         """Give back the intake entries stopped workers held (this worker holds the reconcile

@@ -13,8 +13,9 @@ from redis import Redis
 from producers.durability import Barrier
 from worker.allmysms.client import AllMySmsClient
 from worker.connections import redis_from_settings
+from worker.send.credits import CreditsWatch
 from worker.send.ratelimit import RateLimiter
-from worker.send.retries import send_retrying
+from worker.send.retries import LaterRetry, send_retrying
 from worker.send.sender import Sender
 from worker.settings import Settings
 from worker.store.control import Switch
@@ -29,6 +30,7 @@ class Runtime:
     client: AllMySmsClient
     ledger: Ledger
     sender: Sender
+    credits: CreditsWatch | None = None
 
     def close(self) -> None:
         """Close the HTTP client's connections (Redis's pool closes with the process)."""
@@ -46,11 +48,22 @@ def build_runtime(
     ledger = Ledger(
         connection, ttl_s=settings.producer.outcome_ttl_s, worker_name=name, barrier=barrier
     )
+    watch = CreditsWatch(
+        connection,
+        http,
+        interval_s=settings.credits_poll_interval_s,
+        low=settings.credits_low,
+        auto_resume=settings.credits_auto_resume,
+        by=name,
+        audit_ttl_s=settings.audit_ttl_s,
+    )
     sender = Sender(
         ledger=ledger,
         client=http,
         retrying=partial(send_retrying, settings),
+        later=LaterRetry.from_settings(settings),
         switch=Switch(connection, audit_ttl_s=settings.audit_ttl_s, barrier=barrier),
         limiter=RateLimiter.from_settings(settings, connection),
+        on_credits=lambda credits: watch.observe(credits, source="sendSms"),
     )
-    return Runtime(settings, name, connection, http, ledger, sender)
+    return Runtime(settings, name, connection, http, ledger, sender, watch)

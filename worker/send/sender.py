@@ -30,7 +30,7 @@ from worker.allmysms.codes import classify
 from worker.allmysms.payload import build_flux
 from worker.send.crashpoints import crash_point
 from worker.send.ratelimit import RateLimitBacklogError, RateLimiter, priority_of
-from worker.send.retries import Backoff
+from worker.send.retries import Backoff, LaterRetry
 from worker.store.control import Switch
 from worker.store.ledger import Ledger
 from worker.store.stats import latency_bucket
@@ -100,12 +100,27 @@ class Sender:
         retrying: Callable[[], tenacity.Retrying],
         switch: Switch,
         limiter: RateLimiter | None = None,
+        on_credits: Callable[[int], object] | None = None,
+        later: LaterRetry | None = None,
     ) -> None:
+        self._on_credits = on_credits
+        """Called with ``credits`` of every sendSms answer that carries it (the credits watch)."""
         self._ledger = ledger
+        self._later = later or LaterRetry()
         self._limiter = limiter or RateLimiter(None, segments_per_s=0)
         self._client = client
         self._retrying = retrying
         self._switch = switch
+
+    def _credits_seen(self, credits: int | None) -> None:
+        """Feed the balance of an answer to the credits watch; a failure there (Redis) never
+        touches the send's outcome."""
+        if credits is None or self._on_credits is None:
+            return
+        try:
+            self._on_credits(credits)
+        except Exception as exc:  # noqa: BLE001 - the send's outcome matters more than the figure
+            log.warning("sms.credits.unrecorded", error=type(exc).__name__)
 
     def stop_waiting(self) -> None:
         """Warm shutdown: sends waiting for a rate-limit turn give up and requeue their
@@ -249,6 +264,7 @@ class Sender:
         sent_at = time.monotonic()
         try:
             reply = self._client.send(flux)
+            self._credits_seen(reply.credits)
         except ProviderBusyError as exc:
             # HTTP 429 (or 503 + Retry-After): AllMySMS did not process it, so tenacity may
             # retry it without sending twice; the whole fleet slows down.
@@ -286,12 +302,7 @@ class Sender:
             reason = f"ALLMYSMS_BASE_URL: {exc.reason}"
             return self._pause_and_requeue(send, None, reason, action=MISDIRECTED_ACTION)
         except NotSentError as exc:
-            return self._finish(
-                send,
-                State.FAILED,
-                reason=f"AllMySMS unreachable after {send.attempts} attempts",
-                error=str(exc),
-            )
+            return self._park_or_fail(send, exc)
         except OutcomeUnknownError as exc:
             return self._finish(
                 send,
@@ -324,6 +335,38 @@ class Sender:
             )
             raise
         return self._settle_reply(send, reply)
+
+    def _park_or_fail(self, send: _Send, exc: NotSentError) -> SendResult:
+        """Every attempt provably failed to reach AllMySMS: park the message for a later round
+        while the later-retry window lasts (and its validity too), else fail it as before."""
+        reason = f"AllMySMS unreachable after {send.attempts} attempts"
+        rounds, since = self._ledger.later_rounds(send.message_id)
+        now = time.time()
+        due = self._later.due(rounds=rounds, since=since, now=now)
+        if due is not None and (send.expires_at is None or due < send.expires_at):
+            parked = self._ledger.park_for_later(
+                send.message_id,
+                due=due,
+                since=now,
+                reason=f"{reason}; later retry round {rounds + 1}, nothing was sent",
+                actor=f"worker {self._ledger.worker_name}",
+                attempts=send.attempts,
+                error=str(exc),
+            )
+            if parked:
+                self._ledger.count({**self._metrics(send, None), "later_parked": 1})
+                log.warning(
+                    "sms.send.later_scheduled",
+                    state=State.QUEUED.value,
+                    attempt=send.attempts,
+                    round=rounds + 1,
+                    wait_s=round(due - now, 3),
+                    error=type(exc).__name__,
+                )
+                return SendResult(State.QUEUED.value, None, send.attempts)
+        if rounds:
+            reason += f" in each of {rounds + 1} rounds over {now - (since or now):.0f} s"
+        return self._finish(send, State.FAILED, reason=reason, error=str(exc))
 
     def _settle_reply(self, send: _Send, reply: ProviderReply) -> SendResult:
         """The state AllMySMS's answer means, recorded (or the lanes paused for 102-104)."""

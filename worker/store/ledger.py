@@ -15,6 +15,7 @@ import json
 import time
 import uuid
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from producers import keys
@@ -58,6 +59,8 @@ class Ledger:
         self._requeue = connection.register_script(lua.load("ledger_requeue"))
         self._release = connection.register_script(lua.load("ledger_release"))
         self._start_posting = connection.register_script(lua.load("ledger_start_posting"))
+        self._later = connection.register_script(lua.load("ledger_later"))
+        self._later_due = connection.register_script(lua.load("ledger_later_due"))
 
     @property
     def worker_name(self) -> str:
@@ -197,6 +200,70 @@ class Ledger:
         )
         outcome = decoded(raw[0])
         return (outcome, decoded(raw[1])) if outcome == "queued" else (outcome, None)
+
+    def later_rounds(self, message_id: str) -> tuple[int, float | None]:
+        """Later retry rounds already parked for a message, and when the first one was
+        (epoch seconds; None before the first)."""
+        rounds, since = self._redis.hmget(keys.message(message_id), ["later_rounds", "later_since"])
+        return (int(rounds) if rounds else 0, float(since) if since else None)
+
+    def park_for_later(
+        self,
+        message_id: str,
+        *,
+        due: float,
+        since: float,
+        reason: str,
+        actor: str,
+        attempts: int,
+        error: str,
+    ) -> bool:
+        """``sending`` → ``queued`` with ``next_attempt_at``, off every lane until ``due`` (the
+        reconciler then puts a fresh job on it); False when this worker does not hold it."""
+        now = utc_now_iso()
+        due_iso = datetime.fromtimestamp(due, UTC).isoformat(timespec="seconds")
+        result = self._run(
+            self._later,
+            [keys.message(message_id), keys.history(message_id), keys.SENDING, keys.LATER],
+            [
+                now,
+                self._ttl_s,
+                reason,
+                actor,
+                repr(due),
+                due_iso,
+                repr(since),
+                self._worker,
+                attempts,
+                error,
+            ],
+        )
+        return decoded(result) == "ok"
+
+    def requeue_due(self, message_id: str, *, now: float, reason: str, actor: str) -> str:
+        """Put a message whose later round is due back on its lane (at the front).
+
+        Returns:
+            ``queued``, ``notdue`` (not due or not in the later set), ``missing`` or the state
+            the message had (cancelled, expired...: the entry is only dropped).
+        """
+        now_iso = utc_now_iso()
+        raw = self._run(
+            self._later_due,
+            [*_keys(message_id), keys.WAKE, keys.LATER],
+            [
+                json.dumps([State.QUEUED.value]),
+                now_iso,
+                self._ttl_s,
+                reason,
+                actor,
+                "1",
+                json.dumps(job_fields(message_id, "", now_iso)),
+                message_id,
+                repr(now),
+            ],
+        )
+        return decoded(raw[0])
 
     def start_posting(self, message_id: str) -> bool:
         """End a held claim's wait: True when this worker still holds the message and may

@@ -353,6 +353,7 @@ class Purger:
         )
         pipe.zrem(keys.DEAD_LETTERS, mid)
         pipe.zrem(keys.SENDING, mid)
+        pipe.zrem(keys.LATER, mid)
         queue = f"smsq-{raw.get('lane', 'default')}"
         pipe.lrem(keys.rq_queue(queue), 0, jid)
         pipe.zrem(f"rq:failed:{queue}", jid)

@@ -14,6 +14,7 @@ from producers.contract import LANE_ORDER, queue_name
 from producers.store import decoded
 from worker.store.claims import live_workers
 from worker.store.control import ALL_LANES, Switch
+from worker.store.credits import Balance, CreditsStore
 
 
 if TYPE_CHECKING:
@@ -64,6 +65,12 @@ class Stats:
     dead_letters: int
     counters: dict[str, int] = field(default_factory=dict)
     intake: IntakeStats = field(default_factory=lambda: IntakeStats(0, 0, None))
+    credits: Balance | None = None
+    """The last known AllMySMS balance (:mod:`worker.store.credits`), None when never learnt."""
+    credits_age_s: float | None = None
+    """How old ``credits`` was when these stats were read."""
+    waiting_later: int = 0
+    """Messages ``queued`` for a later retry round (off every lane until it is due)."""
 
     @property
     def states(self) -> dict[str, int]:
@@ -105,9 +112,18 @@ class Stats:
             },
             "sending": self.sending,
             "dead_letters": self.dead_letters,
+            "waiting_later": self.waiting_later,
+            "later_parked": self.counters.get("later_parked", 0),
             "states_reached": self.states,
             "provider_statuses": {
                 f"{code}:{lane}": n for (code, lane), n in sorted(self.provider_statuses.items())
+            },
+            "credits": None
+            if self.credits is None
+            else {
+                "balance": self.credits.credits,
+                "age_s": self.credits_age_s,
+                "source": self.credits.source,
             },
             "retries": self.counters.get("retries", 0),
             "requeued": self.counters.get("requeued", 0),
@@ -140,6 +156,7 @@ def collect(connection: Redis) -> Stats:
         pipe.zcard(f"rq:wip:{queue}")
     pipe.zcard(keys.SENDING)
     pipe.zcard(keys.DEAD_LETTERS)
+    pipe.zcard(keys.LATER)
     pipe.hgetall(keys.METRICS)
     raw = pipe.execute()
     pauses = {p.lane: p.reason for p in Switch(connection).paused()}
@@ -169,7 +186,17 @@ def collect(connection: Redis) -> Stats:
             )
         )
     counters = {decoded(k): int(v) for k, v in raw[-1].items()}
-    return Stats(lanes, raw[-3], raw[-2], counters, intake_stats(connection, now))
+    balance = CreditsStore(connection).get()
+    return Stats(
+        lanes,
+        raw[-4],
+        raw[-3],
+        counters,
+        intake_stats(connection, now),
+        balance,
+        round(balance.age_s(now), 3) if balance is not None else None,
+        waiting_later=raw[-2],
+    )
 
 
 def intake_stats(connection: Redis, now: float) -> IntakeStats:

@@ -23,6 +23,10 @@ local function requeue()
   end
   redis.call('HSET', message, 'state', 'queued', 'job_id', jid, 'updated_at', now_iso)
   redis.call('HDEL', message, 'awaiting_turn')
+  if state ~= 'queued' and state ~= 'sending' then
+    -- An operator's requeue of a dead letter: a fresh later-retry window, not the spent one.
+    redis.call('HDEL', message, 'later_rounds', 'later_since', 'next_attempt_at')
+  end
   redis.call('EXPIRE', message, ttl)
   redis.call('RPUSH', history, cjson.encode({state = 'queued', at = now_iso, reason = reason,
     by = actor, from = state}))
