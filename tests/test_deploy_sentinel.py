@@ -15,8 +15,9 @@ from typing import Any
 import pytest
 import yaml
 from redis import Redis
-from redis.exceptions import RedisError, ResponseError
+from redis.exceptions import RedisError
 
+from producers.redis_errors import NoReplicasError
 from tests.helpers.processes import ROOT
 from worker.dev.redis_server import free_port
 
@@ -244,11 +245,11 @@ def test_configs_form_a_working_topology_and_refuse_writes_without_replica(
     def refused() -> bool:
         try:
             primary.set("smsq:test:ha", "2")
-        except ResponseError as exc:
+        except NoReplicasError as exc:  # NOREPLICAS, waited out by smsq like READONLY
             errors.append(str(exc))
             return True
         return False
 
     _until("writes refused without replica", refused, timeout_s=10)
-    assert errors == ["NOREPLICAS Not enough good replicas to write."]
+    assert errors == ["Not enough good replicas to write."]
     assert primary.get("smsq:test:ha") == "1"
