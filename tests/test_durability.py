@@ -37,6 +37,7 @@ from worker.dev.redis_server import RedisServer
 from worker.gateway import create_app
 from worker.gateway.webhooks import webhook_routes
 from worker.sandbox import SandboxProvider
+from worker.send.reconciler import Reconciler
 from worker.send.retries import send_retrying
 from worker.send.sender import Sender
 from worker.settings import Secret, Settings
@@ -370,3 +371,35 @@ def test_a_worker_posts_nothing_until_a_replica_confirms_its_claim(
         if replica is not None:
             replica.stop()
         primary.stop()
+
+
+def test_a_live_workers_claims_left_behind_by_a_failover_are_settled_by_itself(
+    redis: Redis, producer: Producer, store: MessageStore
+) -> None:
+    """A give-back or an outcome that reached the old primary only leaves a claim of a live
+    worker on the new one: the worker settles it at its next reconcile pass, not minutes later."""
+    ids = {key: producer.enqueue(request(key)).message_id for key in ("held", "posted", "busy")}
+    ledger = Ledger(redis, ttl_s=3600, worker_name="w-me")
+    ledger.claim(ids["held"], hold=True)
+    ledger.claim(ids["posted"])
+    ledger.claim(ids["busy"])
+    redis.zadd(keys.SENDING, {mid: time.time() - 60 for mid in ids.values()})
+    other = Ledger(redis, ttl_s=3600, worker_name="w-other")
+    producer.enqueue(request("theirs"))
+    other.claim(keys.message_id("theirs"))
+    redis.zadd(keys.SENDING, {keys.message_id("theirs"): time.time() - 60})
+    reconciler = Reconciler(redis, ledger, [], dead_after_s=30, interval_s=1, stale_after_s=600)
+
+    assert reconciler.own_orphans(lambda: frozenset({ids["busy"]})) == (1, 1)
+
+    states = {key: store.get(key).state for key in ("held", "posted", "busy", "theirs")}  # type: ignore[union-attr]
+    assert states == {
+        "held": State.QUEUED,
+        "posted": State.UNKNOWN,
+        "busy": State.SENDING,
+        "theirs": State.SENDING,
+    }
+    record = store.get("posted")
+    assert record is not None
+    assert record.error == "outcome lost in a Redis failover"
+    assert reconciler.own_orphans(lambda: frozenset({ids["busy"]})) == (0, 0)

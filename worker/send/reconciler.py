@@ -32,10 +32,16 @@ from worker.store.ledger import Ledger
 
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from redis import Redis
     from rq.queue import Queue
 
 log = structlog.get_logger()
+
+OWN_ORPHAN_AFTER_S = 10.0
+"""A claim of this worker that is older than this and that no send slot works on is settled
+(:meth:`Reconciler.own_orphans`): longer than any gap between a slot's bookkeeping and Redis."""
 
 _LATER_BATCH = 500
 """Later retry rounds moved back per reconciler run at most (the rest on the next run)."""
@@ -69,12 +75,15 @@ class Reconciler:
         self._stale_after_s = stale_after_s
         self._next_run = 0.0
 
-    def maybe_run(self) -> Report | None:
-        """Run if this worker's interval has passed and no other worker holds the lock."""
+    def maybe_run(self, in_flight: Callable[[], frozenset[str]] | None = None) -> Report | None:
+        """Run if this worker's interval has passed and no other worker holds the lock; every
+        interval, settle this worker's own left-behind claims first (given ``in_flight``)."""
         now = time.monotonic()
         if now < self._next_run:
             return None
         self._next_run = now + self._interval_s
+        if in_flight is not None:
+            self.own_orphans(in_flight)
         lock_ms = max(int(self._interval_s * 1000) - 50, 100)
         if not self._redis.set(keys.RECONCILE_LOCK, "1", nx=True, px=lock_ms):
             return None
@@ -229,6 +238,56 @@ class Reconciler:
                 )
             else:
                 self._redis.zrem(keys.SENDING, mid)
+        return released, unknown
+
+    def own_orphans(self, in_flight: Callable[[], frozenset[str]]) -> tuple[int, int]:
+        """Settle claims of this live worker that none of its send slots works on any more:
+        (released unsent, now unknown).
+
+        Only a Redis failover leaves such a claim: the write that ended it (a give-back, an
+        outcome) reached the old primary but not the new one, while the claim itself had been
+        replicated. Without this the claim of a live worker would wait for ``stale_after_s``.
+        A held claim (nothing posted) goes back to its lane; one whose posting had started
+        becomes ``unknown``, as if the worker had died. ``in_flight`` is read after Redis, so a
+        send that claims meanwhile is seen there (its slot adds it before claiming).
+        """
+        worker = self._ledger.worker_name
+        now = time.time()
+        entries: list[tuple[bytes, float]] = self._redis.zrangebyscore(  # type: ignore[assignment]
+            keys.SENDING, "-inf", now - OWN_ORPHAN_AFTER_S, withscores=True
+        )
+        mine: list[str] = []
+        for raw, _ in entries:
+            mid = decoded(raw)
+            claimed_by = self._redis.hget(keys.message(mid), "claimed_by")
+            if claimed_by is not None and decoded(claimed_by) == worker:
+                mine.append(mid)
+        busy = in_flight()
+        released = unknown = 0
+        for mid in mine:
+            if mid in busy:
+                continue
+            if self._ledger.release(
+                mid,
+                holder=worker,
+                actor="reconciler",
+                reason="claim left behind by a Redis failover; nothing was sent, requeued",
+            ):
+                released += 1
+                log.warning("sms.reconcile.requeued", reason="claim left behind by a failover")
+                continue
+            fields = self._redis.hmget(keys.message(mid), ["key", "lane", "job_id"])
+            key, lane, jid = (decoded(v) if v is not None else "" for v in fields)
+            if self._ledger.finish(
+                mid,
+                State.UNKNOWN,
+                {"error": "outcome lost in a Redis failover"},
+                reason=f"worker {worker} lost the outcome of this send in a Redis failover; "
+                "the request may have reached AllMySMS",
+                record={"key": key, "lane": lane, "job_id": jid},
+            ):
+                unknown += 1
+                log.warning("sms.send.outcome_unknown", key=key, lane=lane, state="unknown")
         return released, unknown
 
     def _still_queued(self, jid: str) -> bool:

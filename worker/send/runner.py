@@ -384,7 +384,7 @@ class SmsWorker(SimpleWorker):
 
     def _reconcile(self) -> None:
         try:
-            if self.reconciler.maybe_run() is not None:
+            if self.reconciler.maybe_run(self.runtime.sender.in_flight) is not None:
                 self._recover_intake()
         except REDIS_UNAVAILABLE_ERRORS:
             log.warning("sms.reconcile.unavailable")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -103,6 +104,8 @@ class Sender:
         on_credits: Callable[[int], object] | None = None,
         later: LaterRetry | None = None,
     ) -> None:
+        self._in_flight: set[str] = set()
+        self._in_flight_lock = threading.Lock()
         self._on_credits = on_credits
         """Called with ``credits`` of every sendSms answer that carries it (the credits watch)."""
         self._ledger = ledger
@@ -135,14 +138,27 @@ class Sender:
         it is and nothing is sent. ``job`` (its intermediate list and id), when given, is
         dropped by the script that records the outcome (``SendResult.job_done``).
         """
-        send = self._claim(message_id, job)
-        if isinstance(send, SendResult):
-            return send
-        if send.held:
-            given_back = self._wait_first_turn(send)
-            if given_back is not None:
-                return given_back
-        return self._post_and_settle(send)
+        with self._in_flight_lock:
+            self._in_flight.add(message_id)
+        try:
+            send = self._claim(message_id, job)
+            if isinstance(send, SendResult):
+                return send
+            if send.held:
+                given_back = self._wait_first_turn(send)
+                if given_back is not None:
+                    return given_back
+            return self._post_and_settle(send)
+        finally:
+            with self._in_flight_lock:
+                self._in_flight.discard(message_id)
+
+    def in_flight(self) -> frozenset[str]:
+        """The messages this process's send slots are working on right now (added before the
+        claim, removed once the outcome is written): a claim of this worker in Redis that is
+        not among them was left behind (see :meth:`Reconciler.own_orphans`)."""
+        with self._in_flight_lock:
+            return frozenset(self._in_flight)
 
     def _claim(self, message_id: str, job: tuple[str, str] | None) -> _Send | SendResult:
         """Claim the message for this worker, or say why nothing will be sent."""
