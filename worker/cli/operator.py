@@ -171,8 +171,8 @@ def default_operator() -> str:
     return f"{getpass.getuser()}@{socket.gethostname()}"
 
 
-def _desk(by: str = "smsq") -> Any:
-    from worker.store.deadletters import DeadLetterDesk
+def _operator_ledger(by: str) -> tuple[ProducerSettings, Any, Any]:
+    """Settings, a connection and a ledger whose history entries name operator ``by``."""
     from worker.store.ledger import Ledger
 
     settings = ProducerSettings.from_env()
@@ -183,6 +183,13 @@ def _desk(by: str = "smsq") -> Any:
         worker_name=f"operator {by}",
         barrier=Barrier.from_settings(settings),
     )
+    return settings, connection, ledger
+
+
+def _desk(by: str = "smsq") -> Any:
+    from worker.store.deadletters import DeadLetterDesk
+
+    settings, connection, ledger = _operator_ledger(by)
     return DeadLetterDesk(
         connection, ledger, ttl_s=settings.outcome_ttl_s, audit_ttl_s=_audit_ttl_s()
     )
@@ -318,7 +325,6 @@ def dlq_resolve(args: argparse.Namespace) -> int:
 
 def cancel_messages(args: argparse.Namespace) -> int:
     from worker.store.cancel import Canceller
-    from worker.store.ledger import Ledger
 
     if not args.keys and args.campaign is None:
         print("smsq cancel: name message keys, or give --campaign NAME", file=sys.stderr)
@@ -326,14 +332,7 @@ def cancel_messages(args: argparse.Namespace) -> int:
     if not args.why.strip():
         print("smsq cancel: --why must say why (it is recorded)", file=sys.stderr)
         return EXIT_USAGE
-    settings = ProducerSettings.from_env()
-    connection = connect(settings)
-    ledger = Ledger(
-        connection,
-        ttl_s=settings.outcome_ttl_s,
-        worker_name=f"operator {args.by}",
-        barrier=Barrier.from_settings(settings),
-    )
+    _, connection, ledger = _operator_ledger(args.by)
     canceller = Canceller(connection, ledger, audit_ttl_s=_audit_ttl_s())
     with _outages():
         refs = list(args.keys)
