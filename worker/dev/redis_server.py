@@ -44,6 +44,7 @@ class RedisServer:
         directory: Path | None = None,
         extra_args: list[str] | None = None,
         client_kwargs: dict[str, object] | None = None,
+        log: bool = False,
     ) -> None:
         self.port = port or free_port()
         self.extra_args = extra_args or []
@@ -51,6 +52,8 @@ class RedisServer:
         self.appendonly = appendonly
         self._own_dir = directory is None
         self.directory = directory or Path(tempfile.mkdtemp(prefix="smsq-redis-"))
+        self.log_path: Path | None = self.directory / "redis.log" if log else None
+        """With ``log=True``: the server's own log (kept across restarts, read on failures)."""
         self._process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -89,6 +92,7 @@ class RedisServer:
                 "noeviction",
                 "--protected-mode",
                 "yes",
+                *(["--logfile", str(self.log_path)] if self.log_path is not None else []),
                 *self.extra_args,
             ],
             stdout=subprocess.DEVNULL,

@@ -26,9 +26,11 @@ SENTINEL_COUNT = 3
 QUORUM = 2
 WAIT_TIMEOUT_S = 20.0
 """Upper bound of every wait below (start, failover, rejoin); each raises TimeoutError past it."""
-REJOIN_TIMEOUT_S = 45.0
+REJOIN_TIMEOUT_S = 90.0
 """A restarted old primary comes back as a master: the sentinels convert it only after it has been
-up and reporting that role for 8 s (4 hello periods), seen by an INFO every 10 s: up to ~20 s."""
+up and reporting that role for 8 s (4 hello periods), seen by an INFO every 10 s: up to ~20 s.
+A sentinel stalled for over 2 s (an fsync of its config on a disk busy with ``appendfsync always``
+writers) enters TILT mode and does nothing for 30 s more; 45 s was once not enough in CI."""
 POLL_S = 0.05
 
 T = TypeVar("T")
@@ -58,11 +60,13 @@ class SentinelProcess:
                  failover_timeout_ms: int) -> None:  # fmt: skip
         self.port = free_port()
         self.directory = Path(tempfile.mkdtemp(prefix="smsq-sentinel-"))
+        self.log_path = self.directory / "sentinel.log"
         # Sentinel rewrites its config file (known replicas/sentinels, epochs): it must own it.
         (self.directory / "sentinel.conf").write_text(
             f"port {self.port}\n"
             f"bind {HOST}\n"
             f"dir {self.directory}\n"
+            f"logfile {self.log_path}\n"
             f"sentinel monitor {master_name} {HOST} {primary_port} {QUORUM}\n"
             f"sentinel down-after-milliseconds {master_name} {down_after_ms}\n"
             f"sentinel failover-timeout {master_name} {failover_timeout_ms}\n"
@@ -121,11 +125,11 @@ class SentinelTopology:
             TimeoutError: the topology did not form within ``WAIT_TIMEOUT_S``.
         """
         try:
-            primary = RedisServer(appendonly=True).start()
+            primary = RedisServer(appendonly=True, log=True).start()
             self.servers.append(primary)
             for _ in range(self._replica_count):
                 replica = RedisServer(
-                    appendonly=True, extra_args=["--replicaof", HOST, str(primary.port)]
+                    appendonly=True, log=True, extra_args=["--replicaof", HOST, str(primary.port)]
                 )
                 self.servers.append(replica.start())
             self.wait_until_replicated()
@@ -251,9 +255,25 @@ class SentinelTopology:
                     and info.get("master_link_status") == "up"
                 )
 
-            _until(f"port {server.port} rejoining as a replica", rejoined, REJOIN_TIMEOUT_S)
+            try:
+                _until(f"port {server.port} rejoining as a replica", rejoined, REJOIN_TIMEOUT_S)
+            except TimeoutError as exc:
+                raise TimeoutError(f"{exc}\n{self.log_tails()}") from None
         finally:
             client.close()
+
+    def log_tails(self, lines: int = 25) -> str:
+        """The last ``lines`` of every sentinel's and data node's log, for a failure message."""
+        parts = []
+        named = [(f"sentinel {s.port}", s.log_path) for s in self._sentinels]
+        named += [(f"redis {s.port}", s.log_path) for s in self.servers if s.log_path]
+        for name, path in named:
+            try:
+                tail = path.read_text(encoding="utf-8", errors="replace").splitlines()[-lines:]
+            except OSError as exc:
+                tail = [f"(unreadable: {exc})"]
+            parts.append(f"--- {name} ---\n" + "\n".join(tail))
+        return "\n".join(parts)
 
     def wait_until_replicated(self) -> None:
         """Return once every replica is linked to the primary and has its replication offset.
