@@ -151,13 +151,15 @@ def run_system(
     }
     log = logs / f"{tag}.log"
     sandbox = Sandbox(latency_ms=opts.latency_ms, env=env, root=root, log=logs / "sandbox.log")
-    env = {**env, "ALLMYSMS_BASE_URL": sandbox.base_url}
+    env = {**env, **system.extra_env, "ALLMYSMS_BASE_URL": sandbox.base_url}
     workers: list[Any] = []
     sampler = None
     try:
         sandbox.start()
         spawned = time.monotonic()
-        workers = [procs.spawn(cmd, env=env, log=log, cwd=root) for cmd in system.commands()]
+        workers = [
+            procs.spawn(cmd, env=env, log=log, cwd=system.cwd or root) for cmd in system.commands()
+        ]
         sampler = procs.TreeSampler([w.pid for w in workers]).start()
         procs.wait_for(
             lambda: (

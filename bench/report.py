@@ -66,22 +66,31 @@ def values(rounds: list[dict[str, dict[str, Any]]], system: str, key: str) -> li
     ]
 
 
-def ratios(rounds: list[dict[str, dict[str, Any]]], key: str, peer: str) -> list[float]:
+def ratios(
+    rounds: list[dict[str, dict[str, Any]]], key: str, peer: str, system: str = "smsq"
+) -> list[float]:
+    """``system``'s ``key`` divided by ``peer``'s, one value per round that has both."""
     out = []
     for r in rounds:
-        a, b = r.get("smsq", {}).get(key), r.get(peer, {}).get(key)
+        a, b = r.get(system, {}).get(key), r.get(peer, {}).get(key)
         if isinstance(a, int | float) and isinstance(b, int | float) and b:
             out.append(a / b)
     return out
 
 
 def metrics_table(rounds: list[dict[str, dict[str, Any]]], systems: list[str]) -> str:
-    peers = [p for p in ("dramatiq", "rq") if p in systems and "smsq" in systems]
-    head = ["metric", "better", *systems, *(f"smsq/{p}" for p in peers)]
+    pairs: list[tuple[str, str]] = [
+        ("smsq", p) for p in ("dramatiq", "rq") if p in systems and "smsq" in systems
+    ]
+    if {"smsq", "smsq-wait1"} <= set(systems):
+        pairs.append(("smsq-wait1", "smsq"))  # what the durability barrier costs
+    if {"smsq", "smsq-base"} <= set(systems):
+        pairs.append(("smsq", "smsq-base"))  # this checkout against --baseline
+    head = ["metric", "better", *systems, *(f"{a}/{b}" for a, b in pairs)]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for key, label, better in METRICS:
         cells = [_cell(values(rounds, s, key)) for s in systems]
-        cells += [_cell(ratios(rounds, key, p)) if better else "" for p in peers]
+        cells += [_cell(ratios(rounds, key, b, a)) if better else "" for a, b in pairs]
         lines.append(f"| {label} | {better} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

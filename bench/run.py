@@ -25,7 +25,7 @@ from redis import Redis  # noqa: E402
 
 from bench import procs, report  # noqa: E402
 from bench.measure import Options, run_system  # noqa: E402
-from bench.systems import SYSTEMS  # noqa: E402
+from bench.systems import SYSTEMS, SmsqBaseline  # noqa: E402
 from worker.dev.redis_server import RedisServer  # noqa: E402
 
 
@@ -45,6 +45,12 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--idle-messages", type=int, default=200)
     p.add_argument("--idle-interval-ms", type=int, default=50)
     p.add_argument("--timeout-s", type=float, default=300, help="bound of each phase")
+    p.add_argument(
+        "--baseline",
+        type=Path,
+        default=None,
+        help="a checkout of an earlier commit whose workers run as system smsq-base",
+    )
     p.add_argument("--out", type=Path, default=None)
     return p.parse_args()
 
@@ -66,6 +72,19 @@ def child_env(redis_url: str) -> dict[str, str]:
         "SMSQ_LOG_FORMAT": "json",
         "PYTHONUNBUFFERED": "1",
     }
+
+
+def wait_for_replicas(server: RedisServer, count: int) -> None:
+    """Return once ``count`` replicas are online on ``server`` (60 s at most)."""
+    client = Redis(port=server.port, decode_responses=True)
+    try:
+        procs.wait_for(
+            lambda: int(client.info("replication")["connected_slaves"]) >= count,
+            60,
+            f"{count} replica(s) online",
+        )
+    finally:
+        client.close()
 
 
 def render(
@@ -105,6 +124,8 @@ def main() -> int:
     unknown = set(systems) - set(SYSTEMS)
     if unknown:
         sys.exit(f"unknown system(s): {', '.join(sorted(unknown))}")
+    if args.baseline is not None:
+        SmsqBaseline.tree = args.baseline.resolve()
     opts = Options(
         messages=args.messages,
         latency_ms=args.latency_ms,
@@ -122,7 +143,12 @@ def main() -> int:
     checkout = report.checkout(ROOT)
     rounds: list[dict[str, Any]] = []
     redis_server = RedisServer().start()
+    replicas = [
+        RedisServer(extra_args=["--replicaof", "127.0.0.1", str(redis_server.port)]).start()
+        for _ in range(max(SYSTEMS[name].replicas for name in systems))
+    ]
     try:
+        wait_for_replicas(redis_server, len(replicas))
         env = child_env(redis_server.url)
         os.environ["REDIS_URL"] = redis_server.url  # the dramatiq peer's broker, in this process
         redis = Redis.from_url(redis_server.url)
@@ -144,6 +170,8 @@ def main() -> int:
             rounds.append(results)
     finally:
         procs.stop_all()
+        for replica in replicas:
+            replica.stop()
         redis_server.stop()
     text = render(args, systems, rounds, time.monotonic() - started, logs, checkout)
     out.parent.mkdir(parents=True, exist_ok=True)

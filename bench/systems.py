@@ -30,6 +30,12 @@ class System(ABC):
     name = ""
     worker_depth = 0
     """Depth, in the process tree we start, of the processes that run jobs."""
+    replicas = 0
+    """Replicas run.py attaches to the bench's Redis while this system is measured."""
+    extra_env: dict[str, str] = {}  # noqa: RUF012 - read-only, overridden per class
+    """Settings added to its workers' environment."""
+    cwd: Path | None = None
+    """Its workers' working directory (None: this checkout)."""
 
     def __init__(self, redis: Redis, processes: int) -> None:
         self.redis = redis
@@ -60,9 +66,10 @@ class Smsq(System):
 
     def __init__(self, redis: Redis, processes: int) -> None:
         super().__init__(redis, processes)
+        from producers.config import ProducerSettings
         from producers.enqueue import Producer
 
-        self._producer = Producer(redis)
+        self._producer = Producer(redis, ProducerSettings(wait_replicas=self.replicas))
         self.worker_depth = 1 if processes > 1 else 0  # a supervisor above N > 1 workers
 
     def commands(self) -> list[list[str]]:
@@ -86,6 +93,38 @@ class Smsq(System):
         if bad:
             raise RuntimeError(f"smsq refused or deduplicated {len(bad)} message(s): {bad[0]}")
         return [stamp] * len(messages)
+
+
+class SmsqWait1(Smsq):
+    """smsq with the durability barrier on (``SMSQ_REDIS_WAIT_REPLICAS=1``): the producer and the
+    workers wait for one replica after every write that backs an acknowledgment."""
+
+    name = "smsq-wait1"
+    replicas = 1
+    extra_env = {"SMSQ_REDIS_WAIT_REPLICAS": "1"}  # noqa: RUF012
+
+
+class SmsqBaseline(Smsq):
+    """smsq's workers from another checkout (``run.py --baseline PATH``, e.g. a ``git worktree``
+    of an earlier commit), fed by this checkout's producer: a regression check in one run."""
+
+    name = "smsq-base"
+    tree: Path | None = None
+    """Set by run.py from --baseline."""
+
+    @property
+    def extra_env(self) -> dict[str, str]:  # type: ignore[override]
+        return {"PYTHONPATH": str(self._tree())}
+
+    @property
+    def cwd(self) -> Path | None:  # type: ignore[override]
+        # ``python -m worker`` puts its working directory first on sys.path.
+        return self._tree()
+
+    def _tree(self) -> Path:
+        if self.tree is None:
+            raise RuntimeError("smsq-base needs run.py --baseline PATH (a checkout to compare)")
+        return self.tree
 
 
 class Rq(System):
@@ -176,4 +215,10 @@ class Dramatiq(System):
         return stamps
 
 
-SYSTEMS: dict[str, type[System]] = {"smsq": Smsq, "rq": Rq, "dramatiq": Dramatiq}
+SYSTEMS: dict[str, type[System]] = {
+    "smsq": Smsq,
+    "smsq-wait1": SmsqWait1,
+    "smsq-base": SmsqBaseline,
+    "rq": Rq,
+    "dramatiq": Dramatiq,
+}

@@ -1,11 +1,14 @@
 """Soak test (not in CI): 100,000 messages through 4 workers while workers, whole worker groups
 and redis-server are killed with SIGKILL at random. Prints lost / duplicated / unknown counts.
 
-    .venv/bin/python scripts/soak.py [--messages 100000] [--processes 4] [--seed 1]
+    .venv/bin/python scripts/soak.py [--messages 100000] [--processes 4] [--seed 1] [--sentinel]
 
 Everything runs on loopback: a private redis-server (appendonly yes, appendfsync always, as
 deploy/redis.conf), ``smsq sandbox`` in its own process, and ``smsq worker --processes N``
-supervisors.
+supervisors. With ``--sentinel``: one primary, one replica and three sentinels
+(worker/dev/sentinel.py), every process in Sentinel mode with the durability barrier (WAIT 1),
+and the Redis kills become switches of the primary: a plain ``SENTINEL FAILOVER``, or ``kill -9``
+of the primary and its restart from its AOF once the sentinels have replaced it.
 """
 
 from __future__ import annotations
@@ -29,16 +32,72 @@ from redis import Redis
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from producers.config import ProducerSettings  # noqa: E402
+from producers.connection import connect  # noqa: E402
 from producers.enqueue import Producer  # noqa: E402
 from producers.errors import RedisUnavailableError  # noqa: E402
 from producers.states import TERMINAL_STATES, State  # noqa: E402
 from producers.store import MessageStore  # noqa: E402
-from tests.invariants import check  # noqa: E402
+from tests.helpers.invariants import check  # noqa: E402
 from worker.dev.redis_server import RedisServer, free_port  # noqa: E402
+from worker.dev.sentinel import SentinelTopology  # noqa: E402
 
 
 BATCH = 1000
 DEADLINE_S = 3600
+SENTINEL_DOWN_AFTER_MS = 1000
+"""The sentinels' down-after in the --sentinel soak; workers need a dead-after 10 s above it."""
+
+
+class Redises:
+    """The soak's Redis: one primary, or (``sentinel=True``) a Sentinel topology; kill() is one
+    chaos step and names what it did."""
+
+    def __init__(self, *, sentinel: bool, rng: random.Random) -> None:
+        self._rng = rng
+        self.topology: SentinelTopology | None = None
+        self.server: RedisServer | None = None
+        if sentinel:
+            self.topology = SentinelTopology(down_after_ms=SENTINEL_DOWN_AFTER_MS).start()
+            self.env = {
+                "REDIS_URL": "redis://127.0.0.1:6379/0",  # host unused in Sentinel mode
+                "SMSQ_REDIS_SENTINELS": self.topology.sentinels_env,
+                "SMSQ_REDIS_SENTINEL_MASTER": self.topology.master_name,
+                "SMSQ_WORKER_DEAD_AFTER_S": str(SENTINEL_DOWN_AFTER_MS // 1000 + 11),
+            }
+        else:
+            self.server = RedisServer(appendonly=True).start()
+            self.env = {"REDIS_URL": self.server.url, "SMSQ_WORKER_DEAD_AFTER_S": "3"}
+        self.settings = ProducerSettings.from_env(self.env)
+
+    def client(self) -> Redis:
+        return connect(self.settings, socket_timeout_s=5)
+
+    def kill(self) -> str:
+        if self.topology is not None:
+            try:
+                if self._rng.random() < 0.5:
+                    self.topology.failover()
+                    return "sentinel failover"
+                dead = self.topology.kill_primary()
+                self.topology.restart(dead)
+            except TimeoutError as exc:
+                print(f"  topology: {exc}", flush=True)
+                return "switch (timed out)"
+            return "primary kill -9"
+        assert self.server is not None
+        self.server.kill()
+        time.sleep(self._rng.uniform(1, 3))
+        self.server = RedisServer(
+            port=self.server.port, directory=self.server.directory, appendonly=True
+        ).start()
+        return "redis-server"
+
+    def stop(self) -> None:
+        if self.topology is not None:
+            self.topology.stop()
+        if self.server is not None:
+            self.server.stop()
 
 
 def main() -> int:
@@ -55,23 +114,27 @@ def main() -> int:
         metavar=("MIN_S", "MAX_S"),
         help="seconds between kills; 0 0 = none",
     )
+    parser.add_argument(
+        "--sentinel",
+        action="store_true",
+        help="a primary, a replica and three sentinels; Redis kills become failovers",
+    )
     args = parser.parse_args()
     rng = random.Random(args.seed)
     log_dir = Path(args.log)
     log_dir.mkdir(parents=True, exist_ok=True)
 
-    redis_server = RedisServer(appendonly=True).start()
+    redises = Redises(sentinel=args.sentinel, rng=rng)
     sandbox_port = free_port()
     env = {
         **os.environ,
-        "REDIS_URL": redis_server.url,
+        **redises.env,
         "ALLMYSMS_LOGIN": "soak",
         "ALLMYSMS_API_KEY": "soak-key-1234",
         "PYTHONPATH": str(ROOT),
         "ALLMYSMS_BASE_URL": f"http://127.0.0.1:{sandbox_port}/http/9.0",
         "SMSQ_LOG_FORMAT": "json",
         "SMSQ_LOG_LEVEL": "WARNING",
-        "SMSQ_WORKER_DEAD_AFTER_S": "3",
         "SMSQ_RECONCILE_INTERVAL_S": "1",
         "SMSQ_IDLE_WAIT_S": "0.2",
     }
@@ -113,7 +176,7 @@ def main() -> int:
             ]
             while True:
                 try:
-                    Producer(Redis.from_url(redis_server.url, socket_timeout=5)).enqueue_many(batch)
+                    Producer(redises.client(), redises.settings).enqueue_many(batch)
                     break
                 except RedisUnavailableError:
                     time.sleep(0.5)  # same keys again: duplicates are ignored
@@ -122,7 +185,7 @@ def main() -> int:
     started = time.monotonic()
     producer = threading.Thread(target=produce, daemon=True)
     producer.start()
-    client = Redis.from_url(redis_server.url, socket_timeout=5)
+    client = redises.client()
 
     def pending() -> int:
         try:
@@ -156,12 +219,7 @@ def main() -> int:
             time.sleep(rng.uniform(0.5, 2))
             group = start_group()
         else:
-            redis_server.kill()
-            kills["redis-server"] += 1
-            time.sleep(rng.uniform(1, 3))
-            redis_server = RedisServer(
-                port=redis_server.port, directory=redis_server.directory, appendonly=True
-            ).start()
+            kills[redises.kill()] += 1
         print(
             f"{time.monotonic() - started:7.1f}s  killed {action:<6}  pending {pending()}",
             flush=True,
@@ -186,7 +244,7 @@ def main() -> int:
     sandbox.send_signal(signal.SIGTERM)
     sandbox.wait(timeout=30)
     verdict = check(store, requests, keys)
-    redis_server.stop()
+    redises.stop()
 
     lost = [k for k in keys if k not in verdict.states or verdict.states[k] not in TERMINAL_STATES]
     duplicated = [k for k, n in verdict.requests.items() if n > 1]
