@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 import redis.exceptions
 
 from producers import keys
-from producers.errors import NotReplicatedError
+from producers.errors import ConfigError, NotReplicatedError
 
 
 if TYPE_CHECKING:
@@ -36,6 +36,12 @@ if TYPE_CHECKING:
     from redis.commands.core import Script
 
     from producers.config import ProducerSettings
+
+
+NO_WAITAOF = (
+    "this Redis server has no WAITAOF (Redis >= 7.2 or Valkey has it); set it to false to "
+    "wait with WAIT"
+)
 
 
 class Barrier:
@@ -81,6 +87,31 @@ class Barrier:
         self._check(confirmed, answer)
         return answer
 
+    def check_server(self, connection: Redis) -> None:
+        """Refuse a server that lacks the barrier's command (WAITAOF before Redis 7.2).
+
+        Raises:
+            ConfigError: ``SMSQ_REDIS_WAIT_AOF`` is on and the server has no WAITAOF.
+        """
+        if not (self.enabled and self.aof):
+            return
+        # Waiting for nothing answers at once where the command exists (COMMAND INFO of an
+        # unknown command breaks redis-py's parser).
+        try:
+            connection.execute_command("WAITAOF", 0, 0, 0)  # type: ignore[no-untyped-call]
+        except redis.exceptions.ResponseError as exc:
+            raise self.unsupported(exc) from None
+
+    def unsupported(self, error: BaseException) -> BaseException:
+        """``error``, or the ConfigError it means: a server that does not know WAITAOF."""
+        if (
+            self.aof
+            and isinstance(error, redis.exceptions.ResponseError)
+            and "waitaof" in str(error).lower()
+        ):
+            return ConfigError("SMSQ_REDIS_WAIT_AOF", NO_WAITAOF)
+        return error
+
     def confirm(self, connection: Redis) -> None:
         """Make every write the primary took so far durable (a tick, then the wait).
 
@@ -91,7 +122,10 @@ class Barrier:
             return
         pipe = connection.pipeline(transaction=False)
         self.append_to(pipe)
-        self._check(pipe.execute()[-1], None)
+        confirmed = pipe.execute(raise_on_error=False)[-1]
+        if isinstance(confirmed, Exception):
+            raise self.unsupported(confirmed)
+        self._check(confirmed, None)
 
     def append_to(self, pipe: Pipeline) -> None:
         """Queue the tick and the wait at the end of ``pipe`` (check its last answer with
@@ -117,7 +151,7 @@ class Barrier:
         self.append_to(pipe)
         answers = pipe.execute(raise_on_error=False)
         if isinstance(answers[-1], Exception):
-            raise answers[-1]
+            raise self.unsupported(answers[-1])
         return answers[0], answers[-1]
 
     def _check(self, confirmed: Any, answer: Any) -> None:

@@ -264,7 +264,10 @@ class Producer:
                 connection.send_command("INCR", keys.BARRIER_TICK)  # type: ignore[no-untyped-call]
                 connection.send_command(*self._barrier.wait_command())  # type: ignore[no-untyped-call]
                 connection.read_response()
-                confirmed = connection.read_response()
+                try:
+                    confirmed = connection.read_response()
+                except redis.exceptions.ResponseError as exc:
+                    raise self._barrier.unsupported(exc) from None
         except BaseException:
             connection.disconnect()  # type: ignore[no-untyped-call] # unread answers stay out
             raise

@@ -403,3 +403,66 @@ def test_a_live_workers_claims_left_behind_by_a_failover_are_settled_by_itself(
     assert record is not None
     assert record.error == "outcome lost in a Redis failover"
     assert reconciler.own_orphans(lambda: frozenset({ids["busy"]})) == (0, 0)
+
+
+NO_WAITAOF = (
+    "SMSQ_REDIS_WAIT_AOF: this Redis server has no WAITAOF (Redis >= 7.2 or Valkey has it); "
+    "set it to false to wait with WAIT"
+)
+
+
+def has_waitaof(redis: Redis) -> bool:
+    major, minor = (int(n) for n in str(redis.info("server")["redis_version"]).split(".")[:2])
+    return (major, minor) >= (7, 2)
+
+
+def test_waitaofs_answer_counts_the_replicas_that_fsynced() -> None:
+    barrier = Barrier(1, SHORT_MS, aof=True)
+    assert barrier.wait_command() == ["WAITAOF", 0, 1, SHORT_MS]
+    barrier.check([1, 1])  # [local fsyncs, replicas' fsyncs]
+    with pytest.raises(NotReplicatedError) as caught:
+        barrier.check([1, 0])
+    assert str(caught.value) == NOT_REPLICATED.replace("(WAIT,", "(WAITAOF,")
+
+
+def test_wait_aof_on_a_server_without_waitaof_is_a_clear_config_error(
+    redis: Redis, redis_server: RedisServer, workers: Workers
+) -> None:
+    settings = ProducerSettings(
+        redis_url=redis_server.url, wait_replicas=1, wait_timeout_ms=SHORT_MS, wait_aof=True
+    )
+    producer = Producer(redis, settings)
+    one = [request("aof-1")]
+    batch = [request(f"aof-b-{n}", to=[f"+336{n:08d}" for n in range(150)]) for n in range(4)]
+    worker = workers.smsq(
+        "worker", "--burst", SMSQ_REDIS_WAIT_REPLICAS="1", SMSQ_REDIS_WAIT_AOF="true"
+    )
+    if has_waitaof(redis):  # the suite's server is newer than Debian 12's 7.0
+        Barrier(1, SHORT_MS, aof=True).check_server(redis)
+        with pytest.raises(NotReplicatedError):  # a lone primary: no replica fsynced
+            producer.enqueue_many(one)
+        return
+    for attempt in (
+        lambda: Barrier(1, SHORT_MS, aof=True).check_server(redis),
+        lambda: producer.enqueue_many(one),
+        lambda: producer.enqueue_many(batch),  # the pipelined path
+        lambda: Barrier(1, SHORT_MS, aof=True).confirm(redis),
+    ):
+        with pytest.raises(ConfigError) as caught:
+            attempt()
+        assert str(caught.value) == NO_WAITAOF
+    Barrier(1, SHORT_MS).check_server(redis)  # WAIT: nothing to check
+    Barrier(0, SHORT_MS, aof=True).check_server(redis)  # barrier off
+    gateway = workers.smsq(
+        "gateway",
+        "--port",
+        "0",
+        SMSQ_PRODUCERS='[{"login": "shop", "api_key": "change-me-0123456789"}]',
+        SMSQ_REDIS_WAIT_REPLICAS="1",
+        SMSQ_REDIS_WAIT_AOF="true",
+    )
+    for started in (worker, gateway):
+        assert (started.returncode, started.stderr.splitlines()[-1]) == (
+            2,
+            f"smsq: configuration error: {NO_WAITAOF}",
+        )

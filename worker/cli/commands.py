@@ -321,6 +321,7 @@ def _worker(args: argparse.Namespace) -> int:
         from worker.send.supervisor import supervise
 
         return supervise(args.processes, burst=args.burst, lanes=args.lanes)
+    from producers.durability import Barrier
     from worker.connections import check_failover_margin
     from worker.send.runner import build_worker, wait_for_redis
     from worker.send.runtime import build_runtime
@@ -332,6 +333,7 @@ def _worker(args: argparse.Namespace) -> int:
         else:
             wait_for_redis(runtime.redis)  # logged, however long it takes
         check_failover_margin(settings, runtime.redis)
+        Barrier.from_settings(settings.producer).check_server(runtime.redis)
         build_worker(runtime, lanes).work(burst=args.burst, logging_level=settings.log_level)
     finally:
         runtime.close()

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from redis.exceptions import RedisError
+
 from producers import connect
+from producers.durability import Barrier
+from producers.errors import ConfigError
 from worker.asgi import AppServer, config, running
 from worker.gateway.app import create_app
 
@@ -24,9 +28,17 @@ def serve(settings: Settings, *, host: str, port: int) -> None:
     Prints ``gateway listening on http://HOST:PORT/http/9.0/sendSms/`` once the socket listens.
 
     Raises:
-        ConfigError: no producer account is configured.
+        ConfigError: no producer account is configured, or the server lacks the barrier's
+            WAITAOF (``SMSQ_REDIS_WAIT_AOF``).
     """
     connection = connect(settings.producer)
+    try:
+        Barrier.from_settings(settings.producer).check_server(connection)
+    except (RedisError, OSError):
+        pass  # Redis is not up yet: every send answers 503 until it is
+    except ConfigError:
+        connection.close()
+        raise
     try:
         AppServer(
             config(create_app(settings, connection), host=host, port=port, server=settings.server),
