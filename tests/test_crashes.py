@@ -416,6 +416,39 @@ def test_a_held_claim_is_released_unsent_and_its_holder_then_posts_nothing(
     assert redis.zscore("smsq:sending", mid) is None
 
 
+def test_a_give_back_run_twice_keeps_the_job_the_first_one_made(
+    producer: Producer, store: MessageStore, redis: Redis
+) -> None:
+    """Under the durability barrier a give-back whose WAIT fell short still took effect; run
+    again (found in a Sentinel soak), it deleted the fresh job's hash and left the message
+    ``queued`` with no job to send it. Now the second run touches nothing."""
+    enqueue(producer, "twice")
+    mid = message_id("twice")
+    take_one(redis)
+    holder = Ledger(redis, ttl_s=3600, worker_name="w-twice")
+    assert holder.claim(mid, hold=True).outcome == "claimed"
+    gives = [
+        holder.release(mid, holder="w-twice", actor="w", reason="not confirmed", unposted=True)
+        for _ in range(2)
+    ]
+
+    assert gives == [f"smsq-{mid}-r1", f"smsq-{mid}-r1"]
+    assert redis.lrange("rq:queue:smsq-default", 0, -1) == [f"smsq-{mid}-r1".encode()]
+    assert redis.hget(f"rq:job:smsq-{mid}-r1", "origin") == b"smsq-default"
+    record = store.get("twice")
+    assert record is not None
+    assert [h["state"] for h in record.history] == ["queued", "sending", "queued"]
+    # Taken, claimed and given back again; a reconciler's release of it queued is refused.
+    assert take_one(redis).job_id == f"smsq-{mid}-r1"
+    assert holder.claim(mid, hold=True).outcome == "claimed"
+    assert holder.release(mid, holder="w-twice", actor="w", reason="again", unposted=True) == (
+        f"smsq-{mid}-r2"
+    )
+    assert holder.release(mid, holder="w-twice", actor="reconciler", reason="r") is None
+    assert redis.exists(f"rq:job:smsq-{mid}-r2") == 1
+    assert redis.lrange("rq:queue:smsq-default", 0, -1) == [f"smsq-{mid}-r2".encode()]
+
+
 def test_a_claim_whose_holder_started_posting_is_never_released(
     producer: Producer, store: MessageStore, redis: Redis
 ) -> None:

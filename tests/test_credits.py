@@ -194,6 +194,39 @@ def test_auto_resume_leaves_an_operator_pause_alone(
     assert (pause.lane, pause.by, pause.reason) == ("bulk", "alice", "campaign on hold")
 
 
+def test_an_operator_pause_that_replaced_the_credits_pause_survives_the_recovery(
+    redis: Redis, sandbox: SandboxProvider, client: AllMySmsClient
+) -> None:
+    """The watch lifts only a pause whose reason is still its own, checked in one script."""
+    watch = _watch(redis, client, low=150, auto_resume=True)
+    sandbox.set_credits(10)
+    watch.poll()
+    Switch(redis).pause("bulk", reason="campaign on hold", by="alice")  # replaces it
+    sandbox.set_credits(1000)
+    watch.poll()
+    (pause,) = Switch(redis).paused()
+    assert (pause.lane, pause.by, pause.reason) == ("bulk", "alice", "campaign on hold")
+
+
+def test_the_switchs_compare_and_set_pause_and_resume(redis: Redis) -> None:
+    switch = Switch(redis)
+    assert switch.pause_unless_paused("bulk", reason="credits check: low", by="w") is not None
+    assert switch.pause_unless_paused("bulk", reason="credits check: again", by="w") is None
+    assert [p.reason for p in switch.paused()] == ["credits check: low"]
+    assert not switch.resume_own("bulk", reason_prefix="other: ", by="w", why="x")
+    assert not switch.resume_own("default", reason_prefix="credits check: ", by="w", why="x")
+    assert switch.resume_own("bulk", reason_prefix="credits check: ", by="w", why="x")
+    assert switch.paused() == []
+    switch.pause(None, reason="maintenance", by="alice")  # every lane
+    assert switch.pause_unless_paused("bulk", reason="credits check: low", by="w") is None
+    assert [(p.lane, p.by) for p in switch.paused()] == [("*", "alice")]
+    switch.resume(None, by="alice")
+    redis.hset(keys.PAUSED, "bulk", "not json")  # written by hand: never lifted by the watch
+    assert not switch.resume_own("bulk", reason_prefix="credits check: ", by="w", why="x")
+    assert redis.hget(keys.PAUSED, "bulk") == b"not json"
+    redis.delete(keys.PAUSED)
+
+
 def test_without_auto_resume_the_credits_pause_stays(
     redis: Redis, sandbox: SandboxProvider, client: AllMySmsClient
 ) -> None:

@@ -15,6 +15,7 @@ from rq.registry import FailedJobRegistry
 from rq.serializers import JSONSerializer
 
 from producers.enqueue import Producer
+from producers.states import State
 from producers.store import MessageStore
 from tests.helpers.processes import Workers
 from worker.jobs import FOREIGN_EXECUTOR_REASON
@@ -116,6 +117,52 @@ def test_stray_copy_of_a_finished_job_is_dropped_quietly(
     assert store.dead_letters() == []
     assert redis.llen("rq:queue:smsq-default:intermediate") == 0
     assert [e["event"] for e in run.events() if e["event"] == "sms.job.duplicate_dropped"] == [
+        "sms.job.duplicate_dropped"
+    ]
+
+
+def test_a_queued_message_whose_job_lost_its_hash_gets_a_fresh_job(
+    redis: Redis, store: MessageStore, sandbox: SandboxProvider, workers: Workers
+) -> None:
+    """Its only job has no hash (found in a Sentinel soak: a repeated give-back deleted it):
+    refused as a foreign job, the message would stay ``queued`` forever. It is sent, once."""
+    Producer(redis).enqueue({"key": "orphan", "text": "Hi", "to": ["0612345678"]})
+    record = store.get("orphan")
+    assert record is not None
+    redis.delete(f"rq:job:smsq-{record.message_id}")
+
+    run = workers.run_burst()
+
+    assert run.returncode == 0, run.log
+    assert len(sandbox.requests()) == 1
+    after = store.get("orphan")
+    assert after is not None
+    assert after.state is State.SENT
+    assert after.history[1]["reason"] == (
+        f"its job smsq-{record.message_id} had lost its hash; a fresh job, nothing was sent"
+    )
+    assert store.dead_letters() == []
+    assert [e["event"] for e in run.events() if e["event"].startswith("sms.job.")] == [
+        "sms.job.repaired"
+    ]
+
+
+def test_a_stale_copy_of_a_queued_messages_job_is_dropped_quietly(
+    redis: Redis, store: MessageStore, sandbox: SandboxProvider, workers: Workers
+) -> None:
+    """A hashless copy ahead of the message's own live job sends nothing and reports nothing."""
+    Producer(redis).enqueue({"key": "stale", "text": "Hi", "to": ["0612345678"]})
+    record = store.get("stale")
+    assert record is not None
+    redis.lpush("rq:queue:smsq-default", f"smsq-{record.message_id}-r7")
+
+    run = workers.run_burst()
+
+    assert run.returncode == 0, run.log
+    assert len(sandbox.requests()) == 1
+    assert store.dead_letters() == []
+    assert redis.llen("rq:queue:smsq-default:intermediate") == 0
+    assert [e["event"] for e in run.events() if e["event"].startswith("sms.job.")] == [
         "sms.job.duplicate_dropped"
     ]
 

@@ -91,24 +91,22 @@ class CreditsWatch:
             if not self._redis.hsetnx(keys.CREDITS, "low", "1"):
                 return  # already low: logged and paused at the crossing
             log.error("sms.credits.low", credits=balance.credits, threshold=self._low, lane="bulk")
-            if not any(p.lane in (Lane.BULK.value, "*") for p in self._switch.paused()):
-                self._switch.pause(
-                    Lane.BULK.value,
-                    reason=f"{REASON_PREFIX}{balance.credits} credits left, at or below "
-                    f"SMSQ_CREDITS_LOW={self._low}",
-                    by=self._by,
-                )
+            self._switch.pause_unless_paused(
+                Lane.BULK.value,
+                reason=f"{REASON_PREFIX}{balance.credits} credits left, at or below "
+                f"SMSQ_CREDITS_LOW={self._low}",
+                by=self._by,
+            )
             return
         if not self._redis.hdel(keys.CREDITS, "low"):
             return
         log.warning("sms.credits.recovered", credits=balance.credits, threshold=self._low)
         if not self._auto_resume:
             return
-        for pause in self._switch.paused():
-            if pause.lane == Lane.BULK.value and pause.reason.startswith(REASON_PREFIX):
-                self._switch.resume(
-                    Lane.BULK.value,
-                    by=self._by,
-                    why=f"{REASON_PREFIX}{balance.credits} credits, above {self._low} again",
-                )
-                log.warning("sms.credits.resumed", credits=balance.credits, lane="bulk")
+        if self._switch.resume_own(
+            Lane.BULK.value,
+            reason_prefix=REASON_PREFIX,
+            by=self._by,
+            why=f"{REASON_PREFIX}{balance.credits} credits, above {self._low} again",
+        ):
+            log.warning("sms.credits.resumed", credits=balance.credits, lane="bulk")

@@ -262,15 +262,46 @@ class SmsWorker(SimpleWorker):
         return Taken(taken.queue_key, taken.job_id, job.args[0])
 
     def _handled_elsewhere(self, taken: Taken) -> bool:
-        """A second copy of a job whose message another job already took past ``queued`` (the
-        reconciler requeued a job that was only slow, whose hash is gone now): drop it quietly,
-        it is not a foreign job."""
+        """A job id without its hash, for a message smsq knows: never a dead letter.
+
+        * A second copy of a job whose message another job already took past ``queued`` (the
+          reconciler requeued a job that was only slow, whose hash is gone now), or a stale copy
+          of a ``queued`` message whose own job is live or that waits for a later round: dropped
+          quietly.
+        * The ``queued`` message's own job, its hash gone (a give-back's job deleted by a
+          second give-back, before the fix of that): the message would never be sent, so it
+          gets a fresh job (``sms.job.repaired``). A claim decides who sends, so a spare job
+          can never send twice.
+        """
         mid = keys.message_id_of_job(taken.job_id)
-        state = self.connection.hget(keys.message(mid), "state") if mid else None
-        if state is None or _text(state) == State.QUEUED.value:
+        if not mid:
             return False
+        state, current = (
+            _text(v) if v is not None else None
+            for v in self.connection.hmget(keys.message(mid), ["state", "job_id"])
+        )
+        if state is None:
+            return False
+        if state == State.QUEUED.value:
+            live = current is not None and current != taken.job_id
+            if (live and current and self.connection.exists(keys.rq_job(current))) or (
+                self.connection.zscore(keys.LATER, mid) is not None
+            ):
+                self.connection.lrem(taken.intermediate_key, 1, taken.job_id)
+                log.info("sms.job.duplicate_dropped", job_id=taken.job_id, state=state)
+                return True
+            outcome, job_id = self.runtime.ledger.requeue(
+                mid,
+                allowed=frozenset({State.QUEUED}),
+                reason=f"its job {taken.job_id} had lost its hash; a fresh job, nothing was sent",
+                actor=f"worker {self.name}",
+                front=True,
+            )
+            self.connection.lrem(taken.intermediate_key, 1, taken.job_id)
+            log.warning("sms.job.repaired", job_id=taken.job_id, new_job_id=job_id, state=outcome)
+            return True
         self.connection.lrem(taken.intermediate_key, 1, taken.job_id)
-        log.info("sms.job.duplicate_dropped", job_id=taken.job_id, state=_text(state))
+        log.info("sms.job.duplicate_dropped", job_id=taken.job_id, state=state)
         return True
 
     def _send(self, taken: Taken) -> None:

@@ -19,6 +19,7 @@ from producers.durability import Barrier
 from producers.records import utc_now_iso
 from producers.store import decoded
 from worker.settings import AUDIT_TTL_S
+from worker.store import lua
 from worker.store.audit import PAUSE, RESUME, AuditLog
 
 
@@ -56,6 +57,8 @@ class Switch:
         self._audit = AuditLog(connection, ttl_s=audit_ttl_s)
         self._barrier = barrier or Barrier()
         """A pause is acknowledged only once replicas have it: a failover must not undo it."""
+        self._pause_unless = connection.register_script(lua.load("control_pause_unless"))
+        self._resume_own = connection.register_script(lua.load("control_resume_own"))
 
     def pause(self, lane: str | None, *, reason: str, by: str) -> Pause:
         """Pause ``lane`` (None: every lane), recorded in the audit stream with ``by`` and
@@ -83,6 +86,27 @@ class Switch:
         self._audit.record_changes(RESUME, actor=by, targets=lifted, why=why)
         self._barrier.confirm(self._redis)
         return lifted
+
+    def pause_unless_paused(self, lane: str, *, reason: str, by: str) -> Pause | None:
+        """Pause ``lane`` unless it or every lane is paused already (one compare-and-set, so an
+        operator's pause set at the same moment is never overwritten); None when it was."""
+        pause = Pause(lane_names(lane), reason, by, utc_now_iso())
+        stored = json.dumps({"reason": reason, "by": by, "at": pause.at})
+        if not self._pause_unless(keys=[keys.PAUSED], args=[pause.lane, ALL_LANES, stored]):
+            return None
+        self._audit.record_changes(PAUSE, actor=by, targets=[pause.lane], why=reason)
+        self._barrier.confirm(self._redis)
+        return pause
+
+    def resume_own(self, lane: str, *, reason_prefix: str, by: str, why: str) -> bool:
+        """Lift ``lane``'s pause only if its reason starts with ``reason_prefix`` (one
+        compare-and-set: a pause an operator put in its place stays); whether it lifted it."""
+        name = lane_names(lane)
+        if not self._resume_own(keys=[keys.PAUSED], args=[name, reason_prefix]):
+            return False
+        self._audit.record_changes(RESUME, actor=by, targets=[name], why=why)
+        self._barrier.confirm(self._redis)
+        return True
 
     def paused(self) -> list[Pause]:
         return [

@@ -20,7 +20,9 @@
 -- ARGV[9] unposted: '1' when the holder itself gives it back knowing it posted nothing: then a
 --   claim of holder whose hold already ended is given back too
 --
--- Returns {'posting'} when the claim is not held by holder, else as ledger_requeue.lua.
+-- Returns {'posting'} when the claim is not held by holder; {'queued', its job id} when the
+-- message is queued already (this give-back ran before: its barrier fell short, or the call was
+-- repeated), touching nothing; else as ledger_requeue.lua.
 local message = KEYS[1]
 local history = KEYS[2]
 local dead_set = KEYS[3]
@@ -44,6 +46,14 @@ if held_by ~= holder then
   if held_by or unposted ~= '1' or redis.call('HGET', message, 'claimed_by') ~= holder then
     return {'posting'}
   end
+end
+local state = redis.call('HGET', message, 'state')
+if state == 'queued' then
+  -- Its job is the one the earlier give-back made: deleting it would leave no job at all.
+  return {'queued', redis.call('HGET', message, 'job_id')}
+end
+if state ~= 'sending' then
+  return {state or 'missing'}
 end
 local old = redis.call('HGET', message, 'job_id')
 if old then
