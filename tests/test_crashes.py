@@ -449,6 +449,25 @@ def test_a_give_back_run_twice_keeps_the_job_the_first_one_made(
     assert redis.lrange("rq:queue:smsq-default", 0, -1) == [f"smsq-{mid}-r2".encode()]
 
 
+def test_a_job_whose_message_is_still_queued_here_goes_back_to_its_lane(
+    producer: Producer, redis: Redis
+) -> None:
+    """During a failover one process talks to two primaries: a claim answered by the demoted
+    one ("not queued") must not make the new one drop the job its queued message needs."""
+    enqueue(producer, "needed", "parked", "sent")
+    queues = lane_queues(redis)
+    lanes = Lanes(redis, [q.key for q in queues], [q.name.removeprefix("smsq-") for q in queues])
+    needed, parked, sent = (take_one(redis) for _ in range(3))
+    ledger = Ledger(redis, ttl_s=3600, worker_name="w-done")
+    redis.zadd("smsq:later", {message_id("parked"): time.time() + 60})
+    assert ledger.claim(message_id("sent")).outcome == "claimed"
+
+    assert [lanes.done(t) for t in (needed, parked, sent)] == [False, True, True]
+    assert redis.lrange("rq:queue:smsq-default", 0, -1) == [needed.job_id.encode()]
+    assert redis.llen("rq:queue:smsq-default:intermediate") == 0
+    assert [redis.exists(f"rq:job:{t.job_id}") for t in (needed, parked, sent)] == [1, 0, 0]
+
+
 def test_a_claim_whose_holder_started_posting_is_never_released(
     producer: Producer, store: MessageStore, redis: Redis
 ) -> None:

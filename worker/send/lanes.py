@@ -51,6 +51,7 @@ class Lanes:
         self._queue_keys = queue_keys
         self._lanes = lanes
         self._script: Script = connection.register_script(lua.load("lanes_take"))
+        self._done: Script = connection.register_script(lua.load("lanes_done"))
 
     def take(self, count: int) -> list[Taken]:
         """Move up to ``count`` jobs into their intermediate lists; [] when none or paused."""
@@ -64,13 +65,23 @@ class Lanes:
             )
         return taken
 
-    def done(self, taken: Taken) -> None:
-        """The job's outcome is recorded: drop it from the intermediate list and delete it
-        (smsq keeps no RQ result; its outcome store is the record)."""
-        with self._redis.pipeline(transaction=False) as pipe:
-            pipe.lrem(taken.intermediate_key, 1, taken.job_id)
-            pipe.delete(keys.rq_job(taken.job_id))
-            pipe.execute()
+    def done(self, taken: Taken) -> bool:
+        """The job's send is over: drop it from the intermediate list and delete it (smsq
+        keeps no RQ result; its outcome store is the record). Unless its message is still
+        ``queued`` with this job as its own (the send's answer came from a demoted primary):
+        then the job goes back to its lane, and False is returned."""
+        mid = taken.message_id or keys.message_id_of_job(taken.job_id) or ""
+        dropped = self._done(
+            keys=[
+                taken.intermediate_key,
+                keys.rq_job(taken.job_id),
+                taken.queue_key,
+                keys.message(mid),
+                keys.LATER,
+            ],
+            args=[taken.job_id, mid],
+        )
+        return bool(dropped)
 
 
 def plain_message_id(job_id: str, data: bytes | str) -> str | None:

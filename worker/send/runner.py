@@ -328,7 +328,14 @@ class SmsWorker(SimpleWorker):
         if result.job_done:
             return  # the outcome script dropped the job: 3 round trips for the whole send
         try:
-            self.lanes.done(taken)
+            if not self.lanes.done(taken):
+                log.warning(
+                    "sms.job.kept",
+                    job_id=taken.job_id,
+                    state="queued",
+                    reason="its message is still queued here: the send's answer came from "
+                    "another Redis server (a failover); the job is back on its lane",
+                )
         except REDIS_UNAVAILABLE_ERRORS as exc:
             log.warning("sms.job.cleanup_failed", job_id=taken.job_id, error=type(exc).__name__)
 
