@@ -250,7 +250,8 @@ def main() -> int:
     duplicated = [k for k, n in verdict.requests.items() if n > 1]
     unknown = [k for k, s in verdict.states.items() if s is State.UNKNOWN]
     reasons = collections.Counter(verdict.records[k].error for k in unknown)
-    unexplained = [k for k in unknown if verdict.records[k].error != "worker died during the send"]
+    explained = {"worker died during the send", "outcome lost in a Redis failover"}
+    unexplained = [k for k in unknown if verdict.records[k].error not in explained]
     print()
     print(f"messages accepted     {len(keys)}")
     print(f"elapsed               {elapsed:.0f} s ({len(keys) / elapsed:.0f} msg/s with chaos)")

@@ -230,37 +230,50 @@ class SentinelTopology:
         server.kill()
         return server
 
-    def restart(self, server: RedisServer) -> None:
-        """Start a killed server again, same port and directory, from its AOF; return once it is a
-        replica of the current primary with the link up (the sentinels reconfigure it).
+    def restart(self, server: RedisServer) -> int:
+        """Start a killed server again, same port and directory, from its AOF; return the
+        primary's port once the topology has settled: the sentinels agree on a primary and every
+        other data node, this one included, is its replica with the link up.
+
+        Usually the sentinels make the restarted node a replica of the one they promoted. Under
+        load they may also declare the freshly promoted primary down (``down_after_ms`` is short
+        here) and fail over again, to the restarted node, which then stays the primary: settled
+        too. Whichever it is, writes the demoted side took without its replica were never
+        acknowledged under the durability barrier.
 
         Raises:
-            TimeoutError: it did not rejoin within ``REJOIN_TIMEOUT_S``.
+            TimeoutError: not settled within ``REJOIN_TIMEOUT_S``.
         """
         # Started before the sentinels replaced it, a killed primary would simply be the primary
         # again (its replicas reconnect): wait for the failover first.
         self.wait_for_new_primary(server.port)
         server.start()
-        client = self._data_client(server.port)
-        try:
 
-            def rejoined() -> bool:
-                primary = self._agreed_primary()
-                info = client.info("replication")
-                return (
-                    primary is not None
-                    and primary != server.port
-                    and info.get("role") == "slave"
+        def settled() -> int | None:
+            primary = self._agreed_primary()
+            if primary is None:
+                return None
+            for other in self.servers:
+                if other.port == primary:
+                    continue
+                client = self._data_client(other.port)
+                try:
+                    info = client.info("replication")
+                finally:
+                    client.close()
+                if not (
+                    info.get("role") == "slave"
                     and int(info.get("master_port", 0)) == primary
                     and info.get("master_link_status") == "up"
-                )
+                ):
+                    return None
+            return primary
 
-            try:
-                _until(f"port {server.port} rejoining as a replica", rejoined, REJOIN_TIMEOUT_S)
-            except TimeoutError as exc:
-                raise TimeoutError(f"{exc}\n{self.log_tails()}") from None
-        finally:
-            client.close()
+        try:
+            what = f"port {server.port} back and the topology settled"
+            return _until(what, settled, REJOIN_TIMEOUT_S)
+        except TimeoutError as exc:
+            raise TimeoutError(f"{exc}\n{self.log_tails()}") from None
 
     def log_tails(self, lines: int = 25) -> str:
         """The last ``lines`` of every sentinel's and data node's log, for a failure message."""
