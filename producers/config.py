@@ -9,6 +9,13 @@ from typing import TypeVar
 from urllib.parse import urlsplit
 
 from producers.errors import ConfigError
+from producers.marketing import (
+    DEFAULT_STOP_RULE,
+    STOP_MENTION,
+    STOP_MENTION_MAX_CHARS,
+    StopPolicy,
+    StopRule,
+)
 
 
 N = TypeVar("N", int, float)
@@ -56,6 +63,9 @@ class ProducerSettings:
     wait_timeout_ms: int = WAIT_TIMEOUT_MS
     wait_aof: bool = False
     """Use ``WAITAOF 0 N`` (Redis >= 7.2, Valkey): the replicas fsynced the write to their AOF."""
+    stop: StopRule = DEFAULT_STOP_RULE
+    """The STOP mention a marketing message with a custom sender carries, and what happens
+    when it does not (``SMSQ_MARKETING_STOP_MENTION``, ``SMSQ_MARKETING_STOP_POLICY``)."""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> ProducerSettings:
@@ -96,6 +106,7 @@ class ProducerSettings:
                 env, "SMSQ_REDIS_WAIT_TIMEOUT_MS", WAIT_TIMEOUT_MS, minimum=1, maximum=60_000
             ),
             wait_aof=read_bool(env, "SMSQ_REDIS_WAIT_AOF", default=False),
+            stop=read_stop_rule(env),
         )
 
     def __repr__(self) -> str:
@@ -105,6 +116,27 @@ class ProducerSettings:
             f"chunk_recipients={self.chunk_recipients}, sentinels={self.sentinels!r}, "
             f"wait_replicas={self.wait_replicas})"
         )
+
+
+def read_stop_rule(env: Mapping[str, str]) -> StopRule:
+    """``SMSQ_MARKETING_STOP_MENTION`` (default "STOP au 36180") and
+    ``SMSQ_MARKETING_STOP_POLICY`` (``append``, the default, or ``refuse``).
+
+    Raises:
+        ConfigError: names the variable.
+    """
+    mention = " ".join(env.get("SMSQ_MARKETING_STOP_MENTION", "").split())
+    if len(mention) > STOP_MENTION_MAX_CHARS:
+        raise ConfigError(
+            "SMSQ_MARKETING_STOP_MENTION", f"must be at most {STOP_MENTION_MAX_CHARS} characters"
+        )
+    raw = env.get("SMSQ_MARKETING_STOP_POLICY", "").strip().lower()
+    try:
+        policy = StopPolicy(raw) if raw else StopPolicy.APPEND
+    except ValueError:
+        names = " | ".join(p.value for p in StopPolicy)
+        raise ConfigError("SMSQ_MARKETING_STOP_POLICY", f"must be one of {names}") from None
+    return StopRule(mention or STOP_MENTION, policy)
 
 
 def read_int(

@@ -188,7 +188,11 @@ class Producer:
                 request = (
                     raw
                     if isinstance(raw, SendRequest)
-                    else parse_request(raw, default_region=self._settings.default_country)
+                    else parse_request(
+                        raw,
+                        default_region=self._settings.default_country,
+                        stop=self._settings.stop,
+                    )
                 )
                 check_source(request, source)
             except InvalidRequestError as error:

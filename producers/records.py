@@ -71,6 +71,9 @@ class MessageRecord:
     due (ISO 8601, UTC). None otherwise."""
     later_rounds: int = 0
     """Later retry rounds parked so far (each one a full send whose attempts all failed)."""
+    held_for: str | None = None
+    """``queued`` and held before any attempt until ``next_attempt_at``: ``sending_hours`` (a
+    marketing message outside its window). None for a later retry round."""
 
     @property
     def delivery(self) -> dict[str, int]:
@@ -131,6 +134,7 @@ class MessageRecord:
             if raw["state"] == State.QUEUED.value
             else None,
             later_rounds=int(raw.get("later_rounds", "0")),
+            held_for=(raw.get("held_for") or None) if raw["state"] == State.QUEUED.value else None,
         )
 
     def as_dict(self, *, include_request: bool = True) -> dict[str, Any]:
@@ -171,6 +175,8 @@ class MessageRecord:
             data["waiting_for_rate_limit"] = True
         if self.next_attempt_at:
             data["next_attempt_at"] = self.next_attempt_at
+        if self.held_for:
+            data["held_for"] = self.held_for
         if self.later_rounds:
             data["later_rounds"] = self.later_rounds
         if include_request:

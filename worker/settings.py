@@ -12,7 +12,9 @@ from urllib.parse import urlsplit
 
 from producers.config import ProducerSettings, read_bool, read_float, read_int
 from producers.contract import PRODUCER_PATTERN
-from producers.errors import ConfigError
+from producers.errors import ConfigError, InvalidRequestError
+from producers.hours import SendingHours
+from producers.marketing import Purpose, parse_purpose
 
 
 DEFAULT_BASE_URL = "https://api.allmysms.com/http/9.0"
@@ -72,7 +74,7 @@ LOG_FORMATS = ("auto", "json", "console")
 # --- gateway (smsq gateway): producer accounts and request limits ---
 PRODUCER_SECRET_MIN_CHARS = 16
 """Shortest producer api_key / callback_secret accepted in ``SMSQ_PRODUCERS``."""
-PRODUCER_FIELDS = frozenset({"login", "api_key", "callback_secret"})
+PRODUCER_FIELDS = frozenset({"login", "api_key", "callback_secret", "purpose"})
 GATEWAY_MAX_BODY_BYTES = 2 * 1024 * 1024
 """Largest sendSms body the gateway reads: 10,000 recipients in XML fit well below it."""
 GATEWAY_MAX_BODY_BYTES_MIN = 1024
@@ -144,6 +146,9 @@ class ProducerAccount:
     """What the producer sends as ``apiKey``: the gateway's own, never AllMySMS's."""
     callback_secret: Secret | None = field(default=None, repr=False)
     """Signs the callbacks smsq POSTs to this producer; None when it takes none."""
+    purpose: Purpose | None = None
+    """Every request of this account has this purpose (``"marketing"``: a marketing-only
+    account); None: each request says (``purpose``, default transactional)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -201,6 +206,9 @@ class Settings:
     credits_poll_interval_s: float = CREDITS_POLL_INTERVAL_S
     credits_low: int = CREDITS_LOW
     credits_auto_resume: bool = False
+    sending_hours: SendingHours = field(default_factory=SendingHours)
+    """When marketing messages may leave (``SMSQ_MARKETING_HOURS``, ``_DAYS``, ``_HOLIDAYS``,
+    ``_HOLIDAY_SUBDIVISION``); outside it a worker holds them."""
     intake_max_bytes: int = INTAKE_MAX_BYTES
     crash_at: str = ""
     """Testing only: a named point where the worker process kills itself (``os._exit``)."""
@@ -321,6 +329,7 @@ class Settings:
             ),
             credits_low=read_int(env, "SMSQ_CREDITS_LOW", CREDITS_LOW, minimum=0),
             credits_auto_resume=read_bool(env, "SMSQ_CREDITS_AUTO_RESUME", default=False),
+            sending_hours=SendingHours.from_env(env),
             intake_max_bytes=read_int(
                 env, "SMSQ_INTAKE_MAX_BYTES", INTAKE_MAX_BYTES, minimum=1024, maximum=64 << 20
             ),
@@ -470,7 +479,8 @@ def read_audit_ttl_s(environ: Mapping[str, str] | None = None) -> int:
 
 
 def read_producers(env: Mapping[str, str]) -> tuple[ProducerAccount, ...]:
-    """Parse ``SMSQ_PRODUCERS``, a JSON list of ``{"login", "api_key", "callback_secret"}``.
+    """Parse ``SMSQ_PRODUCERS``, a JSON list of ``{"login", "api_key", "callback_secret",
+    "purpose"}`` (the last two optional).
 
     Raises:
         ConfigError: names the variable, the entry and the reason, never a value.
@@ -511,9 +521,19 @@ def read_producers(env: Mapping[str, str]) -> tuple[ProducerAccount, ...]:
                 else _producer_secret(
                     entry["callback_secret"], name, f"{where} ({login}): callback_secret"
                 ),
+                purpose=_account_purpose(entry.get("purpose"), name, f"{where} ({login})"),
             )
         )
     return tuple(accounts)
+
+
+def _account_purpose(value: object, name: str, where: str) -> Purpose | None:
+    if value is None:
+        return None
+    try:
+        return parse_purpose(value)
+    except InvalidRequestError as error:
+        raise ConfigError(name, f"{where}: purpose {error.reason}") from None
 
 
 def normalize_host(host: str) -> str:

@@ -126,6 +126,10 @@ def _parser() -> argparse.ArgumentParser:
     enqueue.add_argument("--sender", help="campaign: TPOA sender name")
     enqueue.add_argument("--lane", help="campaign: urgent, default or bulk")
     enqueue.add_argument("--send-at", help="campaign: ISO-8601 date-time with offset")
+    enqueue.add_argument(
+        "--purpose",
+        help="campaign: transactional (default) or marketing (STOP mention, sending hours)",
+    )
     enqueue.set_defaults(handler=_enqueue)
 
     status = sub.add_parser("status", help="show a message's state and history")
@@ -453,7 +457,12 @@ def _read_campaign(args: argparse.Namespace, stream: IO[str]) -> Iterator[tuple[
     if not args.key:
         raise ConfigError("--key", "is required with --text (the campaign's idempotency key)")
     campaign = Campaign(
-        key=args.key, text=args.text, sender=args.sender, lane=args.lane, send_at=args.send_at
+        key=args.key,
+        text=args.text,
+        sender=args.sender,
+        lane=args.lane,
+        send_at=args.send_at,
+        purpose=args.purpose,
     )
     for number, item in enumerate(campaign_requests(campaign, stream), start=1):
         yield number, Refused(None, item.error) if isinstance(item, BadLine) else item

@@ -65,5 +65,6 @@ def build_runtime(
         switch=Switch(connection, audit_ttl_s=settings.audit_ttl_s, barrier=barrier),
         limiter=RateLimiter.from_settings(settings, connection),
         on_credits=lambda credits: watch.observe(credits, source="sendSms"),
+        hours=settings.sending_hours,
     )
     return Runtime(settings, name, connection, http, ledger, sender, watch)

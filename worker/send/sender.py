@@ -22,6 +22,8 @@ from producers.errors import (
     OutcomeUnknownError,
     ProviderBusyError,
 )
+from producers.hours import HELD_FOR_HOURS, NoCommonWindowError, SendingHours
+from producers.marketing import Purpose
 from producers.phones import mask_phone
 from producers.redis_errors import REDIS_UNAVAILABLE_ERRORS
 from producers.states import State
@@ -103,7 +105,13 @@ class Sender:
         limiter: RateLimiter | None = None,
         on_credits: Callable[[int], object] | None = None,
         later: LaterRetry | None = None,
+        hours: SendingHours | None = None,
+        clock: Callable[[], datetime] | None = None,
     ) -> None:
+        self._clock = clock or _utc_now
+        """The wall clock the sending hours are read against (tests pass a fake one)."""
+        self._hours = hours or SendingHours()
+        """When marketing messages may leave; outside it they are held (see :meth:`_hold`)."""
         self._in_flight: set[str] = set()
         self._in_flight_lock = threading.Lock()
         self._on_credits = on_credits
@@ -144,6 +152,10 @@ class Sender:
             send = self._claim(message_id, job)
             if isinstance(send, SendResult):
                 return send
+            if send.request.purpose is Purpose.MARKETING:
+                held = self._hold(send)
+                if held is not None:
+                    return held
             if send.held:
                 given_back = self._wait_first_turn(send)
                 if given_back is not None:
@@ -194,6 +206,42 @@ class Sender:
             held=hold,
             expires_at=claim.expires_at,
         )
+
+    def _hold(self, send: _Send) -> SendResult | None:
+        """A marketing message outside its sending hours goes back to ``queued`` until the
+        window opens for every recipient (nothing posted, no rate-limit turn taken, no retry
+        round counted); one whose validity ends first expires now. None: it may leave."""
+        now = self._clock()
+        try:
+            opening = self._hours.next_opening((r.phone for r in send.request.recipients), now)
+        except NoCommonWindowError as exc:
+            return self._finish(send, State.FAILED, reason=str(exc), error=str(exc))
+        if opening is None:
+            return None
+        due = opening.timestamp()
+        due_iso = opening.isoformat(timespec="seconds")
+        if send.expires_at is not None and due >= send.expires_at:
+            reason = (
+                f"valid_for_s runs out before the marketing sending hours open ({due_iso}); "
+                "nothing was sent"
+            )
+            return self._finish(send, State.EXPIRED, reason=reason, error=reason)
+        held = self._ledger.park_for_later(
+            send.message_id,
+            due=due,
+            since=now.timestamp(),
+            reason=f"outside the marketing sending hours ({self._hours.describe()}, in the "
+            f"recipients' time zones); held until {due_iso}, nothing was sent",
+            actor=f"worker {self._ledger.worker_name}",
+            attempts=0,
+            error="",
+            hold=HELD_FOR_HOURS,
+        )
+        if not held:
+            return self._not_claimed(send.message_id, State.SENDING.value)
+        self._ledger.count({"held_for_hours": 1})
+        log.info("sms.send.held", state=State.QUEUED.value, until=due_iso, reason=HELD_FOR_HOURS)
+        return SendResult(State.QUEUED.value)
 
     def _give_back(self, message_id: str, exc: NotReplicatedError) -> SendResult:
         """The claim (or the end of its hold) is on the primary, but too few replicas confirmed
@@ -568,6 +616,10 @@ class Sender:
                 campaign_id=fields.get("campaign_id"),
             )
             raise
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
 
 
 class _ExpiredError(Exception):
