@@ -63,6 +63,10 @@ class ProducerSettings:
     wait_timeout_ms: int = WAIT_TIMEOUT_MS
     wait_aof: bool = False
     """Use ``WAITAOF 0 N`` (Redis >= 7.2, Valkey): the replicas fsynced the write to their AOF."""
+    optout_key: bytes | None = field(default=None, repr=False)
+    """``SMSQ_OPTOUT_KEY``: the key of the suppression list's hashes; None: a public one."""
+    optout_transactional: bool = False
+    """``SMSQ_OPTOUT_TRANSACTIONAL``: transactional messages skip opted-out numbers too."""
     stop: StopRule = DEFAULT_STOP_RULE
     """The STOP mention a marketing message with a custom sender carries, and what happens
     when it does not (``SMSQ_MARKETING_STOP_MENTION``, ``SMSQ_MARKETING_STOP_POLICY``)."""
@@ -107,6 +111,8 @@ class ProducerSettings:
             ),
             wait_aof=read_bool(env, "SMSQ_REDIS_WAIT_AOF", default=False),
             stop=read_stop_rule(env),
+            optout_key=read_optout_key(env),
+            optout_transactional=read_bool(env, "SMSQ_OPTOUT_TRANSACTIONAL", default=False),
         )
 
     def __repr__(self) -> str:
@@ -116,6 +122,25 @@ class ProducerSettings:
             f"chunk_recipients={self.chunk_recipients}, sentinels={self.sentinels!r}, "
             f"wait_replicas={self.wait_replicas})"
         )
+
+
+OPTOUT_KEY_MIN_CHARS = 16
+
+
+def read_optout_key(env: Mapping[str, str]) -> bytes | None:
+    """``SMSQ_OPTOUT_KEY``: at least 16 characters, or empty (the public key).
+
+    Raises:
+        ConfigError: names the variable, never its value.
+    """
+    raw = env.get("SMSQ_OPTOUT_KEY", "")
+    if not raw:
+        return None
+    if len(raw) < OPTOUT_KEY_MIN_CHARS:
+        raise ConfigError(
+            "SMSQ_OPTOUT_KEY", f"must be at least {OPTOUT_KEY_MIN_CHARS} characters (or empty)"
+        )
+    return raw.encode("utf-8")
 
 
 def read_stop_rule(env: Mapping[str, str]) -> StopRule:

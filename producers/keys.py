@@ -67,6 +67,8 @@ CREDITS = f"{PREFIX}:credits"
 """Hash: the last known AllMySMS balance (``credits``), when (``at``, epoch s) and from where
 (``source``: getInfo or sendSms), and ``low`` (1 while at or below the threshold)."""
 CREDITS_LOCK = f"{PREFIX}:credits:lock"
+OPTOUT = f"{PREFIX}:optout"
+"""Hash of the suppression list: keyed hash of a number → its entry (producers/optouts.py)."""
 METRICS = f"{PREFIX}:metrics"
 BARRIER_TICK = f"{PREFIX}:barrier:tick"
 """A counter each durability barrier increments before its ``WAIT`` (producers/durability.py)."""

@@ -45,6 +45,8 @@ class MessageRecord:
     campaign_id: str | None = None
     sms_ids: dict[str, str] = field(default_factory=dict)
     invalid_numbers: list[str] = field(default_factory=list)
+    opted_out: list[str] = field(default_factory=list)
+    """Recipients a worker dropped just before the POST: they opted out while it waited."""
     credits_used: int | None = None
     nb_sms: int | None = None
     nb_contacts: int | None = None
@@ -119,6 +121,7 @@ class MessageRecord:
             campaign_id=raw.get("campaign_id") or None,
             sms_ids=_json(raw.get("sms_ids"), {}),
             invalid_numbers=_json(raw.get("invalid_numbers"), []),
+            opted_out=_json(raw.get("opted_out"), []),
             credits_used=_int(raw.get("credits_used")),
             nb_sms=_int(raw.get("nb_sms")),
             nb_contacts=_int(raw.get("nb_contacts")),
@@ -177,6 +180,8 @@ class MessageRecord:
             data["next_attempt_at"] = self.next_attempt_at
         if self.held_for:
             data["held_for"] = self.held_for
+        if self.opted_out:
+            data["opted_out"] = self.opted_out
         if self.later_rounds:
             data["later_rounds"] = self.later_rounds
         if include_request:

@@ -15,6 +15,7 @@ from producers.contract import PRODUCER_PATTERN
 from producers.errors import ConfigError, InvalidRequestError
 from producers.hours import SendingHours
 from producers.marketing import Purpose, parse_purpose
+from producers.optouts import KEYWORDS, read_keywords
 
 
 DEFAULT_BASE_URL = "https://api.allmysms.com/http/9.0"
@@ -206,6 +207,8 @@ class Settings:
     credits_poll_interval_s: float = CREDITS_POLL_INTERVAL_S
     credits_low: int = CREDITS_LOW
     credits_auto_resume: bool = False
+    optout_keywords: tuple[str, ...] = KEYWORDS
+    """``SMSQ_OPTOUT_KEYWORDS``: a reply whose first word is one of them opts its number out."""
     sending_hours: SendingHours = field(default_factory=SendingHours)
     """When marketing messages may leave (``SMSQ_MARKETING_HOURS``, ``_DAYS``, ``_HOLIDAYS``,
     ``_HOLIDAY_SUBDIVISION``); outside it a worker holds them."""
@@ -330,6 +333,7 @@ class Settings:
             credits_low=read_int(env, "SMSQ_CREDITS_LOW", CREDITS_LOW, minimum=0),
             credits_auto_resume=read_bool(env, "SMSQ_CREDITS_AUTO_RESUME", default=False),
             sending_hours=SendingHours.from_env(env),
+            optout_keywords=read_keywords(env.get("SMSQ_OPTOUT_KEYWORDS", "")),
             intake_max_bytes=read_int(
                 env, "SMSQ_INTAKE_MAX_BYTES", INTAKE_MAX_BYTES, minimum=1024, maximum=64 << 20
             ),

@@ -147,8 +147,10 @@ def _parser() -> argparse.ArgumentParser:
     status.set_defaults(handler=_status)
 
     from worker.cli.operator import _moment, add_commands, default_operator
+    from worker.cli.optout import add_commands as add_optout_commands
 
     add_commands(sub)
+    add_optout_commands(sub)
 
     purge = sub.add_parser("purge", help="erase one person's data everywhere (GDPR)")
     purge.add_argument("--phone", required=True, help="the person's phone number, any format")

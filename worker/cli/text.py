@@ -115,6 +115,11 @@ def render_status(
             f"next attempt at {record.next_attempt_at} (later retry round "
             f"{record.later_rounds}: AllMySMS was not reached, nothing was sent)"
         )
+    if record.opted_out:
+        lines.append(
+            f"opted out: {len(record.opted_out)} recipient(s) dropped before the send (on the "
+            "suppression list)"
+        )
     if record.provider_status is not None:
         lines.append(f"provider:   {record.provider_status} {record.provider_text or ''}".rstrip())
     if record.campaign_id:

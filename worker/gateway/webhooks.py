@@ -29,15 +29,18 @@ from starlette.routing import Route
 
 from producers.durability import Barrier
 from producers.errors import RedisUnavailableError, WebhookParamError
+from producers.optouts import OptOuts
 from producers.phones import mask_phone
 from worker.store.receipts import (
     RECEIPT_PARAMS,
     REPLY_PARAMS,
     Applied,
     ReceiptBook,
+    Reply,
     parse_receipt,
     parse_reply,
 )
+from worker.store.stop_replies import record_stop
 
 
 if TYPE_CHECKING:
@@ -67,8 +70,15 @@ class _TooLargeError(Exception):
 
 class _Webhooks:
     def __init__(
-        self, secret: str, book: ReceiptBook, max_body_bytes: int, durable: Callable[[], None]
+        self,
+        secret: str,
+        book: ReceiptBook,
+        max_body_bytes: int,
+        durable: Callable[[], None],
+        stop: Callable[[Reply, Applied], object] | None = None,
     ) -> None:
+        self._stop = stop
+        """Puts the number of a STOP reply on the suppression list."""
         self._secret = secret.encode("utf-8")
         self._book = book
         self._max_body = max_body_bytes
@@ -129,6 +139,8 @@ class _Webhooks:
     def _reply(self, params: Mapping[str, str]) -> Applied:
         reply = parse_reply(params)
         applied = self._book.store_reply(reply, event_id=uuid.uuid4().hex)
+        if self._stop is not None:
+            self._stop(reply, applied)
         # Never the reply text: it is the person's own words.
         log.info(
             "sms.reply." + ("ignored" if applied.outcome == "unknown" else applied.outcome),
@@ -145,11 +157,18 @@ def webhook_routes(settings: Settings, connection: Redis) -> list[Route]:
     if not secret:
         return []
     barrier = Barrier.from_settings(settings.producer)
+    optouts = OptOuts(connection, key=settings.producer.optout_key, barrier=barrier)
     handlers = _Webhooks(
         secret,
         ReceiptBook(connection),
         WEBHOOK_MAX_BODY_BYTES,
         partial(barrier.confirm, connection),
+        stop=partial(
+            record_stop,
+            optouts,
+            keywords=settings.optout_keywords,
+            default_region=settings.producer.default_country,
+        ),
     )
     return [
         Route(RECEIPTS_PATH, handlers.receipts, methods=["GET", "POST"]),

@@ -11,6 +11,7 @@ from functools import partial
 from redis import Redis
 
 from producers.durability import Barrier
+from producers.optouts import OptOuts
 from worker.allmysms.client import AllMySmsClient
 from worker.connections import redis_from_settings
 from worker.send.credits import CreditsWatch
@@ -66,5 +67,7 @@ def build_runtime(
         limiter=RateLimiter.from_settings(settings, connection),
         on_credits=lambda credits: watch.observe(credits, source="sendSms"),
         hours=settings.sending_hours,
+        optouts=OptOuts(connection, key=settings.producer.optout_key, barrier=barrier),
+        optout_transactional=settings.producer.optout_transactional,
     )
     return Runtime(settings, name, connection, http, ledger, sender, watch)
