@@ -142,6 +142,23 @@ def test_dry_run_of_a_campaign_file_sums_its_parts(
     )
     [estimate] = json.loads(as_json.stdout)["requests"]
     assert (estimate["status"], estimate["parts"], estimate["would_send"]) == (113, 2, True)
+    # With the default 500 per part, the file is one AllMySMS request (the README's example).
+    whole = workers.smsq(
+        "enqueue",
+        "--dry-run",
+        "--file",
+        str(file),
+        "--text",
+        "Bonjour #param_1#",
+        "--key",
+        "spring-sale",
+    )
+    assert whole.stdout.splitlines() == [
+        "spring-sale:1: 2 recipient(s), 3 SMS, 45 credits",
+        "  invalid: 33630999999 (AllMySMS)",
+        "total: 1 request(s), 0 refused; 2 recipient(s), 3 SMS, 45 credits; 1 invalid number(s)",
+        "dry run: nothing was enqueued or sent",
+    ]
 
 
 def test_dry_run_says_when_allmysms_would_refuse(
