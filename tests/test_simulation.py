@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -12,16 +13,20 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from producers.contract import parse_request
 from producers.errors import NotSentError, OutcomeUnknownError
-from tests.helpers.processes import API_KEY, LOGIN
-from worker.allmysms.client import AllMySmsClient
-from worker.allmysms.flux import STATUS_TEXTS
-from worker.allmysms.simulation import (
+from producers.payload import build_flux, build_fluxes
+from producers.simulation import (
+    TEXT_113,
     BlacklistEntry,
     Simulation,
+    combine,
     parse_blacklist,
     parse_simulation,
 )
+from tests.helpers.processes import API_KEY, LOGIN
+from worker.allmysms.client import AllMySmsClient
+from worker.allmysms.flux import STATUS_TEXTS
 from worker.sandbox import SandboxProvider
 from worker.settings import Secret
 
@@ -359,3 +364,62 @@ def test_any_json_answer_gives_a_value_or_a_clear_error(answer: dict[str, Any]) 
     body = json.dumps(answer).encode()
     assert _outcome(parse_simulation, body) in {"value", "error"}
     assert _outcome(parse_blacklist, body) in {"value", "error"}
+
+
+def _part(status: int, nb_sms: int = 0, invalid: tuple[str, ...] = ()) -> Simulation:
+    return Simulation(
+        status=status,
+        status_text=STATUS_TEXTS[status],
+        nb_sms=nb_sms,
+        nb_credits=15 * nb_sms,
+        nb_contacts=nb_sms,
+        invalid_numbers=list(invalid),
+    )
+
+
+@pytest.mark.parametrize(
+    ("parts", "status"),
+    [
+        ([_part(100, 2)], 100),
+        ([_part(101, 2), _part(101, 1)], 101),
+        ([_part(100, 2), _part(114, 0, ("1",))], 113),
+        ([_part(100, 2), _part(113, 1, ("1",))], 113),
+        ([_part(114, 0, ("1",)), _part(114, 0, ("2",))], 114),
+        ([_part(100, 2), _part(104), _part(110)], 104),
+    ],
+)
+def test_combine_answers_like_one_send_of_the_whole(parts: list[Simulation], status: int) -> None:
+    whole = combine(parts)
+    assert (whole.status, whole.status_text) == (status, STATUS_TEXTS[status])
+    assert whole.nb_sms == sum(p.nb_sms for p in parts)
+    assert whole.nb_credits == 15 * whole.nb_sms
+    assert whole.invalid_numbers == [n for p in parts for n in p.invalid_numbers]
+    assert whole.would_send is (status in (100, 101, 113))
+
+
+def test_the_113_text_is_the_status_tables() -> None:
+    assert STATUS_TEXTS[113] == TEXT_113
+
+
+def test_combine_needs_a_part() -> None:
+    with pytest.raises(ValueError, match=r"^simulations: at least one is needed$"):
+        combine([])
+
+
+def test_build_fluxes_splits_like_the_workers() -> None:
+    request = parse_request(
+        {
+            "key": "k",
+            "text": "Hi #param_1#",
+            "to": [{"phone": f"061234567{n}", "params": [f"P{n}"]} for n in range(5)],
+        }
+    )
+    now = datetime.now(UTC)
+    assert build_fluxes(request, now=now, chunk=5) == [build_flux(request, now=now)]
+    parts = build_fluxes(request, now=now, chunk=2)
+    assert [[e["PARAM_1"] for e in f["DATA"]["SMS"]] for f in parts] == [
+        ["P0", "P1"],
+        ["P2", "P3"],
+        ["P4"],
+    ]
+    assert all(f["DATA"]["MESSAGE"] == "Hi #param_1#" for f in parts)

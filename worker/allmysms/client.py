@@ -26,7 +26,7 @@ from producers.errors import (
     OutcomeUnknownError,
     ProviderBusyError,
 )
-from worker.allmysms.simulation import (
+from producers.simulation import (
     BlacklistEntry,
     Simulation,
     parse_blacklist,

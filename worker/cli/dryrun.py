@@ -6,21 +6,20 @@ Redis and nothing is sent.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from producers.contract import check_source, parse_request
 from producers.enqueue import Refused
 from producers.errors import InvalidRequestError
-from worker.allmysms.flux import STATUS_TEXTS
-from worker.allmysms.payload import build_flux
+from producers.simulation import combine
+from worker.allmysms.payload import build_fluxes
 
 
 if TYPE_CHECKING:
-    from producers.contract import SendRequest
+    from producers.simulation import Simulation
     from worker.allmysms.client import AllMySmsClient
-    from worker.allmysms.simulation import Simulation
 
 SOURCE_CLI = "cli"
 """What ``smsq enqueue`` records as a message's source; the dry run checks the same rules."""
@@ -36,6 +35,11 @@ class Estimate:
     refused_numbers: tuple[dict[str, str], ...] = ()
     """Numbers the contract drops before any provider call (``to[3]``: not a mobile...)."""
     error: InvalidRequestError | None = None
+
+    @property
+    def whole(self) -> Simulation | None:
+        """The parts' simulations as one (:func:`combine`); None for a refused request."""
+        return combine(list(self.simulations)) if self.simulations else None
 
     @property
     def nb_sms(self) -> int:
@@ -57,38 +61,20 @@ class Estimate:
 
     @property
     def would_send(self) -> bool:
-        """Valid, and AllMySMS would send it: some part would be sent and none refused (a
-        part all of whose numbers are invalid, 114, only adds to ``invalid_numbers``)."""
-        if self.error is not None or not any(s.would_send for s in self.simulations):
-            return False
-        return all(s.would_send or s.status == 114 for s in self.simulations)
-
-    @property
-    def status(self) -> tuple[int, str] | None:
-        """The status of the whole request as one sendSms would answer it: the first refusal
-        of a part, else 114 when no part has a valid number, else 113 when some numbers are
-        invalid, else the first part's (100 or 101)."""
-        if not self.simulations:
-            return None
-        first = self.simulations[0]
-        refusals = [s for s in self.simulations if not s.would_send and s.status != 114]
-        if refusals:
-            return refusals[0].status, refusals[0].status_text
-        if not self.would_send:
-            return first.status, first.status_text
-        if any(s.status in (113, 114) for s in self.simulations):
-            return 113, STATUS_TEXTS[113]
-        return first.status, first.status_text
+        """Valid, and AllMySMS would send it (a part whose numbers are all invalid, 114, only
+        adds to ``invalid_numbers``)."""
+        whole = self.whole
+        return self.error is None and whole is not None and whole.would_send
 
     def as_dict(self) -> dict[str, Any]:
         if self.error is not None:
             return {"key": self.key, "error": self.error.as_dict()}
-        status, text = self.status or (None, "")
+        whole = self.whole
         data: dict[str, Any] = {
             "key": self.key,
             "would_send": self.would_send,
-            "status": status,
-            "status_text": text,
+            "status": whole.status if whole else None,
+            "status_text": whole.status_text if whole else "",
             "nb_sms": self.nb_sms,
             "nb_credits": self.nb_credits,
             "nb_contacts": self.nb_contacts,
@@ -190,7 +176,7 @@ def estimate(
             cost.estimates.append(Estimate(key if isinstance(key, str) else None, error=error))
             continue
         simulations = tuple(
-            client.simulate(build_flux(part, now=now)) for part in _parts(request, chunk_recipients)
+            client.simulate(flux) for flux in build_fluxes(request, now=now, chunk=chunk_recipients)
         )
         refused = tuple(
             {"field": r.field, "phone": r.phone, "reason": r.reason}
@@ -200,24 +186,13 @@ def estimate(
     return cost
 
 
-def _parts(request: SendRequest, chunk: int) -> list[SendRequest]:
-    """The requests a worker sends: the whole one, or blocks of ``chunk`` recipients."""
-    recipients = request.recipients
-    if len(recipients) <= chunk:
-        return [request]
-    return [
-        replace(request, recipients=recipients[n : n + chunk])
-        for n in range(0, len(recipients), chunk)
-    ]
-
-
 def _counts(data: Mapping[str, Any]) -> str:
     return f"{data['nb_contacts']} recipient(s), {data['nb_sms']} SMS, {data['nb_credits']} credits"
 
 
 def _verdict(estimate: Estimate) -> str:
     parts = f" ({len(estimate.simulations)} parts)" if len(estimate.simulations) > 1 else ""
-    if estimate.would_send or estimate.status is None:
+    whole = estimate.whole
+    if estimate.would_send or whole is None:
         return parts
-    status, text = estimate.status
-    return f"{parts}; AllMySMS would refuse it: status {status} {text}"
+    return f"{parts}; AllMySMS would refuse it: status {whole.status} {whole.status_text}"

@@ -1,4 +1,5 @@
-"""Parsing AllMySMS's simulateCampaign and getBlacklist answers, leniently, into values.
+"""Parsing AllMySMS's simulateCampaign and getBlacklist answers, leniently, into values; the
+gateway answers simulateCampaign in the same shape, so producers read it with the same code.
 
 Numbers arrive as JSON ints or strings (simulate is said to answer ints, sendSms strings:
 allmysms-api.md §3.1), ``invalidNumbers`` as a ``|``-separated string (a list is taken too).
@@ -15,12 +16,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from producers.errors import OutcomeUnknownError
-from worker.allmysms.codes import classify
 
 
+STATUS_MIN, STATUS_MAX = 100, 118
+"""The business statuses AllMySMS answers (allmysms-api.md §3.3)."""
 WOULD_SEND_STATUSES = frozenset({100, 101, 113})
 """A simulation with one of these statuses would send to ``nb_contacts`` recipients; its
 answer must carry the counts."""
+TEXT_113 = "Certains numéros de téléphone sont invalides ou non pris en charge"
+"""AllMySMS's statusText for 113 (``worker.allmysms.flux.STATUS_TEXTS`` holds the table)."""
 _INTEGER = re.compile(r"\s*-?[0-9]{1,18}\s*")
 """A count as a string; 18 digits at most, well under int()'s 4,300-digit limit."""
 
@@ -67,6 +71,39 @@ class BlacklistEntry:
     """``YYYY-MM-DD HH:MM:SS`` as AllMySMS writes it (Paris time); kept as text."""
 
 
+def combine(simulations: list[Simulation]) -> Simulation:
+    """One simulation for the parts of one message, as one sendSms of the whole would answer.
+
+    Counts and invalid numbers are summed in part order. The status is the first part's refusal
+    (a status that would not send, other than 114), else 114 when no part has a valid number,
+    else 113 when some part had invalid numbers (113 or 114), else the first part's (100, 101).
+
+    Raises:
+        ValueError: ``simulations`` is empty.
+    """
+    if not simulations:
+        raise ValueError("simulations: at least one is needed")
+    first = simulations[0]
+    refusals = [s for s in simulations if not s.would_send and s.status != 114]
+    if refusals:
+        status, text = refusals[0].status, refusals[0].status_text
+    elif not any(s.would_send for s in simulations):
+        status, text = first.status, first.status_text
+    elif len(simulations) > 1 and any(s.status in (113, 114) for s in simulations):
+        partial = [s.status_text for s in simulations if s.status == 113]
+        status, text = 113, partial[0] if partial else TEXT_113
+    else:
+        status, text = first.status, first.status_text
+    return Simulation(
+        status=status,
+        status_text=text,
+        nb_sms=sum(s.nb_sms for s in simulations),
+        nb_credits=sum(s.nb_credits for s in simulations),
+        nb_contacts=sum(s.nb_contacts for s in simulations),
+        invalid_numbers=[n for s in simulations for n in s.invalid_numbers],
+    )
+
+
 def parse_simulation(http_status: int, body: bytes) -> Simulation:
     """Read a simulateCampaign answer.
 
@@ -80,7 +117,7 @@ def parse_simulation(http_status: int, body: bytes) -> Simulation:
     """
     data = _object("simulateCampaign", http_status, body)
     status = as_int(data.get("status"))
-    if status is None or classify(status) is None:
+    if status is None or not STATUS_MIN <= status <= STATUS_MAX:
         raise OutcomeUnknownError(
             "AllMySMS simulateCampaign answered without a status from 100 to 118",
             http_status=200,
