@@ -44,6 +44,10 @@ READS: dict[str, tuple[str, ...]] = {
     "admin": ("REDIS_URL", "SMSQ_ADMIN_*", "SMSQ_AUDIT_TTL_S", *_SERVER),
     "gateway": (
         *_PRODUCER,
+        "ALLMYSMS_LOGIN",
+        "ALLMYSMS_API_KEY",
+        "ALLMYSMS_BASE_URL",
+        "SMSQ_HTTP_*",
         "SMSQ_PRODUCERS",
         "SMSQ_GATEWAY_*",
         "SMSQ_WEBHOOK_SECRET",
