@@ -10,6 +10,7 @@ from typing import Any
 
 import httpx
 import pytest
+import structlog.testing
 from redis import Redis
 
 import producers
@@ -236,3 +237,46 @@ def test_estimate_reads_a_broken_gateway_answer_clearly() -> None:
         match=r"^AllMySMS simulateCampaign answered status 100 without a whole non-negative nbSms$",
     ):
         _estimate("http://gateway.test/http/9.0", transport=httpx.MockTransport(handler))
+
+
+def test_simulations_count_against_the_producers_rate(
+    redis_server: RedisServer, redis: Redis, sandbox: SandboxProvider
+) -> None:
+    """A simulation is a request like a send: over the login's rate it is 429, AllMySMS unasked."""
+    settings = _settings(
+        redis_server.url, sandbox.base_url, gateway_rate_per_s=0.01, gateway_rate_burst=1
+    )
+    with running(create_app(settings, redis)) as base_url:
+        first = post(f"{base_url}/http/9.0/simulateCampaign/", json_flux())
+        second = post(f"{base_url}/http/9.0/simulateCampaign/", json_flux())
+    assert first.status_code == 200
+    assert second.status_code == 429
+    assert "Retry-After" in second.headers
+    assert len(sandbox.requests()) == 1
+
+
+def test_the_simulated_log_line_names_counts_not_content(
+    sandbox: SandboxProvider, gateway: str
+) -> None:
+    """One ``gateway.simulated`` line: producer, status and counts; no number, text or key."""
+    with structlog.testing.capture_logs() as logs:
+        _estimate(gateway)
+    assert [e for e in logs if e["event"] == "gateway.simulated"] == [
+        {
+            "event": "gateway.simulated",
+            "log_level": "info",
+            "producer": SHOP[0],
+            "status": 113,
+            "recipients": 3,
+            "refused": 0,
+            "parts": 1,
+            "nb_sms": 3,
+            "nb_credits": 45,
+        }
+    ]
+    shown = repr(logs)
+    assert "0612345678" not in shown
+    assert "33612345678" not in shown
+    assert "Bonjour" not in shown
+    assert API_KEY not in shown
+    assert SHOP[1] not in shown
