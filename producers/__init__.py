@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from producers.config import ProducerSettings
 from producers.contract import Lane, SendRequest, parse_request
+from producers.cost import estimate
 from producers.enqueue import Enqueued, Producer, Refused
 from producers.errors import (
     ConfigError,
@@ -17,6 +18,7 @@ from producers.errors import (
     SmsqError,
 )
 from producers.records import DeadLetter, MessageRecord
+from producers.simulation import Simulation
 from producers.states import State
 from producers.store import MessageStore
 
@@ -39,10 +41,12 @@ __all__ = [
     "RedisUnavailableError",
     "Refused",
     "SendRequest",
+    "Simulation",
     "SmsqError",
     "State",
     "enqueue",
     "enqueue_many",
+    "estimate",
     "parse_request",
     "status",
 ]

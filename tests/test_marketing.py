@@ -23,6 +23,7 @@ from tests.helpers.processes import Workers
 from worker.dev.redis_server import RedisServer
 from worker.gateway import create_app
 from worker.gateway.server import running
+from worker.sandbox import SandboxProvider
 from worker.settings import ProducerAccount, Secret, Settings, read_producers
 
 
@@ -235,3 +236,20 @@ def test_a_marketing_campaign_file_gets_the_purpose_and_the_mention(
         "field": "purpose",
         "reason": "must be one of transactional | marketing",
     }
+
+
+def test_the_dry_run_costs_a_marketing_text_with_its_mention(
+    sandbox: SandboxProvider, workers: Workers
+) -> None:
+    """150 characters fit one SMS; with "STOP au 36180" appended they take two."""
+    lines = "\n".join(
+        json.dumps({"key": key, "to": ["0612345678"], "text": "x" * 150, "sender": "Shop", **extra})
+        for key, extra in (("t", {}), ("m", {"purpose": "marketing"}))
+    )
+
+    run = workers.smsq("enqueue", "--dry-run", "--json", stdin=lines + "\n")
+
+    assert run.returncode == 0, run.stderr
+    answer = json.loads(run.stdout)
+    assert [(r["key"], r["nb_sms"]) for r in answer["requests"]] == [("t", 1), ("m", 2)]
+    assert [r["data"]["MESSAGE"][-13:] for r in sandbox.requests()] == ["x" * 13, STOP_MENTION]

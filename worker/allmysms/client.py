@@ -1,4 +1,5 @@
-"""AllMySMS HTTP API v9.0 client: exactly one ``sendSms`` POST per call, errors translated.
+"""AllMySMS HTTP API v9.0 client: exactly one POST per call (``sendSms``, ``getInfo``,
+``simulateCampaign``, ``getBlacklist``), errors translated.
 
 Nothing above this module sees an httpx exception: connect failures become
 :class:`NotSentError`, anything after the request may have left becomes
@@ -24,6 +25,12 @@ from producers.errors import (
     NotSentError,
     OutcomeUnknownError,
     ProviderBusyError,
+)
+from producers.simulation import (
+    BlacklistEntry,
+    Simulation,
+    parse_blacklist,
+    parse_simulation,
 )
 from worker.settings import Secret, Settings
 
@@ -80,6 +87,8 @@ class AllMySmsClient:
     ) -> None:
         self._url = f"{base_url.rstrip('/')}/sendSms/"
         self._info_url = f"{base_url.rstrip('/')}/getInfo/"
+        self._simulate_url = f"{base_url.rstrip('/')}/simulateCampaign/"
+        self._blacklist_url = f"{base_url.rstrip('/')}/getBlacklist/"
         parts = httpx.URL(self._url)
         self._host = parts.host
         self._url_shown = str(parts.copy_with(username=None, password=None, query=None))
@@ -177,6 +186,50 @@ class AllMySmsClient:
         except httpx.TransportError as exc:
             raise OutcomeUnknownError(f"{type(exc).__name__} during getInfo") from exc
         return parse_info(response.status_code, response.content)
+
+    def simulate(self, flux: dict[str, Any]) -> Simulation:
+        """POST one simulateCampaign request: what sending ``flux`` would cost. Nothing is sent.
+
+        Raises:
+            NotSentError: AllMySMS was not reached.
+            OutcomeUnknownError: a transport error, an HTTP status other than 200, or an answer
+                that cannot be read (see :func:`parse_simulation`); nothing was sent either way.
+        """
+        sms_data = json.dumps(flux, ensure_ascii=False, separators=(",", ":"))
+        response = self._post_account(self._simulate_url, "simulateCampaign", {"smsData": sms_data})
+        return parse_simulation(response.status_code, response.content)
+
+    def get_blacklist(self) -> list[BlacklistEntry]:
+        """POST one getBlacklist request: the account's STOP list.
+
+        Raises:
+            NotSentError: AllMySMS was not reached.
+            OutcomeUnknownError: a transport error, an HTTP status other than 200, or an answer
+                that cannot be read (see :func:`parse_blacklist`).
+        """
+        response = self._post_account(self._blacklist_url, "getBlacklist")
+        return parse_blacklist(response.status_code, response.content)
+
+    def _post_account(
+        self, url: str, endpoint: str, fields: dict[str, str] | None = None
+    ) -> httpx.Response:
+        """POST login, apiKey, ``returnformat=json`` and ``fields`` to an endpoint that sends
+        nothing, translating transport errors (messages name ``endpoint``, never the key).
+
+        Raises:
+            NotSentError: AllMySMS was not reached.
+            OutcomeUnknownError: a transport error after the request may have left.
+        """
+        form = {"login": self._login, "apiKey": self._api_key.reveal(), **(fields or {})}
+        body = urlencode({**form, "returnformat": "json"}).encode("ascii")
+        try:
+            return self._client.post(url, content=body, headers=FORM_HEADERS)
+        except NOT_SENT_ERRORS as exc:
+            raise NotSentError(
+                f"{type(exc).__name__}: AllMySMS {endpoint} was not reached"
+            ) from exc
+        except httpx.TransportError as exc:
+            raise OutcomeUnknownError(f"{type(exc).__name__} during {endpoint}") from exc
 
 
 def parse_info(http_status: int, body: bytes) -> int:

@@ -32,6 +32,7 @@ from worker.gateway.sendsms import (
     send_sms,
     to_response,
 )
+from worker.gateway.simulate import simulate_routes
 from worker.gateway.webhooks import webhook_routes
 
 
@@ -56,6 +57,7 @@ def create_app(settings: Settings, connection: Redis) -> Starlette:
     """
     settings.require_gateway()
     routes = [Route(path, send_sms, methods=["GET", "POST"]) for path in SEND_PATHS]
+    routes += simulate_routes(settings)  # answers 501 without ALLMYSMS_LOGIN/_API_KEY
     routes.append(Route("/healthz", healthz, methods=["GET"]))
     routes += webhook_routes(settings, connection)  # [] without SMSQ_WEBHOOK_SECRET
     app = Starlette(

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from worker.sandbox.blacklist import Blacklist
 from worker.sandbox.faults import FaultBook, Target, parse_fault
 from worker.sandbox.receipt_pusher import RECEIPT_DELAY_MS, ReceiptPlayer
 from worker.sandbox.rules import (
@@ -24,12 +25,15 @@ from worker.sandbox.rules import (
     parse_flux,
     plan_send,
     render,
+    simulation_reply,
     sniff_format,
     success_reply,
 )
 
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from worker.sandbox.server import SandboxServer
 
 
@@ -56,7 +60,8 @@ class Answer:
 
 
 class SandboxProvider:
-    """A local stand-in for the AllMySMS HTTP API v9.0 sendSms, with scripted faults."""
+    """A local stand-in for the AllMySMS HTTP API v9.0 (sendSms, simulateCampaign, getInfo,
+    getBlacklist), with scripted faults."""
 
     def __init__(
         self,
@@ -80,6 +85,7 @@ class SandboxProvider:
         self._lock = threading.Lock()
         self._log: list[dict[str, Any]] = []
         self._faults = FaultBook()
+        self._blacklist = Blacklist()
         self._seq = 0
         self._server: SandboxServer | None = None
         self._receipts = ReceiptPlayer(
@@ -155,10 +161,12 @@ class SandboxProvider:
             self._faults.clear()
 
     def reset(self) -> None:
-        """Forget the log and the faults, and restore the credits given at construction."""
+        """Forget the log, the faults and the blacklist, and restore the credits given at
+        construction."""
         with self._lock:
             self._log.clear()
             self._faults.clear()
+            self._blacklist.clear()
             self._credits = self._initial_credits
 
     def set_credits(self, credits: int) -> None:
@@ -171,6 +179,25 @@ class SandboxProvider:
             raise ValueError("credits: must be a non-negative integer")
         with self._lock:
             self._credits = credits
+
+    def blacklist(self, entry: dict[str, Any]) -> dict[str, str]:
+        """Put a number on the STOP list: getBlacklist lists it, sendSms refuses it inside a 100
+        answer (``invalidNumbers``), like AllMySMS does with a number that answered STOP.
+
+        Raises:
+            ValueError: the entry is invalid; the message names the bad key.
+        """
+        with self._lock:
+            return self._blacklist.add(entry)
+
+    def blacklisted(self) -> list[dict[str, str]]:
+        """The STOP list, oldest first."""
+        with self._lock:
+            return self._blacklist.entries()
+
+    def clear_blacklist(self) -> None:
+        with self._lock:
+            self._blacklist.clear()
 
     @property
     def receipts(self) -> ReceiptPlayer:
@@ -204,12 +231,16 @@ class SandboxProvider:
         params: dict[str, str],
         *,
         received_at: float | None = None,
+        endpoint: str = "sendSms",
     ) -> Answer:
-        """Apply faults and the sendSms contract to one request, and log it.
+        """Apply faults and the sendSms (or simulateCampaign) contract to one request, and log it.
 
         ``received_at`` (epoch seconds) is when the request's headers had been read; ``at`` in
-        the log is when it was processed (body parsed, numbers judged).
+        the log is when it was processed (body parsed, numbers judged). A simulateCampaign
+        request reads the same flux with the same checks, and its log entry carries
+        ``"endpoint": "simulateCampaign"`` (sendSms entries carry no ``endpoint``).
         """
+        simulate = endpoint == "simulateCampaign"
         sms_data = params.get("smsData", "")
         flux: Flux | None = None
         flux_status = 105
@@ -236,14 +267,17 @@ class SandboxProvider:
             "flux_format": flux_format,
             "data": copy.deepcopy(flux.data) if flux else None,
         }
+        if simulate:
+            entry = {"endpoint": endpoint, **entry}
         reply: dict[str, Any] | None = None
         with self._lock:
-            fault = self._faults.take(Target.of(flux))
+            fault = self._faults.take(Target.of(flux), endpoint=endpoint)
             action = fault.action if fault else None
             if fault is not None and fault.status is not None:
                 reply = error_reply(fault.status, fault.status_text)
             elif action not in ("drop", "html502", "not_http", "busy"):
-                reply = self._process(account_ok and api_key_ok, flux, flux_status)
+                process = self._simulate if simulate else self._process
+                reply = process(account_ok and api_key_ok, flux, flux_status)
             self._seq += 1
             entry["seq"] = self._seq
             entry["at"] = datetime.now(UTC).isoformat(timespec="milliseconds")
@@ -281,36 +315,50 @@ class SandboxProvider:
         """Answer one getInfo request like AllMySMS (status text, balance as a string), and
         log it. The real answer also carries the account's apiKey; the sandbox never echoes it
         (an ``apiKey`` key holding ``"***"`` stands for it, so clients prove they drop it)."""
+        return self._answer_account("getInfo", params, self._info)
+
+    def _answer_blacklist(self, params: dict[str, str]) -> Answer:
+        """Answer one getBlacklist request (``{"blacklist": [{phoneNumber, comment,
+        receptionDate}]}``, ``subAccount`` ignored), and log it."""
+        return self._answer_account(
+            "getBlacklist", params, lambda: {"blacklist": self._blacklist.entries()}
+        )
+
+    def _info(self) -> dict[str, Any]:
+        return {
+            "status": "Active Account",
+            "credits": str(self._credits),
+            "apiKey": "***",
+            "lastName": "Sandbox",
+            "firstName": "smsq",
+            "society": "smsq sandbox",
+            "email": "sandbox@example.invalid",
+        }
+
+    def _answer_account(
+        self, endpoint: str, params: dict[str, str], answer: Callable[[], dict[str, Any]]
+    ) -> Answer:
+        """Faults, credentials (102) and the log of an account endpoint without a flux;
+        ``answer`` builds the body under the lock. Always answered in JSON."""
         account_ok = hmac.compare_digest(params.get("login", "").encode(), self._login)
         api_key_ok = hmac.compare_digest(params.get("apiKey", "").encode(), self._api_key)
         with self._lock:
-            fault = self._faults.take(Target(), endpoint="getInfo")
+            fault = self._faults.take(Target(), endpoint=endpoint)
             action = fault.action if fault else None
             reply: dict[str, Any] | None = None
             if fault is not None and fault.status is not None:
                 reply = error_reply(fault.status, fault.status_text)
             elif action not in ("drop", "html502", "not_http", "busy"):
-                if account_ok and api_key_ok:
-                    reply = {
-                        "status": "Active Account",
-                        "credits": str(self._credits),
-                        "apiKey": "***",
-                        "lastName": "Sandbox",
-                        "firstName": "smsq",
-                        "society": "smsq sandbox",
-                        "email": "sandbox@example.invalid",
-                    }
-                else:
-                    reply = error_reply(102)
+                reply = answer() if account_ok and api_key_ok else error_reply(102)
             self._seq += 1
             self._log.append(
                 {
                     "seq": self._seq,
                     "at": datetime.now(UTC).isoformat(timespec="milliseconds"),
-                    "endpoint": "getInfo",
+                    "endpoint": endpoint,
                     "login": params.get("login", ""),
                     "api_key_ok": api_key_ok,
-                    "status": reply["status"] if reply else None,
+                    "status": reply.get("status") if reply else None,
                     "fault": action,
                 }
             )
@@ -328,6 +376,19 @@ class SandboxProvider:
             body = body[: len(body) // 2]
         return Answer(body=body, content_type=content_type, delay_s=delay_s)
 
+    def _simulate(self, account_ok: bool, flux: Flux | None, flux_status: int) -> dict[str, Any]:
+        """simulateCampaign: sendSms's checks and counts, without credits, message or receipt;
+        the caller holds the lock."""
+        if not account_ok:
+            return error_reply(102)
+        if flux is None:
+            return error_reply(flux_status)
+        try:
+            plan = plan_send(flux, datetime.now(UTC), self._blacklist)
+        except FluxError as exc:
+            return error_reply(exc.status)
+        return simulation_reply(plan)
+
     def _process(self, account_ok: bool, flux: Flux | None, flux_status: int) -> dict[str, Any]:
         """The business checks in the provider's order; the caller holds the lock."""
         if not account_ok:
@@ -335,7 +396,7 @@ class SandboxProvider:
         if flux is None:
             return error_reply(flux_status)
         try:
-            plan = plan_send(flux, datetime.now(UTC))
+            plan = plan_send(flux, datetime.now(UTC), self._blacklist)
         except FluxError as exc:
             return error_reply(exc.status)
         cost = CREDITS_PER_SMS * plan.nb_sms

@@ -1,4 +1,5 @@
-"""The sandbox HTTP server: sendSms over real sockets, the /_sandbox control endpoints, serve().
+"""The sandbox HTTP server: sendSms, simulateCampaign, getInfo and getBlacklist over real
+sockets, the /_sandbox control endpoints, serve().
 
 It only parses requests and writes replies; state and the sendSms contract live in ``provider``.
 """
@@ -26,6 +27,8 @@ from worker.sandbox.receipt_pusher import RECEIPT_DELAY_MS
 
 SEND_PATHS = frozenset({f"{BASE_PATH}/sendSms/", f"{BASE_PATH}/sendSms"})
 INFO_PATHS = frozenset({f"{BASE_PATH}/getInfo/", f"{BASE_PATH}/getInfo"})
+SIMULATE_PATHS = frozenset({f"{BASE_PATH}/simulateCampaign/", f"{BASE_PATH}/simulateCampaign"})
+BLACKLIST_PATHS = frozenset({f"{BASE_PATH}/getBlacklist/", f"{BASE_PATH}/getBlacklist"})
 MAX_BODY_BYTES = 8 * 1024 * 1024
 """Larger bodies get 413: ~2000 recipients per request is the provider's own guidance."""
 SHUTDOWN_POLL_S = 0.02
@@ -140,8 +143,12 @@ class _Handler(BaseHTTPRequestHandler):
         url = urlsplit(self.path)
         if url.path in SEND_PATHS and self.command in ("GET", "POST"):
             self._send_sms(url.query, body, received_at)
+        elif url.path in SIMULATE_PATHS and self.command in ("GET", "POST"):
+            self._send_sms(url.query, body, received_at, endpoint="simulateCampaign")
         elif url.path in INFO_PATHS and self.command in ("GET", "POST"):
             self._get_info(url.query, body)
+        elif url.path in BLACKLIST_PATHS and self.command in ("GET", "POST"):
+            self._get_info(url.query, body, endpoint="getBlacklist")
         elif url.path.startswith("/_sandbox/"):
             self._control(url.path.rstrip("/"), body)
         else:
@@ -163,7 +170,9 @@ class _Handler(BaseHTTPRequestHandler):
             return None
         return self.rfile.read(length)
 
-    def _send_sms(self, query: str, body: bytes, received_at: float) -> None:
+    def _send_sms(
+        self, query: str, body: bytes, received_at: float, endpoint: str = "sendSms"
+    ) -> None:
         params = dict(parse_qsl(query, keep_blank_values=True))
         encoding = "query"
         mime = self.headers.get_content_type()
@@ -175,15 +184,19 @@ class _Handler(BaseHTTPRequestHandler):
             params.update(_multipart_fields(self.headers.get("Content-Type", ""), body))
         self._answer(
             self.server.provider._answer_send(
-                self.command, encoding, params, received_at=received_at
+                self.command, encoding, params, received_at=received_at, endpoint=endpoint
             )
         )
 
-    def _get_info(self, query: str, body: bytes) -> None:
+    def _get_info(self, query: str, body: bytes, endpoint: str = "getInfo") -> None:
         params = dict(parse_qsl(query, keep_blank_values=True))
         if self.command == "POST" and self.headers.get_content_type() == _FORM:
             params.update(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
-        self._answer(self.server.provider._answer_info(params))
+        provider = self.server.provider
+        if endpoint == "getBlacklist":
+            self._answer(provider._answer_blacklist(params))
+        else:
+            self._answer(provider._answer_info(params))
 
     def _answer(self, answer: Answer) -> None:
         if answer.delay_s > 0:
@@ -218,20 +231,10 @@ class _Handler(BaseHTTPRequestHandler):
                     raise ValueError("credits: required")
                 provider.set_credits(payload["credits"])
                 self._json(200, {"credits": payload["credits"]})
-            elif route == "GET /_sandbox/receipts":
-                self._json(200, provider.receipts.log())
-            elif route == "DELETE /_sandbox/receipts":
-                provider.receipts.clear()
-                self._json(200, {"ok": True})
-            elif route == "POST /_sandbox/receipts":
-                if not isinstance(payload, dict):
-                    raise ValueError("receipts: must be a JSON object")
-                provider.set_receipts_url(
-                    payload.get("receipts_url"),
-                    payload.get("replies_url"),
-                    payload.get("delay_ms", RECEIPT_DELAY_MS),
-                )
-                self._json(200, {"ok": True})
+            elif path == "/_sandbox/receipts":
+                self._receipts(payload)
+            elif path == "/_sandbox/blacklist":
+                self._blacklist(payload)
             elif route == "POST /_sandbox/reset":
                 provider.reset()
                 self._json(200, {"ok": True})
@@ -239,6 +242,49 @@ class _Handler(BaseHTTPRequestHandler):
                 self._write(404, b"not found\n")
         except ValueError as exc:  # json.JSONDecodeError is a ValueError too
             self._json(400, {"error": str(exc)})
+
+    def _receipts(self, payload: Any) -> None:
+        """``GET`` the webhook calls made, ``DELETE`` forgets them, ``POST {"receipts_url",
+        "replies_url", "delay_ms"}`` sets where they go.
+
+        Raises:
+            ValueError: the POSTed settings are invalid (answered 400 by the caller).
+        """
+        provider = self.server.provider
+        if self.command == "GET":
+            self._json(200, provider.receipts.log())
+        elif self.command == "DELETE":
+            provider.receipts.clear()
+            self._json(200, {"ok": True})
+        elif self.command == "POST":
+            if not isinstance(payload, dict):
+                raise ValueError("receipts: must be a JSON object")
+            provider.set_receipts_url(
+                payload.get("receipts_url"),
+                payload.get("replies_url"),
+                payload.get("delay_ms", RECEIPT_DELAY_MS),
+            )
+            self._json(200, {"ok": True})
+        else:
+            self._write(404, b"not found\n")
+
+    def _blacklist(self, payload: Any) -> None:
+        """``GET`` lists the STOP list, ``POST {"phoneNumber", "comment", "receptionDate"}``
+        adds to it, ``DELETE`` empties it.
+
+        Raises:
+            ValueError: a POSTed entry is invalid (answered 400 by the caller).
+        """
+        provider = self.server.provider
+        if self.command == "GET":
+            self._json(200, provider.blacklisted())
+        elif self.command == "POST":
+            self._json(201, provider.blacklist(payload))
+        elif self.command == "DELETE":
+            provider.clear_blacklist()
+            self._json(200, {"ok": True})
+        else:
+            self._write(404, b"not found\n")
 
     def _json(self, code: int, value: Any) -> None:
         self._write(code, json.dumps(value).encode(), "application/json")
