@@ -67,6 +67,8 @@ CREDITS = f"{PREFIX}:credits"
 """Hash: the last known AllMySMS balance (``credits``), when (``at``, epoch s) and from where
 (``source``: getInfo or sendSms), and ``low`` (1 while at or below the threshold)."""
 CREDITS_LOCK = f"{PREFIX}:credits:lock"
+BLACKLIST_LOCK = f"{PREFIX}:blacklist:lock"
+"""Held by the worker whose turn it is to mirror AllMySMS's getBlacklist."""
 OPTOUT = f"{PREFIX}:optout"
 """Hash of the suppression list: keyed hash of a number → its entry (producers/optouts.py)."""
 METRICS = f"{PREFIX}:metrics"

@@ -113,6 +113,23 @@ class OptOuts:
             self._barrier.confirm(self._redis)
         return added
 
+    def add_many(self, numbers: Iterable[tuple[str, str]], *, source: Source, by: str = "") -> int:
+        """Put each ``(phone, comment)`` on the list in one pipelined round trip per
+        :data:`SCAN_COUNT`; how many were new."""
+        at = datetime.now(UTC).isoformat(timespec="seconds")
+        added = 0
+        batch = list(numbers)
+        with translate_redis_errors(self._redis):
+            for start in range(0, len(batch), SCAN_COUNT):
+                pipe = self._redis.pipeline(transaction=False)
+                for phone, comment in batch[start : start + SCAN_COUNT]:
+                    entry = {"at": at, "source": source.value, "by": by, "comment": comment[:200]}
+                    pipe.hsetnx(keys.OPTOUT, self.digest(phone), json.dumps(entry))
+                added += sum(bool(done) for done in pipe.execute())
+            if batch:
+                self._barrier.confirm(self._redis)
+        return added
+
     def remove(self, phone: str) -> bool:
         """Take ``phone`` off the list (the person consented again); False when it was not on it."""
         with translate_redis_errors(self._redis):

@@ -21,10 +21,12 @@ from producers.optouts import OPTED_OUT, OptOuts, Source, is_stop_reply, read_ke
 from producers.states import State
 from producers.store import MessageStore, decoded
 from tests.helpers.callbacks import settings
-from tests.helpers.processes import Workers
+from tests.helpers.processes import API_KEY, LOGIN, Workers
 from worker.admin.server import running
+from worker.allmysms.client import AllMySmsClient
 from worker.gateway.webhooks import webhook_routes
 from worker.sandbox import SandboxProvider
+from worker.send.blacklist import BlacklistMirror
 from worker.settings import Secret
 
 
@@ -276,3 +278,72 @@ def test_numbers_allmysms_refuses_in_an_accepted_send_are_suppressed(
         [ANNE, stopped],
         [BRUNO],
     ]
+
+
+@pytest.fixture
+def client(sandbox: SandboxProvider) -> Iterator[AllMySmsClient]:
+    allmysms = AllMySmsClient(
+        base_url=sandbox.base_url, login=LOGIN, api_key=Secret(API_KEY), timeout=httpx.Timeout(5)
+    )
+    yield allmysms
+    allmysms.close()
+
+
+def _mirror(redis: Redis, client: AllMySmsClient, interval_s: float = 60) -> BlacklistMirror:
+    return BlacklistMirror(
+        redis, client, OptOuts(redis), interval_s=interval_s, default_region="FR", by="w-test"
+    )
+
+
+def test_the_blacklist_is_mirrored_once_per_interval_and_only_adds(
+    redis: Redis, sandbox: SandboxProvider, client: AllMySmsClient
+) -> None:
+    sandbox.blacklist({"phoneNumber": "0612345678", "comment": "stop"})
+    sandbox.blacklist({"phoneNumber": "+33698765432", "comment": "manual unsubscribe"})
+    first, second = _mirror(redis, client), _mirror(redis, client)
+
+    assert first.maybe_run() == 2
+    assert second.maybe_run() is None  # the other worker holds this interval's turn
+    sandbox.clear_blacklist()
+    assert first.poll() == 0  # a number that left AllMySMS's list stays opted out
+
+    optouts = OptOuts(redis)
+    assert optouts.suppressed([ANNE, BRUNO]) == frozenset({ANNE, BRUNO})
+    entry = optouts.get(BRUNO)
+    assert entry is not None
+    assert entry.source == "blacklist"
+    assert entry.comment.startswith("getBlacklist: manual unsubscribe ")
+    calls = [r for r in sandbox.requests() if r.get("endpoint") == "getBlacklist"]
+    assert len(calls) == 2
+
+
+def test_a_failed_mirror_changes_nothing(
+    redis: Redis, sandbox: SandboxProvider, client: AllMySmsClient
+) -> None:
+    sandbox.blacklist({"phoneNumber": "0612345678"})
+    sandbox.add_fault({"endpoint": "getBlacklist", "action": "busy", "http_status": 503})
+
+    assert _mirror(redis, client).poll() is None
+    assert OptOuts(redis).count() == 0
+
+
+def test_a_worker_mirrors_the_blacklist_before_its_first_send(
+    redis: Redis,
+    producer: Producer,
+    store: MessageStore,
+    sandbox: SandboxProvider,
+    workers: Workers,
+) -> None:
+    sandbox.blacklist({"phoneNumber": "0612345678"})
+    producer.enqueue({"key": "m", "to": [ANNE, BRUNO], "text": "Soldes", "purpose": "marketing"})
+
+    run = workers.run_burst(SMSQ_BLACKLIST_POLL_INTERVAL_S="3600", **ALWAYS_OPEN)
+
+    assert run.returncode == 0, run.log
+    assert OptOuts(redis).suppressed([ANNE]) == frozenset({ANNE})
+    record = store.get("m")
+    assert record is not None
+    assert "sms.blacklist.mirrored" in run.log
+    sends = [r for r in sandbox.requests() if "data" in r]
+    assert [[s["MOBILEPHONE"] for s in r["data"]["SMS"]] for r in sends] == [[BRUNO]]
+    assert (record.state, record.opted_out) == (State.SENT, [ANNE])

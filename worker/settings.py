@@ -86,6 +86,8 @@ GATEWAY_LOGIN_FAILURES_PER_LOGIN = 100
 GATEWAY_LOGIN_FAILURE_WINDOW_S = 60.0
 GATEWAY_LOCKOUT_S = 300.0
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+BLACKLIST_POLL_INTERVAL_S = 3600.0
+"""Default of ``SMSQ_BLACKLIST_POLL_INTERVAL_S``: AllMySMS's STOP list is mirrored hourly."""
 AUDIT_TTL_S = 400 * 24 * 3600
 """Default of ``SMSQ_AUDIT_TTL_S``: operator actions are kept 400 days (over a year)."""
 AUDIT_TTL_S_MIN = 60
@@ -207,6 +209,8 @@ class Settings:
     credits_poll_interval_s: float = CREDITS_POLL_INTERVAL_S
     credits_low: int = CREDITS_LOW
     credits_auto_resume: bool = False
+    blacklist_poll_interval_s: float = BLACKLIST_POLL_INTERVAL_S
+    """``SMSQ_BLACKLIST_POLL_INTERVAL_S``: how often one worker mirrors getBlacklist; 0: never."""
     optout_keywords: tuple[str, ...] = KEYWORDS
     """``SMSQ_OPTOUT_KEYWORDS``: a reply whose first word is one of them opts its number out."""
     sending_hours: SendingHours = field(default_factory=SendingHours)
@@ -334,6 +338,9 @@ class Settings:
             credits_auto_resume=read_bool(env, "SMSQ_CREDITS_AUTO_RESUME", default=False),
             sending_hours=SendingHours.from_env(env),
             optout_keywords=read_keywords(env.get("SMSQ_OPTOUT_KEYWORDS", "")),
+            blacklist_poll_interval_s=read_float(
+                env, "SMSQ_BLACKLIST_POLL_INTERVAL_S", BLACKLIST_POLL_INTERVAL_S, minimum=0
+            ),
             intake_max_bytes=read_int(
                 env, "SMSQ_INTAKE_MAX_BYTES", INTAKE_MAX_BYTES, minimum=1024, maximum=64 << 20
             ),

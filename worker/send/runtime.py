@@ -14,6 +14,7 @@ from producers.durability import Barrier
 from producers.optouts import OptOuts
 from worker.allmysms.client import AllMySmsClient
 from worker.connections import redis_from_settings
+from worker.send.blacklist import BlacklistMirror
 from worker.send.credits import CreditsWatch
 from worker.send.ratelimit import RateLimiter
 from worker.send.retries import LaterRetry, send_retrying
@@ -32,6 +33,7 @@ class Runtime:
     ledger: Ledger
     sender: Sender
     credits: CreditsWatch | None = None
+    blacklist: BlacklistMirror | None = None
 
     def close(self) -> None:
         """Close the HTTP client's connections (Redis's pool closes with the process)."""
@@ -58,6 +60,7 @@ def build_runtime(
         by=name,
         audit_ttl_s=settings.audit_ttl_s,
     )
+    optouts = OptOuts(connection, key=settings.producer.optout_key, barrier=barrier)
     sender = Sender(
         ledger=ledger,
         client=http,
@@ -67,7 +70,15 @@ def build_runtime(
         limiter=RateLimiter.from_settings(settings, connection),
         on_credits=lambda credits: watch.observe(credits, source="sendSms"),
         hours=settings.sending_hours,
-        optouts=OptOuts(connection, key=settings.producer.optout_key, barrier=barrier),
+        optouts=optouts,
         optout_transactional=settings.producer.optout_transactional,
     )
-    return Runtime(settings, name, connection, http, ledger, sender, watch)
+    mirror = BlacklistMirror(
+        connection,
+        http,
+        optouts,
+        interval_s=settings.blacklist_poll_interval_s,
+        default_region=settings.producer.default_country,
+        by=name,
+    )
+    return Runtime(settings, name, connection, http, ledger, sender, watch, mirror)
