@@ -20,6 +20,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from producers import keys
+from producers.cancel_queued import why_not
 from producers.records import MessageRecord
 from producers.redis_errors import translate_redis_errors
 from producers.states import State
@@ -43,14 +44,6 @@ SCAN_COUNT = 1000
 CANCELLED = "cancelled"
 REFUSED = "refused"
 NOT_FOUND = "no message with that key"
-_WHY_NOT = {
-    State.SENDING: "is sending: a worker claimed it and may be talking to AllMySMS; it cannot "
-    "be cancelled any more",
-    State.SENT: "is sent: AllMySMS accepted it; it cannot be cancelled",
-    State.PARTIAL: "is partial: AllMySMS accepted it for some recipients; it cannot be cancelled",
-    State.CANCELLED: "is already cancelled",
-    State.UNKNOWN: "is unknown: it may have been sent; it is no longer queued, nothing to cancel",
-}
 CANCELLABLE = frozenset({State.QUEUED.value, State.SCHEDULED.value})
 """States a cancel acts on: ``queued`` here, ``scheduled`` through deleteCampaign."""
 
@@ -66,9 +59,7 @@ def cancel_refusal(record: MessageRecord) -> str | None:
         return f"none of its {len(parts)} parts is queued or scheduled: {listed}"
     if record.state.value in CANCELLABLE:
         return None
-    return _WHY_NOT.get(
-        record.state, f"is {record.state.value}: it is no longer queued, nothing to cancel"
-    )
+    return why_not(record.state)
 
 
 class Canceller:
@@ -195,6 +186,6 @@ class Canceller:
 
 def _not_cancelled(left: list[tuple[str, str]], raced: list[tuple[str, str]] | None = None) -> str:
     """The parts a split message's cancel left alone, each with why."""
-    reasons = [f"{key} ({_WHY_NOT.get(State(state), f'is {state}')})" for key, state in left]
+    reasons = [f"{key} ({why_not(State(state))})" for key, state in left]
     reasons += [f"{key} ({detail})" for key, detail in raced or []]
     return f"; not cancelled: {'; '.join(reasons)}" if reasons else ""
