@@ -20,9 +20,11 @@ import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import redis.exceptions
+
 from producers import keys
 from producers.durability import Barrier
-from producers.errors import InvalidInputError
+from producers.errors import ConfigError, InvalidInputError
 from producers.ledger_finish_lua import LEDGER_FINISH_LUA
 from producers.records import utc_now_iso
 from producers.redis_errors import translate_redis_errors
@@ -42,6 +44,10 @@ NOT_FOUND = "no message with that key"
 SCHEDULED_WHY = (
     "is scheduled: AllMySMS holds it for its DATE; only an operator (smsq cancel, the admin "
     "page) or the gateway's deleteCampaign can cancel it there"
+)
+NO_RIGHTS = (
+    "its Redis user may not cancel (a python-producer ACL user enqueues and reads only): cancel "
+    "with the smsq user, through an operator (smsq cancel) or the gateway's deleteCampaign"
 )
 WHY_NOT = {
     State.SENDING: "is sending: a worker claimed it and may be talking to AllMySMS; it cannot "
@@ -93,6 +99,8 @@ class Canceller:
 
         Raises:
             InvalidInputError: ``by`` or ``why`` is blank (both are recorded).
+            ConfigError: the Redis user lacks the rights of the cancel script (a
+                ``python-producer`` ACL user); nothing was changed.
             RedisUnavailableError: Redis could not be reached.
             NotReplicatedError: too few replicas confirmed the cancel (it may hold; asking
                 again is safe).
@@ -135,9 +143,30 @@ class Canceller:
             detail += f"; not cancelled: {'; '.join(left)}"
         return Cancel(parent.key, CANCELLED if done else REFUSED, detail, tuple(done))
 
+    def _may_cancel(self, mid: str) -> None:
+        """Refuse a Redis user whose ACL lacks what the script runs, before it writes anything
+        (a script stopped by NOPERM keeps its first writes: the state without its history).
+
+        Each probe is a no-op (a field, member or count that changes nothing) needing one of
+        the rights a ``python-producer`` ACL user does not have.
+
+        Raises:
+            ConfigError: names ``REDIS_URL`` (its user) and where to cancel instead.
+        """
+        pipe = self._redis.pipeline(transaction=False)
+        pipe.hdel(keys.message(mid), "")
+        pipe.zrem(keys.SENDING, "")
+        pipe.hincrby(keys.METRICS, f"state:{State.CANCELLED.value}", 0)
+        pipe.time()
+        try:
+            pipe.execute()
+        except redis.exceptions.NoPermissionError:
+            raise ConfigError("REDIS_URL", NO_RIGHTS) from None
+
     def _finish(self, record: MessageRecord, *, by: str, why: str, reason: str) -> str:
         """``ledger_finish`` queued → cancelled; 'ok' or the state the message had."""
         mid = record.message_id
+        self._may_cancel(mid)
         now = utc_now_iso()
         fields = {"cancelled_by": by, "cancel_reason": why, "updated_at": now}
         entry = {"state": State.CANCELLED.value, "at": now, "reason": reason, "by": by}

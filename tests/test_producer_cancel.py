@@ -14,11 +14,11 @@ import pytest
 from redis import Redis
 
 import producers
-from producers import keys
-from producers.cancel_queued import SCHEDULED_WHY, Canceller
+from producers import acl, keys
+from producers.cancel_queued import NO_RIGHTS, SCHEDULED_WHY, Canceller
 from producers.config import ProducerSettings
 from producers.enqueue import Producer
-from producers.errors import InvalidInputError
+from producers.errors import ConfigError, InvalidInputError
 from producers.ledger_finish_lua import LEDGER_FINISH_LUA
 from producers.states import State
 from producers.store import MessageStore
@@ -212,3 +212,24 @@ def test_producers_cancel_loads_no_worker_module() -> None:
         [sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, check=True
     )
     assert done.stdout.strip() == "[]"
+
+
+def test_a_python_producer_acl_user_is_refused_before_anything_changes(
+    redis: Redis, redis_server: RedisServer
+) -> None:
+    """Its ACL lacks what the script runs: a clear ConfigError, and the message is untouched
+    (a script stopped half-way by NOPERM would keep its first write, the state)."""
+    user, password = "acl-test-cancel", "a-long-enough-password-1234"
+    redis.execute_command(*acl.setuser_args("python-producer", user, password))  # type: ignore[no-untyped-call]
+    tenant = Redis(port=redis_server.port, username=user, password=password)
+    try:
+        Producer(tenant, ProducerSettings()).enqueue(request("acl-1"))
+        before = redis.hgetall(keys.message(keys.message_id("acl-1")))
+        with pytest.raises(ConfigError) as caught:
+            Canceller(tenant, ProducerSettings()).cancel("acl-1", by="shop", why="x")
+        assert str(caught.value) == f"REDIS_URL: {NO_RIGHTS}"
+        assert redis.hgetall(keys.message(keys.message_id("acl-1"))) == before
+        assert redis.llen(keys.history(keys.message_id("acl-1"))) == 1
+    finally:
+        tenant.close()
+        redis.execute_command("ACL", "DELUSER", user)  # type: ignore[no-untyped-call]
