@@ -392,3 +392,39 @@ def test_prefix_and_campaign_select_queued_and_scheduled_messages(
         2,
         "smsq cancel: --prefix must not be empty (it would match every key)\n",
     )
+
+
+def test_the_callback_says_scheduled_then_cancelled(
+    redis: Redis, store: MessageStore, sandbox: SandboxProvider, client: AllMySmsClient
+) -> None:
+    Producer(redis, ProducerSettings()).enqueue(
+        request("cb-1", send_at=later(), callback_url="https://shop.example/cb")
+    )
+    send(redis, client, "cb-1")
+
+    decision = canceller(redis, client).cancel("cb-1", actor="dora", why="typo")
+
+    assert decision.action == "cancelled"
+    events = [json.loads(raw)["event"] for raw in redis.hvals(keys.CALLBACK_EVENTS)]
+    finals = sorted((e["event"], e["state"]) for e in events if e["event"] == "message.final")
+    assert finals == [("message.final", "cancelled"), ("message.final", "scheduled")]
+
+
+def test_smsq_cancel_needs_allmysms_settings_only_for_a_scheduled_message(
+    redis: Redis, store: MessageStore, client: AllMySmsClient, workers: Workers
+) -> None:
+    scheduled(redis, client, "n-scheduled")
+    Producer(redis, ProducerSettings()).enqueue(request("n-queued"))
+
+    done = workers.smsq(
+        "cancel", "n-queued", "n-scheduled", "--by", "b", "--why", "x", ALLMYSMS_API_KEY=""
+    )
+
+    assert (done.returncode, done.stderr) == (1, "")
+    assert done.stdout.splitlines() == [
+        "n-queued: cancelled - cancelled by b: x",
+        "n-scheduled: refused - is scheduled: cancelling it needs AllMySMS (deleteCampaign), not "
+        "configured here (ALLMYSMS_API_KEY: is required to send (the API key from your AllMySMS "
+        "account))",
+    ]
+    assert store.get("n-scheduled").state is State.SCHEDULED  # type: ignore[union-attr]

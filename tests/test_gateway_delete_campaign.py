@@ -186,3 +186,37 @@ def test_delete_campaign_reads_a_get_query_and_answers_xml(base: str, store: Mes
     assert reply.status_code == 200
     assert "<status>OK</status>" in reply.text
     assert store.get_by_id(campaign).state is State.CANCELLED  # type: ignore[union-attr]
+
+
+def test_a_split_message_answers_ok_only_once_every_part_is_cancelled(
+    redis_server: RedisServer, redis: Redis, store: MessageStore, sandbox: SandboxProvider
+) -> None:
+    base_settings = gateway_settings(redis_server.url)
+    settings = dataclasses.replace(
+        base_settings,
+        producer=dataclasses.replace(base_settings.producer, chunk_recipients=2),
+        base_url=sandbox.base_url,
+        login=LOGIN,
+        api_key=Secret(API_KEY),
+    )
+    phones = [{"MOBILEPHONE": f"3361234{n:04d}"} for n in range(4)]
+    with running(create_app(settings, redis)) as base:
+        mixed = enqueue(base, SMS=phones)
+        whole = enqueue(base, SMS=phones, MESSAGE="other")
+        parts = store.get_by_id(mixed).part_ids  # type: ignore[union-attr]
+        send(redis, sandbox, parts[0])
+
+        by_part = delete(base, parts[1])
+        partly = delete(base, mixed)
+        done = delete(base, whole)
+
+    first, second = (store.get_by_id(p).key for p in parts)  # type: ignore[union-attr]
+    assert by_part == NOT_FOUND
+    assert partly == {
+        "status": 0,
+        "statusText": f"cancelled 1 of 2 parts: {second}; not cancelled: {first} (is sent: "
+        "AllMySMS accepted it; it cannot be cancelled)",
+    }
+    assert done == {"status": "OK"}
+    assert store.get_by_id(whole).state is State.CANCELLED  # type: ignore[union-attr]
+    assert store.get_by_id(mixed).state is State.PARTIAL  # type: ignore[union-attr]

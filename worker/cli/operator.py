@@ -376,7 +376,9 @@ def _allmysms_client() -> Any:
     from worker.allmysms.client import AllMySmsClient
     from worker.settings import Settings
 
-    return AllMySmsClient.from_settings(Settings.from_env())
+    settings = Settings.from_env()
+    settings.require_credentials()
+    return AllMySmsClient.from_settings(settings)
 
 
 def _switch() -> Any:
