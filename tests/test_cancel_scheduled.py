@@ -5,11 +5,13 @@ them ``scheduled`` and says why."""
 from __future__ import annotations
 
 import json
+import random
 import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from functools import partial
+from typing import Any
 
 import httpx
 import pytest
@@ -428,3 +430,58 @@ def test_smsq_cancel_needs_allmysms_settings_only_for_a_scheduled_message(
         "account))",
     ]
     assert store.get("n-scheduled").state is State.SCHEDULED  # type: ignore[union-attr]
+
+
+RACE_TRIES = 100
+
+
+def test_a_receipt_racing_a_scheduled_cancel_is_never_lost(
+    redis: Redis, store: MessageStore, sandbox: SandboxProvider, client: AllMySmsClient
+) -> None:
+    """A receipt applied from another thread while the cancel runs, a hundred times: it is
+    always kept; the message ends cancelled (deleteCampaign OK) or, when the receipt came
+    first, stays scheduled with the reason; never anything else."""
+    book = ReceiptBook(redis)
+    rng = random.Random(15)
+    seen = {State.CANCELLED: 0, State.SCHEDULED: 0}
+    for n in range(RACE_TRIES):
+        key = f"race-{n}"
+        scheduled(redis, client, key)
+        record = store.get(key)
+        assert record is not None
+        [sms_id] = record.sms_ids.values()
+        receipt = parse_receipt({"smsId": sms_id, "status": "3", "statusText": "Transmitted"})
+        start = threading.Barrier(2)
+        delay_s = rng.uniform(0, 0.003)
+
+        def land(
+            start: threading.Barrier = start, receipt: Any = receipt, wait: float = delay_s
+        ) -> None:
+            start.wait()
+            time.sleep(wait)
+            book.apply_receipt(receipt, event_id=f"ev-{receipt.sms_id}")
+
+        thread = threading.Thread(target=land)
+        thread.start()
+        start.wait()
+        decision = canceller(redis, client).cancel(key, actor="racer", why="race")
+        thread.join()
+
+        after = store.get(key)
+        assert after is not None
+        assert redis.hlen(keys.receipts(after.message_id)) == 1
+        assert [h["state"] for h in after.history].count("receipt") == 1
+        if decision.action == "cancelled":
+            assert after.state is State.CANCELLED
+        else:
+            assert after.state is State.SCHEDULED
+            assert decision.detail.startswith("is scheduled, but a delivery receipt shows")
+        seen[after.state] += 1
+    assert sum(seen.values()) == RACE_TRIES
+
+
+def _land(book: ReceiptBook, receipt: Any, start: threading.Barrier, delay_s: float) -> None:
+    """Apply ``receipt`` once both sides are at the barrier (plus a jitter)."""
+    start.wait()
+    time.sleep(delay_s)
+    book.apply_receipt(receipt, event_id=f"ev-{receipt.sms_id}")

@@ -20,7 +20,7 @@ from producers.errors import NotSentError, OutcomeUnknownError, ProviderRefusedE
 from tests.helpers.processes import API_KEY, LOGIN, wait_for
 from worker.allmysms.campaigns import parse_delete
 from worker.allmysms.client import AllMySmsClient
-from worker.sandbox import SandboxProvider
+from worker.sandbox import SandboxProvider, campaigns
 from worker.settings import Secret
 
 
@@ -346,3 +346,23 @@ def test_any_answer_is_ok_or_one_clear_error(http_status: int, body: bytes) -> N
     text = str(caught.value)
     assert text.startswith("AllMySMS deleteCampaign ")
     assert len(text) < 200
+
+
+def test_the_sandbox_forgets_the_oldest_campaigns_past_its_bound(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Memory stays bounded in a long soak: past the bound, the oldest is "not found"."""
+    monkeypatch.setattr(campaigns, "REMEMBERED_MAX", 2)
+    book = campaigns.DeferredCampaigns()
+    for n in range(3):
+        book.remember(f"d{n}", due_at=time.time() + 60, credits=15)
+        book.remember(f"i{n}", due_at=None, credits=15)
+
+    answers = {c: book.delete(c, time.time())[0] for c in ("d0", "d1", "i0", "i1")}
+
+    assert answers == {
+        "d0": {"status": 0, "statusText": "Campaign not found"},
+        "d1": {"status": "OK"},
+        "i0": {"status": 0, "statusText": "Campaign not found"},
+        "i1": {"status": 0, "statusText": "Campaign is not deferred: it was sent at once"},
+    }

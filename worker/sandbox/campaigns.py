@@ -7,10 +7,13 @@ campaign before it is due answers ``{"status":"OK"}``, gives its credits back an
 receipts (it is never "sent"); any other campaign id gets an error answer in the shape of the
 sendSms error bodies (see ``worker.allmysms.campaigns``): not found (unknown, or deleted
 already), already sent (due), or not deferred (sent at once). The caller holds the lock.
+It remembers the last ``REMEMBERED_MAX`` campaigns of each kind (a soak or a benchmark sends
+millions); an older one is answered "Campaign not found".
 """
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,6 +25,10 @@ from worker.allmysms.campaigns import (
     NOT_DEFERRED,
     refused,
 )
+
+
+REMEMBERED_MAX = 100_000
+"""Campaigns remembered per kind (deferred, sent at once); the oldest is forgotten first."""
 
 
 @dataclass(slots=True)
@@ -37,8 +44,8 @@ class DeferredCampaigns:
     by id only (so deleting one can say why not)."""
 
     def __init__(self) -> None:
-        self._deferred: dict[str, Deferred] = {}
-        self._immediate: set[str] = set()
+        self._deferred: OrderedDict[str, Deferred] = OrderedDict()
+        self._immediate: OrderedDict[str, None] = OrderedDict()
 
     def clear(self) -> None:
         self._deferred.clear()
@@ -47,9 +54,13 @@ class DeferredCampaigns:
     def remember(self, campaign_id: str, *, due_at: float | None, credits: int) -> None:
         """Record an accepted send: deferred to ``due_at``, or sent at once (None)."""
         if due_at is None:
-            self._immediate.add(campaign_id)
+            self._immediate[campaign_id] = None
+            if len(self._immediate) > REMEMBERED_MAX:
+                self._immediate.popitem(last=False)
         else:
             self._deferred[campaign_id] = Deferred(due_at, credits)
+            if len(self._deferred) > REMEMBERED_MAX:
+                self._deferred.popitem(last=False)
 
     def is_deferred(self, campaign_id: str, now: float) -> bool:
         """Whether it is a deferred campaign not due yet (cancellable)."""
