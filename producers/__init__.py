@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from producers.cancel_queued import Cancel, Canceller
 from producers.config import ProducerSettings
 from producers.contract import Lane, SendRequest, parse_request
 from producers.cost import estimate
@@ -29,6 +30,8 @@ if TYPE_CHECKING:
     from redis import Redis
 
 __all__ = [
+    "Cancel",
+    "Canceller",
     "ConfigError",
     "DeadLetter",
     "Enqueued",
@@ -44,6 +47,7 @@ __all__ = [
     "Simulation",
     "SmsqError",
     "State",
+    "cancel",
     "enqueue",
     "enqueue_many",
     "estimate",
@@ -83,6 +87,20 @@ def enqueue(request: Mapping[str, Any] | SendRequest) -> Enqueued:
 def enqueue_many(requests: Iterable[Mapping[str, Any] | SendRequest]) -> list[Enqueued | Refused]:
     """Enqueue a batch (one pipelined script call per ~200 recipients); results in input order."""
     return _producer().enqueue_many(requests)
+
+
+def cancel(key: str, *, by: str, why: str) -> Cancel:
+    """Cancel a ``queued`` message (or the queued parts of a split one) by its key, with
+    settings from the environment; a ``scheduled`` one is refused with where to go instead
+    (see :mod:`producers.cancel_queued`). A refusal is an answer (``action`` ``refused``), not an
+    exception.
+
+    Raises:
+        InvalidInputError: ``by`` or ``why`` is blank.
+        RedisUnavailableError: Redis could not be reached.
+    """
+    connection = _producer().connection
+    return Canceller(connection, ProducerSettings.from_env()).cancel(key, by=by, why=why)
 
 
 def status(key: str) -> MessageRecord | None:

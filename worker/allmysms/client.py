@@ -32,6 +32,7 @@ from producers.simulation import (
     parse_blacklist,
     parse_simulation,
 )
+from worker.allmysms.campaigns import parse_delete
 from worker.settings import Secret, Settings
 
 
@@ -89,6 +90,7 @@ class AllMySmsClient:
         self._info_url = f"{base_url.rstrip('/')}/getInfo/"
         self._simulate_url = f"{base_url.rstrip('/')}/simulateCampaign/"
         self._blacklist_url = f"{base_url.rstrip('/')}/getBlacklist/"
+        self._delete_url = f"{base_url.rstrip('/')}/deleteCampaign/"
         parts = httpx.URL(self._url)
         self._host = parts.host
         self._url_shown = str(parts.copy_with(username=None, password=None, query=None))
@@ -230,6 +232,34 @@ class AllMySmsClient:
             ) from exc
         except httpx.TransportError as exc:
             raise OutcomeUnknownError(f"{type(exc).__name__} during {endpoint}") from exc
+
+    def delete_campaign(self, campaign_id: str) -> None:
+        """POST one deleteCampaign request for ``campaign_id``; return once AllMySMS said OK.
+
+        Raises:
+            NotSentError: AllMySMS was not reached (the campaign is untouched).
+            OutcomeUnknownError: a transport error after the request left, an HTTP status
+                other than 200, or a body that is not a JSON object: it may have been deleted.
+            ProviderRefusedError: AllMySMS answered something other than ``status`` "OK"
+                (see ``worker.allmysms.campaigns``).
+        """
+        body = urlencode(
+            {
+                "login": self._login,
+                "apiKey": self._api_key.reveal(),
+                "campId": campaign_id,
+                "returnformat": "json",
+            }
+        ).encode("ascii")
+        try:
+            response = self._client.post(self._delete_url, content=body, headers=FORM_HEADERS)
+        except NOT_SENT_ERRORS as exc:
+            raise NotSentError(
+                f"{type(exc).__name__}: AllMySMS deleteCampaign was not reached"
+            ) from exc
+        except httpx.TransportError as exc:
+            raise OutcomeUnknownError(f"{type(exc).__name__} during deleteCampaign") from exc
+        parse_delete(response.status_code, response.content)
 
 
 def parse_info(http_status: int, body: bytes) -> int:

@@ -15,13 +15,15 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from worker.sandbox.blacklist import Blacklist
-from worker.sandbox.faults import FaultBook, Target, parse_fault
+from worker.sandbox.campaigns import DeferredCampaigns
+from worker.sandbox.faults import Fault, FaultBook, Target, parse_fault
 from worker.sandbox.receipt_pusher import RECEIPT_DELAY_MS, ReceiptPlayer
 from worker.sandbox.rules import (
     CREDITS_PER_SMS,
     Flux,
     FluxError,
     error_reply,
+    parse_date,
     parse_flux,
     plan_send,
     render,
@@ -86,6 +88,7 @@ class SandboxProvider:
         self._log: list[dict[str, Any]] = []
         self._faults = FaultBook()
         self._blacklist = Blacklist()
+        self._campaigns = DeferredCampaigns()
         self._seq = 0
         self._server: SandboxServer | None = None
         self._receipts = ReceiptPlayer(
@@ -167,6 +170,7 @@ class SandboxProvider:
             self._log.clear()
             self._faults.clear()
             self._blacklist.clear()
+            self._campaigns.clear()
             self._credits = self._initial_credits
 
     def set_credits(self, credits: int) -> None:
@@ -270,14 +274,22 @@ class SandboxProvider:
         if simulate:
             entry = {"endpoint": endpoint, **entry}
         reply: dict[str, Any] | None = None
+        due_at: float | None = None
         with self._lock:
             fault = self._faults.take(Target.of(flux), endpoint=endpoint)
             action = fault.action if fault else None
             if fault is not None and fault.status is not None:
                 reply = error_reply(fault.status, fault.status_text)
             elif action not in ("drop", "html502", "not_http", "busy"):
-                process = self._simulate if simulate else self._process
-                reply = process(account_ok and api_key_ok, flux, flux_status)
+                if simulate:
+                    reply = self._simulate(account_ok and api_key_ok, flux, flux_status)
+                else:
+                    reply = self._process(account_ok and api_key_ok, flux, flux_status)
+                    due_at = _deferred_until(flux, reply)
+                    if reply.get("campaignId"):
+                        self._campaigns.remember(
+                            reply["campaignId"], due_at=due_at, credits=int(reply["creditsUsed"])
+                        )
             self._seq += 1
             entry["seq"] = self._seq
             entry["at"] = datetime.now(UTC).isoformat(timespec="milliseconds")
@@ -286,9 +298,11 @@ class SandboxProvider:
             entry["fault"] = action
             entry["sms_ids"] = [s["smsId"] for s in (reply or {}).get("smsIds", [])]
             self._log.append(entry)
-        if reply is not None and reply["status"] in (100, 113) and reply.get("smsIds"):
+        if reply is not None and reply["status"] in (100, 101, 113) and reply.get("smsIds"):
             self._receipts.play(
-                [(s["phoneNumber"], s["smsId"]) for s in reply["smsIds"]], reply["campaignId"]
+                [(s["phoneNumber"], s["smsId"]) for s in reply["smsIds"]],
+                reply["campaignId"],
+                due_in_s=0.0 if due_at is None else due_at - time.time(),
             )
         delay_s = self._latency_s + (fault.delay_ms / 1000 if fault else 0)
         if action in ("drop", "not_http"):
@@ -389,6 +403,61 @@ class SandboxProvider:
             return error_reply(exc.status)
         return simulation_reply(plan)
 
+    def _answer_delete_campaign(self, params: dict[str, str]) -> Answer:
+        """Answer one deleteCampaign request (``campId``) and log it: OK for a deferred campaign
+        not due yet (its receipts are dropped and its credits given back), an error answer
+        otherwise (see ``worker.sandbox.campaigns``). Faults apply as to getInfo."""
+        account_ok = hmac.compare_digest(params.get("login", "").encode(), self._login)
+        api_key_ok = hmac.compare_digest(params.get("apiKey", "").encode(), self._api_key)
+        campaign_id = params.get("campId", "")
+        deleted = False
+        with self._lock:
+            fault = self._faults.take(Target(), endpoint="deleteCampaign")
+            action = fault.action if fault else None
+            reply: dict[str, Any] | None = None
+            if fault is not None and fault.status is not None:
+                reply = error_reply(fault.status, fault.status_text)
+            elif action not in ("drop", "html502", "not_http", "busy"):
+                if account_ok and api_key_ok:
+                    reply, refund = self._campaigns.delete(campaign_id, time.time())
+                    deleted = reply["status"] == "OK"
+                    self._credits += refund
+                else:
+                    reply = error_reply(102)
+            self._seq += 1
+            self._log.append(
+                {
+                    "seq": self._seq,
+                    "at": datetime.now(UTC).isoformat(timespec="milliseconds"),
+                    "endpoint": "deleteCampaign",
+                    "login": params.get("login", ""),
+                    "api_key_ok": api_key_ok,
+                    "campId": campaign_id,
+                    "status": reply["status"] if reply else None,
+                    "fault": action,
+                }
+            )
+        if deleted:
+            self._receipts.drop(campaign_id)
+        return self._fault_answer(fault, reply)
+
+    def _fault_answer(self, fault: Fault | None, reply: dict[str, Any] | None) -> Answer:
+        """The answer to a request other than sendSms, a fault applied (JSON, as getInfo)."""
+        action = fault.action if fault else None
+        delay_s = self._latency_s + (fault.delay_ms / 1000 if fault else 0)
+        if action in ("drop", "not_http"):
+            return Answer(action=str(action), delay_s=delay_s)
+        if fault is not None and action == "busy":
+            return Answer(code=fault.http_status, body=b"busy, try again later\n", delay_s=delay_s)
+        if reply is None:
+            return Answer(
+                code=502, body=HTML_502, content_type="text/html; charset=UTF-8", delay_s=delay_s
+            )
+        body, content_type = render(reply, "json")
+        if action == "truncated":
+            body = body[: len(body) // 2]
+        return Answer(body=body, content_type=content_type, delay_s=delay_s)
+
     def _process(self, account_ok: bool, flux: Flux | None, flux_status: int) -> dict[str, Any]:
         """The business checks in the provider's order; the caller holds the lock."""
         if not account_ok:
@@ -414,3 +483,11 @@ class SandboxProvider:
             credits_left=self._credits,
             sms_ids=[str(uuid.uuid1()) for _ in plan.recipients],
         )
+
+
+def _deferred_until(flux: Flux | None, reply: dict[str, Any]) -> float | None:
+    """When an accepted send with a future DATE is due (epoch seconds); None if sent at once."""
+    if flux is None or reply["status"] not in (101, 113) or not flux.date.strip():
+        return None
+    due_at = parse_date(flux.date.strip()).timestamp()
+    return due_at if due_at > time.time() else None

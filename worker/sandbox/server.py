@@ -1,5 +1,5 @@
-"""The sandbox HTTP server: sendSms, simulateCampaign, getInfo and getBlacklist over real
-sockets, the /_sandbox control endpoints, serve().
+"""The sandbox HTTP server: sendSms, simulateCampaign, getInfo, getBlacklist and deleteCampaign
+over real sockets, the /_sandbox control endpoints, serve().
 
 It only parses requests and writes replies; state and the sendSms contract live in ``provider``.
 """
@@ -29,6 +29,7 @@ SEND_PATHS = frozenset({f"{BASE_PATH}/sendSms/", f"{BASE_PATH}/sendSms"})
 INFO_PATHS = frozenset({f"{BASE_PATH}/getInfo/", f"{BASE_PATH}/getInfo"})
 SIMULATE_PATHS = frozenset({f"{BASE_PATH}/simulateCampaign/", f"{BASE_PATH}/simulateCampaign"})
 BLACKLIST_PATHS = frozenset({f"{BASE_PATH}/getBlacklist/", f"{BASE_PATH}/getBlacklist"})
+DELETE_CAMPAIGN_PATHS = frozenset({f"{BASE_PATH}/deleteCampaign/", f"{BASE_PATH}/deleteCampaign"})
 MAX_BODY_BYTES = 8 * 1024 * 1024
 """Larger bodies get 413: ~2000 recipients per request is the provider's own guidance."""
 SHUTDOWN_POLL_S = 0.02
@@ -149,6 +150,10 @@ class _Handler(BaseHTTPRequestHandler):
             self._get_info(url.query, body)
         elif url.path in BLACKLIST_PATHS and self.command in ("GET", "POST"):
             self._get_info(url.query, body, endpoint="getBlacklist")
+        elif url.path in DELETE_CAMPAIGN_PATHS and self.command in ("GET", "POST"):
+            self._answer(
+                self.server.provider._answer_delete_campaign(self._params(url.query, body))
+            )
         elif url.path.startswith("/_sandbox/"):
             self._control(url.path.rstrip("/"), body)
         else:
@@ -197,6 +202,16 @@ class _Handler(BaseHTTPRequestHandler):
             self._answer(provider._answer_blacklist(params))
         else:
             self._answer(provider._answer_info(params))
+
+    def _params(self, query: str, body: bytes) -> dict[str, str]:
+        """The query string's parameters, then a form or multipart POST body's over them."""
+        params = dict(parse_qsl(query, keep_blank_values=True))
+        mime = self.headers.get_content_type()
+        if self.command == "POST" and mime == _FORM:
+            params.update(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
+        elif self.command == "POST" and mime == _MULTIPART:
+            params.update(_multipart_fields(self.headers.get("Content-Type", ""), body))
+        return params
 
     def _answer(self, answer: Answer) -> None:
         if answer.delay_s > 0:
