@@ -4,6 +4,7 @@ opening (a fake clock, no waiting), and transactional messages that ignore all o
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from datetime import UTC, datetime, time, timedelta
 from functools import partial
@@ -31,6 +32,7 @@ from worker.send.retries import send_retrying
 from worker.send.runner import lane_queues
 from worker.send.sender import Sender
 from worker.settings import Secret, Settings
+from worker.store.cancel import Canceller
 from worker.store.control import Switch
 from worker.store.ledger import Ledger
 
@@ -305,7 +307,9 @@ def test_a_worker_process_holds_marketing_and_sends_transactional(
     assert f"held until {promo.next_attempt_at} (a marketing message outside its sending" in (
         status.stdout
     )
-    assert '"event": "sms.send.held"' in run.log or "sms.send.held" in run.log
+    assert "sms.send.held" in run.log
+    stats = json.loads(workers.smsq("stats", "--json").stdout)
+    assert stats["held_for_hours"] == 1
 
 
 def test_the_admin_page_shows_the_purpose_and_the_hold(
@@ -332,3 +336,27 @@ def test_the_admin_page_shows_the_purpose_and_the_hold(
     ) in promo
     assert '<dd id="purpose">transactional</dd>' in code
     assert "Held until" not in code
+
+
+def test_a_held_message_can_be_cancelled_and_never_comes_back(
+    producer: Producer,
+    store: MessageStore,
+    redis: Redis,
+    sandbox: SandboxProvider,
+    client: AllMySmsClient,
+) -> None:
+    clock = Clock(paris("2026-12-06 15:00:00"))
+    producer.enqueue(_promo("promo-c"))
+    assert _sender(redis, client, clock).send(keys.message_id("promo-c")).state == "queued"
+    ledger = Ledger(redis, ttl_s=3600, worker_name="ops")
+
+    decision = Canceller(redis, ledger).cancel("promo-c", actor="ops", why="wrong text")
+    clock.now = paris("2026-12-07 08:00:00")
+
+    assert decision.action == "cancelled"
+    assert _reconciler(redis, clock).run().later_due == 0
+    record = store.get("promo-c")
+    assert record is not None
+    assert record.state is State.CANCELLED
+    assert redis.zcard(keys.LATER) == 0
+    assert sandbox.requests() == []
