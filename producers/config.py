@@ -16,6 +16,7 @@ from producers.marketing import (
     StopPolicy,
     StopRule,
 )
+from producers.transliterate import Transliteration
 
 
 N = TypeVar("N", int, float)
@@ -67,6 +68,9 @@ class ProducerSettings:
     """``SMSQ_OPTOUT_KEY``: the key of the suppression list's hashes; None: a public one."""
     optout_transactional: bool = False
     """``SMSQ_OPTOUT_TRANSACTIONAL``: transactional messages skip opted-out numbers too."""
+    transliteration: Transliteration = Transliteration.NONE
+    """``SMSQ_TRANSLITERATE``: what a request that says nothing gets (``none``, ``typography``,
+    ``accents``: see :mod:`producers.transliterate`)."""
     stop: StopRule = DEFAULT_STOP_RULE
     """The STOP mention a marketing message with a custom sender carries, and what happens
     when it does not (``SMSQ_MARKETING_STOP_MENTION``, ``SMSQ_MARKETING_STOP_POLICY``)."""
@@ -111,6 +115,7 @@ class ProducerSettings:
             ),
             wait_aof=read_bool(env, "SMSQ_REDIS_WAIT_AOF", default=False),
             stop=read_stop_rule(env),
+            transliteration=read_transliteration(env),
             optout_key=read_optout_key(env),
             optout_transactional=read_bool(env, "SMSQ_OPTOUT_TRANSACTIONAL", default=False),
         )
@@ -125,6 +130,20 @@ class ProducerSettings:
 
 
 OPTOUT_KEY_MIN_CHARS = 16
+
+
+def read_transliteration(env: Mapping[str, str]) -> Transliteration:
+    """``SMSQ_TRANSLITERATE``: ``none`` (default), ``typography`` or ``accents``.
+
+    Raises:
+        ConfigError: names the variable.
+    """
+    raw = env.get("SMSQ_TRANSLITERATE", "").strip().lower()
+    try:
+        return Transliteration(raw) if raw else Transliteration.NONE
+    except ValueError:
+        names = " | ".join(t.value for t in Transliteration)
+        raise ConfigError("SMSQ_TRANSLITERATE", f"must be one of {names}") from None
 
 
 def read_optout_key(env: Mapping[str, str]) -> bytes | None:

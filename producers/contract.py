@@ -15,7 +15,8 @@ from producers import keys
 from producers.errors import InvalidRequestError, PhoneError
 from producers.marketing import DEFAULT_STOP_RULE, Purpose, StopRule, parse_purpose
 from producers.phones import normalise_phone
-from producers.segments import count_segments
+from producers.segments import SegmentCount, count_segments
+from producers.transliterate import Transliteration, parse_transliteration, transliterate
 
 
 SEND_SMS_JOB = "worker.jobs.send_sms"
@@ -54,6 +55,7 @@ FIELDS = frozenset(
         "callback_url",
         "producer",
         "purpose",
+        "transliterate",
     }
 )
 
@@ -116,6 +118,8 @@ class SendRequest:
     """The producer account that sent the request; its secret signs the callbacks."""
     purpose: Purpose = Purpose.TRANSACTIONAL
     """``marketing`` messages get the STOP mention at enqueue and wait for the sending hours."""
+    segments_as_written: int | None = None
+    """Parts per recipient before transliteration, when it changed the count (not stored)."""
 
     def to_stored(self) -> dict[str, Any]:
         """The JSON form kept in the outcome store and read back by the worker."""
@@ -167,14 +171,19 @@ class SendRequest:
 
 
 def parse_request(
-    obj: object, *, default_region: str = "FR", stop: StopRule = DEFAULT_STOP_RULE
+    obj: object,
+    *,
+    default_region: str = "FR",
+    stop: StopRule = DEFAULT_STOP_RULE,
+    transliteration: Transliteration = Transliteration.NONE,
 ) -> SendRequest:
     """Validate a decoded JSON send request and normalise it.
 
     Recipients with an invalid number are dropped and listed in ``refused_numbers``; the request
     is refused only when none is left. A ``marketing`` text with a custom sender gets the STOP
     mention of ``stop`` (or is refused without it, by its policy) before its length and
-    segments are counted.
+    segments are counted. ``transliteration`` (or the request's ``transliterate``) replaces
+    characters that force UCS-2 in the text and the params (:mod:`producers.transliterate`).
 
     Raises:
         InvalidRequestError: names the first field that breaks the contract and why.
@@ -190,11 +199,19 @@ def parse_request(
     purpose = parse_purpose(obj.get("purpose"))
     if purpose is Purpose.MARKETING:
         text = stop.apply(text, sender=sender, max_chars=TEXT_MAX_CHARS)
+    level = parse_transliteration(obj.get("transliterate"), transliteration)
+    written = text
+    text = transliterate(text, level)
     placeholders = [int(n) for n in PLACEHOLDER_PATTERN.findall(text)]
     if any(n == 0 for n in placeholders):
         raise InvalidRequestError("text", "placeholders are numbered from #param_1#")
     dynamic = max(placeholders, default=0)
     recipients, refused = _recipients(obj.get("to"), default_region, dynamic)
+    as_written = _longest(written, recipients).segments
+    if level is not Transliteration.NONE:
+        recipients = tuple(
+            Recipient(r.phone, tuple(transliterate(p, level) for p in r.params)) for r in recipients
+        )
     counts = [count_segments(_substitute(text, r.params)) for r in recipients]
     longest = max(counts, key=lambda c: (c.segments, c.encoding == "ucs2"))
     return SendRequest(
@@ -213,6 +230,7 @@ def parse_request(
         callback_url=_callback_url(obj.get("callback_url")),
         producer=_producer(obj.get("producer")),
         purpose=purpose,
+        segments_as_written=as_written if as_written != longest.segments else None,
     )
 
 
@@ -244,6 +262,11 @@ def check_source(request: SendRequest, source: str) -> None:
             f"{where} cannot name a producer account (the gateway sets it from the login it "
             "authenticated)",
         )
+
+
+def _longest(text: str, recipients: tuple[Recipient, ...]) -> SegmentCount:
+    counts = [count_segments(_substitute(text, r.params)) for r in recipients]
+    return max(counts, key=lambda c: (c.segments, c.encoding == "ucs2"))
 
 
 def _substitute(text: str, params: tuple[str, ...]) -> str:

@@ -197,6 +197,7 @@ class Producer:
                         raw,
                         default_region=self._settings.default_country,
                         stop=self._settings.stop,
+                        transliteration=self._settings.transliteration,
                     )
                 )
                 check_source(request, source)

@@ -60,6 +60,8 @@ def test_dry_run_checks_like_enqueue_prints_the_cost_and_writes_nothing(
                 "nb_credits": 15,
                 "nb_contacts": 1,
                 "invalid_numbers": ["33630999999", "0140000000"],
+                "segments": 1,
+                "encoding": "gsm7",
                 "refused_numbers": [
                     {
                         "field": "to[1]",

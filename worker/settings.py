@@ -16,6 +16,7 @@ from producers.errors import ConfigError, InvalidRequestError
 from producers.hours import SendingHours
 from producers.marketing import Purpose, parse_purpose
 from producers.optouts import KEYWORDS, read_keywords
+from producers.transliterate import Transliteration, parse_transliteration
 
 
 DEFAULT_BASE_URL = "https://api.allmysms.com/http/9.0"
@@ -75,7 +76,7 @@ LOG_FORMATS = ("auto", "json", "console")
 # --- gateway (smsq gateway): producer accounts and request limits ---
 PRODUCER_SECRET_MIN_CHARS = 16
 """Shortest producer api_key / callback_secret accepted in ``SMSQ_PRODUCERS``."""
-PRODUCER_FIELDS = frozenset({"login", "api_key", "callback_secret", "purpose"})
+PRODUCER_FIELDS = frozenset({"login", "api_key", "callback_secret", "purpose", "transliterate"})
 GATEWAY_MAX_BODY_BYTES = 2 * 1024 * 1024
 """Largest sendSms body the gateway reads: 10,000 recipients in XML fit well below it."""
 GATEWAY_MAX_BODY_BYTES_MIN = 1024
@@ -152,6 +153,9 @@ class ProducerAccount:
     purpose: Purpose | None = None
     """Every request of this account has this purpose (``"marketing"``: a marketing-only
     account); None: each request says (``purpose``, default transactional)."""
+    transliterate: Transliteration | None = None
+    """What this account's requests get unless they say (``transliterate``); None:
+    ``SMSQ_TRANSLITERATE``."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -533,6 +537,9 @@ def read_producers(env: Mapping[str, str]) -> tuple[ProducerAccount, ...]:
                     entry["callback_secret"], name, f"{where} ({login}): callback_secret"
                 ),
                 purpose=_account_purpose(entry.get("purpose"), name, f"{where} ({login})"),
+                transliterate=_account_transliteration(
+                    entry.get("transliterate"), name, f"{where} ({login})"
+                ),
             )
         )
     return tuple(accounts)
@@ -545,6 +552,15 @@ def _account_purpose(value: object, name: str, where: str) -> Purpose | None:
         return parse_purpose(value)
     except InvalidRequestError as error:
         raise ConfigError(name, f"{where}: purpose {error.reason}") from None
+
+
+def _account_transliteration(value: object, name: str, where: str) -> Transliteration | None:
+    if value is None:
+        return None
+    try:
+        return parse_transliteration(value, Transliteration.NONE)
+    except InvalidRequestError as error:
+        raise ConfigError(name, f"{where}: transliterate {error.reason}") from None
 
 
 def normalize_host(host: str) -> str:

@@ -488,6 +488,7 @@ def _cost(args: argparse.Namespace, settings: Any, items: list[tuple[int, Any]])
             chunk_recipients=settings.chunk_recipients,
             now=datetime.now(UTC),
             stop=settings.stop,
+            transliteration=settings.transliteration,
         )
     except ProviderError as exc:
         print(

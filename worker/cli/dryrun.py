@@ -10,11 +10,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from producers.contract import check_source, parse_request
+from producers.contract import SendRequest, check_source, parse_request
 from producers.enqueue import Refused
 from producers.errors import InvalidRequestError
 from producers.marketing import DEFAULT_STOP_RULE, StopRule
 from producers.simulation import combine
+from producers.transliterate import Transliteration
 from worker.allmysms.payload import build_fluxes
 
 
@@ -36,6 +37,14 @@ class Estimate:
     refused_numbers: tuple[dict[str, str], ...] = ()
     """Numbers the contract drops before any provider call (``to[3]``: not a mobile...)."""
     error: InvalidRequestError | None = None
+    segments: int = 0
+    """SMS parts per recipient (the longest), as it would be sent."""
+    encoding: str = "gsm7"
+    segments_as_written: int | None = None
+    """Parts per recipient before transliteration, when it changed the count."""
+    cheaper: tuple[str, int] | None = None
+    """A UCS-2 text sent as written: the transliteration level that would save parts, and the
+    parts per recipient with it."""
 
     @property
     def whole(self) -> Simulation | None:
@@ -80,7 +89,13 @@ class Estimate:
             "nb_credits": self.nb_credits,
             "nb_contacts": self.nb_contacts,
             "invalid_numbers": self.invalid_numbers,
+            "segments": self.segments,
+            "encoding": self.encoding,
         }
+        if self.segments_as_written is not None:
+            data["segments_as_written"] = self.segments_as_written
+        if self.cheaper is not None:
+            data["cheaper"] = {"transliterate": self.cheaper[0], "segments": self.cheaper[1]}
         if len(self.simulations) > 1:
             data["parts"] = len(self.simulations)
         if self.refused_numbers:
@@ -124,6 +139,17 @@ class Cost:
                 out.append(f"{estimate.key or '-'}: refused: {estimate.error}")
                 continue
             out.append(f"{estimate.key}: {_counts(estimate.as_dict())}{_verdict(estimate)}")
+            if estimate.segments_as_written is not None:
+                out.append(
+                    f"  transliterated: {estimate.segments} SMS part(s) per recipient "
+                    f"({estimate.encoding}) instead of {estimate.segments_as_written}"
+                )
+            if estimate.cheaper is not None:
+                level, parts = estimate.cheaper
+                out.append(
+                    f"  {estimate.encoding}: {estimate.segments} part(s) per recipient; "
+                    f'with "transliterate": "{level}" it would be {parts}'
+                )
             out.extend(
                 f"  invalid: {n} (AllMySMS)"
                 for s in estimate.simulations
@@ -149,6 +175,7 @@ def estimate(
     chunk_recipients: int,
     now: datetime,
     stop: StopRule = DEFAULT_STOP_RULE,
+    transliteration: Transliteration = Transliteration.NONE,
 ) -> Cost:
     """Check each item as ``smsq enqueue`` would and ask simulateCampaign for each AllMySMS
     request a worker would send for it (the same flux, :func:`build_flux`, one per part).
@@ -161,6 +188,7 @@ def estimate(
         chunk_recipients: ``SMSQ_CHUNK_RECIPIENTS``: recipients per AllMySMS request.
         now: the current time (aware): a ``send_at`` already passed is dropped, as a worker does.
         stop: the STOP mention a marketing text gets at enqueue (counted in its cost).
+        transliteration: ``SMSQ_TRANSLITERATE``, for requests that do not say.
 
     Raises:
         ProviderError: simulateCampaign could not be asked or answered unreadably (its
@@ -172,7 +200,9 @@ def estimate(
             cost.estimates.append(Estimate(item.key, error=item.error))
             continue
         try:
-            request = parse_request(item, default_region=default_region, stop=stop)
+            request = parse_request(
+                item, default_region=default_region, stop=stop, transliteration=transliteration
+            )
             check_source(request, SOURCE_CLI)
         except InvalidRequestError as error:
             key = item.get("key") if isinstance(item, Mapping) else None
@@ -185,8 +215,41 @@ def estimate(
             {"field": r.field, "phone": r.phone, "reason": r.reason}
             for r in request.refused_numbers
         )
-        cost.estimates.append(Estimate(request.key, simulations, refused))
+        cost.estimates.append(
+            Estimate(
+                request.key,
+                simulations,
+                refused,
+                segments=request.segments,
+                encoding=request.encoding,
+                segments_as_written=request.segments_as_written,
+                cheaper=_cheaper(item, request, default_region, stop),
+            )
+        )
     return cost
+
+
+def _cheaper(
+    item: object, request: SendRequest, default_region: str, stop: StopRule
+) -> tuple[str, int] | None:
+    """For a UCS-2 request that asked for no transliteration, the first level that would
+    save parts and the parts per recipient with it."""
+    if request.encoding != "ucs2" or request.segments_as_written is not None:
+        return None
+    if not isinstance(item, Mapping) or item.get("transliterate") not in (None, "none"):
+        return None
+    for level in (Transliteration.TYPOGRAPHY, Transliteration.ACCENTS):
+        try:
+            other = parse_request(
+                {**item, "transliterate": level.value},
+                default_region=default_region,
+                stop=stop,
+            )
+        except InvalidRequestError:
+            return None
+        if other.segments < request.segments:
+            return level.value, other.segments
+    return None
 
 
 def _counts(data: Mapping[str, Any]) -> str:

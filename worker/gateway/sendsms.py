@@ -69,7 +69,7 @@ RETRY_AFTER_S = 1
 """Suggested wait before retrying when Redis is down (Retry-After header)."""
 LOGIN_LOG_MAX_CHARS = 64
 """A failed login is logged cut to this length (it is whatever the client sent)."""
-TEXT_PARAMS = ("lane", "callbackUrl", "purpose")
+TEXT_PARAMS = ("lane", "callbackUrl", "purpose", "transliterate")
 """Parameters besides smsData that reach the stored request: checked to be valid Unicode."""
 SMS_DATA_HINT = 'smsData must be {"DATA": {...}} (JSON) or <DATA>...</DATA> (XML)'
 HTTP_TEXTS = {
@@ -269,6 +269,8 @@ def handle(
             account_purpose=account.purpose,
             default_region=context.settings.producer.default_country,
             stop=context.settings.producer.stop,
+            transliterate=params.get("transliterate", ""),
+            transliteration=account.transliterate or context.settings.producer.transliteration,
         )
         check_callback_url(context, request)
     except FluxError as exc:

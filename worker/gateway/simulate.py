@@ -171,6 +171,8 @@ def simulate(
             account_purpose=account.purpose,
             default_region=context.settings.producer.default_country,
             stop=context.settings.producer.stop,
+            transliterate=params.get("transliterate", ""),
+            transliteration=account.transliterate or context.settings.producer.transliteration,
         )
         check_callback_url(context, request)
     except FluxError as exc:

@@ -14,6 +14,7 @@ CAMPAIGN_NAME      ``campaign`` (blank = none)
 CLIMSGID           ``key`` = ``gw:<login>:<CLIMSGID>`` unless an Idempotency-Key is sent
 login              ``producer``
 purpose            ``purpose`` (parameter or X-Smsq-Purpose; fixed for a marketing-only account)
+transliterate      ``transliterate`` (parameter; else the account's, else SMSQ_TRANSLITERATE)
 =================  =====================================================================
 """
 
@@ -30,6 +31,7 @@ from producers.contract import KEY_MAX_CHARS, PLACEHOLDER_PATTERN, SendRequest, 
 from producers.errors import FluxError, InvalidRequestError
 from producers.marketing import DEFAULT_STOP_RULE, Purpose, StopRule
 from producers.segments import count_segments
+from producers.transliterate import Transliteration
 from worker.allmysms.flux import STATUS_TEXTS, Flux, parse_date, personalise
 from worker.gateway.ids import sms_id
 
@@ -43,6 +45,7 @@ FLUX_NAMES = {
     "lane": "lane",
     "callback_url": "callbackUrl",
     "purpose": "purpose",
+    "transliterate": "transliterate",
     "producer": "login",
     "key": "CLIMSGID",
 }
@@ -95,6 +98,8 @@ def build_request(
     account_purpose: Purpose | None = None,
     default_region: str = "FR",
     stop: StopRule = DEFAULT_STOP_RULE,
+    transliterate: str = "",
+    transliteration: Transliteration = Transliteration.NONE,
 ) -> SendRequest:
     """Translate a checked flux (:func:`worker.allmysms.flux.check_flux`) into a contract request.
 
@@ -146,7 +151,11 @@ def build_request(
         asked = account_purpose.value
     if asked:
         request["purpose"] = asked
-    return parse_request(request, default_region=default_region, stop=stop)
+    if transliterate.strip():
+        request["transliterate"] = transliterate.strip()
+    return parse_request(
+        request, default_region=default_region, stop=stop, transliteration=transliteration
+    )
 
 
 def refusal(error: InvalidRequestError) -> tuple[int, str]:
