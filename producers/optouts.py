@@ -9,7 +9,8 @@ and keep it: a new key makes every entry unreachable.
 
 Marketing messages never go to a number on the list (checked at enqueue and again just before
 the POST); transactional ones do, unless ``SMSQ_OPTOUT_TRANSACTIONAL=1``. Entries stay until
-removed (``smsq optout remove``): opposition data must be kept at least 3 years (CNIL).
+removed (``smsq optout remove``) or, with ``SMSQ_OPTOUT_RETENTION_S``, until that long after they
+were added: opposition data must be kept at least 3 years (CNIL).
 """
 
 from __future__ import annotations
@@ -157,6 +158,25 @@ class OptOuts:
         with translate_redis_errors(self._redis):
             for digest, raw in self._redis.hscan_iter(keys.OPTOUT, count=SCAN_COUNT):
                 yield _entry(decoded(digest), raw)
+
+    def expire(self, *, older_than_s: float, now: datetime | None = None) -> int:
+        """Drop the entries added more than ``older_than_s`` ago (``SMSQ_OPTOUT_RETENTION_S``);
+        how many went. An entry whose date cannot be read is kept."""
+        limit = (now or datetime.now(UTC)).timestamp() - older_than_s
+        old = []
+        for entry in self.entries():
+            try:
+                added = datetime.fromisoformat(entry.at)
+            except ValueError:
+                continue
+            if added.tzinfo is not None and added.timestamp() < limit:
+                old.append(entry.digest)
+        with translate_redis_errors(self._redis):
+            for start in range(0, len(old), SCAN_COUNT):
+                self._redis.hdel(keys.OPTOUT, *old[start : start + SCAN_COUNT])
+            if old:
+                self._barrier.confirm(self._redis)
+        return len(old)
 
     def count(self) -> int:
         with translate_redis_errors(self._redis):

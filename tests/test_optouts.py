@@ -16,7 +16,7 @@ from starlette.applications import Starlette
 from producers import keys
 from producers.config import ProducerSettings
 from producers.enqueue import Producer, Refused
-from producers.errors import InvalidRequestError
+from producers.errors import ConfigError, InvalidRequestError
 from producers.optouts import OPTED_OUT, OptOuts, Source, is_stop_reply, read_keywords
 from producers.states import State
 from producers.store import MessageStore, decoded
@@ -26,8 +26,8 @@ from worker.admin.server import running
 from worker.allmysms.client import AllMySmsClient
 from worker.gateway.webhooks import webhook_routes
 from worker.sandbox import SandboxProvider
-from worker.send.blacklist import BlacklistMirror
-from worker.settings import Secret
+from worker.send.blacklist import BlacklistMirror, OptOutRetention
+from worker.settings import OPTOUT_RETENTION_MIN_S, Secret, read_optout_retention
 
 
 WEBHOOK_SECRET = "wh-" + "5b8d2e4f" * 5
@@ -347,3 +347,29 @@ def test_a_worker_mirrors_the_blacklist_before_its_first_send(
     sends = [r for r in sandbox.requests() if "data" in r]
     assert [[s["MOBILEPHONE"] for s in r["data"]["SMS"]] for r in sends] == [[BRUNO]]
     assert (record.state, record.opted_out) == (State.SENT, [ANNE])
+
+
+def test_opt_outs_past_their_retention_are_dropped_once_per_turn(redis: Redis) -> None:
+    optouts = OptOuts(redis)
+    optouts.add(ANNE, source=Source.MANUAL, at="2020-01-01T00:00:00+00:00")
+    optouts.add(BRUNO, source=Source.MANUAL)
+    redis.hset(keys.OPTOUT, "f" * 32, json.dumps({"at": "someday", "source": "manual"}))
+    first = OptOutRetention(redis, optouts, retention_s=OPTOUT_RETENTION_MIN_S, by="w1")
+    second = OptOutRetention(redis, optouts, retention_s=OPTOUT_RETENTION_MIN_S, by="w2")
+    never = OptOutRetention(redis, optouts, retention_s=0, by="w3")
+
+    assert never.maybe_run() is None
+    assert first.maybe_run() == 1
+    assert second.maybe_run() is None  # another worker's turn this hour
+
+    assert optouts.suppressed([ANNE, BRUNO]) == frozenset({BRUNO})
+    assert optouts.count() == 2  # the unreadable date is kept
+
+
+def test_a_retention_shorter_than_three_years_is_refused() -> None:
+    with pytest.raises(ConfigError) as short:
+        read_optout_retention({"SMSQ_OPTOUT_RETENTION_S": "86400"})
+
+    assert str(short.value).startswith("SMSQ_OPTOUT_RETENTION_S: must be 0 (kept until removed)")
+    assert read_optout_retention({}) == 0
+    assert read_optout_retention({"SMSQ_OPTOUT_RETENTION_S": "94608000"}) == 94608000

@@ -213,6 +213,8 @@ class Settings:
     credits_poll_interval_s: float = CREDITS_POLL_INTERVAL_S
     credits_low: int = CREDITS_LOW
     credits_auto_resume: bool = False
+    optout_retention_s: float = 0.0
+    """``SMSQ_OPTOUT_RETENTION_S``: opt-outs older than this are dropped; 0: kept until removed."""
     blacklist_poll_interval_s: float = BLACKLIST_POLL_INTERVAL_S
     """``SMSQ_BLACKLIST_POLL_INTERVAL_S``: how often one worker mirrors getBlacklist; 0: never."""
     optout_keywords: tuple[str, ...] = KEYWORDS
@@ -342,6 +344,7 @@ class Settings:
             credits_auto_resume=read_bool(env, "SMSQ_CREDITS_AUTO_RESUME", default=False),
             sending_hours=SendingHours.from_env(env),
             optout_keywords=read_keywords(env.get("SMSQ_OPTOUT_KEYWORDS", "")),
+            optout_retention_s=read_optout_retention(env),
             blacklist_poll_interval_s=read_float(
                 env, "SMSQ_BLACKLIST_POLL_INTERVAL_S", BLACKLIST_POLL_INTERVAL_S, minimum=0
             ),
@@ -543,6 +546,26 @@ def read_producers(env: Mapping[str, str]) -> tuple[ProducerAccount, ...]:
             )
         )
     return tuple(accounts)
+
+
+OPTOUT_RETENTION_MIN_S = 3 * 365 * 24 * 3600
+"""The CNIL asks for opposition data to be kept at least 3 years."""
+
+
+def read_optout_retention(env: Mapping[str, str]) -> float:
+    """``SMSQ_OPTOUT_RETENTION_S``: 0 (kept until removed) or at least 3 years.
+
+    Raises:
+        ConfigError: names the variable.
+    """
+    value = read_float(env, "SMSQ_OPTOUT_RETENTION_S", 0.0, minimum=0)
+    if 0 < value < OPTOUT_RETENTION_MIN_S:
+        raise ConfigError(
+            "SMSQ_OPTOUT_RETENTION_S",
+            f"must be 0 (kept until removed) or at least {OPTOUT_RETENTION_MIN_S} (3 years: the "
+            "CNIL asks opposition data to be kept that long)",
+        )
+    return value
 
 
 def _account_purpose(value: object, name: str, where: str) -> Purpose | None:

@@ -166,6 +166,14 @@ def _parser() -> argparse.ArgumentParser:
     add_commands(sub)
     add_optout_commands(sub)
 
+    export = sub.add_parser(
+        "export", help="everything smsq holds about one person, as JSON (GDPR access request)"
+    )
+    export.add_argument("--phone", required=True, help="the person's phone number, any format")
+    export.add_argument("--by", default=default_operator(), help="who asks (recorded)")
+    export.add_argument("--why", default="", help="why (recorded in the audit stream)")
+    export.set_defaults(handler=_export)
+
     purge = sub.add_parser("purge", help="erase one person's data everywhere (GDPR)")
     purge.add_argument("--phone", required=True, help="the person's phone number, any format")
     purge.add_argument("--dry-run", action="store_true", help="show what would be erased")
@@ -641,6 +649,31 @@ def _print_recipient(record: Any, position: int, *, as_json: bool) -> int:
         )
     )
     print(render_status(record))
+    return EXIT_OK
+
+
+def _export(args: argparse.Namespace) -> int:
+    from producers import ProducerSettings, connect
+    from producers.errors import PhoneError
+    from producers.redis_errors import translate_redis_errors
+    from worker.settings import read_audit_ttl_s
+    from worker.store.export import Exporter
+
+    settings = ProducerSettings.from_env()
+    connection = connect(settings)
+    exporter = Exporter(
+        connection,
+        default_region=settings.default_country,
+        optout_key=settings.optout_key,
+        audit_ttl_s=read_audit_ttl_s(),
+    )
+    try:
+        with translate_redis_errors(connection):
+            data = exporter.export(args.phone, actor=args.by, why=args.why)
+    except PhoneError as exc:
+        print(f"smsq: --phone: {exc.reason}", file=sys.stderr)
+        return EXIT_REFUSED
+    print(dumps_json(data, indent=2))
     return EXIT_OK
 
 

@@ -71,6 +71,7 @@ READS: dict[str, tuple[str, ...]] = {
     "dlq purge": _OPERATOR,
     "dlq resolve": _OPERATOR,
     "cancel": _OPERATOR,
+    "export": ("REDIS_URL", "SMSQ_DEFAULT_COUNTRY", "SMSQ_OPTOUT_KEY", "SMSQ_AUDIT_TTL_S"),
     "optout add": ("REDIS_URL", "SMSQ_DEFAULT_COUNTRY", "SMSQ_OPTOUT_KEY", "SMSQ_AUDIT_TTL_S"),
     "optout remove": ("REDIS_URL", "SMSQ_DEFAULT_COUNTRY", "SMSQ_OPTOUT_KEY", "SMSQ_AUDIT_TTL_S"),
     "optout check": ("REDIS_URL", "SMSQ_DEFAULT_COUNTRY", "SMSQ_OPTOUT_KEY"),

@@ -28,6 +28,36 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger()
 
+RETENTION_INTERVAL_S = 3600.0
+"""How often one worker drops opt-outs past their retention."""
+
+
+class OptOutRetention:
+    """Drops suppression-list entries older than ``SMSQ_OPTOUT_RETENTION_S`` (0: kept until
+    removed), once per ``RETENTION_INTERVAL_S`` by one worker at a time."""
+
+    def __init__(self, connection: Redis, optouts: OptOuts, *, retention_s: float, by: str) -> None:
+        self._redis = connection
+        self._optouts = optouts
+        self._retention_s = retention_s
+        self._by = by
+        self._next_run = 0.0
+
+    def maybe_run(self) -> int | None:
+        if self._retention_s <= 0:
+            return None
+        now = time.monotonic()
+        if now < self._next_run:
+            return None
+        self._next_run = now + RETENTION_INTERVAL_S
+        lock_ms = int(RETENTION_INTERVAL_S * 1000) - 50
+        if not self._redis.set(keys.OPTOUT_RETENTION_LOCK, self._by, nx=True, px=lock_ms):
+            return None
+        dropped = self._optouts.expire(older_than_s=self._retention_s)
+        if dropped:
+            log.info("sms.optout.expired", entries=dropped, retention_s=self._retention_s)
+        return dropped
+
 
 class BlacklistMirror:
     def __init__(

@@ -437,10 +437,12 @@ class SmsWorker(SimpleWorker):
 
     def _mirror_blacklist(self) -> None:
         """AllMySMS's STOP list into the suppression list, when it is this worker's turn."""
-        mirror = self.runtime.blacklist
+        mirror, retention = self.runtime.blacklist, self.runtime.retention
         try:
             if mirror is not None:
                 mirror.maybe_run()
+            if retention is not None:
+                retention.maybe_run()
         except REDIS_UNAVAILABLE_ERRORS:
             log.warning("sms.blacklist.unavailable", error="redis")
 

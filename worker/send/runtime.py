@@ -14,7 +14,7 @@ from producers.durability import Barrier
 from producers.optouts import OptOuts
 from worker.allmysms.client import AllMySmsClient
 from worker.connections import redis_from_settings
-from worker.send.blacklist import BlacklistMirror
+from worker.send.blacklist import BlacklistMirror, OptOutRetention
 from worker.send.credits import CreditsWatch
 from worker.send.ratelimit import RateLimiter
 from worker.send.retries import LaterRetry, send_retrying
@@ -34,6 +34,7 @@ class Runtime:
     sender: Sender
     credits: CreditsWatch | None = None
     blacklist: BlacklistMirror | None = None
+    retention: OptOutRetention | None = None
 
     def close(self) -> None:
         """Close the HTTP client's connections (Redis's pool closes with the process)."""
@@ -81,4 +82,7 @@ def build_runtime(
         default_region=settings.producer.default_country,
         by=name,
     )
-    return Runtime(settings, name, connection, http, ledger, sender, watch, mirror)
+    retention = OptOutRetention(
+        connection, optouts, retention_s=settings.optout_retention_s, by=name
+    )
+    return Runtime(settings, name, connection, http, ledger, sender, watch, mirror, retention)

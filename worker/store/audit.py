@@ -4,7 +4,7 @@ Written by the dead-letter desk (requeue, resolve, purge: the CLI and the admin 
 ``smsq cancel`` (action ``cancel``), the kill switch (pause and resume, by operators and by
 workers themselves: actor ``worker <name>``), ``smsq purge --phone`` (the erasure record) and
 ``smsq callbacks --requeue`` (dead callbacks sent again: their event ids) and ``smsq optout
-add|remove`` (a count, never the numbers). Read by ``smsq
+add|remove`` and ``smsq export --phone`` (a count, never the numbers). Read by ``smsq
 audit`` and the admin page ``/audit``.
 
 An entry holds no phone number and no message text: ``targets`` are message keys (the
@@ -44,6 +44,7 @@ CANCEL = "cancel"
 CALLBACK_REQUEUE = "callbacks.requeue"
 OPTOUT_ADD = "optout.add"
 OPTOUT_REMOVE = "optout.remove"
+EXPORT = "export"
 ACTIONS = (
     REQUEUE,
     RESOLVE,
@@ -55,6 +56,7 @@ ACTIONS = (
     CALLBACK_REQUEUE,
     OPTOUT_ADD,
     OPTOUT_REMOVE,
+    EXPORT,
 )
 """Every action the stream records (``smsq audit --action``)."""
 TARGETS_MAX = 100
