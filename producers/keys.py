@@ -196,6 +196,15 @@ def alive(worker_name: str) -> str:
     return f"{PREFIX}:alive:{worker_name}"
 
 
+WORKERS = f"{PREFIX}:workers"
+"""Sorted set of worker names scored by their last heartbeat (worker/store/workers.py)."""
+
+
+def worker_info(worker_name: str) -> str:
+    """Hash of one worker process on the board: host, pid, lanes, slots, busy, sent, version."""
+    return f"{PREFIX}:worker:{worker_name}"
+
+
 def last_beat(worker_name: str) -> str:
     """``<unix seconds> <alive key's TTL in s>`` of a worker's last heartbeat, kept a day after
     it stops, so ``smsq status`` can say since when a silent worker has been silent."""

@@ -16,7 +16,16 @@ from starlette.requests import ClientDisconnect
 from starlette.routing import Route
 
 from producers.errors import RedisUnavailableError
-from worker.admin import actions, audit_page, auth, letters, optouts_page, probes, views
+from worker.admin import (
+    actions,
+    audit_page,
+    auth,
+    letters,
+    optouts_page,
+    probes,
+    views,
+    workers_page,
+)
 from worker.admin.context import AdminContext
 from worker.admin.rendering import render
 from worker.admin.sessions import SESSION_COOKIE, SESSION_MAX_AGE_S
@@ -70,6 +79,7 @@ def create_app(settings: Settings, connection: Redis) -> Starlette:
         Route("/dead/letter", letters.dead_letter, methods=["GET"]),
         Route("/dead/letter/purge", actions.purge_letter, methods=["POST"]),
         Route("/audit", audit_page.audit, methods=["GET"]),
+        Route("/workers", workers_page.workers, methods=["GET"]),
         Route("/optouts", optouts_page.optouts, methods=["GET"]),
         Route("/optouts", optouts_page.change, methods=["POST"]),
         Route("/messages/{key:path}/requeue", actions.requeue, methods=["POST"]),

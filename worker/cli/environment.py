@@ -79,6 +79,7 @@ READS: dict[str, tuple[str, ...]] = {
     "pause": ("REDIS_URL", "SMSQ_AUDIT_TTL_S"),
     "resume": ("REDIS_URL", "SMSQ_AUDIT_TTL_S"),
     "stats": ("REDIS_URL",),
+    "workers": ("REDIS_URL",),
     "audit": ("REDIS_URL", "SMSQ_AUDIT_TTL_S"),
 }
 NOTHING = {

@@ -1,5 +1,5 @@
 """Operator subcommands: ``smsq dlq …``, ``cancel``, ``pause``, ``resume``, ``stats``,
-``audit``."""
+``workers``, ``audit``."""
 
 from __future__ import annotations
 
@@ -110,6 +110,12 @@ def add_commands(sub: Any) -> None:
             switch.add_argument("--by", default=default_operator(), help="who resumes (recorded)")
             switch.add_argument("--why", default="", help="why (recorded in the audit stream)")
         switch.set_defaults(handler=handler)
+
+    workers = sub.add_parser(
+        "workers", help="worker processes: alive, stopped or dead in the last day, and their load"
+    )
+    workers.add_argument("--json", action="store_true", help="one JSON object per line")
+    workers.set_defaults(handler=show_workers)
 
     stats = sub.add_parser("stats", help="lanes, depth, age, states, provider statuses, latency")
     stats.add_argument("--json", action="store_true", help="print JSON")
@@ -460,6 +466,33 @@ def show_stats(args: argparse.Namespace) -> int:
     from worker.cli.text import render_stats
 
     print(render_stats(stats))
+    return EXIT_OK
+
+
+def show_workers(args: argparse.Namespace) -> int:
+    import time
+
+    from worker.store.workers import board
+
+    with _outages():
+        views = board(connect(ProducerSettings.from_env()))
+    now = time.time()
+    if args.json:
+        for view in views:
+            print(dumps_json(view.as_dict(now)))
+        return EXIT_OK
+    if not views:
+        print("no worker seen in the last day")
+        return EXIT_OK
+    print(f"{'NAME':<40} {'STATE':<8} {'LANES':<20} {'BUSY':>9} {'SENT':>8} {'LAST BEAT':>10}")
+    for view in views:
+        data = view.as_dict(now)
+        busy = f"{view.busy if view.busy is not None else '?'}/{view.slots or '?'}"
+        age = "-" if data["last_beat_age_s"] is None else f"{data['last_beat_age_s']:.0f}s ago"
+        print(
+            f"{printable(view.name)[:40]:<40} {view.state:<8} "
+            f"{printable(','.join(view.lanes))[:20]:<20} {busy:>9} {view.sent or 0:>8} {age:>10}"
+        )
     return EXIT_OK
 
 

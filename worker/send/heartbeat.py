@@ -15,9 +15,12 @@ import redis.exceptions
 import structlog
 
 from producers import keys
+from worker.store.workers import add_beat, mark_stopped
 
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from redis import Redis
 
 log = structlog.get_logger()
@@ -27,7 +30,17 @@ LAST_BEAT_TTL_S = 24 * 3600
 
 
 class Heartbeat:
-    def __init__(self, connection: Redis, worker_name: str, *, ttl_s: float) -> None:
+    def __init__(
+        self,
+        connection: Redis,
+        worker_name: str,
+        *,
+        ttl_s: float,
+        board: Callable[[], dict[str, str]] | None = None,
+    ) -> None:
+        self._board = board
+        """This process's figures for the workers board (busy slots, sends), with every beat."""
+        self._name = worker_name
         self._redis = connection
         self._key = keys.alive(worker_name)
         self._last_key = keys.last_beat(worker_name)
@@ -44,6 +57,8 @@ class Heartbeat:
         pipe = self._redis.pipeline(transaction=False)
         pipe.set(self._key, "1", px=self._ttl_ms)
         pipe.set(self._last_key, f"{time.time():.3f} {self._ttl_ms / 1000:g}", ex=LAST_BEAT_TTL_S)
+        if self._board is not None:
+            add_beat(pipe, self._name, self._board())
         pipe.execute()
 
     def stop(self) -> None:
@@ -53,6 +68,8 @@ class Heartbeat:
             self._thread.join(timeout=self._period_s + 1)
         try:
             self._redis.delete(self._key, self._last_key)
+            if self._board is not None:
+                mark_stopped(self._redis, self._name, self._board())
         except redis.exceptions.RedisError:
             log.warning("sms.worker.heartbeat_unavailable")
 

@@ -15,7 +15,10 @@ registers the worker, runs its maintenance and handles suspension and signals.
 
 from __future__ import annotations
 
+import os
 import signal
+import socket
+import threading
 import time
 from collections.abc import Iterable
 from datetime import timedelta
@@ -38,6 +41,7 @@ from producers.keys import MESSAGE_ID_PATTERN
 from producers.redis_errors import REDIS_UNAVAILABLE_ERRORS, redis_address
 from producers.states import State
 from producers.store import decoded
+from worker import __version__
 from worker.logs import bind_message
 from worker.send.crashpoints import arm, crash_point
 from worker.send.heartbeat import Heartbeat
@@ -49,6 +53,7 @@ from worker.send.runtime import Runtime
 from worker.send.sender import OUTCOME_WRITE_RETRY_S
 from worker.send.slots import SendSlots
 from worker.store.refused import refuse_job
+from worker.store.workers import register
 
 
 if TYPE_CHECKING:
@@ -97,8 +102,13 @@ class SmsWorker(SimpleWorker):
             worker_name=runtime.worker_name,
             max_bytes=settings.intake_max_bytes,
         )
+        self._sent = 0
+        self._sent_lock = threading.Lock()
         self.heartbeat_thread = Heartbeat(
-            runtime.redis, runtime.worker_name, ttl_s=settings.worker_dead_after_s
+            runtime.redis,
+            runtime.worker_name,
+            ttl_s=settings.worker_dead_after_s,
+            board=self._board_fields,
         )
         self.reconciler = Reconciler(
             runtime.redis,
@@ -120,7 +130,24 @@ class SmsWorker(SimpleWorker):
         self._heartbeat_due = 0.0
         arm(settings.crash_at)
 
+    def _board_fields(self) -> dict[str, str]:
+        """What the workers board shows of this process at each heartbeat."""
+        with self._sent_lock:
+            sent = self._sent
+        return {"busy": str(len(self.slots.in_flight())), "sent": str(sent)}
+
     def bootstrap(self, *args: Any, **kwargs: Any) -> None:
+        register(
+            self.connection,
+            self.name,
+            {
+                "host": socket.gethostname(),
+                "pid": str(os.getpid()),
+                "lanes": ",".join(keys.lane_of_queue(q.name) for q in self.queues),
+                "slots": str(self.slots.size),
+                "version": __version__,
+            },
+        )
         self.heartbeat_thread.start()
         super().bootstrap(*args, **kwargs)
         self._recover_intake(legacy=True)
@@ -313,6 +340,8 @@ class SmsWorker(SimpleWorker):
         """
         if taken.message_id is None:  # pragma: no cover - _dispatch only submits checked jobs
             return
+        with self._sent_lock:
+            self._sent += 1
         bind_message({"message_id": taken.message_id})
         try:
             crash_point("after_start")
