@@ -40,6 +40,7 @@ RUNS = {
     "deploy/k8s/gateway.yaml": {"gateway"},
     "deploy/k8s/secret.example.yaml": set(),
     "deploy/k8s/worker.yaml": {"worker", "stats"},
+    "deploy/prometheus/smsq-alerts.yaml": set(),
     "deploy/smsq-admin.service": {"admin"},
     "deploy/smsq-callbacks.service": {"callbacks"},
     "deploy/smsq-gateway.service": {"gateway"},

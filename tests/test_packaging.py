@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import tomllib
@@ -133,3 +134,32 @@ def test_the_wheel_carries_every_file_the_packages_read(tmp_path: Path) -> None:
         check=True,
     )
     assert done.stdout.strip() == "True"
+
+
+def _pins(path: Path) -> dict[str, str]:
+    pins = {}
+    for line in path.read_text().splitlines():
+        if "==" in line and not line.startswith((" ", "#")):
+            name, version = line.split(" ")[0].split("==")
+            pins[name.lower()] = version
+    return pins
+
+
+def test_the_runtime_lock_is_the_dev_lock_without_the_dev_tools() -> None:
+    """The Docker image installs requirements.runtime.lock: the same versions as the dev lock
+    the tests ran with, every runtime and web dependency, and none of the dev tools."""
+    root = Path(__file__).resolve().parent.parent
+    runtime, dev = _pins(root / "requirements.runtime.lock"), _pins(root / "requirements.lock")
+    project = tomllib.loads((root / "pyproject.toml").read_text())["project"]
+    needed = [
+        re.split(r"[<>=!~\[; ]", spec, maxsplit=1)[0].lower()
+        for spec in [*project["dependencies"], *project["optional-dependencies"]["web"]]
+    ]
+
+    assert {name: dev.get(name) for name in runtime} == runtime
+    assert set(needed) - set(runtime) == set()
+    assert {"pytest", "mypy", "ruff", "playwright", "hypothesis", "dramatiq"} & set(
+        runtime
+    ) == set()
+    assert "hatchling" in runtime
+    assert "ARG LOCK=requirements.runtime.lock" in (root / "deploy" / "Dockerfile").read_text()

@@ -213,6 +213,9 @@ class Settings:
     credits_poll_interval_s: float = CREDITS_POLL_INTERVAL_S
     credits_low: int = CREDITS_LOW
     credits_auto_resume: bool = False
+    port: int | None = None
+    """``PORT``: the port a Heroku-style platform routes HTTP to (the ``web`` process);
+    ``smsq gateway`` listens there when ``--port`` is not given."""
     optout_retention_s: float = 0.0
     """``SMSQ_OPTOUT_RETENTION_S``: opt-outs older than this are dropped; 0: kept until removed."""
     blacklist_poll_interval_s: float = BLACKLIST_POLL_INTERVAL_S
@@ -345,6 +348,7 @@ class Settings:
             sending_hours=SendingHours.from_env(env),
             optout_keywords=read_keywords(env.get("SMSQ_OPTOUT_KEYWORDS", "")),
             optout_retention_s=read_optout_retention(env),
+            port=read_platform_port(env),
             blacklist_poll_interval_s=read_float(
                 env, "SMSQ_BLACKLIST_POLL_INTERVAL_S", BLACKLIST_POLL_INTERVAL_S, minimum=0
             ),
@@ -550,6 +554,17 @@ def read_producers(env: Mapping[str, str]) -> tuple[ProducerAccount, ...]:
 
 OPTOUT_RETENTION_MIN_S = 3 * 365 * 24 * 3600
 """The CNIL asks for opposition data to be kept at least 3 years."""
+
+
+def read_platform_port(env: Mapping[str, str]) -> int | None:
+    """``PORT`` (1 to 65535), or None when unset.
+
+    Raises:
+        ConfigError: names the variable.
+    """
+    if not env.get("PORT", "").strip():
+        return None
+    return read_int(env, "PORT", 0, minimum=1, maximum=65535)
 
 
 def read_optout_retention(env: Mapping[str, str]) -> float:

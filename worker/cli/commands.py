@@ -225,7 +225,10 @@ def _parser() -> argparse.ArgumentParser:
         help="address to listen on (127.0.0.1; 0.0.0.0 for every interface)",
     )
     gateway.add_argument(
-        "--port", type=_port, default=8090, help="TCP port (8090; 0: any free one)"
+        "--port",
+        type=_port,
+        default=None,
+        help="TCP port (default: $PORT when the platform sets it, else 8090; 0: any free one)",
     )
     gateway.set_defaults(handler=_gateway)
 
@@ -856,8 +859,13 @@ def _admin(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
     settings.require_admin()
     _configure_logging(settings)
-    serve(settings, host=args.host, port=args.port)
+    port = args.port if args.port is not None else settings.port or GATEWAY_PORT
+    serve(settings, host=args.host, port=port)
     return EXIT_OK
+
+
+GATEWAY_PORT = 8090
+"""The gateway's port when neither ``--port`` nor ``$PORT`` says."""
 
 
 def _gateway(args: argparse.Namespace) -> int:
@@ -881,7 +889,8 @@ def _gateway(args: argparse.Namespace) -> int:
             secrets.append(account.callback_secret.reveal())
     configure_logging(level=settings.log_level, fmt=settings.log_format, secrets=secrets)
     report_core_dumps()
-    serve(settings, host=args.host, port=args.port)
+    port = args.port if args.port is not None else settings.port or GATEWAY_PORT
+    serve(settings, host=args.host, port=port)
     return EXIT_OK
 
 
