@@ -1,5 +1,5 @@
-"""The gateway application: sendSms and deleteCampaign routes, a health probe, and errors in
-AllMySMS's shape that never show a traceback."""
+"""The gateway application: sendSms, deleteCampaign and the read-only account routes, a health
+probe, and errors in AllMySMS's shape that never show a traceback."""
 
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ from worker.asgi import SecurityHeaders
 from worker.callbacks.policy import CallbackPolicy
 from worker.gateway import campaigns
 from worker.gateway.accounts import ProducerBook
+from worker.gateway.acks import ack_routes
 from worker.gateway.context import GatewayContext, context_of
 from worker.gateway.headers import SECURITY_HEADERS
 from worker.gateway.limits import GatewayLimits
@@ -61,6 +62,7 @@ def create_app(settings: Settings, connection: Redis) -> Starlette:
     routes += simulate_routes(settings)  # answers 501 without ALLMYSMS_LOGIN/_API_KEY
     delete_routes, desk = campaigns.routes(settings, connection)
     routes += delete_routes
+    routes += ack_routes()  # answered from smsq's own receipts
     routes.append(Route("/healthz", healthz, methods=["GET"]))
     routes += webhook_routes(settings, connection)  # [] without SMSQ_WEBHOOK_SECRET
     app = Starlette(
