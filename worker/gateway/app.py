@@ -26,6 +26,7 @@ from worker.gateway.acks import ack_routes
 from worker.gateway.context import GatewayContext, context_of
 from worker.gateway.headers import SECURITY_HEADERS
 from worker.gateway.limits import GatewayLimits
+from worker.gateway.pulls import pull_routes
 from worker.gateway.sendsms import (
     RETRY_AFTER_S,
     answer_format,
@@ -62,7 +63,7 @@ def create_app(settings: Settings, connection: Redis) -> Starlette:
     routes += simulate_routes(settings)  # answers 501 without ALLMYSMS_LOGIN/_API_KEY
     delete_routes, desk = campaigns.routes(settings, connection)
     routes += delete_routes
-    routes += ack_routes()  # answered from smsq's own receipts
+    routes += ack_routes() + pull_routes()  # answered from smsq's own receipts and replies
     routes.append(Route("/healthz", healthz, methods=["GET"]))
     routes += webhook_routes(settings, connection)  # [] without SMSQ_WEBHOOK_SECRET
     app = Starlette(
