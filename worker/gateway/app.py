@@ -26,6 +26,7 @@ from worker.gateway.acks import ack_routes
 from worker.gateway.context import GatewayContext, context_of
 from worker.gateway.headers import SECURITY_HEADERS
 from worker.gateway.limits import GatewayLimits
+from worker.gateway.provider_account import provider_account_routes
 from worker.gateway.pulls import pull_routes
 from worker.gateway.sendsms import (
     RETRY_AFTER_S,
@@ -64,6 +65,7 @@ def create_app(settings: Settings, connection: Redis) -> Starlette:
     delete_routes, desk = campaigns.routes(settings, connection)
     routes += delete_routes
     routes += ack_routes() + pull_routes()  # answered from smsq's own receipts and replies
+    routes += provider_account_routes(settings)  # asked of AllMySMS; 501 without ALLMYSMS_*
     routes.append(Route("/healthz", healthz, methods=["GET"]))
     routes += webhook_routes(settings, connection)  # [] without SMSQ_WEBHOOK_SECRET
     app = Starlette(
