@@ -6,6 +6,7 @@ posted to the gateway's own webhook."""
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Iterator
 
 import pytest
@@ -267,3 +268,29 @@ def test_replies_are_answered_in_xml_without_characters_xml_cannot_carry(
         "<message>a\ufffdb &lt;c&gt; &amp; d</message>"
         "<receptionDate>2026-12-07 11:00:00</receptionDate></mo></mos></response>"
     )
+
+
+def test_logs_hold_no_key_text_or_phone(
+    base: str,
+    redis: Redis,
+    sandbox: SandboxProvider,
+    store: MessageStore,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from worker.logs import configure_logging
+
+    campaign, ids = sent(base, redis, sandbox, store)
+    configure_logging(fmt="json", secrets=[SHOP[1]])
+    reply(base, ids[PHONES[0]], "mo-1", "mon texte privé 4242")
+    ask(base, "getPull", campId=campaign)
+    ask(base, "getPullBySmsId", smsId=f"{campaign}-1")
+    ask(base, "getPulls")
+    ask(base, "getAcks", campId=campaign)
+    ask(base, "getAckBySmsId", smsId=f"{campaign}-1")
+
+    err = capsys.readouterr().err
+    events = {json.loads(line)["event"] for line in err.splitlines() if line.startswith("{")}
+    wanted = {"gateway.get_pull", "gateway.get_pulls", "gateway.get_acks", "gateway.get_ack"}
+    assert wanted <= events
+    for leak in (SHOP[1], "mon texte privé", *PHONES):
+        assert leak not in err
