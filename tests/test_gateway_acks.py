@@ -11,7 +11,7 @@ import pytest
 from redis import Redis
 
 from producers.store import MessageStore
-from tests.helpers.gateway import BLOG, SHOP
+from tests.helpers.gateway import BLOG, SHOP, json_flux, post
 from tests.helpers.gateway_api import (
     NOT_FOUND,
     SMS_NOT_FOUND,
@@ -257,3 +257,13 @@ def test_acks_are_rate_limited_and_failed_logins_locked_out(
     assert [f.status_code for f in failures] == [200, 200, 429]
     assert [f.json()["status"] for f in failures] == [102, 102, 429]
     assert "too many failed logins from this address" in failures[2].json()["statusText"]
+
+
+def test_cli_msg_id_is_the_idempotency_key_when_one_was_sent(
+    base: str, redis: Redis, sandbox: SandboxProvider, store: MessageStore
+) -> None:
+    reply = post(base + "/http/9.0/sendSms/", json_flux(), headers={"Idempotency-Key": "idem-9"})
+    campaign = reply.json()["campaignId"]
+
+    assert ask(base, "getAcks", campId=campaign) == {"acks": [], "cliMsgId": "idem-9"}
+    assert ask(base, "getPull", campId=campaign) == {"mos": [], "cliMsgId": "idem-9"}
