@@ -54,6 +54,8 @@ def sent(
 def test_get_acks_lists_the_receipts_in_request_order(
     base: str, redis: Redis, sandbox: SandboxProvider, store: MessageStore
 ) -> None:
+    """Recipients with a receipt are listed in request order, with statut, comment and
+    receptionDate; AllMySMS is not asked."""
     campaign, provider_ids = sent(base, redis, sandbox, store)
 
     before = ask(base, "getAcks", campId=campaign)
@@ -90,6 +92,7 @@ def test_get_acks_lists_the_receipts_in_request_order(
 def test_a_transmitted_receipt_is_listed_and_a_final_one_replaces_it(
     base: str, redis: Redis, sandbox: SandboxProvider, store: MessageStore
 ) -> None:
+    """A 3 (transmitted) is answered until a final receipt replaces it."""
     campaign, provider_ids = sent(base, redis, sandbox, store)
     receipt(base, provider_ids[PHONES[0]], 3, "Transmitted")
     transmitted = ask(base, "getAckBySmsId", smsId=f"{campaign}-1")
@@ -113,6 +116,8 @@ def test_a_transmitted_receipt_is_listed_and_a_final_one_replaces_it(
 def test_get_ack_by_sms_id_answers_one_recipient_or_says_why_not(
     base: str, redis: Redis, sandbox: SandboxProvider, store: MessageStore
 ) -> None:
+    """One recipient's ack, else no receipt yet, else SMS not found (out of range, bare, provider's
+    or another producer's id)."""
     campaign, provider_ids = sent(base, redis, sandbox, store)
     receipt(base, provider_ids[PHONES[0]], 2, "Not delivered")
 
@@ -136,6 +141,8 @@ def test_get_ack_by_sms_id_answers_one_recipient_or_says_why_not(
 def test_another_producers_unknown_and_blank_campaigns_are_not_found(
     base: str, redis: Redis, sandbox: SandboxProvider, store: MessageStore
 ) -> None:
+    """Another producer's, an unknown, a huge or a provider's campId is not found; a blank one is
+    named; a bad key is 102."""
     campaign, provider_ids = sent(base, redis, sandbox, store)
     receipt(base, provider_ids[PHONES[0]], 1)
     blog_own = enqueue(base, BLOG, MESSAGE="blog")
@@ -155,6 +162,7 @@ def test_another_producers_unknown_and_blank_campaigns_are_not_found(
 def test_a_split_messages_acks_are_its_parts_receipts_together(
     redis_server: RedisServer, redis: Redis, store: MessageStore, sandbox: SandboxProvider
 ) -> None:
+    """A split message answers its parts' receipts together; a part's own id is not found."""
     settings = api_settings(redis_server.url, sandbox)
     settings = dataclasses.replace(
         settings, producer=dataclasses.replace(settings.producer, chunk_recipients=2)
@@ -190,6 +198,8 @@ def test_a_split_messages_acks_are_its_parts_receipts_together(
 def test_every_path_and_method_answers_the_same(
     base: str, redis: Redis, sandbox: SandboxProvider, store: MessageStore, path: str, method: str
 ) -> None:
+    """GET and POST, with and without the slash, at the long and the short path, answer the same
+    JSON."""
     campaign = enqueue(base)
 
     response = call(base, "getAcks", method=method, path=path, campId=campaign)
@@ -208,6 +218,7 @@ def campaign_key(store: MessageStore, campaign: str) -> str:
 def test_acks_are_answered_in_xml_when_asked(
     base: str, redis: Redis, sandbox: SandboxProvider, store: MessageStore
 ) -> None:
+    """returnformat=xml answers acks as elements, escaped; errors too."""
     campaign, provider_ids = sent(base, redis, sandbox, store)
     receipt(base, provider_ids[PHONES[0]], 1, "<b>Delivered</b> & more")
 
@@ -238,6 +249,7 @@ def test_acks_are_answered_in_xml_when_asked(
 def test_acks_are_rate_limited_and_failed_logins_locked_out(
     redis_server: RedisServer, redis: Redis, sandbox: SandboxProvider
 ) -> None:
+    """The login's rate gives 429 with Retry-After; failed logins lock the address out."""
     settings = api_settings(
         redis_server.url,
         sandbox,
@@ -262,6 +274,7 @@ def test_acks_are_rate_limited_and_failed_logins_locked_out(
 def test_cli_msg_id_is_the_idempotency_key_when_one_was_sent(
     base: str, redis: Redis, sandbox: SandboxProvider, store: MessageStore
 ) -> None:
+    """cliMsgId is the Idempotency-Key the message was sent with."""
     reply = post(base + "/http/9.0/sendSms/", json_flux(), headers={"Idempotency-Key": "idem-9"})
     campaign = reply.json()["campaignId"]
 

@@ -33,6 +33,7 @@ def base(redis_server: RedisServer, redis: Redis, sandbox: SandboxProvider) -> I
 def test_an_allmysms_client_reads_its_receipts_and_replies_from_smsq(
     base: str, redis: Redis, sandbox: SandboxProvider, workers: Workers, store: MessageStore
 ) -> None:
+    """Receipts and a reply a real worker's send brought back are read through the gateway."""
     hooks = f"{base}/webhooks/allmysms/{WEBHOOK_SECRET}"
     sandbox.set_receipts_url(f"{hooks}/receipts", f"{hooks}/replies", delay_ms=100)
     campaign = enqueue(

@@ -47,6 +47,7 @@ def base(redis_server: RedisServer, redis: Redis) -> Iterator[str]:
 
 @pytest.mark.parametrize("endpoint", ENDPOINTS)
 def test_a_bad_login_is_102_on_every_path_and_method(base: str, endpoint: str) -> None:
+    """A bad login is 102 at every path with GET and POST, with the security headers."""
     for path in ("/http/9.0/{}/", "/http/9.0/{}", "/{}/", "/{}"):
         for method in ("GET", "POST"):
             response = call(base, endpoint, (SHOP[0], "wrong-key-000000"), method=method, path=path)
@@ -63,6 +64,7 @@ def test_a_bad_login_is_102_on_every_path_and_method(base: str, endpoint: str) -
 def test_methods_bodies_and_multipart_are_read_as_sendsms_reads_them(
     base: str, endpoint: str
 ) -> None:
+    """PUT and HEAD are 405, a large body 413, a broken multipart 400, a multipart form is read."""
     url = f"{base}/http/9.0/{endpoint}/"
     wrong = httpx.put(url, timeout=10)
     head = httpx.head(url, params={"login": SHOP[0], "apiKey": SHOP[1]}, timeout=10)
@@ -89,6 +91,7 @@ def test_methods_bodies_and_multipart_are_read_as_sendsms_reads_them(
 
 
 def test_the_rate_limit_is_shared_with_sendsms(redis_server: RedisServer, redis: Redis) -> None:
+    """sendSms and the read routes share one rate budget per login."""
     settings = dataclasses.replace(
         gateway_settings(redis_server.url),
         gateway_rate_per_s=0.01,
@@ -114,6 +117,7 @@ def test_the_rate_limit_is_shared_with_sendsms(redis_server: RedisServer, redis:
 def test_failed_logins_lock_the_address_out(
     redis_server: RedisServer, redis: Redis, endpoint: str
 ) -> None:
+    """Failed logins on a read route lock the address out even with the right key."""
     settings = dataclasses.replace(
         gateway_settings(redis_server.url), gateway_login_failures_per_address=2
     )
@@ -128,6 +132,7 @@ def test_failed_logins_lock_the_address_out(
 
 @pytest.mark.parametrize("endpoint", ENDPOINTS)
 def test_redis_down_answers_503(redis_server: RedisServer, endpoint: str) -> None:
+    """Redis down answers 503 with Retry-After in the client's format."""
     down = Redis.from_url("redis://127.0.0.1:1/0", socket_connect_timeout=0.5)
     with running(create_app(gateway_settings(redis_server.url), down)) as base:
         response = call(base, endpoint, campId="0" * 32, smsId="0" * 32 + "-1", returnformat="xml")
@@ -173,6 +178,7 @@ VALUES = (
 def test_hostile_parameters_get_a_clear_answer_never_a_500(
     client: httpx.Client, endpoint: str, params: dict[str, str], signed_in: bool, method: str
 ) -> None:
+    """Any parameters get a 200 or 501 answer in the endpoint's keys, never a 500."""
     fields = {**params, "login": SHOP[0], "apiKey": SHOP[1]} if signed_in else params
     safe = {
         k: v.encode("utf-8", "surrogatepass").decode("utf-8", "replace") for k, v in fields.items()
@@ -199,6 +205,7 @@ def xml_char(c: str) -> bool:
 
 @given(text=st.text(), key=st.sampled_from(["acks", "mos", "blacklist"]))
 def test_any_text_renders_as_well_formed_xml(text: str, key: str) -> None:
+    """Any text renders as well-formed XML, characters XML cannot carry as U+FFFD."""
     body = render_xml({key: [{"message": text}], "cliMsgId": text})
 
     root = ElementTree.fromstring(body)  # noqa: S314 - our own rendering

@@ -36,6 +36,8 @@ def endpoints(sandbox: SandboxProvider) -> list[str]:
 def test_get_info_answers_status_and_credits_only_and_stores_the_balance(
     base: str, redis: Redis, sandbox: SandboxProvider
 ) -> None:
+    """getInfo answers status and credits only, stores the balance and answers the next call from
+    it."""
     sandbox.set_credits(4321)
 
     first = call(base, "getInfo")
@@ -55,6 +57,7 @@ def test_get_info_answers_status_and_credits_only_and_stores_the_balance(
 def test_get_info_asks_again_once_the_stored_balance_is_old(
     base: str, redis: Redis, sandbox: SandboxProvider
 ) -> None:
+    """A stored balance older than INFO_FRESH_S is asked again."""
     CreditsStore(redis).record(99, source="sendSms", at=time.time() - 3600)
     sandbox.set_credits(150)
 
@@ -65,6 +68,7 @@ def test_get_info_asks_again_once_the_stored_balance_is_old(
 def test_get_info_from_a_fresh_balance_needs_no_credentials(
     redis_server: RedisServer, redis: Redis
 ) -> None:
+    """Without ALLMYSMS_* getInfo and getBlacklist are 501, but getInfo answers a fresh balance."""
     with running(create_app(gateway_settings(redis_server.url), redis)) as base:
         missing = call(base, "getInfo")
         blacklist = call(base, "getBlacklist", returnformat="xml")
@@ -103,6 +107,7 @@ def test_get_info_from_a_fresh_balance_needs_no_credentials(
 def test_get_info_failures_are_502_and_name_what_went_wrong(
     base: str, redis: Redis, sandbox: SandboxProvider, fault: dict[str, object], text: str
 ) -> None:
+    """A 502 or a refusal of smsq's credentials is a 502 naming it, and nothing is stored."""
     sandbox.add_fault({"endpoint": "getInfo", **fault})
 
     failed = call(base, "getInfo")
@@ -115,6 +120,7 @@ def test_get_info_failures_are_502_and_name_what_went_wrong(
 def test_get_info_with_allmysms_unreachable_is_502(
     redis_server: RedisServer, redis: Redis, sandbox: SandboxProvider
 ) -> None:
+    """AllMySMS unreachable is a 502 naming the endpoint, never a traceback."""
     settings = dataclasses.replace(
         api_settings(redis_server.url, sandbox), base_url="http://127.0.0.1:9/http/9.0"
     )
@@ -138,6 +144,8 @@ def test_get_info_with_allmysms_unreachable_is_502(
 def test_get_blacklist_is_proxied_as_allmysms_answers_it(
     base: str, sandbox: SandboxProvider
 ) -> None:
+    """getBlacklist answers AllMySMS's STOP list as it is, asked with smsq's credentials, json or
+    xml."""
     sandbox.blacklist({"phoneNumber": "33612345678", "receptionDate": "2026-12-01 09:00:00"})
     sandbox.blacklist(
         {
@@ -178,6 +186,7 @@ def test_get_blacklist_is_proxied_as_allmysms_answers_it(
 def test_get_blacklist_when_allmysms_refuses_smsqs_credentials_is_502(
     base: str, sandbox: SandboxProvider
 ) -> None:
+    """AllMySMS refusing smsq's credentials is a 502, never a 102."""
     sandbox.add_fault({"endpoint": "getBlacklist", "action": "status", "status": 102})
 
     failed = call(base, "getBlacklist")
@@ -191,6 +200,7 @@ def test_get_blacklist_when_allmysms_refuses_smsqs_credentials_is_502(
 
 
 def test_a_bad_login_is_102_and_asks_nothing(base: str, sandbox: SandboxProvider) -> None:
+    """A bad producer login is 102 and AllMySMS is not asked."""
     info = ask(base, "getInfo", (SHOP[0], "wrong-key-0000000"))
     blacklist = ask(base, "getBlacklist", ("nobody", SHOP[1]))
 

@@ -74,6 +74,8 @@ def mo(phone: str, mo_id: str, campaign: str, text: str, date: str) -> dict[str,
 def test_get_pull_lists_a_messages_replies_oldest_first(
     base: str, redis: Redis, sandbox: SandboxProvider, store: MessageStore
 ) -> None:
+    """getPull lists a message's replies oldest first, once per smsMoId; getPullBySmsId only that
+    recipient's."""
     campaign, ids = sent(base, redis, sandbox, store, CLIMSGID="rdv-3")
     before = ask(base, "getPull", campId=campaign)
     reply(base, ids[PHONES[1]], "mo-1", "Oui, confirmé", "2026-12-07 11:00:01")
@@ -102,6 +104,7 @@ def test_get_pull_lists_a_messages_replies_oldest_first(
 def test_replies_are_scoped_to_the_producer(
     base: str, redis: Redis, sandbox: SandboxProvider, store: MessageStore
 ) -> None:
+    """Another producer sees none of the replies; bad and blank ids get their named answer."""
     campaign, ids = sent(base, redis, sandbox, store)
     reply(base, ids[PHONES[0]], "mo-1", "Bonjour")
 
@@ -124,6 +127,7 @@ def test_replies_are_scoped_to_the_producer(
 def test_get_pulls_returns_each_reply_once_per_producer_oldest_first(
     base: str, redis: Redis, sandbox: SandboxProvider, store: MessageStore
 ) -> None:
+    """getPulls returns each reply once, oldest first, at most limit, per producer."""
     one, ids_one = sent(base, redis, sandbox, store)
     two, ids_two = sent(base, redis, sandbox, store, MESSAGE="second")
     blog, ids_blog = sent(base, redis, sandbox, store, account=BLOG, MESSAGE="blog")
@@ -158,6 +162,7 @@ def test_get_pulls_returns_each_reply_once_per_producer_oldest_first(
 def test_a_bad_limit_is_refused_and_takes_nothing(
     base: str, redis: Redis, sandbox: SandboxProvider, store: MessageStore, limit: str
 ) -> None:
+    """A limit that is not a whole number from 1 to 1000 is refused and takes nothing."""
     _, ids = sent(base, redis, sandbox, store)
     reply(base, ids[PHONES[0]], "mo-1", "Bonjour")
 
@@ -168,6 +173,7 @@ def test_a_bad_limit_is_refused_and_takes_nothing(
 def test_a_reply_to_a_split_message_is_pulled_under_the_campaign_the_producer_knows(
     redis_server: RedisServer, redis: Redis, store: MessageStore, sandbox: SandboxProvider
 ) -> None:
+    """A reply to a part is answered under the split message's campaignId."""
     settings = api_settings(redis_server.url, sandbox)
     settings = dataclasses.replace(
         settings, producer=dataclasses.replace(settings.producer, chunk_recipients=1)
@@ -195,6 +201,7 @@ def test_a_reply_to_a_split_message_is_pulled_under_the_campaign_the_producer_kn
 def test_a_purged_persons_replies_are_no_longer_pulled(
     base: str, redis: Redis, sandbox: SandboxProvider, store: MessageStore
 ) -> None:
+    """The list holds references only, and a purged person's reply is skipped."""
     campaign, ids = sent(base, redis, sandbox, store)
     reply(base, ids[PHONES[0]], "mo-1", "Effacez-moi")
     reply(base, ids[PHONES[1]], "mo-2", "Bonjour")
@@ -218,6 +225,8 @@ def test_a_purged_persons_replies_are_no_longer_pulled(
 def test_the_pull_list_holds_references_only_and_is_bounded(
     base: str, redis: Redis, sandbox: SandboxProvider, store: MessageStore
 ) -> None:
+    """The list keeps the newest PULLS_MAX, expires after PULLS_TTL_S, and unknown references are
+    skipped."""
     campaign, ids = sent(base, redis, sandbox, store)
     name = keys.gateway_pulls("shop")
     redis.rpush(name, *[f"{'0' * 32} old-{n}" for n in range(PULLS_MAX)])
@@ -240,6 +249,7 @@ def test_the_pull_list_holds_references_only_and_is_bounded(
 def test_a_reply_to_a_message_not_from_the_gateway_is_pulled_by_nobody(
     base: str, redis: Redis, sandbox: SandboxProvider, store: MessageStore, producer: Producer
 ) -> None:
+    """A reply to a message enqueued outside the gateway is stored but queued for no producer."""
     enqueued = producer.enqueue({"key": "lib-1", "text": "Bonjour", "to": [PHONES[0]]})
     send(redis, sandbox, enqueued.message_id)
     record = store.get_by_id(enqueued.message_id)
@@ -255,6 +265,7 @@ def test_a_reply_to_a_message_not_from_the_gateway_is_pulled_by_nobody(
 def test_replies_are_answered_in_xml_without_characters_xml_cannot_carry(
     base: str, redis: Redis, sandbox: SandboxProvider, store: MessageStore
 ) -> None:
+    """XML answers replace characters XML cannot carry and escape markup."""
     campaign, ids = sent(base, redis, sandbox, store)
     reply(base, ids[PHONES[0]], "mo-1", "a\x01b <c> & d")
 
@@ -277,6 +288,7 @@ def test_logs_hold_no_key_text_or_phone(
     store: MessageStore,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
+    """The read routes log their events without the key, the reply's text or a full number."""
     from worker.logs import configure_logging
 
     campaign, ids = sent(base, redis, sandbox, store)
