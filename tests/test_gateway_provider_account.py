@@ -15,6 +15,7 @@ from redis import Redis
 from tests.helpers.gateway import BLOG, SHOP, gateway_settings
 from tests.helpers.gateway_api import api_settings, ask, call
 from tests.helpers.processes import API_KEY
+from tests.helpers.redis_dump import redis_dump
 from worker.dev.redis_server import RedisServer
 from worker.gateway import create_app
 from worker.gateway.server import running
@@ -52,6 +53,9 @@ def test_get_info_answers_status_and_credits_only_and_stores_the_balance(
     balance = CreditsStore(redis).get()
     assert balance is not None
     assert (balance.credits, balance.source) == (4321, "getInfo")
+    dump = redis_dump(redis)
+    for secret in (API_KEY, "sandbox@example.invalid", "Sandbox"):
+        assert secret.encode() not in dump
 
 
 def test_get_info_asks_again_once_the_stored_balance_is_old(
