@@ -84,6 +84,8 @@ ADMIN_LOGIN_FAILURES = f"{PREFIX}:admin:login-failures"
 """Failed admin logins of the whole site in the current window (a counter expiring with it)."""
 GATEWAY_LIMITS_PREFIX = f"{PREFIX}:gateway:"
 """The gateway's per-login rate windows and failed-login counters (:mod:`worker.gateway.limits`)."""
+GATEWAY_PULLS_PREFIX = f"{PREFIX}:gateway-pulls:"
+"""``smsq:gateway-pulls:<login>``: see :func:`gateway_pulls`."""
 PAUSED = f"{PREFIX}:paused"
 """Hash: paused lane (or ``*`` for all) → JSON {reason, by, at}. Workers skip paused lanes."""
 RATE_LIMIT_TAT = f"{PREFIX}:ratelimit:tat"
@@ -157,6 +159,13 @@ def receipts(mid: str) -> str:
     """Hash: smsId → JSON delivery receipt of one message's recipient (the one that counts).
     Keyed by smsId, not phone: the record maps it to the phone through ``sms_ids``."""
     return f"{RECEIPTS_PREFIX}{mid}"
+
+
+def gateway_pulls(login: str) -> str:
+    """List of ``<message id> <smsMoId>``: replies to the gateway messages of producer
+    ``login`` that its getPulls has not returned yet (:mod:`worker.store.pulls`); references
+    only, no number and no text."""
+    return f"{GATEWAY_PULLS_PREFIX}{login}"
 
 
 def replies(mid: str) -> str:

@@ -598,7 +598,7 @@ def test_10000_recipients_fit_the_default_body_limit(
 
 def test_unknown_paths_methods_and_bodies_are_clear(gateway: str, redis: Redis) -> None:
     base = gateway.removesuffix(PATH)
-    missing = httpx.get(base + "/http/9.0/getInfo/", timeout=10)
+    missing = httpx.get(base + "/http/9.0/getContacts/", timeout=10)
     assert missing.status_code == 404
     assert missing.json()["status"] == 404
     wrong = httpx.put(gateway, timeout=10)

@@ -13,6 +13,7 @@ from redis import Redis
 
 from worker.send.intake import INTAKE_VALUES
 from worker.store import lua
+from worker.store.pulls import HOOK_VALUES
 from worker.store.receipts import RECEIPT_VALUES
 
 
@@ -21,6 +22,7 @@ SCRIPTS = sorted(path.stem for path in LUA_DIR.glob("*.lua"))
 FRAGMENTS = sorted(path.name for path in (LUA_DIR / "lib").glob("*.lua"))
 CALLER_VALUES: dict[str, dict[str, str]] = {
     "receipts_apply": RECEIPT_VALUES,
+    "receipts_store_reply": HOOK_VALUES,
     "intake_take": INTAKE_VALUES,
 }
 """The values each Python caller passes to :func:`lua.load` (none for the others)."""

@@ -1,5 +1,5 @@
-"""The gateway application: sendSms and deleteCampaign routes, a health probe, and errors in
-AllMySMS's shape that never show a traceback."""
+"""The gateway application: sendSms, deleteCampaign and the read-only account routes, a health
+probe, and errors in AllMySMS's shape that never show a traceback."""
 
 from __future__ import annotations
 
@@ -22,9 +22,12 @@ from worker.asgi import SecurityHeaders
 from worker.callbacks.policy import CallbackPolicy
 from worker.gateway import campaigns
 from worker.gateway.accounts import ProducerBook
+from worker.gateway.acks import ack_routes
 from worker.gateway.context import GatewayContext, context_of
 from worker.gateway.headers import SECURITY_HEADERS
 from worker.gateway.limits import GatewayLimits
+from worker.gateway.provider_account import provider_account_routes
+from worker.gateway.pulls import pull_routes
 from worker.gateway.sendsms import (
     RETRY_AFTER_S,
     answer_format,
@@ -61,6 +64,8 @@ def create_app(settings: Settings, connection: Redis) -> Starlette:
     routes += simulate_routes(settings)  # answers 501 without ALLMYSMS_LOGIN/_API_KEY
     delete_routes, desk = campaigns.routes(settings, connection)
     routes += delete_routes
+    routes += ack_routes() + pull_routes()  # answered from smsq's own receipts and replies
+    routes += provider_account_routes(settings)  # asked of AllMySMS; 501 without ALLMYSMS_*
     routes.append(Route("/healthz", healthz, methods=["GET"]))
     routes += webhook_routes(settings, connection)  # [] without SMSQ_WEBHOOK_SECRET
     app = Starlette(

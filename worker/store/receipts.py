@@ -19,7 +19,8 @@ had a callback_url, adds a ``message.receipt`` callback event, all in the same s
 Replies (MO SMS) are stored per message in ``smsq:replies:<message id>`` (smsMoId → reply),
 once per smsMoId; a new one to a message with a callback_url adds a ``message.reply`` event
 (with the text: the producer asked for the conversation) in the same script
-(``worker/store/lua/receipts_store_reply.lua``). Their text is the
+(``worker/store/lua/receipts_store_reply.lua``), which also queues a reply to a gateway
+message for its producer's getPulls (:mod:`worker.store.pulls`). Their text is the
 person's own words: it is stored and called back, never logged. Neither
 holds a phone number: the record maps smsIds to phones through ``sms_ids``, so ``smsq purge``
 (which drops the person from ``sms_ids``) unlinks them.
@@ -39,6 +40,7 @@ from producers.errors import WebhookParamError
 from producers.records import utc_now_iso
 from producers.store import decoded
 from worker.store import lua
+from worker.store.pulls import HOOK_VALUES
 
 
 if TYPE_CHECKING:
@@ -191,7 +193,7 @@ class ReceiptBook:
     def __init__(self, connection: Redis) -> None:
         self._redis = connection
         self._receipt = connection.register_script(lua.load("receipts_apply", **RECEIPT_VALUES))
-        self._reply = connection.register_script(lua.load("receipts_store_reply"))
+        self._reply = connection.register_script(lua.load("receipts_store_reply", **HOOK_VALUES))
 
     def apply_receipt(self, receipt: Receipt, *, event_id: str) -> Applied:
         raw = self._receipt(

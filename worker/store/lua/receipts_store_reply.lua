@@ -1,7 +1,8 @@
 -- Store a reply (MO SMS) to the message of its smsId, once per smsMoId; a new one to a message
 -- whose request has a callback_url is called back (a reply event, with the person's text: the
 -- producer asked for the conversation). No phone number is stored: the record finds it from
--- the smsId.
+-- the smsId. A new reply to a gateway message is also pushed, as a reference, to its producer's
+-- getPulls list (worker/store/pulls.py), which keeps the newest PULLS_MAX.
 --
 -- KEYS[1] index: the smsId index key of the smsId the reply answers
 -- KEYS[2] metrics: the counters hash
@@ -40,7 +41,18 @@ end
 local ttl = redis.call('TTL', msg)
 if ttl > 0 then redis.call('EXPIRE', replies, ttl) end
 redis.call('HINCRBY', metrics, 'replies_received', 1)
-local m = redis.call('HMGET', msg, 'key', 'campaign_id')
+local m = redis.call('HMGET', msg, 'key', 'campaign_id', 'source', 'request', 'parent')
+if m[3] == '{{SOURCE_GATEWAY}}' and m[4] then
+  local ok, request = pcall(cjson.decode, m[4])
+  local login = ok and type(request) == 'table' and request['producer']
+  if type(login) == 'string' and login ~= '' then
+    local pulls = '{{GATEWAY_PULLS_PREFIX}}' .. login
+    local known = (m[5] and m[5] ~= '') and m[5] or mid
+    redis.call('RPUSH', pulls, known .. ' ' .. sms_mo_id)
+    redis.call('LTRIM', pulls, -{{GATEWAY_PULLS_MAX}}, -1)
+    redis.call('EXPIRE', pulls, {{GATEWAY_PULLS_TTL_S}})
+  end
+end
 local campaign = m[2]
 if not campaign or campaign == '' then campaign = reply['campaign_id'] end
 enqueue_callback(callback_events, callback_due, callback_wake, metrics, msg, {
