@@ -32,6 +32,12 @@ COMMANDS = [
     ("audit",),
     ("cancel", "some-key", "--why", "test"),
     ("cancel", "--campaign", "spring", "--why", "test"),
+    ("export", "--phone", "0612345678"),
+    ("optout", "add", "0612345678", "--why", "test"),
+    ("optout", "remove", "0612345678", "--why", "test"),
+    ("optout", "check", "0612345678"),
+    ("optout", "list"),
+    ("workers",),
 ]
 
 
@@ -86,7 +92,9 @@ exit; see tests/test_admin.py and tests/test_gateway.py for their 503s."""
 
 
 def test_every_command_that_reads_redis_url_is_walked() -> None:
-    walked = {" ".join(c[:2]) if c[0] == "dlq" else c[0] for c in [*COMMANDS, *SERVERS]}
+    walked = {
+        " ".join(c[:2]) if c[0] in ("dlq", "optout") else c[0] for c in [*COMMANDS, *SERVERS]
+    }
     walked.add("enqueue")
 
     assert walked == {command for command, names in READS.items() if "REDIS_URL" in names}
