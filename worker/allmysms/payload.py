@@ -14,12 +14,15 @@ PROVIDER_TIMEZONE = ZoneInfo("Europe/Paris")
 DATE_FORMAT = "%Y-%m-%d %H:%M:%S"
 
 
-def build_flux(request: SendRequest, *, now: datetime) -> dict[str, Any]:
+def build_flux(request: SendRequest, *, now: datetime, client_id: str) -> dict[str, Any]:
     """The ``{"DATA": {...}}`` flux; absent fields are omitted, never sent as null.
 
     A ``send_at`` that has already passed is dropped, so the message goes out now.
+    ``client_id`` goes out as ``CLIMSGID``: smsq's message id (a part's own id for a split
+    message), whatever id a gateway client sent, so AllMySMS's echo (``cliMsgId`` in getAcks,
+    getPull and perhaps its webhooks) names the smsq message an answer is about.
     """
-    data: dict[str, Any] = {"MESSAGE": request.text}
+    data: dict[str, Any] = {"MESSAGE": request.text, "CLIMSGID": client_id}
     if request.sender:
         data["TPOA"] = request.sender
     if request.dynamic:

@@ -18,7 +18,15 @@ ACTIONS = ("status", "delay", "drop", "html502", "truncated", "not_http", "busy"
 DELAY_MAX_MS = 600_000
 """A longer delay is surely a typo, and it would hold a server thread for as long."""
 
-ENDPOINTS = ("sendSms", "getInfo")
+ENDPOINTS = (
+    "sendSms",
+    "getInfo",
+    "getAcks",
+    "getAckBySmsId",
+    "getPulls",
+    "getPull",
+    "getPullBySmsId",
+)
 """What a fault's ``endpoint`` may name (default sendSms)."""
 
 _KEYS = frozenset(

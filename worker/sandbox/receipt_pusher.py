@@ -6,6 +6,10 @@ its final one: ``1`` (delivered), or ``5`` (SMS rejected) for a number ending in
 number ending in ``555555`` also replies ``OUI`` once delivered, when a replies URL is set. The
 calls are form POSTs with AllMySMS's parameter names, made from one background thread, so the
 sendSms answer never waits for them; each is logged (``GET /_sandbox/receipts``).
+
+Both also carry ``cliMsgId``, the flux's ``CLIMSGID``, when it had one. Whether AllMySMS's own
+webhook carries it is unknown (no source shows it): smsq reads it when present and settles by
+smsId, or by recipient and send window, when it is not.
 """
 
 from __future__ import annotations
@@ -80,8 +84,18 @@ class ReceiptPlayer:
             self._replies_url = replies_url
             self._delay_s = delay_ms / 1000
 
-    def play(self, sent: list[tuple[str, str]], campaign_id: str) -> None:
-        """Schedule the receipts of one successful send: ``sent`` is (phone, smsId) pairs."""
+    def play(
+        self,
+        sent: list[tuple[str, str]],
+        campaign_id: str,
+        *,
+        cli_msg_id: str = "",
+        mo_ids: dict[str, str] | None = None,
+    ) -> None:
+        """Schedule the receipts of one successful send: ``sent`` is (phone, smsId) pairs;
+        ``mo_ids`` (smsId → smsMoId) names the replies the provider recorded, so polling and
+        the webhook tell of the same reply."""
+        echo = {"cliMsgId": cli_msg_id} if cli_msg_id else {}
         with self._cond:
             if self._receipts_url is None or self._stopping:
                 return
@@ -98,6 +112,7 @@ class ReceiptPlayer:
                             "statusText": STATUS_TEXTS[status],
                             "phoneNumber": phone,
                             "campaignId": campaign_id,
+                            **echo,
                         },
                     )
                 if final == 1 and phone.endswith(REPLYING_SUFFIX) and self._replies_url:
@@ -105,11 +120,12 @@ class ReceiptPlayer:
                         start + 2 * FINAL_GAP_S,
                         "reply",
                         {
-                            "smsMoId": uuid.uuid4().hex[:16],
+                            "smsMoId": (mo_ids or {}).get(sms_id) or uuid.uuid4().hex[:16],
                             "message": REPLY_TEXT,
                             "smsId": sms_id,
                             "phoneNumber": phone,
                             "campaignId": campaign_id,
+                            **echo,
                         },
                     )
             if self._thread is None:

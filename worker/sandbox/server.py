@@ -20,12 +20,19 @@ from types import FrameType
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
+from worker.sandbox.acks import LOOKUP_ENDPOINTS
 from worker.sandbox.provider import BASE_PATH, TEXT_PLAIN, Answer, SandboxProvider
 from worker.sandbox.receipt_pusher import RECEIPT_DELAY_MS
 
 
 SEND_PATHS = frozenset({f"{BASE_PATH}/sendSms/", f"{BASE_PATH}/sendSms"})
 INFO_PATHS = frozenset({f"{BASE_PATH}/getInfo/", f"{BASE_PATH}/getInfo"})
+LOOKUP_PATHS = {
+    path: name
+    for name in LOOKUP_ENDPOINTS
+    for path in (f"{BASE_PATH}/{name}/", f"{BASE_PATH}/{name}")
+}
+"""The polling endpoints (acks and replies) → their names."""
 MAX_BODY_BYTES = 8 * 1024 * 1024
 """Larger bodies get 413: ~2000 recipients per request is the provider's own guidance."""
 SHUTDOWN_POLL_S = 0.02
@@ -142,6 +149,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_sms(url.query, body, received_at)
         elif url.path in INFO_PATHS and self.command in ("GET", "POST"):
             self._get_info(url.query, body)
+        elif url.path in LOOKUP_PATHS and self.command in ("GET", "POST"):
+            self._lookup(LOOKUP_PATHS[url.path], url.query, body)
         elif url.path.startswith("/_sandbox/"):
             self._control(url.path.rstrip("/"), body)
         else:
@@ -184,6 +193,12 @@ class _Handler(BaseHTTPRequestHandler):
         if self.command == "POST" and self.headers.get_content_type() == _FORM:
             params.update(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
         self._answer(self.server.provider._answer_info(params))
+
+    def _lookup(self, endpoint: str, query: str, body: bytes) -> None:
+        params = dict(parse_qsl(query, keep_blank_values=True))
+        if self.command == "POST" and self.headers.get_content_type() == _FORM:
+            params.update(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
+        self._answer(self.server.provider._answer_lookup(endpoint, params))
 
     def _answer(self, answer: Answer) -> None:
         if answer.delay_s > 0:
