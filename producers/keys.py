@@ -101,6 +101,24 @@ SMS_ID_PREFIX = f"{PREFIX}:smsid:"
 message finishes with smsIds and kept for the outcome TTL; delivery receipts and replies find
 their message through it (the phone comes from the message's own ``sms_ids``, so a number
 erased by ``smsq purge`` is not found any more)."""
+CAMPAIGN_PREFIX = f"{PREFIX}:campaign:"
+"""``smsq:campaign:<campaignId>`` holds the id of the message AllMySMS gave that campaignId,
+written when the message finishes and kept for the outcome TTL: replies fetched by getPulls
+(which carry a campaignId, not an smsId) find their message through it."""
+AWAITING_RECEIPTS = f"{PREFIX}:awaiting"
+"""Sorted set of sent (and partial) message ids that have a campaignId, scored by when they
+finished (epoch seconds): the polling fallback asks getAcks for the recent ones still missing a
+final receipt, and drops them once they have one each or are too old."""
+POLL_LOCK = f"{PREFIX}:poll:lock"
+"""One worker at a time runs the polling fallback (getPulls, getAcks, settling unknowns)."""
+EVIDENCE_CAMPAIGNS = f"{PREFIX}:evidence:campaigns"
+"""Hash: campaignId → JSON receipt of a webhook receipt (or reply) whose smsId matched no
+message and that settled no ``unknown`` by itself; the polling run asks getAcks for its
+campaign, whose ``cliMsgId`` may name the message. Scored copy in
+:data:`EVIDENCE_CAMPAIGNS_SEEN` (when it was stored) bounds it."""
+EVIDENCE_CAMPAIGNS_SEEN = f"{PREFIX}:evidence:campaigns:seen"
+"""Sorted set of the campaignIds in :data:`EVIDENCE_CAMPAIGNS`, scored by when they were
+stored (epoch seconds)."""
 CALLBACK_EVENTS = f"{PREFIX}:callbacks:events"
 """Hash: event id → JSON envelope {url, producer, event, created} of a callback not yet
 delivered (or dead)."""
@@ -230,6 +248,11 @@ def rq_queue(queue_name: str) -> str:
 def dead_callback(event_id: str) -> str:
     """Hash of one dead callback: its envelope and its reason (expires by itself)."""
     return f"{CALLBACK_DEAD_EVENT_PREFIX}{event_id}"
+
+
+def campaign(campaign_id: str) -> str:
+    """String: the id of the message an AllMySMS campaignId belongs to."""
+    return f"{CAMPAIGN_PREFIX}{campaign_id}"
 
 
 def callback_keys() -> list[str]:

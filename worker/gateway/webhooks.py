@@ -30,6 +30,8 @@ from starlette.routing import Route
 from producers.durability import Barrier
 from producers.errors import RedisUnavailableError, WebhookParamError
 from producers.phones import mask_phone
+from worker.store.evidence import EvidenceBook
+from worker.store.ledger import Ledger
 from worker.store.receipts import (
     RECEIPT_PARAMS,
     REPLY_PARAMS,
@@ -67,10 +69,17 @@ class _TooLargeError(Exception):
 
 class _Webhooks:
     def __init__(
-        self, secret: str, book: ReceiptBook, max_body_bytes: int, durable: Callable[[], None]
+        self,
+        secret: str,
+        book: ReceiptBook,
+        max_body_bytes: int,
+        durable: Callable[[], None],
+        evidence: EvidenceBook | None = None,
     ) -> None:
         self._secret = secret.encode("utf-8")
         self._book = book
+        self._evidence = evidence
+        """Settles an ``unknown`` message a receipt or reply for an unknown smsId proves sent."""
         self._max_body = max_body_bytes
         self._durable = durable
         """The durability barrier: AllMySMS gets its 200 only once replicas have the receipt."""
@@ -117,6 +126,10 @@ class _Webhooks:
     def _receipt(self, params: Mapping[str, str]) -> Applied:
         receipt = parse_receipt(params)
         applied = self._book.apply_receipt(receipt, event_id=uuid.uuid4().hex)
+        if applied.outcome == "unknown" and self._evidence is not None:
+            applied = (
+                self._evidence.on_receipt(receipt, self._book, event_id=uuid.uuid4().hex) or applied
+            )
         log.info(
             "sms.receipt." + ("ignored" if applied.outcome == "unknown" else applied.outcome),
             message_id=applied.message_id,
@@ -129,6 +142,10 @@ class _Webhooks:
     def _reply(self, params: Mapping[str, str]) -> Applied:
         reply = parse_reply(params)
         applied = self._book.store_reply(reply, event_id=uuid.uuid4().hex)
+        if applied.outcome == "unknown" and self._evidence is not None:
+            applied = (
+                self._evidence.on_reply(reply, self._book, event_id=uuid.uuid4().hex) or applied
+            )
         # Never the reply text: it is the person's own words.
         log.info(
             "sms.reply." + ("ignored" if applied.outcome == "unknown" else applied.outcome),
@@ -145,11 +162,15 @@ def webhook_routes(settings: Settings, connection: Redis) -> list[Route]:
     if not secret:
         return []
     barrier = Barrier.from_settings(settings.producer)
+    ledger = Ledger(
+        connection, ttl_s=settings.producer.outcome_ttl_s, worker_name="webhooks", barrier=barrier
+    )
     handlers = _Webhooks(
         secret,
         ReceiptBook(connection),
         WEBHOOK_MAX_BODY_BYTES,
         partial(barrier.confirm, connection),
+        EvidenceBook(connection, ledger, actor="webhooks (evidence)"),
     )
     return [
         Route(RECEIPTS_PATH, handlers.receipts, methods=["GET", "POST"]),

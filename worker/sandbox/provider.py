@@ -185,14 +185,20 @@ class SandboxProvider:
         receipts_url: str | None,
         replies_url: str | None = None,
         delay_ms: int = RECEIPT_DELAY_MS,
+        *,
+        echo_cli_msg_id: bool = True,
     ) -> None:
-        """Call these webhooks after each successful send (None: stop calling).
+        """Call these webhooks after each successful send (None: stop calling); with
+        ``echo_cli_msg_id=False`` their calls carry no ``cliMsgId``.
 
         Raises:
             ValueError: a URL is not http(s), or ``delay_ms`` is negative.
         """
         self._receipts.configure(
-            receipts_url=receipts_url, replies_url=replies_url, delay_ms=delay_ms
+            receipts_url=receipts_url,
+            replies_url=replies_url,
+            delay_ms=delay_ms,
+            echo_cli_msg_id=echo_cli_msg_id,
         )
 
     def _bound_server(self) -> SandboxServer:

@@ -52,6 +52,7 @@ class ReceiptPlayer:
         replies_url: str | None = None,
         delay_ms: int = RECEIPT_DELAY_MS,
     ) -> None:
+        self._echo = True
         self._cond = threading.Condition()
         self._due: list[tuple[float, int, str, dict[str, str]]] = []
         self._seq = itertools.count()
@@ -66,12 +67,17 @@ class ReceiptPlayer:
         receipts_url: str | None,
         replies_url: str | None = None,
         delay_ms: int = RECEIPT_DELAY_MS,
+        echo_cli_msg_id: bool = True,
     ) -> None:
-        """Set (or, with None, unset) the webhook URLs.
+        """Set (or, with None, unset) the webhook URLs; ``echo_cli_msg_id=False`` plays a
+        webhook without ``cliMsgId`` (AllMySMS's may not carry it).
 
         Raises:
-            ValueError: a URL is not http(s), or ``delay_ms`` is negative.
+            ValueError: a URL is not http(s), ``delay_ms`` is negative, or
+                ``echo_cli_msg_id`` is not a boolean.
         """
+        if not isinstance(echo_cli_msg_id, bool):
+            raise ValueError("echo_cli_msg_id: must be true or false")
         for name, url in (("receipts_url", receipts_url), ("replies_url", replies_url)):
             if url is not None and (
                 urlsplit(url).scheme not in ("http", "https") or not urlsplit(url).netloc
@@ -83,6 +89,7 @@ class ReceiptPlayer:
             self._receipts_url = receipts_url
             self._replies_url = replies_url
             self._delay_s = delay_ms / 1000
+            self._echo = echo_cli_msg_id
 
     def play(
         self,
@@ -95,7 +102,7 @@ class ReceiptPlayer:
         """Schedule the receipts of one successful send: ``sent`` is (phone, smsId) pairs;
         ``mo_ids`` (smsId → smsMoId) names the replies the provider recorded, so polling and
         the webhook tell of the same reply."""
-        echo = {"cliMsgId": cli_msg_id} if cli_msg_id else {}
+        echo = {"cliMsgId": cli_msg_id} if cli_msg_id and self._echo else {}
         with self._cond:
             if self._receipts_url is None or self._stopping:
                 return

@@ -245,6 +245,7 @@ class _Handler(BaseHTTPRequestHandler):
                     payload.get("receipts_url"),
                     payload.get("replies_url"),
                     payload.get("delay_ms", RECEIPT_DELAY_MS),
+                    echo_cli_msg_id=payload.get("echo_cli_msg_id", True),
                 )
                 self._json(200, {"ok": True})
             elif route == "POST /_sandbox/reset":
