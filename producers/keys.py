@@ -106,9 +106,11 @@ CAMPAIGN_PREFIX = f"{PREFIX}:campaign:"
 written when the message finishes and kept for the outcome TTL: replies fetched by getPulls
 (which carry a campaignId, not an smsId) find their message through it."""
 AWAITING_RECEIPTS = f"{PREFIX}:awaiting"
-"""Sorted set of sent (and partial) message ids that have a campaignId, scored by when they
-finished (epoch seconds): the polling fallback asks getAcks for the recent ones still missing a
-final receipt, and drops them once they have one each or are too old."""
+"""Sorted set of sent (and partial) message ids that have a campaignId, scored by when the
+polling fallback next asks getAcks for them (epoch seconds; first: when they finished). It
+drops one once each recipient has a final receipt, or after its last poll."""
+AWAITING_POLLS = f"{PREFIX}:awaiting:polls"
+"""Hash: message id in :data:`AWAITING_RECEIPTS` → getAcks polls made for it so far."""
 POLL_LOCK = f"{PREFIX}:poll:lock"
 """One worker at a time runs the polling fallback (getPulls, getAcks, settling unknowns)."""
 EVIDENCE_CAMPAIGNS = f"{PREFIX}:evidence:campaigns"

@@ -40,6 +40,11 @@ CREDITS_POLL_INTERVAL_S = 0.0
 """How often one live worker asks AllMySMS ``getInfo`` for the balance (0: never)."""
 CREDITS_LOW = 0
 """At or below this many credits the bulk lane is paused (0: no threshold)."""
+POLL_INTERVAL_S = 0.0
+"""How often one live worker polls AllMySMS for missed receipts and replies (getAcks,
+getPulls) and settles ``unknown`` messages from lookups (0: never)."""
+POLL_ACKS_AFTER_S = 600.0
+"""How long after a send the polling fallback first asks getAcks for it (the webhook's turn)."""
 INTAKE_MAX_BYTES = 1 << 20
 """Largest intake entry read (1 MiB: 10,000 recipients with params fit)."""
 """How often some live worker looks for dead workers' messages and stuck jobs."""
@@ -201,6 +206,8 @@ class Settings:
     credits_poll_interval_s: float = CREDITS_POLL_INTERVAL_S
     credits_low: int = CREDITS_LOW
     credits_auto_resume: bool = False
+    poll_interval_s: float = POLL_INTERVAL_S
+    poll_acks_after_s: float = POLL_ACKS_AFTER_S
     intake_max_bytes: int = INTAKE_MAX_BYTES
     crash_at: str = ""
     """Testing only: a named point where the worker process kills itself (``os._exit``)."""
@@ -321,6 +328,10 @@ class Settings:
             ),
             credits_low=read_int(env, "SMSQ_CREDITS_LOW", CREDITS_LOW, minimum=0),
             credits_auto_resume=read_bool(env, "SMSQ_CREDITS_AUTO_RESUME", default=False),
+            poll_interval_s=read_float(env, "SMSQ_POLL_INTERVAL_S", POLL_INTERVAL_S, minimum=0),
+            poll_acks_after_s=read_float(
+                env, "SMSQ_POLL_ACKS_AFTER_S", POLL_ACKS_AFTER_S, minimum=0
+            ),
             intake_max_bytes=read_int(
                 env, "SMSQ_INTAKE_MAX_BYTES", INTAKE_MAX_BYTES, minimum=1024, maximum=64 << 20
             ),

@@ -432,6 +432,12 @@ class SmsWorker(SimpleWorker):
                 watch.maybe_run()
         except REDIS_UNAVAILABLE_ERRORS:
             log.warning("sms.credits.unavailable", error="redis")
+        poller = self.runtime.poller
+        try:
+            if poller is not None:
+                poller.maybe_run()
+        except REDIS_UNAVAILABLE_ERRORS:
+            log.warning("sms.poll.unavailable", step="redis", error="redis")
 
     def _recover_intake(self, *, legacy: bool = False) -> None:
         """Give back the intake entries stopped workers held (this worker holds the reconcile

@@ -14,6 +14,7 @@ from producers.durability import Barrier
 from worker.allmysms.client import AllMySmsClient
 from worker.connections import redis_from_settings
 from worker.send.credits import CreditsWatch
+from worker.send.polling import Poller
 from worker.send.ratelimit import RateLimiter
 from worker.send.retries import LaterRetry, send_retrying
 from worker.send.sender import Sender
@@ -31,6 +32,7 @@ class Runtime:
     ledger: Ledger
     sender: Sender
     credits: CreditsWatch | None = None
+    poller: Poller | None = None
 
     def close(self) -> None:
         """Close the HTTP client's connections (Redis's pool closes with the process)."""
@@ -66,4 +68,12 @@ def build_runtime(
         limiter=RateLimiter.from_settings(settings, connection),
         on_credits=lambda credits: watch.observe(credits, source="sendSms"),
     )
-    return Runtime(settings, name, connection, http, ledger, sender, watch)
+    poller = Poller(
+        connection,
+        http,
+        ledger,
+        interval_s=settings.poll_interval_s,
+        acks_after_s=settings.poll_acks_after_s,
+        by=name,
+    )
+    return Runtime(settings, name, connection, http, ledger, sender, watch, poller)

@@ -125,12 +125,12 @@ class EvidenceBook:
     def settle(self, evidence: Evidence) -> Settled:
         """Settle the ``unknown`` message this evidence proves sent, if exactly one."""
         if evidence.cli_msg_id and keys.MESSAGE_ID_PATTERN.fullmatch(evidence.cli_msg_id):
-            return self._settle_named(evidence.cli_msg_id, evidence)
+            return self.settle_message(evidence.cli_msg_id, evidence)
         if not evidence.phone:
             return Settled("no_match")
         candidates = self.candidates(evidence.phone, evidence.at())
         if len(candidates) == 1:
-            return self._settle_named(candidates[0], evidence)
+            return self.settle_message(candidates[0], evidence)
         if len(candidates) > 1:
             log.warning(
                 "sms.unknown.ambiguous",
@@ -184,7 +184,10 @@ class EvidenceBook:
         while any message is ``unknown`` (another system's receipts are not kept)."""
         if not evidence.campaign_id or not evidence.phone:
             return
-        if not self.unknown_ids(since=time.time() - SETTLE_WINDOW_S):
+        # A message still "sending" may become unknown once its worker gives up on the answer.
+        if not self._redis.zcard(keys.SENDING) and not self.unknown_ids(
+            since=time.time() - SETTLE_WINDOW_S
+        ):
             return
         lead = {"sms_id": evidence.sms_id, "phone": evidence.phone, "how": evidence.how}
         pipe = self._redis.pipeline(transaction=True)
@@ -251,7 +254,8 @@ class EvidenceBook:
             found.append(mid)
         return found
 
-    def _settle_named(self, mid: str, evidence: Evidence) -> Settled:
+    def settle_message(self, mid: str, evidence: Evidence) -> Settled:
+        """Settle ``mid`` if it is ``unknown`` (and was sent to the evidence's recipient)."""
         raw = self._redis.hmget(
             keys.message(mid), ["state", "request", "key", "lane", "job_id", "sms_ids"]
         )
