@@ -231,3 +231,21 @@ def test_a_truncated_answer_reaches_the_provider_and_is_found_by_polling(
     [sms_id] = request["sms_ids"]
     body = post(sandbox, "getAckBySmsId", smsId=sms_id).json()
     assert (body["statut"], body["cliMsgId"]) == ("1", "9" * 32)
+
+
+def test_control_api_counts_pending_receipts_and_checks_the_echo_flag(
+    sandbox: SandboxProvider,
+) -> None:
+    control = sandbox.base_url.replace("/http/9.0", "/_sandbox/receipts")
+    bad = httpx.post(control, json={"receipts_url": "http://127.0.0.1:9/r", "echo_cli_msg_id": 1})
+    assert (bad.status_code, bad.json()) == (
+        400,
+        {"error": "echo_cli_msg_id: must be true or false"},
+    )
+    ok = httpx.post(
+        control,
+        json={"receipts_url": "http://127.0.0.1:9/r", "delay_ms": 60_000, "echo_cli_msg_id": False},
+    )
+    assert ok.status_code == 200
+    send(sandbox, ["33612345678"], cli_msg_id="7" * 32)
+    assert httpx.get(f"{control}/pending").json() == {"pending": 2}

@@ -233,21 +233,8 @@ class _Handler(BaseHTTPRequestHandler):
                     raise ValueError("credits: required")
                 provider.set_credits(payload["credits"])
                 self._json(200, {"credits": payload["credits"]})
-            elif route == "GET /_sandbox/receipts":
-                self._json(200, provider.receipts.log())
-            elif route == "DELETE /_sandbox/receipts":
-                provider.receipts.clear()
-                self._json(200, {"ok": True})
-            elif route == "POST /_sandbox/receipts":
-                if not isinstance(payload, dict):
-                    raise ValueError("receipts: must be a JSON object")
-                provider.set_receipts_url(
-                    payload.get("receipts_url"),
-                    payload.get("replies_url"),
-                    payload.get("delay_ms", RECEIPT_DELAY_MS),
-                    echo_cli_msg_id=payload.get("echo_cli_msg_id", True),
-                )
-                self._json(200, {"ok": True})
+            elif path.startswith("/_sandbox/receipts"):
+                self._receipts_control(route, payload)
             elif route == "POST /_sandbox/reset":
                 provider.reset()
                 self._json(200, {"ok": True})
@@ -255,6 +242,33 @@ class _Handler(BaseHTTPRequestHandler):
                 self._write(404, b"not found\n")
         except ValueError as exc:  # json.JSONDecodeError is a ValueError too
             self._json(400, {"error": str(exc)})
+
+    def _receipts_control(self, route: str, payload: Any) -> None:
+        """The webhook side: its log, its backlog, its URLs.
+
+        Raises:
+            ValueError: a bad ``POST /_sandbox/receipts`` body (answered 400).
+        """
+        receipts = self.server.provider.receipts
+        if route == "GET /_sandbox/receipts":
+            self._json(200, receipts.log())
+        elif route == "GET /_sandbox/receipts/pending":
+            self._json(200, {"pending": receipts.pending()})
+        elif route == "DELETE /_sandbox/receipts":
+            receipts.clear()
+            self._json(200, {"ok": True})
+        elif route == "POST /_sandbox/receipts":
+            if not isinstance(payload, dict):
+                raise ValueError("receipts: must be a JSON object")
+            self.server.provider.set_receipts_url(
+                payload.get("receipts_url"),
+                payload.get("replies_url"),
+                payload.get("delay_ms", RECEIPT_DELAY_MS),
+                echo_cli_msg_id=payload.get("echo_cli_msg_id", True),
+            )
+            self._json(200, {"ok": True})
+        else:
+            self._write(404, b"not found\n")
 
     def _json(self, code: int, value: Any) -> None:
         self._write(code, json.dumps(value).encode(), "application/json")

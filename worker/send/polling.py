@@ -198,10 +198,13 @@ class Poller:
         for campaign, lead in self._evidence.leads(limit=budget):
             budget -= 1
             acks = self._client.get_acks(campaign)
-            self._evidence.drop_leads([campaign])
             named = acks.cli_msg_id or next((a.cli_msg_id for a in acks.acks if a.cli_msg_id), "")
             if not named or not any(a.phone == lead.get("phone") for a in acks.acks):
+                self._evidence.drop_leads([campaign])
                 continue
+            if self._redis.zscore(keys.SENDING, named) is not None:
+                continue  # its worker may still record the outcome (or die): ask again later
+            self._evidence.drop_leads([campaign])
             settled = self._evidence.settle_message(
                 named,
                 Evidence(
