@@ -4,6 +4,7 @@ lookup (real worker processes, the sandbox over real sockets)."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 
 import httpx
@@ -21,7 +22,7 @@ from worker.admin.server import running
 from worker.allmysms.client import AllMySmsClient
 from worker.gateway.webhooks import webhook_routes
 from worker.sandbox import SandboxProvider
-from worker.send.polling import Poller
+from worker.send.polling import ACK_POLLS_MAX, Poller
 from worker.settings import Secret
 from worker.store.ledger import Ledger
 
@@ -237,3 +238,34 @@ def test_a_polled_reply_naming_an_unknown_message_settles_it(
     assert metric(redis, "unknown_settled:reply") == 1
     assert endpoints(sandbox).count("sendSms") == 1
     assert redis.hget(keys.message(record.message_id), "settled_by") == b"reply"
+
+
+def test_a_message_missing_receipts_is_asked_for_at_most_six_times(
+    redis: Redis, producer: Producer, sandbox: SandboxProvider, client: AllMySmsClient
+) -> None:
+    """getAcks that never shows a final receipt: asked ACK_POLLS_MAX times, at doubling gaps,
+    then the message leaves the polling list."""
+    producer.enqueue({"key": "silent", "to": [DELIVERED], "text": "x"})
+    mid = keys.message_id("silent")
+    ledger = Ledger(redis, ttl_s=3600, worker_name="t")
+    assert ledger.claim(mid).outcome == "claimed"
+    assert ledger.finish(
+        mid,
+        State.SENT,
+        {"campaign_id": "sbx_silent", "sms_ids": {DELIVERED: "sms-silent"}},
+        reason="100",
+        record={},
+    )
+    assert redis.zscore(keys.AWAITING_RECEIPTS, mid) is not None
+    run = poller(redis, client)
+    gaps = []
+    for _ in range(ACK_POLLS_MAX):
+        redis.zadd(keys.AWAITING_RECEIPTS, {mid: 0}, xx=True)  # due now
+        before = time.time()
+        run.run()
+        score = redis.zscore(keys.AWAITING_RECEIPTS, mid)
+        gaps.append(None if score is None else round(score - before))
+    assert gaps == [2, 4, 8, 16, 32, None]  # max(acks_after_s, interval_s) = 1 s, doubling
+    assert not redis.hexists(keys.AWAITING_POLLS, mid)
+    asked = [r for r in sandbox.requests() if r.get("endpoint") == "getAcks"]
+    assert [r["params"]["campId"] for r in asked] == ["sbx_silent"] * ACK_POLLS_MAX

@@ -4,6 +4,7 @@ cliMsgId, or by recipient and send window when unambiguous."""
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 
@@ -173,3 +174,46 @@ def test_a_receipt_older_than_the_send_does_not_match(redis: Redis, producer: Pr
     old = Evidence("receipt", phone=PHONE, reception_date="2020-01-01 10:00:00")
     assert book.settle(old).outcome == "no_match"
     assert book.candidates(PHONE, time.time()) == [mid]
+
+
+def test_every_recipient_of_a_settled_message_gets_its_receipts_and_the_producer_a_final_sent(
+    redis: Redis,
+    producer: Producer,
+    store: MessageStore,
+    sandbox: SandboxProvider,
+    workers: Workers,
+    webhooks: str,
+) -> None:
+    """Two recipients: the first receipt settles the message, the other recipient's smsId is
+    linked by cliMsgId, so both end delivered; the callback outbox gets unknown's final event
+    and then sent's."""
+    other = "33698765432"
+    sandbox.set_receipts_url(f"{webhooks}/receipts", delay_ms=1500)
+    producer.enqueue(
+        {
+            "key": "two",
+            "to": [PHONE, other],
+            "text": "x",
+            "callback_url": "https://shop.example/sms-events",
+        }
+    )
+    sandbox.add_fault({"action": "truncated"})
+    assert workers.run_burst().returncode == 0
+    wait_for(lambda: len(sandbox.receipts.log()) == 4, what="4 receipts")
+    [request] = sandbox.requests()
+    record = store.get("two")
+    assert record is not None
+    assert record.state is State.SENT
+    assert sorted(record.sms_ids.values()) == sorted(request["sms_ids"])
+    assert record.delivery == {"delivered": 2, "failed": 0, "pending": 0}
+    assert [h["state"] for h in record.history if h["state"] in ("unknown", "sent")] == [
+        "unknown",
+        "sent",
+    ]
+    finals = [
+        json.loads(v)["event"]
+        for v in redis.hvals(keys.CALLBACK_EVENTS)
+        if json.loads(v)["event"]["event"] == "message.final"
+    ]
+    assert sorted(e["state"] for e in finals) == ["sent", "unknown"]
+    assert metric(redis, "unknown_settled:receipt") == 1

@@ -170,7 +170,12 @@ def webhook_routes(settings: Settings, connection: Redis) -> list[Route]:
         ReceiptBook(connection),
         WEBHOOK_MAX_BODY_BYTES,
         partial(barrier.confirm, connection),
-        EvidenceBook(connection, ledger, actor="webhooks (evidence)"),
+        EvidenceBook(
+            connection,
+            ledger,
+            actor="webhooks (evidence)",
+            ttl_s=settings.producer.outcome_ttl_s,
+        ),
     )
     return [
         Route(RECEIPTS_PATH, handlers.receipts, methods=["GET", "POST"]),

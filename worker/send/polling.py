@@ -83,11 +83,14 @@ class Poller:
         interval_s: float,
         acks_after_s: float,
         by: str,
+        ttl_s: int = 30 * 24 * 3600,
     ) -> None:
         self._redis = connection
         self._client = client
         self._book = ReceiptBook(connection)
-        self._evidence = EvidenceBook(connection, ledger, actor=f"worker {by} (polling)")
+        self._evidence = EvidenceBook(
+            connection, ledger, actor=f"worker {by} (polling)", ttl_s=ttl_s
+        )
         self._interval_s = interval_s
         self._acks_after_s = acks_after_s
         self._by = by
@@ -216,8 +219,9 @@ class Poller:
                     source="getAcks",
                 ),
             )
-            if settled.outcome == "settled":
-                result.settled.append(named)
+            if settled.outcome in ("settled", "linked"):
+                if settled.outcome == "settled":
+                    result.settled.append(named)
                 self._apply_acks(acks, campaign, self._sms_ids(named), result)
         if budget <= 0:
             return

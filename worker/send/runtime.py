@@ -75,5 +75,6 @@ def build_runtime(
         interval_s=settings.poll_interval_s,
         acks_after_s=settings.poll_acks_after_s,
         by=name,
+        ttl_s=settings.producer.outcome_ttl_s,
     )
     return Runtime(settings, name, connection, http, ledger, sender, watch, poller)

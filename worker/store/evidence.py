@@ -39,6 +39,7 @@ from producers import keys
 from producers.phones import mask_phone
 from producers.states import State
 from producers.store import decoded
+from worker.store import lua
 
 
 if TYPE_CHECKING:
@@ -108,8 +109,9 @@ class Settled:
     """What the evidence did."""
 
     outcome: str
-    """``settled``; ``ambiguous`` (several candidates); ``no_match``; ``not_unknown`` (the
-    message it names is not unknown, or not sent to that recipient)."""
+    """``settled``; ``linked`` (the message was already settled from evidence: this recipient's
+    smsId is added to it); ``ambiguous`` (several candidates); ``no_match``; ``not_unknown``
+    (the message it names is not unknown, or not sent to that recipient)."""
     message_id: str | None = None
     candidates: int = 0
 
@@ -117,10 +119,15 @@ class Settled:
 class EvidenceBook:
     """Matches evidence to ``unknown`` messages and settles them (one at a time, by CAS)."""
 
-    def __init__(self, connection: Redis, ledger: Ledger, *, actor: str) -> None:
+    def __init__(
+        self, connection: Redis, ledger: Ledger, *, actor: str, ttl_s: int = 30 * 24 * 3600
+    ) -> None:
         self._redis = connection
         self._ledger = ledger
         self._actor = actor
+        self._ttl_s = ttl_s
+        """How long a linked smsId's index is kept (the outcome TTL)."""
+        self._link = connection.register_script(lua.load("evidence_link"))
 
     def settle(self, evidence: Evidence) -> Settled:
         """Settle the ``unknown`` message this evidence proves sent, if exactly one."""
@@ -158,7 +165,7 @@ class EvidenceBook:
             reception_date=receipt.reception_date,
             source="webhook",
         )
-        if self.settle(evidence).outcome == "settled":
+        if self.settle(evidence).outcome in ("settled", "linked"):
             return book.apply_receipt(receipt, event_id=event_id)
         self.keep_lead(evidence)
         return None
@@ -174,7 +181,7 @@ class EvidenceBook:
             reception_date=reply.reception_date,
             source="webhook",
         )
-        if reply.sms_id and self.settle(evidence).outcome == "settled":
+        if reply.sms_id and self.settle(evidence).outcome in ("settled", "linked"):
             return book.store_reply(reply, event_id=event_id)
         self.keep_lead(evidence)
         return None
@@ -260,9 +267,18 @@ class EvidenceBook:
             keys.message(mid), ["state", "request", "key", "lane", "job_id", "sms_ids"]
         )
         state, request, key, lane, job_id, sms_ids = (_str(v) for v in raw)
-        if state != State.UNKNOWN.value or (
-            evidence.phone and evidence.phone not in _phones(request)
-        ):
+        if evidence.phone and evidence.phone not in _phones(request):
+            return Settled("not_unknown", mid)
+        if state != State.UNKNOWN.value:
+            if (
+                evidence.phone
+                and evidence.sms_id
+                and self._link(
+                    keys=[keys.message(mid), keys.sms_id(evidence.sms_id)],
+                    args=[evidence.phone, evidence.sms_id, self._ttl_s],
+                )
+            ):
+                return Settled("linked", mid)
             return Settled("not_unknown", mid)
         known: dict[str, str] = json.loads(sms_ids) if sms_ids else {}
         if evidence.phone and evidence.sms_id:
