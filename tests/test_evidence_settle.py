@@ -18,6 +18,7 @@ from producers.states import State
 from producers.store import MessageStore
 from tests.helpers.callbacks import finish_sent, settings
 from tests.helpers.processes import Workers, wait_for
+from worker.admin.metrics import render
 from worker.admin.server import running
 from worker.gateway.webhooks import webhook_routes
 from worker.sandbox import SandboxProvider
@@ -91,6 +92,17 @@ def test_a_receipt_naming_the_message_by_climsgid_settles_it(
     assert redis.zscore(keys.DEAD_LETTERS, mid) is None
     assert metric(redis, "unknown_settled:receipt") == 1
     assert len(sandbox.requests()) == 1  # nothing was sent again
+    # Operators see it in smsq stats (text and JSON) and /metrics.
+    text = workers.smsq("stats")
+    assert text.returncode == 0, text.stderr
+    assert (
+        "unknown settled from evidence: 1 (receipt=1, reply=0, lookup=0), "
+        "0 ambiguous matches left for a person"
+    ) in text.stdout.splitlines()
+    as_json = json.loads(workers.smsq("stats", "--json").stdout)
+    assert as_json["unknown_settled"] == {"receipt": 1, "reply": 0, "lookup": 0}
+    assert as_json["unknown_ambiguous"] == 0
+    assert 'smsq_unknown_settled_total{how="receipt"} 1.0' in render(redis).decode()
 
 
 def test_without_climsgid_one_unknown_to_the_number_is_settled(
