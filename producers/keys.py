@@ -111,6 +111,10 @@ polling fallback next asks getAcks for them (epoch seconds; first: when they fin
 drops one once each recipient has a final receipt, or after its last poll."""
 AWAITING_POLLS = f"{PREFIX}:awaiting:polls"
 """Hash: message id in :data:`AWAITING_RECEIPTS` → getAcks polls made for it so far."""
+POLLED_REPLIES = f"{PREFIX}:poll:replies"
+"""Hash: smsMoId → JSON of a reply getPulls returned that matched no message yet (its message
+may still be ``sending``): getPulls answers a reply only once, so the polling fallback holds it
+and tries again on its next runs, for at most an hour (it holds the person's text)."""
 POLL_LOCK = f"{PREFIX}:poll:lock"
 """One worker at a time runs the polling fallback (getPulls, getAcks, settling unknowns)."""
 EVIDENCE_CAMPAIGNS = f"{PREFIX}:evidence:campaigns"
@@ -250,6 +254,12 @@ def rq_queue(queue_name: str) -> str:
 def dead_callback(event_id: str) -> str:
     """Hash of one dead callback: its envelope and its reason (expires by itself)."""
     return f"{CALLBACK_DEAD_EVENT_PREFIX}{event_id}"
+
+
+def evidence_looked_up(mid: str) -> str:
+    """``smsq:evidence:looked:<message id>``: set (with a TTL) while an ``unknown`` message's
+    own campaign was asked getAcks recently, so the polling fallback asks again only later."""
+    return f"{PREFIX}:evidence:looked:{mid}"
 
 
 def campaign(campaign_id: str) -> str:

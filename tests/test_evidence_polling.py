@@ -194,10 +194,14 @@ def test_ambiguous_unknowns_are_settled_by_getacks_lookup(
 
 
 def test_an_unknown_with_a_campaign_id_is_looked_up_and_an_empty_answer_proves_nothing(
-    redis: Redis, producer: Producer, store: MessageStore, client: AllMySmsClient
+    redis: Redis,
+    producer: Producer,
+    store: MessageStore,
+    client: AllMySmsClient,
+    sandbox: SandboxProvider,
 ) -> None:
     """getAcks for the message's own campaign settles it; one AllMySMS knows nothing about
-    stays unknown (no answer is not proof of not-sent)."""
+    stays unknown (no answer is not proof of not-sent), and is not asked again at once."""
     reply = client.send({"DATA": {"MESSAGE": "x", "SMS": [{"MOBILEPHONE": DELIVERED}]}})
     ledger = Ledger(redis, ttl_s=3600, worker_name="t")
     for key, campaign in (("known", reply.campaign_id), ("nothing", "sbx_nothing")):
@@ -211,6 +215,9 @@ def test_an_unknown_with_a_campaign_id_is_looked_up_and_an_empty_answer_proves_n
     assert result.settled == [keys.message_id("known")]
     assert store.get("known").state is State.SENT  # type: ignore[union-attr]
     assert store.get("nothing").state is State.UNKNOWN  # type: ignore[union-attr]
+    assert poller(redis, client).run().settled == []
+    asked = [r["params"]["campId"] for r in sandbox.requests() if r.get("endpoint") == "getAcks"]
+    assert sorted(asked) == sorted([str(reply.campaign_id), "sbx_nothing"])
 
 
 def test_a_polled_reply_naming_an_unknown_message_settles_it(
@@ -269,3 +276,32 @@ def test_a_message_missing_receipts_is_asked_for_at_most_six_times(
     assert not redis.hexists(keys.AWAITING_POLLS, mid)
     asked = [r for r in sandbox.requests() if r.get("endpoint") == "getAcks"]
     assert [r["params"]["campId"] for r in asked] == ["sbx_silent"] * ACK_POLLS_MAX
+
+
+def test_a_reply_polled_before_its_message_is_recorded_is_held_then_stored(
+    redis: Redis, producer: Producer, store: MessageStore, client: AllMySmsClient
+) -> None:
+    """getPulls answers a reply once: one that arrives while its message is still sending is
+    held in smsq:poll:replies and stored by the next run."""
+    producer.enqueue({"key": "race", "to": [REPLYING], "text": "x"})
+    mid = keys.message_id("race")
+    ledger = Ledger(redis, ttl_s=3600, worker_name="t")
+    assert ledger.claim(mid).outcome == "claimed"
+    reply = client.send(
+        {"DATA": {"MESSAGE": "x", "CLIMSGID": mid, "SMS": [{"MOBILEPHONE": REPLYING}]}}
+    )
+    run = poller(redis, client)
+    assert run.run().replies == 0
+    assert redis.hlen(keys.POLLED_REPLIES) == 1
+    assert ledger.finish(
+        mid,
+        State.SENT,
+        {"campaign_id": reply.campaign_id, "sms_ids": reply.sms_ids},
+        reason="100",
+        record={},
+    )
+    assert run.run().replies == 1
+    assert redis.hlen(keys.POLLED_REPLIES) == 0
+    record = store.get("race")
+    assert record is not None
+    assert [(r["phone"], r["message"]) for r in record.replies] == [(REPLYING, "OUI")]

@@ -3,7 +3,9 @@
 Every ``poll_interval_s`` one live worker (under a Redis lock, like the credits watch) runs:
 
 1. **replies**: ``getPulls`` (AllMySMS answers each reply once, "since the last call"); each
-   reply finds its message by campaignId (``smsq:campaign:<id>``) and its recipient's smsId,
+   reply finds its message by campaignId (``smsq:campaign:<id>``) and its recipient's smsId
+   (one that matches nothing yet is held in ``smsq:poll:replies`` and tried again on the next
+   runs while some message is still ``sending``, for at most :data:`REPLY_HOLD_S`),
    and goes through :meth:`ReceiptBook.store_reply`, the webhook's own script, which stores a
    smsMoId once: a reply seen by webhook and by polling is one reply (the sandbox gives both the
    same id; that AllMySMS does is assumed, not documented). A reply to no known message is
@@ -14,8 +16,9 @@ Every ``poll_interval_s`` one live worker (under a Redis lock, like the credits 
    miss a final receipt; each ack goes through :meth:`ReceiptBook.apply_receipt`, which keeps
    the first final status and counts a repeat as a duplicate, so the webhook and polling
    apply a receipt once;
-3. **unknown**: the campaigns of unmatched webhook receipts (leads) and the ``unknown``
-   messages that know their campaignId are looked up with ``getAcks``: an answer whose
+3. **unknown**: the campaigns of unmatched webhook receipts (leads, once each) and the
+   ``unknown`` messages that know their campaignId (at most once per
+   :data:`UNKNOWN_LOOKUP_EVERY_S`) are looked up with ``getAcks``: an answer whose
    ``cliMsgId`` names an ``unknown`` message, or that lists an ``unknown`` message's recipient
    for its own campaign, settles it (:class:`EvidenceBook`). An empty answer proves nothing.
 
@@ -28,7 +31,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import structlog
@@ -37,6 +40,7 @@ from producers import keys
 from producers.errors import SmsqError, WebhookParamError
 from producers.phones import mask_phone
 from producers.store import decoded
+from worker.allmysms.polling import Mo
 from worker.store.evidence import SETTLE_WINDOW_S, Evidence, EvidenceBook
 from worker.store.receipts import ReceiptBook, parse_receipt, parse_reply
 
@@ -56,8 +60,12 @@ ACK_CAMPAIGNS_PER_RUN = 50
 """Most getAcks calls for sent messages in one run."""
 ACK_POLLS_MAX = 6
 """getAcks polls of one sent message before the fallback gives up on its missing receipts."""
+REPLY_HOLD_S = 3600.0
+"""How long a polled reply that matches no message yet is held and tried again."""
 UNKNOWN_LOOKUPS_PER_RUN = 50
 """Most getAcks calls for ``unknown`` messages and leads in one run."""
+UNKNOWN_LOOKUP_EVERY_S = 3600
+"""An ``unknown`` message's own campaign is asked getAcks at most this often."""
 
 
 @dataclass(slots=True)
@@ -129,48 +137,80 @@ class Poller:
         return result
 
     def _replies(self, result: PollRun) -> None:
-        for mo in self._client.get_pulls(PULLS_LIMIT).mos:
-            mid = _text(self._redis.get(keys.campaign(mo.campaign_id))) if mo.campaign_id else ""
-            sms_id = self._sms_ids(mid).get(mo.phone, "") if mid else ""
-            evidence = Evidence(
-                how="reply",
-                phone=mo.phone,
-                campaign_id=mo.campaign_id,
-                cli_msg_id=mo.cli_msg_id or mid,
-                reception_date=mo.reception_date,
-                source="getPulls",
+        """Store new replies; hold those that match no message yet (getPulls answers each
+        reply only once) and try them again on the next runs, for ``REPLY_HOLD_S``."""
+        now = time.time()
+        held = {
+            _text(k): json.loads(_text(v))
+            for k, v in self._redis.hgetall(keys.POLLED_REPLIES).items()
+        }
+        try:
+            fresh = self._client.get_pulls(PULLS_LIMIT).mos
+        finally:
+            for mo_id, entry in held.items():
+                if now - float(entry.get("held_at", 0)) > REPLY_HOLD_S:
+                    self._redis.hdel(keys.POLLED_REPLIES, mo_id)
+                else:
+                    self._reply(Mo(**entry["mo"]), result)
+        if fresh:
+            self._redis.hset(
+                keys.POLLED_REPLIES,
+                mapping={m.mo_id: json.dumps({"mo": asdict(m), "held_at": now}) for m in fresh},
             )
-            if not sms_id:
-                settled = self._evidence.settle(evidence)
-                if settled.outcome == "settled" and settled.message_id:
-                    result.settled.append(settled.message_id)
-                log.info(
-                    "sms.poll.reply_unmatched",
-                    phone=mask_phone(mo.phone),
-                    campaign_id=mo.campaign_id or None,
-                    settled=settled.outcome,
-                )
-                continue
-            try:
-                reply = parse_reply(
-                    {
-                        "smsMoId": mo.mo_id,
-                        "message": mo.text,
-                        "smsId": sms_id,
-                        "phoneNumber": mo.phone,
-                        "receptionDate": mo.reception_date,
-                        "campaignId": mo.campaign_id,
-                    }
-                )
-            except WebhookParamError as exc:
-                log.warning("sms.poll.reply_refused", field=exc.field, reason=exc.reason)
-                continue
-            applied = self._book.store_reply(reply, event_id=uuid.uuid4().hex)
-            if applied.outcome == "stored":
-                result.replies += 1
-                self._redis.hincrby(keys.METRICS, "poll_replies_stored", 1)
-            else:
-                result.duplicates += 1
+        for mo in fresh:
+            self._reply(mo, result)
+
+    def _reply(self, mo: Mo, result: PollRun) -> None:
+        """Store one polled reply (then stop holding it), or use it as evidence: held while
+        some message is still ``sending`` (it may be this reply's), dropped otherwise."""
+        mid = _text(self._redis.get(keys.campaign(mo.campaign_id))) if mo.campaign_id else ""
+        sms_id = self._sms_ids(mid).get(mo.phone, "") if mid else ""
+        evidence = Evidence(
+            how="reply",
+            phone=mo.phone,
+            campaign_id=mo.campaign_id,
+            cli_msg_id=mo.cli_msg_id or mid,
+            reception_date=mo.reception_date,
+            source="getPulls",
+        )
+        if not sms_id:
+            # Read before settling: a message that leaves "sending" meanwhile is tried next run.
+            sending = self._redis.zcard(keys.SENDING)
+            settled = self._evidence.settle(evidence)
+            if settled.outcome == "settled" and settled.message_id:
+                result.settled.append(settled.message_id)
+            if settled.outcome == "settled" or not sending:
+                self._redis.hdel(keys.POLLED_REPLIES, mo.mo_id)
+            log.info(
+                "sms.poll.reply_unmatched",
+                phone=mask_phone(mo.phone),
+                campaign_id=mo.campaign_id or None,
+                settled=settled.outcome,
+            )
+            return
+        try:
+            reply = parse_reply(
+                {
+                    "smsMoId": mo.mo_id,
+                    "message": mo.text,
+                    "smsId": sms_id,
+                    "phoneNumber": mo.phone,
+                    "receptionDate": mo.reception_date,
+                    "campaignId": mo.campaign_id,
+                }
+            )
+        except WebhookParamError as exc:
+            self._redis.hdel(keys.POLLED_REPLIES, mo.mo_id)
+            log.warning("sms.poll.reply_refused", field=exc.field, reason=exc.reason)
+            return
+        applied = self._book.store_reply(reply, event_id=uuid.uuid4().hex)
+        if applied.outcome != "unknown":
+            self._redis.hdel(keys.POLLED_REPLIES, mo.mo_id)
+        if applied.outcome == "stored":
+            result.replies += 1
+            self._redis.hincrby(keys.METRICS, "poll_replies_stored", 1)
+        else:
+            result.duplicates += 1
 
     def _receipts(self, result: PollRun) -> None:
         now = time.time()
@@ -227,7 +267,9 @@ class Poller:
             return
         for mid in self._evidence.unknown_ids(since=time.time() - SETTLE_WINDOW_S):
             campaign = _text(self._redis.hget(keys.message(mid), "campaign_id"))
-            if not campaign:
+            if not campaign or not self._redis.set(
+                keys.evidence_looked_up(mid), "1", nx=True, ex=UNKNOWN_LOOKUP_EVERY_S
+            ):
                 continue
             budget -= 1
             acks = self._client.get_acks(campaign)
