@@ -11,6 +11,7 @@ from collections.abc import Iterator
 import pytest
 from redis import Redis
 from starlette.applications import Starlette
+from structlog.testing import capture_logs
 
 from producers import keys
 from producers.enqueue import Producer
@@ -141,7 +142,16 @@ def test_two_unknowns_to_the_same_number_stay_unknown(
     unknown (counted), and each receipt's campaign is kept as a lead for a getAcks lookup."""
     sandbox.set_receipts_url(f"{webhooks}/receipts", delay_ms=1500, echo_cli_msg_id=False)
     send_unknown(producer, store, sandbox, workers, "otp-3", "otp-4")
-    wait_for(lambda: len(sandbox.receipts.log()) == 4, what="4 receipts")
+    with capture_logs() as logs:
+        wait_for(lambda: len(sandbox.receipts.log()) == 4, what="4 receipts")
+    ambiguous = [e for e in logs if e["event"] == "sms.unknown.ambiguous"]
+    assert len(ambiguous) == 4
+    assert {k: ambiguous[0][k] for k in ("phone", "candidates", "how", "reason")} == {
+        "phone": "3361*****78",
+        "candidates": 2,
+        "how": "receipt",
+        "reason": "several unknown messages to this number in the send window; left for a person",
+    }
     for key in ("otp-3", "otp-4"):
         record = store.get(key)
         assert record is not None
