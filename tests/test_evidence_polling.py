@@ -112,7 +112,7 @@ def test_a_receipt_seen_by_webhook_and_by_polling_counts_once(
 ) -> None:
     """Webhook first, polling after: the polled reply is a duplicate (one reply), and a
     message whose recipients all have a final receipt is not asked for again."""
-    sandbox.set_receipts_url(f"{webhooks}/receipts", f"{webhooks}/replies", delay_ms=0)
+    sandbox.set_receipts_url(f"{webhooks}/receipts", f"{webhooks}/replies", delay_ms=300)
     producer.enqueue({"key": "both", "to": [DELIVERED, REPLYING], "text": "x"})
     run = workers.run_burst()
     assert run.returncode == 0, run.log

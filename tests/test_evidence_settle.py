@@ -239,3 +239,25 @@ def test_every_recipient_of_a_settled_message_gets_its_receipts_and_the_producer
     ]
     assert sorted(e["state"] for e in finals) == ["sent", "unknown"]
     assert metric(redis, "unknown_settled:receipt") == 1
+
+
+def test_a_receipt_of_a_campaign_smsq_knows_settles_no_other_message(
+    redis: Redis, producer: Producer, store: MessageStore
+) -> None:
+    """A receipt whose campaignId belongs to a sent message is about that message: it does not
+    settle another unknown message to the same number by recipient and window."""
+    ledger = Ledger(redis, ttl_s=3600, worker_name="t")
+    for key, state, fields in (
+        ("known-campaign", State.SENT, {"campaign_id": "sbx_known", "sms_ids": {PHONE: "s-1"}}),
+        ("lonely-unknown", State.UNKNOWN, {}),
+    ):
+        producer.enqueue({"key": key, "to": [PHONE], "text": "x"})
+        mid = keys.message_id(key)
+        assert ledger.claim(mid).outcome == "claimed"
+        assert ledger.finish(mid, state, fields, reason="r", record={})
+    book = EvidenceBook(redis, ledger, actor="t")
+    evidence = Evidence("receipt", phone=PHONE, sms_id="s-2", campaign_id="sbx_known")
+    assert book.settle(evidence).outcome == "not_unknown"
+    assert store.get("lonely-unknown").state is State.UNKNOWN  # type: ignore[union-attr]
+    other = Evidence("receipt", phone=PHONE, sms_id="s-3", campaign_id="sbx_foreign")
+    assert book.settle(other).outcome == "settled"

@@ -8,6 +8,7 @@ settled at most once):
 * a delivery receipt or a reply that names it by ``cliMsgId`` (smsq sends its message id as
   ``CLIMSGID``; whether AllMySMS's webhooks echo it is unknown, its getAcks and getPull
   answers do), and whose recipient, when given, is one of the message's;
+* else, when its campaignId is one smsq knows (``smsq:campaign:<id>``), that campaign's message;
 * else one whose recipient and time match exactly one ``unknown`` message: sent to that
   number, its send started at most :data:`SETTLE_WINDOW_S` before the receipt (and not more
   than :data:`CLOCK_SLACK_S` after it). Two or more candidates are ambiguous: nothing changes,
@@ -133,6 +134,12 @@ class EvidenceBook:
         """Settle the ``unknown`` message this evidence proves sent, if exactly one."""
         if evidence.cli_msg_id and keys.MESSAGE_ID_PATTERN.fullmatch(evidence.cli_msg_id):
             return self.settle_message(evidence.cli_msg_id, evidence)
+        owner = (
+            self._redis.get(keys.campaign(evidence.campaign_id)) if evidence.campaign_id else None
+        )
+        if owner:
+            # The campaign is a known message's: the evidence is about that one, no other.
+            return self.settle_message(_str(owner), evidence)
         if not evidence.phone:
             return Settled("no_match")
         candidates = self.candidates(evidence.phone, evidence.at())
