@@ -699,7 +699,7 @@ def test_latency_delays_every_answer(tls: ssl.SSLContext) -> None:
         ("POST", "/sendSMS/"),
         ("PUT", "/sendSms/"),
         ("DELETE", "/sendSms"),
-        ("GET", "/getBlacklist/"),
+        ("GET", "/getSubAccounts/"),
     ],
 )
 def test_other_paths_and_methods_are_404(
