@@ -159,7 +159,7 @@ def run_campaign(
     log = sandbox.requests()
     last = max(datetime.fromisoformat(e["at"]).timestamp() for e in log)
     seconds = last + sandbox.latency_ms / 1000 - started
-    sent = Counter(sms["MOBILEPHONE"] for e in log for sms in e["data"]["SMS"])
+    sent = Counter(sms["MOBILEPHONE"] for e in log if "data" in e for sms in e["data"]["SMS"])
     return {
         "recipients": recipients,
         "provider_requests": len(log),

@@ -84,7 +84,7 @@ def main() -> int:
                 cwd=ROOT,
             )
             worker.wait(timeout=600)
-            sent = len(sandbox.requests())
+            sent = sum(1 for r in sandbox.requests() if "data" in r)
             commands = redis.info("commandstats")
         finally:
             procs.stop_all()

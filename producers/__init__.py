@@ -7,8 +7,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from producers.cancel_queued import Cancel, Canceller
 from producers.config import ProducerSettings
 from producers.contract import Lane, SendRequest, parse_request
+from producers.cost import estimate
 from producers.enqueue import Enqueued, Producer, Refused
 from producers.errors import (
     ConfigError,
@@ -17,6 +19,7 @@ from producers.errors import (
     SmsqError,
 )
 from producers.records import DeadLetter, MessageRecord
+from producers.simulation import Simulation
 from producers.states import State
 from producers.store import MessageStore
 
@@ -27,6 +30,8 @@ if TYPE_CHECKING:
     from redis import Redis
 
 __all__ = [
+    "Cancel",
+    "Canceller",
     "ConfigError",
     "DeadLetter",
     "Enqueued",
@@ -39,10 +44,13 @@ __all__ = [
     "RedisUnavailableError",
     "Refused",
     "SendRequest",
+    "Simulation",
     "SmsqError",
     "State",
+    "cancel",
     "enqueue",
     "enqueue_many",
+    "estimate",
     "parse_request",
     "status",
 ]
@@ -79,6 +87,20 @@ def enqueue(request: Mapping[str, Any] | SendRequest) -> Enqueued:
 def enqueue_many(requests: Iterable[Mapping[str, Any] | SendRequest]) -> list[Enqueued | Refused]:
     """Enqueue a batch (one pipelined script call per ~200 recipients); results in input order."""
     return _producer().enqueue_many(requests)
+
+
+def cancel(key: str, *, by: str, why: str) -> Cancel:
+    """Cancel a ``queued`` message (or the queued parts of a split one) by its key, with
+    settings from the environment; a ``scheduled`` one is refused with where to go instead
+    (see :mod:`producers.cancel_queued`). A refusal is an answer (``action`` ``refused``), not an
+    exception.
+
+    Raises:
+        InvalidInputError: ``by`` or ``why`` is blank.
+        RedisUnavailableError: Redis could not be reached.
+    """
+    connection = _producer().connection
+    return Canceller(connection, ProducerSettings.from_env()).cancel(key, by=by, why=why)
 
 
 def status(key: str) -> MessageRecord | None:

@@ -76,6 +76,9 @@ PYTHON_PRODUCER_RULES = (
     f"%W~{keys.RQ_QUEUE_PREFIX}{keys.LANE_QUEUE_PREFIX}*",
     "%W~rq:queues",
     f"%W~{keys.WAKE}",
+    # The suppression list: checked at enqueue; a producer may add a number, never remove one.
+    "+hsetnx",
+    f"%RW~{keys.OPTOUT}",
     *OUTCOME_READ_RULES,
 )
 WORKER_RULES = (

@@ -9,6 +9,14 @@ from typing import TypeVar
 from urllib.parse import urlsplit
 
 from producers.errors import ConfigError
+from producers.marketing import (
+    DEFAULT_STOP_RULE,
+    STOP_MENTION,
+    STOP_MENTION_MAX_CHARS,
+    StopPolicy,
+    StopRule,
+)
+from producers.transliterate import Transliteration
 
 
 N = TypeVar("N", int, float)
@@ -56,6 +64,16 @@ class ProducerSettings:
     wait_timeout_ms: int = WAIT_TIMEOUT_MS
     wait_aof: bool = False
     """Use ``WAITAOF 0 N`` (Redis >= 7.2, Valkey): the replicas fsynced the write to their AOF."""
+    optout_key: bytes | None = field(default=None, repr=False)
+    """``SMSQ_OPTOUT_KEY``: the key of the suppression list's hashes; None: a public one."""
+    optout_transactional: bool = False
+    """``SMSQ_OPTOUT_TRANSACTIONAL``: transactional messages skip opted-out numbers too."""
+    transliteration: Transliteration = Transliteration.NONE
+    """``SMSQ_TRANSLITERATE``: what a request that says nothing gets (``none``, ``typography``,
+    ``accents``: see :mod:`producers.transliterate`)."""
+    stop: StopRule = DEFAULT_STOP_RULE
+    """The STOP mention a marketing message with a custom sender carries, and what happens
+    when it does not (``SMSQ_MARKETING_STOP_MENTION``, ``SMSQ_MARKETING_STOP_POLICY``)."""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> ProducerSettings:
@@ -96,6 +114,10 @@ class ProducerSettings:
                 env, "SMSQ_REDIS_WAIT_TIMEOUT_MS", WAIT_TIMEOUT_MS, minimum=1, maximum=60_000
             ),
             wait_aof=read_bool(env, "SMSQ_REDIS_WAIT_AOF", default=False),
+            stop=read_stop_rule(env),
+            transliteration=read_transliteration(env),
+            optout_key=read_optout_key(env),
+            optout_transactional=read_bool(env, "SMSQ_OPTOUT_TRANSACTIONAL", default=False),
         )
 
     def __repr__(self) -> str:
@@ -105,6 +127,60 @@ class ProducerSettings:
             f"chunk_recipients={self.chunk_recipients}, sentinels={self.sentinels!r}, "
             f"wait_replicas={self.wait_replicas})"
         )
+
+
+OPTOUT_KEY_MIN_CHARS = 16
+
+
+def read_transliteration(env: Mapping[str, str]) -> Transliteration:
+    """``SMSQ_TRANSLITERATE``: ``none`` (default), ``typography`` or ``accents``.
+
+    Raises:
+        ConfigError: names the variable.
+    """
+    raw = env.get("SMSQ_TRANSLITERATE", "").strip().lower()
+    try:
+        return Transliteration(raw) if raw else Transliteration.NONE
+    except ValueError:
+        names = " | ".join(t.value for t in Transliteration)
+        raise ConfigError("SMSQ_TRANSLITERATE", f"must be one of {names}") from None
+
+
+def read_optout_key(env: Mapping[str, str]) -> bytes | None:
+    """``SMSQ_OPTOUT_KEY``: at least 16 characters, or empty (the public key).
+
+    Raises:
+        ConfigError: names the variable, never its value.
+    """
+    raw = env.get("SMSQ_OPTOUT_KEY", "")
+    if not raw:
+        return None
+    if len(raw) < OPTOUT_KEY_MIN_CHARS:
+        raise ConfigError(
+            "SMSQ_OPTOUT_KEY", f"must be at least {OPTOUT_KEY_MIN_CHARS} characters (or empty)"
+        )
+    return raw.encode("utf-8")
+
+
+def read_stop_rule(env: Mapping[str, str]) -> StopRule:
+    """``SMSQ_MARKETING_STOP_MENTION`` (default "STOP au 36180") and
+    ``SMSQ_MARKETING_STOP_POLICY`` (``append``, the default, or ``refuse``).
+
+    Raises:
+        ConfigError: names the variable.
+    """
+    mention = " ".join(env.get("SMSQ_MARKETING_STOP_MENTION", "").split())
+    if len(mention) > STOP_MENTION_MAX_CHARS:
+        raise ConfigError(
+            "SMSQ_MARKETING_STOP_MENTION", f"must be at most {STOP_MENTION_MAX_CHARS} characters"
+        )
+    raw = env.get("SMSQ_MARKETING_STOP_POLICY", "").strip().lower()
+    try:
+        policy = StopPolicy(raw) if raw else StopPolicy.APPEND
+    except ValueError:
+        names = " | ".join(p.value for p in StopPolicy)
+        raise ConfigError("SMSQ_MARKETING_STOP_POLICY", f"must be one of {names}") from None
+    return StopRule(mention or STOP_MENTION, policy)
 
 
 def read_int(

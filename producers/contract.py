@@ -13,8 +13,10 @@ from urllib.parse import urlsplit
 
 from producers import keys
 from producers.errors import InvalidRequestError, PhoneError
+from producers.marketing import DEFAULT_STOP_RULE, Purpose, StopRule, parse_purpose
 from producers.phones import normalise_phone
-from producers.segments import count_segments
+from producers.segments import SegmentCount, count_segments
+from producers.transliterate import Transliteration, parse_transliteration, transliterate
 
 
 SEND_SMS_JOB = "worker.jobs.send_sms"
@@ -34,6 +36,8 @@ CAMPAIGN_MAX_CHARS = 100
 VALID_FOR_MAX_S = 30 * 24 * 3600
 SENDER_PATTERN = re.compile(r"[A-Za-z][A-Za-z0-9]{2,10}")
 """TPOA: 3-11 letters and digits, starting with a letter."""
+PHONE_LIKE_PATTERN = re.compile(r"\+?[0-9][0-9 .-]{3,}")
+"""A sender made of digits (and separators): a phone number or a short code."""
 PLACEHOLDER_PATTERN = re.compile(r"#param_([0-9]+)#")
 CALLBACK_URL_MAX_CHARS = 2000
 PRODUCER_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
@@ -50,6 +54,8 @@ FIELDS = frozenset(
         "valid_for_s",
         "callback_url",
         "producer",
+        "purpose",
+        "transliterate",
     }
 )
 
@@ -110,10 +116,14 @@ class SendRequest:
     """Where smsq POSTs signed events about this message (final state, each receipt)."""
     producer: str | None = None
     """The producer account that sent the request; its secret signs the callbacks."""
+    purpose: Purpose = Purpose.TRANSACTIONAL
+    """``marketing`` messages get the STOP mention at enqueue and wait for the sending hours."""
+    segments_as_written: int | None = None
+    """Parts per recipient before transliteration, when it changed the count (not stored)."""
 
     def to_stored(self) -> dict[str, Any]:
         """The JSON form kept in the outcome store and read back by the worker."""
-        return {
+        stored: dict[str, Any] = {
             "key": self.key,
             "to": [{"phone": r.phone, "params": list(r.params)} for r in self.recipients],
             "text": self.text,
@@ -128,6 +138,9 @@ class SendRequest:
             "callback_url": self.callback_url,
             "producer": self.producer,
         }
+        if self.purpose is not Purpose.TRANSACTIONAL:
+            stored["purpose"] = self.purpose.value
+        return stored
 
     @classmethod
     def from_stored(cls, data: Mapping[str, Any]) -> SendRequest:
@@ -153,14 +166,24 @@ class SendRequest:
             dynamic=int(data.get("dynamic", 0)),
             callback_url=data.get("callback_url"),
             producer=data.get("producer"),
+            purpose=Purpose(data.get("purpose") or Purpose.TRANSACTIONAL.value),
         )
 
 
-def parse_request(obj: object, *, default_region: str = "FR") -> SendRequest:
+def parse_request(
+    obj: object,
+    *,
+    default_region: str = "FR",
+    stop: StopRule = DEFAULT_STOP_RULE,
+    transliteration: Transliteration = Transliteration.NONE,
+) -> SendRequest:
     """Validate a decoded JSON send request and normalise it.
 
     Recipients with an invalid number are dropped and listed in ``refused_numbers``; the request
-    is refused only when none is left.
+    is refused only when none is left. A ``marketing`` text with a custom sender gets the STOP
+    mention of ``stop`` (or is refused without it, by its policy) before its length and
+    segments are counted. ``transliteration`` (or the request's ``transliterate``) replaces
+    characters that force UCS-2 in the text and the params (:mod:`producers.transliterate`).
 
     Raises:
         InvalidRequestError: names the first field that breaks the contract and why.
@@ -172,18 +195,30 @@ def parse_request(obj: object, *, default_region: str = "FR") -> SendRequest:
         raise InvalidRequestError(str(unknown[0]), "unknown field")
     key = _key(obj.get("key"))
     text = _text(obj.get("text"))
+    sender = _sender(obj.get("sender"))
+    purpose = parse_purpose(obj.get("purpose"))
+    if purpose is Purpose.MARKETING:
+        text = stop.apply(text, sender=sender, max_chars=TEXT_MAX_CHARS)
+    level = parse_transliteration(obj.get("transliterate"), transliteration)
+    written = text
+    text = transliterate(text, level)
     placeholders = [int(n) for n in PLACEHOLDER_PATTERN.findall(text)]
     if any(n == 0 for n in placeholders):
         raise InvalidRequestError("text", "placeholders are numbered from #param_1#")
     dynamic = max(placeholders, default=0)
     recipients, refused = _recipients(obj.get("to"), default_region, dynamic)
+    as_written = _longest(written, recipients).segments
+    if level is not Transliteration.NONE:
+        recipients = tuple(
+            Recipient(r.phone, tuple(transliterate(p, level) for p in r.params)) for r in recipients
+        )
     counts = [count_segments(_substitute(text, r.params)) for r in recipients]
     longest = max(counts, key=lambda c: (c.segments, c.encoding == "ucs2"))
     return SendRequest(
         key=key,
         recipients=recipients,
         text=text,
-        sender=_sender(obj.get("sender")),
+        sender=sender,
         send_at=_send_at(obj.get("send_at")),
         campaign=_optional_text(obj.get("campaign"), "campaign", CAMPAIGN_MAX_CHARS),
         lane=_lane(obj.get("lane")),
@@ -194,6 +229,8 @@ def parse_request(obj: object, *, default_region: str = "FR") -> SendRequest:
         encoding="ucs2" if any(c.encoding == "ucs2" for c in counts) else "gsm7",
         callback_url=_callback_url(obj.get("callback_url")),
         producer=_producer(obj.get("producer")),
+        purpose=purpose,
+        segments_as_written=as_written if as_written != longest.segments else None,
     )
 
 
@@ -225,6 +262,11 @@ def check_source(request: SendRequest, source: str) -> None:
             f"{where} cannot name a producer account (the gateway sets it from the login it "
             "authenticated)",
         )
+
+
+def _longest(text: str, recipients: tuple[Recipient, ...]) -> SegmentCount:
+    counts = [count_segments(_substitute(text, r.params)) for r in recipients]
+    return max(counts, key=lambda c: (c.segments, c.encoding == "ucs2"))
 
 
 def _substitute(text: str, params: tuple[str, ...]) -> str:
@@ -324,6 +366,13 @@ def _recipient(item: object, where: str) -> tuple[str, tuple[str, ...]]:
 def _sender(value: object) -> str | None:
     if value is None:
         return None
+    if isinstance(value, str) and PHONE_LIKE_PATTERN.fullmatch(value):
+        raise InvalidRequestError(
+            "sender",
+            "must not be a phone number or short code (ARCEP decision 2022-1583 forbids phone "
+            "numbers as the sender of automated messages; omit it to send from 36180): use 3 "
+            "to 11 letters and digits, starting with a letter",
+        )
     if not isinstance(value, str) or not SENDER_PATTERN.fullmatch(value):
         raise InvalidRequestError(
             "sender", "must be 3 to 11 letters and digits, starting with a letter"

@@ -15,13 +15,17 @@ from producers import keys
 from producers.config import ProducerSettings
 from producers.contract import (
     SEND_SMS_JOB,
+    RefusedNumber,
     SendRequest,
     check_source,
     parse_request,
     queue_name,
 )
 from producers.durability import Barrier
-from producers.errors import InvalidRequestError
+from producers.errors import InvalidRequestError, PhoneError
+from producers.marketing import Purpose
+from producers.optouts import OPTED_OUT, OptOuts, Source
+from producers.phones import normalise_phone
 from producers.records import utc_now_iso
 from producers.redis_errors import translate_redis_errors
 from producers.states import State
@@ -145,6 +149,7 @@ class Producer:
         self._script_loaded = False
         """Whether this producer loaded the script for pipelined calls (see ``_pipelined``)."""
         self._barrier = Barrier.from_settings(self._settings)
+        self._optouts = OptOuts(connection, key=self._settings.optout_key, barrier=self._barrier)
 
     @property
     def connection(self) -> Redis:
@@ -188,7 +193,12 @@ class Producer:
                 request = (
                     raw
                     if isinstance(raw, SendRequest)
-                    else parse_request(raw, default_region=self._settings.default_country)
+                    else parse_request(
+                        raw,
+                        default_region=self._settings.default_country,
+                        stop=self._settings.stop,
+                        transliteration=self._settings.transliteration,
+                    )
                 )
                 check_source(request, source)
             except InvalidRequestError as error:
@@ -198,6 +208,7 @@ class Producer:
                 continue
             accepted.append((len(results), request))
             results.append(None)
+        accepted = self._without_opted_out(accepted, results)
         if accepted:
             states = self._write([request for _, request in accepted], source)
             for (index, request), state in zip(accepted, states, strict=True):
@@ -211,6 +222,64 @@ class Producer:
                     parts=_parts(len(request.recipients), self._settings.chunk_recipients),
                 )
         return [r for r in results if r is not None]
+
+    def opt_out(self, phone: str, *, by: str = "", comment: str = "") -> bool:
+        """Put a number on the suppression list (a person asked this producer to stop): no
+        marketing message goes to it any more, even one already queued. False when it was
+        already there. A producer can add a number, never remove one (an operator can).
+
+        Raises:
+            InvalidRequestError: ``phone`` is not a valid number.
+        """
+        normalised = _valid_phone(phone, self._settings.default_country)
+        return self._optouts.add(normalised, source=Source.PRODUCER, by=by, comment=comment)
+
+    def _without_opted_out(
+        self,
+        accepted: list[tuple[int, SendRequest]],
+        results: list[Enqueued | Refused | None],
+    ) -> list[tuple[int, SendRequest]]:
+        """Drop opted-out recipients from the requests the suppression list applies to (one
+        round trip for the batch); a request left with none is refused naming ``to``."""
+        checked = [
+            request
+            for _, request in accepted
+            if request.purpose is Purpose.MARKETING or self._settings.optout_transactional
+        ]
+        checked_ids = {id(request) for request in checked}
+        if not checked:
+            return accepted
+        suppressed = self._optouts.suppressed(r.phone for req in checked for r in req.recipients)
+        if not suppressed:
+            return accepted
+        kept: list[tuple[int, SendRequest]] = []
+        for index, request in accepted:
+            if id(request) not in checked_ids:
+                kept.append((index, request))
+                continue
+            left = tuple(r for r in request.recipients if r.phone not in suppressed)
+            if not left:
+                results[index] = Refused(
+                    request.key,
+                    InvalidRequestError("to", f"no valid recipient (every one is {OPTED_OUT})"),
+                )
+                continue
+            dropped = tuple(
+                RefusedNumber("to", r.phone, OPTED_OUT)
+                for r in request.recipients
+                if r.phone in suppressed
+            )
+            kept.append(
+                (
+                    index,
+                    replace(
+                        request,
+                        recipients=left,
+                        refused_numbers=request.refused_numbers + dropped,
+                    ),
+                )
+            )
+        return kept
 
     def _write(self, requests: list[SendRequest], source: str) -> list[bytes | str]:
         """Run the enqueue script over ``requests``: the state each one already had, or ''."""
@@ -318,6 +387,13 @@ def _script_calls(requests: list[SendRequest]) -> list[list[SendRequest]]:
         calls[-1].append(request)
         weight += len(request.recipients)
     return calls
+
+
+def _valid_phone(phone: str, region: str) -> str:
+    try:
+        return normalise_phone(phone, region)
+    except PhoneError as exc:
+        raise InvalidRequestError("phone", exc.reason) from None
 
 
 def _refused(request: SendRequest) -> list[dict[str, str]]:

@@ -16,6 +16,7 @@
      │    ├── NotSentError          it provably never reached AllMySMS (the only retried error)
      │    │    └── ProviderBusyError   HTTP 429, or 503 with Retry-After: refused unprocessed
      │    ├── MisdirectedError      the answer proves sendSms was never reached (wrong URL)
+     │    ├── ProviderRefusedError  AllMySMS answered an operation (deleteCampaign) with a no
      │    └── OutcomeUnknownError   it may have reached AllMySMS: never resent automatically
      ├── RefusedJobError         a job in Redis names a callable or data smsq does not run
      ├── CallbackRefusedError    a callback_url the outbound policy refuses: dead, never retried
@@ -164,6 +165,19 @@ class MisdirectedError(ProviderError):
         super().__init__(reason)
         self.reason = reason
         self.http_status = http_status
+
+
+class ProviderRefusedError(ProviderError):
+    """AllMySMS answered a request other than sendSms (``deleteCampaign``) and said no:
+    ``status`` and ``status_text`` are what it answered (the text cut short, never the apiKey:
+    it is not in any answer)."""
+
+    def __init__(self, endpoint: str, status: str, status_text: str = "") -> None:
+        detail = f"status {status}" + (f" ({status_text})" if status_text else "")
+        super().__init__(f"AllMySMS {endpoint} refused: {detail}")
+        self.endpoint = endpoint
+        self.status = status
+        self.status_text = status_text
 
 
 class OutcomeUnknownError(ProviderError):

@@ -45,6 +45,8 @@ class MessageRecord:
     campaign_id: str | None = None
     sms_ids: dict[str, str] = field(default_factory=dict)
     invalid_numbers: list[str] = field(default_factory=list)
+    opted_out: list[str] = field(default_factory=list)
+    """Recipients a worker dropped just before the POST: they opted out while it waited."""
     credits_used: int | None = None
     nb_sms: int | None = None
     nb_contacts: int | None = None
@@ -71,6 +73,9 @@ class MessageRecord:
     due (ISO 8601, UTC). None otherwise."""
     later_rounds: int = 0
     """Later retry rounds parked so far (each one a full send whose attempts all failed)."""
+    held_for: str | None = None
+    """``queued`` and held before any attempt until ``next_attempt_at``: ``sending_hours`` (a
+    marketing message outside its window). None for a later retry round."""
 
     @property
     def delivery(self) -> dict[str, int]:
@@ -116,6 +121,7 @@ class MessageRecord:
             campaign_id=raw.get("campaign_id") or None,
             sms_ids=_json(raw.get("sms_ids"), {}),
             invalid_numbers=_json(raw.get("invalid_numbers"), []),
+            opted_out=_json(raw.get("opted_out"), []),
             credits_used=_int(raw.get("credits_used")),
             nb_sms=_int(raw.get("nb_sms")),
             nb_contacts=_int(raw.get("nb_contacts")),
@@ -131,6 +137,7 @@ class MessageRecord:
             if raw["state"] == State.QUEUED.value
             else None,
             later_rounds=int(raw.get("later_rounds", "0")),
+            held_for=(raw.get("held_for") or None) if raw["state"] == State.QUEUED.value else None,
         )
 
     def as_dict(self, *, include_request: bool = True) -> dict[str, Any]:
@@ -171,6 +178,10 @@ class MessageRecord:
             data["waiting_for_rate_limit"] = True
         if self.next_attempt_at:
             data["next_attempt_at"] = self.next_attempt_at
+        if self.held_for:
+            data["held_for"] = self.held_for
+        if self.opted_out:
+            data["opted_out"] = self.opted_out
         if self.later_rounds:
             data["later_rounds"] = self.later_rounds
         if include_request:

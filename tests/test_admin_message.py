@@ -44,7 +44,7 @@ def resolve_line(state: str) -> str:
 
 EXPECTED = {
     "queued-1": (
-        [],
+        ["cancel"],
         [f"Requeue: not offered, it is queued: {IN_PROGRESS}.", resolve_line("queued"), NO_LETTER],
     ),
     "sending-1": (
@@ -69,7 +69,7 @@ EXPECTED = {
         ],
     ),
     "scheduled-1": (
-        [],
+        ["cancel"],
         [
             f"Requeue: not offered, AllMySMS accepted it for a later time; {TWICE}.",
             resolve_line("scheduled"),

@@ -38,7 +38,7 @@ SENDING_WHY = (
     "more"
 )
 SCHEDULED_WHY = (
-    "accepted by AllMySMS as deferred; cancelling it there (deleteCampaign) is not built yet"
+    "is scheduled but AllMySMS gave no campaignId: cancel it in the AllMySMS customer area"
 )
 
 
@@ -178,7 +178,7 @@ def test_dry_run_json_and_campaign_select_only_queued_messages(
     assert (empty.returncode, empty.stdout, empty.stderr) == (
         0,
         "",
-        "nothing matches: no queued message in campaign 'spring'\n",
+        "nothing matches: no queued or scheduled message in campaign 'spring'\n",
     )
     [entry] = AuditLog(redis, ttl_s=TTL_S).entries(action="cancel")
     assert (entry.count, entry.targets) == (2, ("spring:1", "spring:3"))
@@ -194,7 +194,7 @@ def test_mistakes_are_one_line_and_change_nothing(redis: Redis, workers: Workers
     assert (nothing.returncode, nothing.stdout, nothing.stderr) == (
         2,
         "",
-        "smsq cancel: name message keys, or give --campaign NAME\n",
+        "smsq cancel: name message keys, or give --campaign NAME or --prefix KEYPREFIX\n",
     )
     assert (blank.returncode, blank.stderr) == (
         2,
@@ -233,8 +233,8 @@ def test_a_split_message_cancels_its_queued_parts_and_names_the_others(
     )
     assert (again.returncode, again.stdout) == (
         1,
-        "big: refused - none of its 3 parts is queued: big#1/3 (sent), big#2/3 (cancelled), "
-        "big#3/3 (cancelled)\n",
+        "big: refused - none of its 3 parts is queued or scheduled: big#1/3 (sent), "
+        "big#2/3 (cancelled), big#3/3 (cancelled)\n",
     )
     assert [store.get(f"big#{n}/3").state for n in (1, 2, 3)] == [  # type: ignore[union-attr]
         State.SENT,

@@ -73,7 +73,12 @@ def test_unreachable_message_is_parked_shown_then_sent_exactly_once(
 ) -> None:
     """Connection refused: queued with a next attempt, shown by status; sent once AllMySMS is up."""
     producer.enqueue({"key": "later-ok", "text": "Hi", "to": ["0612345678"]})
-    workers.start(**_later_env(closed_port))
+    # Rounds 4 s apart: the two status commands below run well within one (under load too).
+    workers.start(
+        **_later_env(
+            closed_port, SMSQ_LATER_RETRY_FIRST_WAIT_S="4", SMSQ_LATER_RETRY_MAX_WAIT_S="4"
+        )
+    )
 
     wait_for(lambda: _parked(store, "later-ok"), what="the message parked for a later round")
     record = store.get("later-ok")

@@ -12,7 +12,11 @@ from urllib.parse import urlsplit
 
 from producers.config import ProducerSettings, read_bool, read_float, read_int
 from producers.contract import PRODUCER_PATTERN
-from producers.errors import ConfigError
+from producers.errors import ConfigError, InvalidRequestError
+from producers.hours import SendingHours
+from producers.marketing import Purpose, parse_purpose
+from producers.optouts import KEYWORDS, read_keywords
+from producers.transliterate import Transliteration, parse_transliteration
 
 
 DEFAULT_BASE_URL = "https://api.allmysms.com/http/9.0"
@@ -77,7 +81,7 @@ LOG_FORMATS = ("auto", "json", "console")
 # --- gateway (smsq gateway): producer accounts and request limits ---
 PRODUCER_SECRET_MIN_CHARS = 16
 """Shortest producer api_key / callback_secret accepted in ``SMSQ_PRODUCERS``."""
-PRODUCER_FIELDS = frozenset({"login", "api_key", "callback_secret"})
+PRODUCER_FIELDS = frozenset({"login", "api_key", "callback_secret", "purpose", "transliterate"})
 GATEWAY_MAX_BODY_BYTES = 2 * 1024 * 1024
 """Largest sendSms body the gateway reads: 10,000 recipients in XML fit well below it."""
 GATEWAY_MAX_BODY_BYTES_MIN = 1024
@@ -88,6 +92,8 @@ GATEWAY_LOGIN_FAILURES_PER_LOGIN = 100
 GATEWAY_LOGIN_FAILURE_WINDOW_S = 60.0
 GATEWAY_LOCKOUT_S = 300.0
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+BLACKLIST_POLL_INTERVAL_S = 3600.0
+"""Default of ``SMSQ_BLACKLIST_POLL_INTERVAL_S``: AllMySMS's STOP list is mirrored hourly."""
 AUDIT_TTL_S = 400 * 24 * 3600
 """Default of ``SMSQ_AUDIT_TTL_S``: operator actions are kept 400 days (over a year)."""
 AUDIT_TTL_S_MIN = 60
@@ -149,6 +155,12 @@ class ProducerAccount:
     """What the producer sends as ``apiKey``: the gateway's own, never AllMySMS's."""
     callback_secret: Secret | None = field(default=None, repr=False)
     """Signs the callbacks smsq POSTs to this producer; None when it takes none."""
+    purpose: Purpose | None = None
+    """Every request of this account has this purpose (``"marketing"``: a marketing-only
+    account); None: each request says (``purpose``, default transactional)."""
+    transliterate: Transliteration | None = None
+    """What this account's requests get unless they say (``transliterate``); None:
+    ``SMSQ_TRANSLITERATE``."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -208,6 +220,13 @@ class Settings:
     credits_auto_resume: bool = False
     poll_interval_s: float = POLL_INTERVAL_S
     poll_acks_after_s: float = POLL_ACKS_AFTER_S
+    blacklist_poll_interval_s: float = BLACKLIST_POLL_INTERVAL_S
+    """``SMSQ_BLACKLIST_POLL_INTERVAL_S``: how often one worker mirrors getBlacklist; 0: never."""
+    optout_keywords: tuple[str, ...] = KEYWORDS
+    """``SMSQ_OPTOUT_KEYWORDS``: a reply whose first word is one of them opts its number out."""
+    sending_hours: SendingHours = field(default_factory=SendingHours)
+    """When marketing messages may leave (``SMSQ_MARKETING_HOURS``, ``_DAYS``, ``_HOLIDAYS``,
+    ``_HOLIDAY_SUBDIVISION``); outside it a worker holds them."""
     intake_max_bytes: int = INTAKE_MAX_BYTES
     crash_at: str = ""
     """Testing only: a named point where the worker process kills itself (``os._exit``)."""
@@ -331,6 +350,11 @@ class Settings:
             poll_interval_s=read_float(env, "SMSQ_POLL_INTERVAL_S", POLL_INTERVAL_S, minimum=0),
             poll_acks_after_s=read_float(
                 env, "SMSQ_POLL_ACKS_AFTER_S", POLL_ACKS_AFTER_S, minimum=0
+            ),
+            sending_hours=SendingHours.from_env(env),
+            optout_keywords=read_keywords(env.get("SMSQ_OPTOUT_KEYWORDS", "")),
+            blacklist_poll_interval_s=read_float(
+                env, "SMSQ_BLACKLIST_POLL_INTERVAL_S", BLACKLIST_POLL_INTERVAL_S, minimum=0
             ),
             intake_max_bytes=read_int(
                 env, "SMSQ_INTAKE_MAX_BYTES", INTAKE_MAX_BYTES, minimum=1024, maximum=64 << 20
@@ -481,7 +505,8 @@ def read_audit_ttl_s(environ: Mapping[str, str] | None = None) -> int:
 
 
 def read_producers(env: Mapping[str, str]) -> tuple[ProducerAccount, ...]:
-    """Parse ``SMSQ_PRODUCERS``, a JSON list of ``{"login", "api_key", "callback_secret"}``.
+    """Parse ``SMSQ_PRODUCERS``, a JSON list of ``{"login", "api_key", "callback_secret",
+    "purpose"}`` (the last two optional).
 
     Raises:
         ConfigError: names the variable, the entry and the reason, never a value.
@@ -522,9 +547,31 @@ def read_producers(env: Mapping[str, str]) -> tuple[ProducerAccount, ...]:
                 else _producer_secret(
                     entry["callback_secret"], name, f"{where} ({login}): callback_secret"
                 ),
+                purpose=_account_purpose(entry.get("purpose"), name, f"{where} ({login})"),
+                transliterate=_account_transliteration(
+                    entry.get("transliterate"), name, f"{where} ({login})"
+                ),
             )
         )
     return tuple(accounts)
+
+
+def _account_purpose(value: object, name: str, where: str) -> Purpose | None:
+    if value is None:
+        return None
+    try:
+        return parse_purpose(value)
+    except InvalidRequestError as error:
+        raise ConfigError(name, f"{where}: purpose {error.reason}") from None
+
+
+def _account_transliteration(value: object, name: str, where: str) -> Transliteration | None:
+    if value is None:
+        return None
+    try:
+        return parse_transliteration(value, Transliteration.NONE)
+    except InvalidRequestError as error:
+        raise ConfigError(name, f"{where}: transliterate {error.reason}") from None
 
 
 def normalize_host(host: str) -> str:

@@ -33,6 +33,8 @@ def check(
     verdict = Verdict()
     requests = sandbox if isinstance(sandbox, list) else sandbox.requests()
     for request in requests:
+        if request.get("endpoint", "sendSms") != "sendSms":
+            continue  # getBlacklist, simulateCampaign...: nothing sent
         data = request.get("data") or {}
         verdict.requests[data.get("CAMPAIGN_NAME", "?")] += 1
     for key in keys:

@@ -1,7 +1,7 @@
 """Operator actions, each a POST that first answers with an "are you sure?" page: requeue,
-resolve or purge a dead letter, pause or resume lanes. What the desk would refuse is refused at
-once, never asked about. Only the second POST, carrying ``confirm=1``,
-changes anything; both carry the session's CSRF token."""
+resolve or purge a dead letter, cancel a queued or scheduled message, pause or resume lanes.
+What the desk would refuse is refused at once, never asked about. Only the second POST,
+carrying ``confirm=1``, changes anything; both carry the session's CSRF token."""
 
 from __future__ import annotations
 
@@ -23,8 +23,10 @@ from worker.admin.views import (
     render_message,
     render_overview,
 )
+from worker.store.cancel import Canceller, cancel_refusal
 from worker.store.control import Switch, lane_names
 from worker.store.deadletters import Decision
+from worker.store.ledger import Ledger
 
 
 if TYPE_CHECKING:
@@ -33,6 +35,8 @@ if TYPE_CHECKING:
     from starlette.responses import Response
 
     from producers.records import MessageRecord
+    from worker.admin.context import AdminContext
+    from worker.allmysms.client import AllMySmsClient
 
 log = structlog.get_logger()
 
@@ -202,6 +206,93 @@ def _log_purge(decision: Decision, ref: str, user: str) -> None:
         by=f"web:{user}",
         action=decision.action,
     )
+
+
+@login_required
+async def cancel(request: Request, user: str) -> Response:
+    """Cancel a queued message (or a split one's queued and scheduled parts), or a scheduled
+    one through AllMySMS's deleteCampaign (only its OK makes it cancelled), with a reason."""
+    form = await checked_form(request)
+    key = message_key(request)
+    admin = context_of(request)
+    record, _ = await run_in_threadpool(load_message, admin, key)
+    if record is None:
+        return await render_message(request, key)
+    refusal = cancel_refusal(record)
+    if refusal is not None:
+        log.info("admin.message.cancel_refused", key=key, why=refusal)
+        return await _decided(request, key, Decision(record.key, "refused", refusal))
+    why = field(form, "why")
+    problem = (
+        "Say why you cancel it (it is recorded)."
+        if not why
+        else f"Keep the reason under {TEXT_MAX_CHARS} characters."
+        if len(why) > TEXT_MAX_CHARS
+        else None
+    )
+    if problem:
+        return await render_message(
+            request, key, Notice(ok=False, text=problem), status=400, form={"why": why}
+        )
+    actor = f"web:{user}"
+    if not _confirmed(form):
+        plan = await run_in_threadpool(
+            lambda: _canceller(admin, user, []).cancel(key, actor=actor, why=why, dry_run=True)
+        )
+        return _confirm(
+            request,
+            "Cancel this message?",
+            f"Message {key!r} is {record.state.value}: {plan.detail}. It is never sent. "
+            f"Because: {why}",
+            message_url(key, "cancel"),
+            message_url(key),
+            {"why": why},
+        )
+    decision = await run_in_threadpool(lambda: _cancel(admin, user, key, actor=actor, why=why))
+    log.info(
+        "admin.message.cancelled"
+        if decision.action == "cancelled"
+        else "admin.message.cancel_refused",
+        key=key,
+        by=actor,
+        action=decision.action,
+    )
+    return await _decided(request, key, decision)
+
+
+def _canceller(admin: AdminContext, user: str, made: list[AllMySmsClient]) -> Canceller:
+    """A canceller naming the web user whose AllMySMS client (for a scheduled message, when
+    ``ALLMYSMS_*`` is set) is made on demand and appended to ``made``, for the caller to close
+    (a dry run makes none)."""
+    ledger = Ledger(
+        admin.connection,
+        ttl_s=admin.settings.producer.outcome_ttl_s,
+        worker_name=f"web {user}",
+        barrier=admin.barrier,
+    )
+
+    deleter = None
+    if admin.settings.login and admin.settings.api_key.reveal():
+
+        def provider() -> AllMySmsClient:
+            from worker.allmysms.client import AllMySmsClient
+
+            made.append(AllMySmsClient.from_settings(admin.settings))
+            return made[-1]
+
+        deleter = provider
+    return Canceller(
+        admin.connection, ledger, audit_ttl_s=admin.settings.audit_ttl_s, deleter=deleter
+    )
+
+
+def _cancel(admin: AdminContext, user: str, key: str, *, actor: str, why: str) -> Decision:
+    made: list[AllMySmsClient] = []
+    try:
+        return _canceller(admin, user, made).cancel(key, actor=actor, why=why)
+    finally:
+        for client in made:
+            client.close()
 
 
 @login_required

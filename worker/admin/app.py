@@ -73,6 +73,7 @@ def create_app(settings: Settings, connection: Redis) -> Starlette:
         Route("/messages/{key:path}/requeue", actions.requeue, methods=["POST"]),
         Route("/messages/{key:path}/resolve", actions.resolve, methods=["POST"]),
         Route("/messages/{key:path}/purge", actions.purge, methods=["POST"]),
+        Route("/messages/{key:path}/cancel", actions.cancel, methods=["POST"]),
         Route("/messages/{key:path}", views.message, methods=["GET"]),
         Route("/pause", actions.pause, methods=["POST"]),
         Route("/resume", actions.resume, methods=["POST"]),

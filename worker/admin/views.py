@@ -18,6 +18,7 @@ from worker.admin.context import AdminContext, context_of
 from worker.admin.offers import offers
 from worker.admin.recipients import page_count, page_of, parse_page, recipients
 from worker.admin.rendering import Notice, render
+from worker.store.cancel import cancel_refusal
 from worker.store.control import Switch
 from worker.store.deadletters import Query
 from worker.store.stats import collect
@@ -187,6 +188,7 @@ async def render_message(
             "notice": notice,
             "form": form or {},
             "offers": offers(record, letter),
+            "cancellable": cancel_refusal(record) is None,
             "recipients": page_of(rows, page),
             "delivery": record.delivery if record.sms_ids or record.receipts else None,
             "request_json": json.dumps(_shown_request(record), ensure_ascii=False, indent=2),

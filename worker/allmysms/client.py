@@ -1,4 +1,5 @@
-"""AllMySMS HTTP API v9.0 client: exactly one ``sendSms`` POST per call, errors translated.
+"""AllMySMS HTTP API v9.0 client: exactly one POST per call (``sendSms``, ``getInfo``,
+``simulateCampaign``, ``getBlacklist``), errors translated.
 
 Nothing above this module sees an httpx exception: connect failures become
 :class:`NotSentError`, anything after the request may have left becomes
@@ -25,6 +26,13 @@ from producers.errors import (
     OutcomeUnknownError,
     ProviderBusyError,
 )
+from producers.simulation import (
+    BlacklistEntry,
+    Simulation,
+    parse_blacklist,
+    parse_simulation,
+)
+from worker.allmysms.campaigns import parse_delete
 from worker.allmysms.polling import Ack, Acks, Mo, Mos, parse_ack, parse_acks, parse_mo, parse_mos
 from worker.settings import Secret, Settings
 
@@ -82,6 +90,9 @@ class AllMySmsClient:
         self._url = f"{base_url.rstrip('/')}/sendSms/"
         self._info_url = f"{base_url.rstrip('/')}/getInfo/"
         self._base_url = base_url.rstrip("/")
+        self._simulate_url = f"{base_url.rstrip('/')}/simulateCampaign/"
+        self._blacklist_url = f"{base_url.rstrip('/')}/getBlacklist/"
+        self._delete_url = f"{base_url.rstrip('/')}/deleteCampaign/"
         parts = httpx.URL(self._url)
         self._host = parts.host
         self._url_shown = str(parts.copy_with(username=None, password=None, query=None))
@@ -239,25 +250,80 @@ class AllMySmsClient:
             NotSentError: AllMySMS was not reached.
             OutcomeUnknownError: a transport error after the request left.
         """
-        body = urlencode(
-            {
-                "login": self._login,
-                "apiKey": self._api_key.reveal(),
-                "returnformat": "json",
-                **params,
-            }
-        ).encode("ascii")
+        response = self._post_account(f"{self._base_url}/{endpoint}/", endpoint, params)
+        return response.status_code, response.content
+
+    def simulate(self, flux: dict[str, Any]) -> Simulation:
+        """POST one simulateCampaign request: what sending ``flux`` would cost. Nothing is sent.
+
+        Raises:
+            NotSentError: AllMySMS was not reached.
+            OutcomeUnknownError: a transport error, an HTTP status other than 200, or an answer
+                that cannot be read (see :func:`parse_simulation`); nothing was sent either way.
+        """
+        sms_data = json.dumps(flux, ensure_ascii=False, separators=(",", ":"))
+        response = self._post_account(self._simulate_url, "simulateCampaign", {"smsData": sms_data})
+        return parse_simulation(response.status_code, response.content)
+
+    def get_blacklist(self) -> list[BlacklistEntry]:
+        """POST one getBlacklist request: the account's STOP list.
+
+        Raises:
+            NotSentError: AllMySMS was not reached.
+            OutcomeUnknownError: a transport error, an HTTP status other than 200, or an answer
+                that cannot be read (see :func:`parse_blacklist`).
+        """
+        response = self._post_account(self._blacklist_url, "getBlacklist")
+        return parse_blacklist(response.status_code, response.content)
+
+    def _post_account(
+        self, url: str, endpoint: str, fields: dict[str, str] | None = None
+    ) -> httpx.Response:
+        """POST login, apiKey, ``returnformat=json`` and ``fields`` to an endpoint that sends
+        nothing, translating transport errors (messages name ``endpoint``, never the key).
+
+        Raises:
+            NotSentError: AllMySMS was not reached.
+            OutcomeUnknownError: a transport error after the request may have left.
+        """
+        form = {"login": self._login, "apiKey": self._api_key.reveal(), **(fields or {})}
+        body = urlencode({**form, "returnformat": "json"}).encode("ascii")
         try:
-            response = self._client.post(
-                f"{self._base_url}/{endpoint}/", content=body, headers=FORM_HEADERS
-            )
+            return self._client.post(url, content=body, headers=FORM_HEADERS)
         except NOT_SENT_ERRORS as exc:
             raise NotSentError(
                 f"{type(exc).__name__}: AllMySMS {endpoint} was not reached"
             ) from exc
         except httpx.TransportError as exc:
             raise OutcomeUnknownError(f"{type(exc).__name__} during {endpoint}") from exc
-        return response.status_code, response.content
+
+    def delete_campaign(self, campaign_id: str) -> None:
+        """POST one deleteCampaign request for ``campaign_id``; return once AllMySMS said OK.
+
+        Raises:
+            NotSentError: AllMySMS was not reached (the campaign is untouched).
+            OutcomeUnknownError: a transport error after the request left, an HTTP status
+                other than 200, or a body that is not a JSON object: it may have been deleted.
+            ProviderRefusedError: AllMySMS answered something other than ``status`` "OK"
+                (see ``worker.allmysms.campaigns``).
+        """
+        body = urlencode(
+            {
+                "login": self._login,
+                "apiKey": self._api_key.reveal(),
+                "campId": campaign_id,
+                "returnformat": "json",
+            }
+        ).encode("ascii")
+        try:
+            response = self._client.post(self._delete_url, content=body, headers=FORM_HEADERS)
+        except NOT_SENT_ERRORS as exc:
+            raise NotSentError(
+                f"{type(exc).__name__}: AllMySMS deleteCampaign was not reached"
+            ) from exc
+        except httpx.TransportError as exc:
+            raise OutcomeUnknownError(f"{type(exc).__name__} during deleteCampaign") from exc
+        parse_delete(response.status_code, response.content)
 
 
 def parse_info(http_status: int, body: bytes) -> int:

@@ -26,6 +26,7 @@ class Campaign:
     sender: str | None = None
     lane: str | None = None
     send_at: str | None = None
+    purpose: str | None = None
 
     @property
     def params_needed(self) -> int:
@@ -115,7 +116,7 @@ def _request(campaign: Campaign, number: int, recipients: list[dict[str, Any]]) 
         "to": recipients,
         "campaign": campaign.key[:100],
     }
-    for name in ("sender", "lane", "send_at"):
+    for name in ("sender", "lane", "send_at", "purpose"):
         value = getattr(campaign, name)
         if value is not None:
             request[name] = value

@@ -126,6 +126,24 @@ def _parser() -> argparse.ArgumentParser:
     enqueue.add_argument("--sender", help="campaign: TPOA sender name")
     enqueue.add_argument("--lane", help="campaign: urgent, default or bulk")
     enqueue.add_argument("--send-at", help="campaign: ISO-8601 date-time with offset")
+    enqueue.add_argument(
+        "--purpose",
+        help="campaign: transactional (default) or marketing (STOP mention, sending hours)",
+    )
+    cost = enqueue.add_mutually_exclusive_group()
+    cost.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="check the requests and print what they would cost (AllMySMS simulateCampaign); "
+        "enqueue and send nothing",
+    )
+    cost.add_argument(
+        "--show-cost",
+        action="store_true",
+        help="print the cost first (on stderr), then enqueue only after a yes (or --yes)",
+    )
+    enqueue.add_argument("--yes", action="store_true", help="with --show-cost: do not ask")
+    enqueue.add_argument("--json", action="store_true", help="with --dry-run: print JSON")
     enqueue.set_defaults(handler=_enqueue)
 
     status = sub.add_parser("status", help="show a message's state and history")
@@ -143,8 +161,10 @@ def _parser() -> argparse.ArgumentParser:
     status.set_defaults(handler=_status)
 
     from worker.cli.operator import _moment, add_commands, default_operator
+    from worker.cli.optout import add_commands as add_optout_commands
 
     add_commands(sub)
+    add_optout_commands(sub)
 
     purge = sub.add_parser("purge", help="erase one person's data everywhere (GDPR)")
     purge.add_argument("--phone", required=True, help="the person's phone number, any format")
@@ -378,8 +398,11 @@ def _enqueue(args: argparse.Namespace) -> int:
     from producers.enqueue import Producer, Refused
     from producers.errors import InvalidRequestError
 
+    if args.yes and not args.show_cost:
+        raise ConfigError("--yes", "only goes with --show-cost")
+    if args.json and not args.dry_run:
+        raise ConfigError("--json", "only goes with --dry-run")
     settings = ProducerSettings.from_env()
-    producer = Producer(connect(settings), settings)
     read = _read_requests if args.text is None else partial(_read_campaign, args)
     if args.file:
         # surrogateescape: bytes that are not UTF-8 refuse their own line, not the whole file.
@@ -388,6 +411,17 @@ def _enqueue(args: argparse.Namespace) -> int:
     else:
         stdin = io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8", errors="surrogateescape")
         items = list(read(stdin))
+    if args.dry_run or args.show_cost:
+        refused = _cost(args, settings, items)
+        if args.dry_run or refused is None:
+            return EXIT_CONFIG if refused is None else EXIT_REFUSED if refused else EXIT_OK
+        if not (args.yes or _confirmed(args)):
+            print(
+                "smsq enqueue: nothing was enqueued (--show-cost without --yes, or not confirmed)",
+                file=sys.stderr,
+            )
+            return EXIT_REFUSED
+    producer = Producer(connect(settings), settings)
     started = time.monotonic()
     counts = {"accepted": 0, "duplicates": 0, "refused": 0}
     # A progress bar only where a person watches; scripts get one summary line instead.
@@ -425,6 +459,67 @@ def _enqueue(args: argparse.Namespace) -> int:
     return EXIT_OK if not counts["refused"] else EXIT_REFUSED
 
 
+def _cost(args: argparse.Namespace, settings: Any, items: list[tuple[int, Any]]) -> int | None:
+    """Print what ``items`` would cost (``--dry-run``: on stdout, ``--show-cost``: on stderr) and
+    return how many requests would not be sent, or None when AllMySMS could not tell (the
+    reason printed). Touches no Redis."""
+    from datetime import UTC, datetime
+
+    from producers.enqueue import Refused
+    from producers.errors import InvalidRequestError, ProviderError
+    from worker.allmysms.client import AllMySmsClient
+    from worker.cli.dryrun import estimate
+    from worker.settings import Settings
+
+    worker_settings = Settings.from_env()
+    worker_settings.require_credentials()
+    inputs = [
+        Refused(None, InvalidRequestError(f"line {number}", obj.reason))
+        if isinstance(obj, _Unreadable)
+        else obj
+        for number, obj in items
+    ]
+    client = AllMySmsClient.from_settings(worker_settings)
+    try:
+        cost = estimate(
+            inputs,
+            client,
+            default_region=settings.default_country,
+            chunk_recipients=settings.chunk_recipients,
+            now=datetime.now(UTC),
+            stop=settings.stop,
+            transliteration=settings.transliteration,
+        )
+    except ProviderError as exc:
+        print(
+            f"smsq enqueue: AllMySMS simulateCampaign failed, nothing was enqueued or sent: "
+            f"{printable(str(exc))}",
+            file=sys.stderr,
+        )
+        return None
+    finally:
+        client.close()
+    out = sys.stdout if args.dry_run else sys.stderr
+    if args.json:
+        out.write(dumps_json(cost.as_dict(), indent=2) + "\n")
+    else:
+        out.write(printable_lines(cost.lines()) + "\n")
+        if args.dry_run:
+            out.write("dry run: nothing was enqueued or sent\n")
+    out.flush()
+    return cost.refused
+
+
+def _confirmed(args: argparse.Namespace) -> bool:
+    """Ask on the terminal whether to send; only when the requests came from ``--file`` (stdin
+    then is free) and a person is there."""
+    if not (args.file and sys.stdin.isatty() and sys.stderr.isatty()):
+        return False
+    sys.stderr.write("enqueue and send these? [y/N] ")
+    sys.stderr.flush()
+    return sys.stdin.readline().strip().lower() in ("y", "yes")
+
+
 @dataclass(frozen=True, slots=True)
 class _Unreadable:
     """An input line that is not a JSON value, and why."""
@@ -453,7 +548,12 @@ def _read_campaign(args: argparse.Namespace, stream: IO[str]) -> Iterator[tuple[
     if not args.key:
         raise ConfigError("--key", "is required with --text (the campaign's idempotency key)")
     campaign = Campaign(
-        key=args.key, text=args.text, sender=args.sender, lane=args.lane, send_at=args.send_at
+        key=args.key,
+        text=args.text,
+        sender=args.sender,
+        lane=args.lane,
+        send_at=args.send_at,
+        purpose=args.purpose,
     )
     for number, item in enumerate(campaign_requests(campaign, stream), start=1):
         yield number, Refused(None, item.error) if isinstance(item, BadLine) else item

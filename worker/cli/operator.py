@@ -70,14 +70,22 @@ def add_commands(sub: Any) -> None:
 
     cancel = sub.add_parser(
         "cancel",
-        help="cancel queued messages: they end cancelled, never sent",
+        help="cancel queued or scheduled messages: they end cancelled, never sent",
         description="Cancel messages smsq still holds (queued, or the queued parts of a split "
         "message): each ends in the terminal state cancelled, with who and why in its history. "
-        "Messages already sending, sent or scheduled are refused with the reason.",
+        "A scheduled message (accepted by AllMySMS for a later DATE) is cancelled there first "
+        "with deleteCampaign; only AllMySMS's OK makes it cancelled. Messages already sending "
+        "or sent are refused with the reason.",
     )
     cancel.add_argument("keys", nargs="*", metavar="KEY", help="message keys")
     cancel.add_argument(
-        "--campaign", help="also every queued message of this campaign (exact name)"
+        "--campaign", help="also every queued or scheduled message of this campaign (exact name)"
+    )
+    cancel.add_argument(
+        "--prefix",
+        metavar="KEYPREFIX",
+        help="also every queued or scheduled message whose key starts with this (a campaign "
+        "file's KEY: requests)",
     )
     cancel.add_argument("--dry-run", action="store_true", help="say what would happen")
     cancel.add_argument("--by", default=default_operator(), help="who decides (recorded)")
@@ -326,24 +334,51 @@ def dlq_resolve(args: argparse.Namespace) -> int:
 def cancel_messages(args: argparse.Namespace) -> int:
     from worker.store.cancel import Canceller
 
-    if not args.keys and args.campaign is None:
-        print("smsq cancel: name message keys, or give --campaign NAME", file=sys.stderr)
+    if not args.keys and args.campaign is None and args.prefix is None:
+        print(
+            "smsq cancel: name message keys, or give --campaign NAME or --prefix KEYPREFIX",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    if args.prefix is not None and not args.prefix.strip():
+        print("smsq cancel: --prefix must not be empty (it would match every key)", file=sys.stderr)
         return EXIT_USAGE
     if not args.why.strip():
         print("smsq cancel: --why must say why (it is recorded)", file=sys.stderr)
         return EXIT_USAGE
     _, connection, ledger = _operator_ledger(args.by)
-    canceller = Canceller(connection, ledger, audit_ttl_s=_audit_ttl_s())
+    canceller = Canceller(connection, ledger, audit_ttl_s=_audit_ttl_s(), deleter=_allmysms_client)
     with _outages():
         refs = list(args.keys)
         if args.campaign is not None:
             refs += canceller.campaign_keys(args.campaign)
+        if args.prefix is not None:
+            refs += canceller.prefix_keys(args.prefix)
         decisions = canceller.cancel_many(refs, actor=args.by, why=args.why, dry_run=args.dry_run)
+    where = " and ".join(
+        text
+        for text, given in (
+            (f"in campaign {args.campaign!r}", args.campaign is not None),
+            (f"with a key starting {args.prefix!r}", args.prefix is not None),
+        )
+        if given
+    )
     return _print_decisions(
         decisions,
         as_json=args.json,
-        nothing=f"nothing matches: no queued message in campaign {args.campaign!r}",
+        nothing=f"nothing matches: no queued or scheduled message {where}",
     )
+
+
+def _allmysms_client() -> Any:
+    """The AllMySMS client of the ``ALLMYSMS_*`` settings, for deleteCampaign (made only when a
+    scheduled message is met: cancelling queued ones needs no provider credentials)."""
+    from worker.allmysms.client import AllMySmsClient
+    from worker.settings import Settings
+
+    settings = Settings.from_env()
+    settings.require_credentials()
+    return AllMySmsClient.from_settings(settings)
 
 
 def _switch() -> Any:

@@ -18,6 +18,7 @@ import re
 import shlex
 from typing import TYPE_CHECKING, Any
 
+from producers.hours import HELD_FOR_HOURS
 from worker.store.claims import iso
 
 
@@ -104,10 +105,20 @@ def render_status(
         f"updated:    {record.updated_at}",
         f"attempts:   {record.attempts}",
     ]
-    if record.next_attempt_at:
+    if record.next_attempt_at and record.held_for == HELD_FOR_HOURS:
+        lines.append(
+            f"held until {record.next_attempt_at} (a marketing message outside its sending "
+            "hours in the recipients' time zones; nothing was sent)"
+        )
+    elif record.next_attempt_at:
         lines.append(
             f"next attempt at {record.next_attempt_at} (later retry round "
             f"{record.later_rounds}: AllMySMS was not reached, nothing was sent)"
+        )
+    if record.opted_out:
+        lines.append(
+            f"opted out: {len(record.opted_out)} recipient(s) dropped before the send (on the "
+            "suppression list)"
         )
     if record.provider_status is not None:
         lines.append(f"provider:   {record.provider_status} {record.provider_text or ''}".rstrip())

@@ -211,8 +211,9 @@ def _run(server: RedisServer, sandbox: SandboxProvider, api_key: str, loop: Loop
                 f"{n} {what}" for what, n in record.delivery.items() if n
             )
         print(f"   {key:<28} {record.state.value:<10} {detail}")
+    posted = sum(1 for r in sandbox.requests() if "data" in r)  # sendSms, not getBlacklist
     print(
-        f"\n4. the sandbox received {len(sandbox.requests())} sendSms request(s); "
+        f"\n4. the sandbox received {posted} sendSms request(s); "
         f"dead letters: {len(store.dead_letters())}"
     )
     print("\n5. smsq callbacks --burst: signed events POSTed to the PHP backend's callbackUrl")

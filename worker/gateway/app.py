@@ -1,5 +1,5 @@
-"""The gateway application: sendSms routes, a health probe, and errors in AllMySMS's shape that
-never show a traceback."""
+"""The gateway application: sendSms and deleteCampaign routes, a health probe, and errors in
+AllMySMS's shape that never show a traceback."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ from producers.redis_errors import translate_redis_errors
 from producers.store import MessageStore
 from worker.asgi import SecurityHeaders
 from worker.callbacks.policy import CallbackPolicy
+from worker.gateway import campaigns
 from worker.gateway.accounts import ProducerBook
 from worker.gateway.context import GatewayContext, context_of
 from worker.gateway.headers import SECURITY_HEADERS
@@ -32,6 +33,7 @@ from worker.gateway.sendsms import (
     send_sms,
     to_response,
 )
+from worker.gateway.simulate import simulate_routes
 from worker.gateway.webhooks import webhook_routes
 
 
@@ -56,6 +58,9 @@ def create_app(settings: Settings, connection: Redis) -> Starlette:
     """
     settings.require_gateway()
     routes = [Route(path, send_sms, methods=["GET", "POST"]) for path in SEND_PATHS]
+    routes += simulate_routes(settings)  # answers 501 without ALLMYSMS_LOGIN/_API_KEY
+    delete_routes, desk = campaigns.routes(settings, connection)
+    routes += delete_routes
     routes.append(Route("/healthz", healthz, methods=["GET"]))
     routes += webhook_routes(settings, connection)  # [] without SMSQ_WEBHOOK_SECRET
     app = Starlette(
@@ -68,6 +73,7 @@ def create_app(settings: Settings, connection: Redis) -> Starlette:
             Exception: server_error,
         },
     )
+    app.state.campaigns = desk
     app.state.gateway = GatewayContext(
         settings=settings,
         producer=Producer(connection, settings.producer),

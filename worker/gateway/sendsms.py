@@ -69,7 +69,7 @@ RETRY_AFTER_S = 1
 """Suggested wait before retrying when Redis is down (Retry-After header)."""
 LOGIN_LOG_MAX_CHARS = 64
 """A failed login is logged cut to this length (it is whatever the client sent)."""
-TEXT_PARAMS = ("lane", "callbackUrl")
+TEXT_PARAMS = ("lane", "callbackUrl", "purpose", "transliterate")
 """Parameters besides smsData that reach the stored request: checked to be valid Unicode."""
 SMS_DATA_HINT = 'smsData must be {"DATA": {...}} (JSON) or <DATA>...</DATA> (XML)'
 HTTP_TEXTS = {
@@ -265,7 +265,12 @@ def handle(
             idempotency_key=headers.get("idempotency-key", ""),
             lane=params.get("lane", ""),
             callback_url=params.get("callbackUrl") or headers.get("x-smsq-callback-url", ""),
+            purpose=params.get("purpose") or headers.get("x-smsq-purpose", ""),
+            account_purpose=account.purpose,
             default_region=context.settings.producer.default_country,
+            stop=context.settings.producer.stop,
+            transliterate=params.get("transliterate", ""),
+            transliteration=account.transliterate or context.settings.producer.transliteration,
         )
         check_callback_url(context, request)
     except FluxError as exc:

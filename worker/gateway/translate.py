@@ -13,6 +13,8 @@ DATE               ``send_at`` when it is in the future (Paris local time), else
 CAMPAIGN_NAME      ``campaign`` (blank = none)
 CLIMSGID           ``key`` = ``gw:<login>:<CLIMSGID>`` unless an Idempotency-Key is sent
 login              ``producer``
+purpose            ``purpose`` (parameter or X-Smsq-Purpose; fixed for a marketing-only account)
+transliterate      ``transliterate`` (parameter; else the account's, else SMSQ_TRANSLITERATE)
 =================  =====================================================================
 """
 
@@ -27,7 +29,9 @@ from typing import Any
 from producers import keys
 from producers.contract import KEY_MAX_CHARS, PLACEHOLDER_PATTERN, SendRequest, parse_request
 from producers.errors import FluxError, InvalidRequestError
+from producers.marketing import DEFAULT_STOP_RULE, Purpose, StopRule
 from producers.segments import count_segments
+from producers.transliterate import Transliteration
 from worker.allmysms.flux import STATUS_TEXTS, Flux, parse_date, personalise
 from worker.gateway.ids import sms_id
 
@@ -40,6 +44,8 @@ FLUX_NAMES = {
     "campaign": "CAMPAIGN_NAME",
     "lane": "lane",
     "callback_url": "callbackUrl",
+    "purpose": "purpose",
+    "transliterate": "transliterate",
     "producer": "login",
     "key": "CLIMSGID",
 }
@@ -88,7 +94,12 @@ def build_request(
     idempotency_key: str = "",
     lane: str = "",
     callback_url: str = "",
+    purpose: str = "",
+    account_purpose: Purpose | None = None,
     default_region: str = "FR",
+    stop: StopRule = DEFAULT_STOP_RULE,
+    transliterate: str = "",
+    transliteration: Transliteration = Transliteration.NONE,
 ) -> SendRequest:
     """Translate a checked flux (:func:`worker.allmysms.flux.check_flux`) into a contract request.
 
@@ -131,7 +142,20 @@ def build_request(
         request["lane"] = lane.strip()
     if callback_url.strip():
         request["callback_url"] = callback_url.strip()
-    return parse_request(request, default_region=default_region)
+    asked = purpose.strip()
+    if account_purpose is not None:
+        if asked and asked != account_purpose.value:
+            raise InvalidRequestError(
+                "purpose", f"this account may only send {account_purpose.value} messages"
+            )
+        asked = account_purpose.value
+    if asked:
+        request["purpose"] = asked
+    if transliterate.strip():
+        request["transliterate"] = transliterate.strip()
+    return parse_request(
+        request, default_region=default_region, stop=stop, transliteration=transliteration
+    )
 
 
 def refusal(error: InvalidRequestError) -> tuple[int, str]:

@@ -29,6 +29,7 @@ from starlette.routing import Route
 
 from producers.durability import Barrier
 from producers.errors import RedisUnavailableError, WebhookParamError
+from producers.optouts import OptOuts
 from producers.phones import mask_phone
 from worker.store.evidence import EvidenceBook
 from worker.store.ledger import Ledger
@@ -37,9 +38,11 @@ from worker.store.receipts import (
     REPLY_PARAMS,
     Applied,
     ReceiptBook,
+    Reply,
     parse_receipt,
     parse_reply,
 )
+from worker.store.stop_replies import record_stop
 
 
 if TYPE_CHECKING:
@@ -74,8 +77,11 @@ class _Webhooks:
         book: ReceiptBook,
         max_body_bytes: int,
         durable: Callable[[], None],
+        stop: Callable[[Reply, Applied], object] | None = None,
         evidence: EvidenceBook | None = None,
     ) -> None:
+        self._stop = stop
+        """Puts the number of a STOP reply on the suppression list."""
         self._secret = secret.encode("utf-8")
         self._book = book
         self._evidence = evidence
@@ -146,6 +152,8 @@ class _Webhooks:
             applied = (
                 self._evidence.on_reply(reply, self._book, event_id=uuid.uuid4().hex) or applied
             )
+        if self._stop is not None:
+            self._stop(reply, applied)
         # Never the reply text: it is the person's own words.
         log.info(
             "sms.reply." + ("ignored" if applied.outcome == "unknown" else applied.outcome),
@@ -165,12 +173,19 @@ def webhook_routes(settings: Settings, connection: Redis) -> list[Route]:
     ledger = Ledger(
         connection, ttl_s=settings.producer.outcome_ttl_s, worker_name="webhooks", barrier=barrier
     )
+    optouts = OptOuts(connection, key=settings.producer.optout_key, barrier=barrier)
     handlers = _Webhooks(
         secret,
         ReceiptBook(connection),
         WEBHOOK_MAX_BODY_BYTES,
         partial(barrier.confirm, connection),
-        EvidenceBook(
+        stop=partial(
+            record_stop,
+            optouts,
+            keywords=settings.optout_keywords,
+            default_region=settings.producer.default_country,
+        ),
+        evidence=EvidenceBook(
             connection,
             ledger,
             actor="webhooks (evidence)",

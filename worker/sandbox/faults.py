@@ -21,6 +21,9 @@ DELAY_MAX_MS = 600_000
 ENDPOINTS = (
     "sendSms",
     "getInfo",
+    "simulateCampaign",
+    "getBlacklist",
+    "deleteCampaign",
     "getAcks",
     "getAckBySmsId",
     "getPulls",
@@ -28,6 +31,8 @@ ENDPOINTS = (
     "getPullBySmsId",
 )
 """What a fault's ``endpoint`` may name (default sendSms)."""
+FLUX_ENDPOINTS = ("sendSms", "simulateCampaign")
+"""The endpoints whose requests carry a flux, so a fault there may ``match`` it."""
 
 _KEYS = frozenset(
     {
@@ -90,7 +95,7 @@ class Fault:
 
 @dataclass(frozen=True, slots=True)
 class Target:
-    """What a fault's ``match`` can look at in one sendSms request."""
+    """What a fault's ``match`` can look at in one sendSms or simulateCampaign request."""
 
     phones: frozenset[str] = frozenset()
     """International digits of every MOBILEPHONE that could be normalised."""
@@ -162,7 +167,7 @@ def _endpoint(spec: Mapping[str, Any]) -> str:
     endpoint = spec.get("endpoint", "sendSms")
     if endpoint not in ENDPOINTS:
         raise ValueError(f"endpoint: must be one of {', '.join(ENDPOINTS)}")
-    if endpoint != "sendSms" and "match" in spec:
+    if endpoint not in FLUX_ENDPOINTS and "match" in spec:
         raise ValueError(f"match: not allowed with endpoint {endpoint!r}")
     return str(endpoint)
 

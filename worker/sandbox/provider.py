@@ -15,22 +15,28 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from worker.sandbox.acks import AckBook, nothing
-from worker.sandbox.faults import FaultBook, Target, parse_fault
+from worker.sandbox.blacklist import Blacklist
+from worker.sandbox.campaigns import DeferredCampaigns
+from worker.sandbox.faults import Fault, FaultBook, Target, parse_fault
 from worker.sandbox.receipt_pusher import RECEIPT_DELAY_MS, ReceiptPlayer
 from worker.sandbox.rules import (
     CREDITS_PER_SMS,
     Flux,
     FluxError,
     error_reply,
+    parse_date,
     parse_flux,
     plan_send,
     render,
+    simulation_reply,
     sniff_format,
     success_reply,
 )
 
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from worker.sandbox.server import SandboxServer
 
 
@@ -57,7 +63,8 @@ class Answer:
 
 
 class SandboxProvider:
-    """A local stand-in for the AllMySMS HTTP API v9.0 sendSms, with scripted faults."""
+    """A local stand-in for the AllMySMS HTTP API v9.0 (sendSms, simulateCampaign, getInfo,
+    getBlacklist), with scripted faults."""
 
     def __init__(
         self,
@@ -82,6 +89,8 @@ class SandboxProvider:
         self._log: list[dict[str, Any]] = []
         self._faults = FaultBook()
         self._acks = AckBook()
+        self._blacklist = Blacklist()
+        self._campaigns = DeferredCampaigns()
         self._seq = 0
         self._server: SandboxServer | None = None
         self._receipts = ReceiptPlayer(
@@ -157,11 +166,14 @@ class SandboxProvider:
             self._faults.clear()
 
     def reset(self) -> None:
-        """Forget the log and the faults, and restore the credits given at construction."""
+        """Forget the log, the faults and the blacklist, and restore the credits given at
+        construction."""
         with self._lock:
             self._log.clear()
             self._faults.clear()
             self._acks.clear()
+            self._blacklist.clear()
+            self._campaigns.clear()
             self._credits = self._initial_credits
 
     def set_credits(self, credits: int) -> None:
@@ -174,6 +186,25 @@ class SandboxProvider:
             raise ValueError("credits: must be a non-negative integer")
         with self._lock:
             self._credits = credits
+
+    def blacklist(self, entry: dict[str, Any]) -> dict[str, str]:
+        """Put a number on the STOP list: getBlacklist lists it, sendSms refuses it inside a 100
+        answer (``invalidNumbers``), like AllMySMS does with a number that answered STOP.
+
+        Raises:
+            ValueError: the entry is invalid; the message names the bad key.
+        """
+        with self._lock:
+            return self._blacklist.add(entry)
+
+    def blacklisted(self) -> list[dict[str, str]]:
+        """The STOP list, oldest first."""
+        with self._lock:
+            return self._blacklist.entries()
+
+    def clear_blacklist(self) -> None:
+        with self._lock:
+            self._blacklist.clear()
 
     @property
     def receipts(self) -> ReceiptPlayer:
@@ -213,12 +244,16 @@ class SandboxProvider:
         params: dict[str, str],
         *,
         received_at: float | None = None,
+        endpoint: str = "sendSms",
     ) -> Answer:
-        """Apply faults and the sendSms contract to one request, and log it.
+        """Apply faults and the sendSms (or simulateCampaign) contract to one request, and log it.
 
         ``received_at`` (epoch seconds) is when the request's headers had been read; ``at`` in
-        the log is when it was processed (body parsed, numbers judged).
+        the log is when it was processed (body parsed, numbers judged). A simulateCampaign
+        request reads the same flux with the same checks, and its log entry carries
+        ``"endpoint": "simulateCampaign"`` (sendSms entries carry no ``endpoint``).
         """
+        simulate = endpoint == "simulateCampaign"
         sms_data = params.get("smsData", "")
         flux: Flux | None = None
         flux_status = 105
@@ -245,14 +280,25 @@ class SandboxProvider:
             "flux_format": flux_format,
             "data": copy.deepcopy(flux.data) if flux else None,
         }
+        if simulate:
+            entry = {"endpoint": endpoint, **entry}
         reply: dict[str, Any] | None = None
+        due_at: float | None = None
         with self._lock:
-            fault = self._faults.take(Target.of(flux))
+            fault = self._faults.take(Target.of(flux), endpoint=endpoint)
             action = fault.action if fault else None
             if fault is not None and fault.status is not None:
                 reply = error_reply(fault.status, fault.status_text)
             elif action not in ("drop", "html502", "not_http", "busy"):
-                reply = self._process(account_ok and api_key_ok, flux, flux_status)
+                if simulate:
+                    reply = self._simulate(account_ok and api_key_ok, flux, flux_status)
+                else:
+                    reply = self._process(account_ok and api_key_ok, flux, flux_status)
+                    due_at = _deferred_until(flux, reply)
+                    if reply.get("campaignId"):
+                        self._campaigns.remember(
+                            reply["campaignId"], due_at=due_at, credits=int(reply["creditsUsed"])
+                        )
             self._seq += 1
             entry["seq"] = self._seq
             entry["at"] = datetime.now(UTC).isoformat(timespec="milliseconds")
@@ -263,12 +309,15 @@ class SandboxProvider:
             cli_msg_id = str((flux.data if flux else {}).get("CLIMSGID") or "")
             entry["cli_msg_id"] = cli_msg_id or None
             self._log.append(entry)
-            mo_ids: dict[str, str] = {}
-            sent = [(s["phoneNumber"], s["smsId"]) for s in (reply or {}).get("smsIds", [])]
-            if reply is not None and reply["status"] in (100, 113) and sent:
-                mo_ids = self._acks.record(reply["campaignId"], cli_msg_id, sent)
-        if reply is not None and reply["status"] in (100, 113) and sent:
-            self._receipts.play(sent, reply["campaignId"], cli_msg_id=cli_msg_id, mo_ids=mo_ids)
+            sent, mo_ids = self._record_sent(reply, cli_msg_id)
+        if reply is not None and reply["status"] in (100, 101, 113) and sent:
+            self._receipts.play(
+                sent,
+                reply["campaignId"],
+                due_in_s=0.0 if due_at is None else due_at - time.time(),
+                cli_msg_id=cli_msg_id,
+                mo_ids=mo_ids,
+            )
         delay_s = self._latency_s + (fault.delay_ms / 1000 if fault else 0)
         if action in ("drop", "not_http"):
             return Answer(action=str(action), delay_s=delay_s)
@@ -294,36 +343,50 @@ class SandboxProvider:
         """Answer one getInfo request like AllMySMS (status text, balance as a string), and
         log it. The real answer also carries the account's apiKey; the sandbox never echoes it
         (an ``apiKey`` key holding ``"***"`` stands for it, so clients prove they drop it)."""
+        return self._answer_account("getInfo", params, self._info)
+
+    def _answer_blacklist(self, params: dict[str, str]) -> Answer:
+        """Answer one getBlacklist request (``{"blacklist": [{phoneNumber, comment,
+        receptionDate}]}``, ``subAccount`` ignored), and log it."""
+        return self._answer_account(
+            "getBlacklist", params, lambda: {"blacklist": self._blacklist.entries()}
+        )
+
+    def _info(self) -> dict[str, Any]:
+        return {
+            "status": "Active Account",
+            "credits": str(self._credits),
+            "apiKey": "***",
+            "lastName": "Sandbox",
+            "firstName": "smsq",
+            "society": "smsq sandbox",
+            "email": "sandbox@example.invalid",
+        }
+
+    def _answer_account(
+        self, endpoint: str, params: dict[str, str], answer: Callable[[], dict[str, Any]]
+    ) -> Answer:
+        """Faults, credentials (102) and the log of an account endpoint without a flux;
+        ``answer`` builds the body under the lock. Always answered in JSON."""
         account_ok = hmac.compare_digest(params.get("login", "").encode(), self._login)
         api_key_ok = hmac.compare_digest(params.get("apiKey", "").encode(), self._api_key)
         with self._lock:
-            fault = self._faults.take(Target(), endpoint="getInfo")
+            fault = self._faults.take(Target(), endpoint=endpoint)
             action = fault.action if fault else None
             reply: dict[str, Any] | None = None
             if fault is not None and fault.status is not None:
                 reply = error_reply(fault.status, fault.status_text)
             elif action not in ("drop", "html502", "not_http", "busy"):
-                if account_ok and api_key_ok:
-                    reply = {
-                        "status": "Active Account",
-                        "credits": str(self._credits),
-                        "apiKey": "***",
-                        "lastName": "Sandbox",
-                        "firstName": "smsq",
-                        "society": "smsq sandbox",
-                        "email": "sandbox@example.invalid",
-                    }
-                else:
-                    reply = error_reply(102)
+                reply = answer() if account_ok and api_key_ok else error_reply(102)
             self._seq += 1
             self._log.append(
                 {
                     "seq": self._seq,
                     "at": datetime.now(UTC).isoformat(timespec="milliseconds"),
-                    "endpoint": "getInfo",
+                    "endpoint": endpoint,
                     "login": params.get("login", ""),
                     "api_key_ok": api_key_ok,
-                    "status": reply["status"] if reply else None,
+                    "status": reply.get("status") if reply else None,
                     "fault": action,
                 }
             )
@@ -340,6 +403,84 @@ class SandboxProvider:
         if action == "truncated":
             body = body[: len(body) // 2]
         return Answer(body=body, content_type=content_type, delay_s=delay_s)
+
+    def _simulate(self, account_ok: bool, flux: Flux | None, flux_status: int) -> dict[str, Any]:
+        """simulateCampaign: sendSms's checks and counts, without credits, message or receipt;
+        the caller holds the lock."""
+        if not account_ok:
+            return error_reply(102)
+        if flux is None:
+            return error_reply(flux_status)
+        try:
+            plan = plan_send(flux, datetime.now(UTC), self._blacklist)
+        except FluxError as exc:
+            return error_reply(exc.status)
+        return simulation_reply(plan)
+
+    def _answer_delete_campaign(self, params: dict[str, str]) -> Answer:
+        """Answer one deleteCampaign request (``campId``) and log it: OK for a deferred campaign
+        not due yet (its receipts are dropped and its credits given back), an error answer
+        otherwise (see ``worker.sandbox.campaigns``). Faults apply as to getInfo."""
+        account_ok = hmac.compare_digest(params.get("login", "").encode(), self._login)
+        api_key_ok = hmac.compare_digest(params.get("apiKey", "").encode(), self._api_key)
+        campaign_id = params.get("campId", "")
+        deleted = False
+        with self._lock:
+            fault = self._faults.take(Target(), endpoint="deleteCampaign")
+            action = fault.action if fault else None
+            reply: dict[str, Any] | None = None
+            if fault is not None and fault.status is not None:
+                reply = error_reply(fault.status, fault.status_text)
+            elif action not in ("drop", "html502", "not_http", "busy"):
+                if account_ok and api_key_ok:
+                    reply, refund = self._campaigns.delete(campaign_id, time.time())
+                    deleted = reply["status"] == "OK"
+                    self._credits += refund
+                else:
+                    reply = error_reply(102)
+            self._seq += 1
+            self._log.append(
+                {
+                    "seq": self._seq,
+                    "at": datetime.now(UTC).isoformat(timespec="milliseconds"),
+                    "endpoint": "deleteCampaign",
+                    "login": params.get("login", ""),
+                    "api_key_ok": api_key_ok,
+                    "campId": campaign_id,
+                    "status": reply["status"] if reply else None,
+                    "fault": action,
+                }
+            )
+        if deleted:
+            self._receipts.drop(campaign_id)
+        return self._fault_answer(fault, reply)
+
+    def _fault_answer(self, fault: Fault | None, reply: dict[str, Any] | None) -> Answer:
+        """The answer to a request other than sendSms, a fault applied (JSON, as getInfo)."""
+        action = fault.action if fault else None
+        delay_s = self._latency_s + (fault.delay_ms / 1000 if fault else 0)
+        if action in ("drop", "not_http"):
+            return Answer(action=str(action), delay_s=delay_s)
+        if fault is not None and action == "busy":
+            return Answer(code=fault.http_status, body=b"busy, try again later\n", delay_s=delay_s)
+        if reply is None:
+            return Answer(
+                code=502, body=HTML_502, content_type="text/html; charset=UTF-8", delay_s=delay_s
+            )
+        body, content_type = render(reply, "json")
+        if action == "truncated":
+            body = body[: len(body) // 2]
+        return Answer(body=body, content_type=content_type, delay_s=delay_s)
+
+    def _record_sent(
+        self, reply: dict[str, Any] | None, cli_msg_id: str
+    ) -> tuple[list[tuple[str, str]], dict[str, str]]:
+        """(phone, smsId) of each accepted recipient, and the smsMoIds of their replies: a
+        100/113 send goes into the polling endpoints' memory; the caller holds the lock."""
+        sent = [(s["phoneNumber"], s["smsId"]) for s in (reply or {}).get("smsIds", [])]
+        if reply is None or reply["status"] not in (100, 113) or not sent:
+            return sent, {}
+        return sent, self._acks.record(reply["campaignId"], cli_msg_id, sent)
 
     def _answer_lookup(self, endpoint: str, params: dict[str, str]) -> Answer:
         """Answer one polling request (getAcks, getAckBySmsId, getPulls, getPull,
@@ -401,7 +542,7 @@ class SandboxProvider:
         if flux is None:
             return error_reply(flux_status)
         try:
-            plan = plan_send(flux, datetime.now(UTC))
+            plan = plan_send(flux, datetime.now(UTC), self._blacklist)
         except FluxError as exc:
             return error_reply(exc.status)
         cost = CREDITS_PER_SMS * plan.nb_sms
@@ -419,3 +560,11 @@ class SandboxProvider:
             credits_left=self._credits,
             sms_ids=[str(uuid.uuid1()) for _ in plan.recipients],
         )
+
+
+def _deferred_until(flux: Flux | None, reply: dict[str, Any]) -> float | None:
+    """When an accepted send with a future DATE is due (epoch seconds); None if sent at once."""
+    if flux is None or reply["status"] not in (101, 113) or not flux.date.strip():
+        return None
+    due_at = parse_date(flux.date.strip()).timestamp()
+    return due_at if due_at > time.time() else None

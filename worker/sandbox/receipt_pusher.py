@@ -5,7 +5,9 @@ recipient gets, ``delay_ms`` later, a receipt ``status=3`` (transmitted to the o
 its final one: ``1`` (delivered), or ``5`` (SMS rejected) for a number ending in ``777777``. A
 number ending in ``555555`` also replies ``OUI`` once delivered, when a replies URL is set. The
 calls are form POSTs with AllMySMS's parameter names, made from one background thread, so the
-sendSms answer never waits for them; each is logged (``GET /_sandbox/receipts``).
+sendSms answer never waits for them; each is logged (``GET /_sandbox/receipts``). A deferred
+send (a future DATE) gets its receipts from its due time on, unless ``deleteCampaign`` drops them
+first (:meth:`ReceiptPlayer.drop`).
 
 Both also carry ``cliMsgId``, the flux's ``CLIMSGID``, when it had one. Whether AllMySMS's own
 webhook carries it is unknown (no source shows it): smsq reads it when present and settles by
@@ -96,17 +98,19 @@ class ReceiptPlayer:
         sent: list[tuple[str, str]],
         campaign_id: str,
         *,
+        due_in_s: float = 0.0,
         cli_msg_id: str = "",
         mo_ids: dict[str, str] | None = None,
     ) -> None:
         """Schedule the receipts of one successful send: ``sent`` is (phone, smsId) pairs;
-        ``mo_ids`` (smsId → smsMoId) names the replies the provider recorded, so polling and
-        the webhook tell of the same reply."""
+        ``due_in_s`` delays them all (a deferred campaign is "sent" at its DATE); ``mo_ids``
+        (smsId → smsMoId) names the replies the provider recorded, so polling and the webhook
+        tell of the same reply."""
         echo = {"cliMsgId": cli_msg_id} if cli_msg_id and self._echo else {}
         with self._cond:
             if self._receipts_url is None or self._stopping:
                 return
-            start = time.monotonic() + self._delay_s
+            start = time.monotonic() + max(due_in_s, 0.0) + self._delay_s
             for phone, sms_id in sent:
                 final = 5 if phone.endswith(REJECTED_SUFFIX) else 1
                 for offset, status in ((0.0, 3), (FINAL_GAP_S, final)):
@@ -141,6 +145,16 @@ class ReceiptPlayer:
                 )
                 self._thread.start()
             self._cond.notify()
+
+    def drop(self, campaign_id: str) -> int:
+        """Forget the receipts (and replies) not pushed yet of one campaign; how many."""
+        with self._cond:
+            kept = [due for due in self._due if due[3].get("campaignId") != campaign_id]
+            dropped = len(self._due) - len(kept)
+            heapq.heapify(kept)
+            self._due = kept
+            self._cond.notify()
+            return dropped
 
     def log(self) -> list[dict[str, Any]]:
         """Calls made so far, oldest first: kind, params, HTTP status or error."""

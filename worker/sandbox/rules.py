@@ -7,6 +7,7 @@ with the gateway) and are re-exported here.
 from __future__ import annotations
 
 import re
+from collections.abc import Container
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -46,6 +47,7 @@ __all__ = [
     "personalise",
     "plan_send",
     "render",
+    "simulation_reply",
     "sniff_format",
     "success_reply",
 ]
@@ -89,12 +91,13 @@ def normalise_number(number: str) -> str | None:
     return None
 
 
-def plan_send(flux: Flux, now: datetime) -> Plan:
+def plan_send(flux: Flux, now: datetime, blacklist: Container[str] = frozenset()) -> Plan:
     """Judge a parsed flux: message, date and every recipient.
 
     Args:
         flux: the parsed smsData.
         now: the current time (aware), to tell a deferred DATE from a past one.
+        blacklist: international numbers on the STOP list (refused like the ``888888`` ones).
 
     Returns:
         The plan; it may hold no recipient (the caller answers 114 after the credit checks).
@@ -112,7 +115,7 @@ def plan_send(flux: Flux, now: datetime) -> Plan:
         if number is None or number.endswith(INVALID_SUFFIX):
             some_invalid = True
             refused.append(entry["MOBILEPHONE"])
-        elif number.endswith(BLACKLISTED_SUFFIX):
+        elif number.endswith(BLACKLISTED_SUFFIX) or number in blacklist:
             refused.append(entry["MOBILEPHONE"])
         else:
             text = personalise(message, entry)
@@ -138,4 +141,28 @@ def success_reply(
             {"phoneNumber": number, "smsId": sms_id}
             for (number, _), sms_id in zip(plan.recipients, sms_ids, strict=True)
         ],
+    }
+
+
+def simulation_reply(plan: Plan) -> dict[str, Any]:
+    """The simulateCampaign body: what the send would cost, nothing sent.
+
+    Its keys are those AllMySMS documents (``status``, ``statusText``, ``invalidNumbers``,
+    ``nbCredits``, ``nbContacts``, ``nbSms``); the counts are JSON ints, as simulate answers
+    them (allmysms-api.md §3.1). The status follows sendSms: 113 when some numbers are invalid,
+    114 when no recipient is left (counts 0, the refused numbers still listed), else 101 for a
+    future DATE, else 100. Whether the real endpoint answers 101 or checks the balance is
+    unknown: the sandbox answers 101 and never refuses a simulation for credits.
+    """
+    if not plan.recipients:
+        status = 114
+    else:
+        status = 113 if plan.some_invalid else 101 if plan.scheduled else 100
+    return {
+        "status": status,
+        "statusText": STATUS_TEXTS[status],
+        "invalidNumbers": "|".join(plan.refused),
+        "nbCredits": CREDITS_PER_SMS * plan.nb_sms,
+        "nbContacts": len(plan.recipients),
+        "nbSms": plan.nb_sms,
     }

@@ -1,4 +1,5 @@
-"""The sandbox HTTP server: sendSms over real sockets, the /_sandbox control endpoints, serve().
+"""The sandbox HTTP server: sendSms, simulateCampaign, getInfo, getBlacklist and deleteCampaign
+over real sockets, the /_sandbox control endpoints, serve().
 
 It only parses requests and writes replies; state and the sendSms contract live in ``provider``.
 """
@@ -27,6 +28,9 @@ from worker.sandbox.receipt_pusher import RECEIPT_DELAY_MS
 
 SEND_PATHS = frozenset({f"{BASE_PATH}/sendSms/", f"{BASE_PATH}/sendSms"})
 INFO_PATHS = frozenset({f"{BASE_PATH}/getInfo/", f"{BASE_PATH}/getInfo"})
+SIMULATE_PATHS = frozenset({f"{BASE_PATH}/simulateCampaign/", f"{BASE_PATH}/simulateCampaign"})
+BLACKLIST_PATHS = frozenset({f"{BASE_PATH}/getBlacklist/", f"{BASE_PATH}/getBlacklist"})
+DELETE_CAMPAIGN_PATHS = frozenset({f"{BASE_PATH}/deleteCampaign/", f"{BASE_PATH}/deleteCampaign"})
 LOOKUP_PATHS = {
     path: name
     for name in LOOKUP_ENDPOINTS
@@ -147,10 +151,18 @@ class _Handler(BaseHTTPRequestHandler):
         url = urlsplit(self.path)
         if url.path in SEND_PATHS and self.command in ("GET", "POST"):
             self._send_sms(url.query, body, received_at)
+        elif url.path in SIMULATE_PATHS and self.command in ("GET", "POST"):
+            self._send_sms(url.query, body, received_at, endpoint="simulateCampaign")
         elif url.path in INFO_PATHS and self.command in ("GET", "POST"):
             self._get_info(url.query, body)
         elif url.path in LOOKUP_PATHS and self.command in ("GET", "POST"):
             self._lookup(LOOKUP_PATHS[url.path], url.query, body)
+        elif url.path in BLACKLIST_PATHS and self.command in ("GET", "POST"):
+            self._get_info(url.query, body, endpoint="getBlacklist")
+        elif url.path in DELETE_CAMPAIGN_PATHS and self.command in ("GET", "POST"):
+            self._answer(
+                self.server.provider._answer_delete_campaign(self._params(url.query, body))
+            )
         elif url.path.startswith("/_sandbox/"):
             self._control(url.path.rstrip("/"), body)
         else:
@@ -172,7 +184,9 @@ class _Handler(BaseHTTPRequestHandler):
             return None
         return self.rfile.read(length)
 
-    def _send_sms(self, query: str, body: bytes, received_at: float) -> None:
+    def _send_sms(
+        self, query: str, body: bytes, received_at: float, endpoint: str = "sendSms"
+    ) -> None:
         params = dict(parse_qsl(query, keep_blank_values=True))
         encoding = "query"
         mime = self.headers.get_content_type()
@@ -184,15 +198,29 @@ class _Handler(BaseHTTPRequestHandler):
             params.update(_multipart_fields(self.headers.get("Content-Type", ""), body))
         self._answer(
             self.server.provider._answer_send(
-                self.command, encoding, params, received_at=received_at
+                self.command, encoding, params, received_at=received_at, endpoint=endpoint
             )
         )
 
-    def _get_info(self, query: str, body: bytes) -> None:
+    def _get_info(self, query: str, body: bytes, endpoint: str = "getInfo") -> None:
         params = dict(parse_qsl(query, keep_blank_values=True))
         if self.command == "POST" and self.headers.get_content_type() == _FORM:
             params.update(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
-        self._answer(self.server.provider._answer_info(params))
+        provider = self.server.provider
+        if endpoint == "getBlacklist":
+            self._answer(provider._answer_blacklist(params))
+        else:
+            self._answer(provider._answer_info(params))
+
+    def _params(self, query: str, body: bytes) -> dict[str, str]:
+        """The query string's parameters, then a form or multipart POST body's over them."""
+        params = dict(parse_qsl(query, keep_blank_values=True))
+        mime = self.headers.get_content_type()
+        if self.command == "POST" and mime == _FORM:
+            params.update(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
+        elif self.command == "POST" and mime == _MULTIPART:
+            params.update(_multipart_fields(self.headers.get("Content-Type", ""), body))
+        return params
 
     def _lookup(self, endpoint: str, query: str, body: bytes) -> None:
         params = dict(parse_qsl(query, keep_blank_values=True))
@@ -233,8 +261,12 @@ class _Handler(BaseHTTPRequestHandler):
                     raise ValueError("credits: required")
                 provider.set_credits(payload["credits"])
                 self._json(200, {"credits": payload["credits"]})
-            elif path.startswith("/_sandbox/receipts"):
-                self._receipts_control(route, payload)
+            elif route == "GET /_sandbox/receipts/pending":
+                self._json(200, {"pending": provider.receipts.pending()})
+            elif path == "/_sandbox/receipts":
+                self._receipts(payload)
+            elif path == "/_sandbox/blacklist":
+                self._blacklist(payload)
             elif route == "POST /_sandbox/reset":
                 provider.reset()
                 self._json(200, {"ok": True})
@@ -243,29 +275,46 @@ class _Handler(BaseHTTPRequestHandler):
         except ValueError as exc:  # json.JSONDecodeError is a ValueError too
             self._json(400, {"error": str(exc)})
 
-    def _receipts_control(self, route: str, payload: Any) -> None:
-        """The webhook side: its log, its backlog, its URLs.
+    def _receipts(self, payload: Any) -> None:
+        """``GET`` the webhook calls made, ``DELETE`` forgets them, ``POST {"receipts_url",
+        "replies_url", "delay_ms"}`` sets where they go.
 
         Raises:
-            ValueError: a bad ``POST /_sandbox/receipts`` body (answered 400).
+            ValueError: the POSTed settings are invalid (answered 400 by the caller).
         """
-        receipts = self.server.provider.receipts
-        if route == "GET /_sandbox/receipts":
-            self._json(200, receipts.log())
-        elif route == "GET /_sandbox/receipts/pending":
-            self._json(200, {"pending": receipts.pending()})
-        elif route == "DELETE /_sandbox/receipts":
-            receipts.clear()
+        provider = self.server.provider
+        if self.command == "GET":
+            self._json(200, provider.receipts.log())
+        elif self.command == "DELETE":
+            provider.receipts.clear()
             self._json(200, {"ok": True})
-        elif route == "POST /_sandbox/receipts":
+        elif self.command == "POST":
             if not isinstance(payload, dict):
                 raise ValueError("receipts: must be a JSON object")
-            self.server.provider.set_receipts_url(
+            provider.set_receipts_url(
                 payload.get("receipts_url"),
                 payload.get("replies_url"),
                 payload.get("delay_ms", RECEIPT_DELAY_MS),
                 echo_cli_msg_id=payload.get("echo_cli_msg_id", True),
             )
+            self._json(200, {"ok": True})
+        else:
+            self._write(404, b"not found\n")
+
+    def _blacklist(self, payload: Any) -> None:
+        """``GET`` lists the STOP list, ``POST {"phoneNumber", "comment", "receptionDate"}``
+        adds to it, ``DELETE`` empties it.
+
+        Raises:
+            ValueError: a POSTed entry is invalid (answered 400 by the caller).
+        """
+        provider = self.server.provider
+        if self.command == "GET":
+            self._json(200, provider.blacklisted())
+        elif self.command == "POST":
+            self._json(201, provider.blacklist(payload))
+        elif self.command == "DELETE":
+            provider.clear_blacklist()
             self._json(200, {"ok": True})
         else:
             self._write(404, b"not found\n")

@@ -44,7 +44,11 @@ OWN_ORPHAN_AFTER_S = 10.0
 (:meth:`Reconciler.own_orphans`): longer than any gap between a slot's bookkeeping and Redis."""
 
 _LATER_BATCH = 500
-"""Later retry rounds moved back per reconciler run at most (the rest on the next run)."""
+"""Later retry rounds (and held messages) read per step."""
+_DUE_REASON = "due again: a later retry round, or the end of a hold for the sending hours"
+_LATER_BUDGET_S = 2.0
+"""How long one reconciler run keeps moving due messages back (the rest on the next run): a
+marketing campaign held overnight goes back to its lanes at thousands per second."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,7 +70,10 @@ class Reconciler:
         dead_after_s: float,
         interval_s: float,
         stale_after_s: float,
+        clock: Callable[[], float] = time.time,
     ) -> None:
+        self._clock = clock
+        """Wall-clock epoch seconds: what is due (tests pass a fake one)."""
         self._redis = connection
         self._ledger = ledger
         self._queues = queues
@@ -112,17 +119,22 @@ class Reconciler:
         return report
 
     def _later_due(self) -> int:
-        """Put messages whose later retry round is due back on their lane."""
-        now = time.time()
+        """Put messages whose later retry round (or hold) is due back on their lane."""
+        now = self._clock()
+        stop_at = time.monotonic() + _LATER_BUDGET_S
         moved = 0
-        for raw in self._redis.zrangebyscore(keys.LATER, "-inf", now, start=0, num=_LATER_BATCH):
-            mid = decoded(raw)  # type: ignore[arg-type]
-            outcome = self._ledger.requeue_due(
-                mid, now=now, actor="reconciler", reason="later retry round due"
-            )
-            if outcome == State.QUEUED.value:
-                moved += 1
-                log.info("sms.send.later_due", message_id=mid, state="queued")
+        while time.monotonic() < stop_at:
+            due = self._redis.zrangebyscore(keys.LATER, "-inf", now, start=0, num=_LATER_BATCH)
+            for raw in due:
+                mid = decoded(raw)  # type: ignore[arg-type]
+                outcome = self._ledger.requeue_due(
+                    mid, now=now, actor="reconciler", reason=_DUE_REASON
+                )
+                if outcome == State.QUEUED.value:
+                    moved += 1
+                    log.info("sms.send.later_due", message_id=mid, state="queued")
+            if len(due) < _LATER_BATCH:
+                break
         return moved
 
     def _requeue_stuck(self, queue: Queue) -> int:

@@ -137,6 +137,7 @@ class SmsWorker(SimpleWorker):
         """
         self.bootstrap(logging_level or "INFO")
         self._install_signal_handlers()  # type: ignore[no-untyped-call]
+        self._mirror_blacklist()  # before the first send, when the list is due
         self.slots.start()
         taken_total = 0
         idle_before_take = False
@@ -438,6 +439,16 @@ class SmsWorker(SimpleWorker):
                 poller.maybe_run()
         except REDIS_UNAVAILABLE_ERRORS:
             log.warning("sms.poll.unavailable", step="redis", error="redis")
+        self._mirror_blacklist()
+
+    def _mirror_blacklist(self) -> None:
+        """AllMySMS's STOP list into the suppression list, when it is this worker's turn."""
+        mirror = self.runtime.blacklist
+        try:
+            if mirror is not None:
+                mirror.maybe_run()
+        except REDIS_UNAVAILABLE_ERRORS:
+            log.warning("sms.blacklist.unavailable", error="redis")
 
     def _recover_intake(self, *, legacy: bool = False) -> None:
         """Give back the intake entries stopped workers held (this worker holds the reconcile

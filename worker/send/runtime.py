@@ -11,8 +11,10 @@ from functools import partial
 from redis import Redis
 
 from producers.durability import Barrier
+from producers.optouts import OptOuts
 from worker.allmysms.client import AllMySmsClient
 from worker.connections import redis_from_settings
+from worker.send.blacklist import BlacklistMirror
 from worker.send.credits import CreditsWatch
 from worker.send.polling import Poller
 from worker.send.ratelimit import RateLimiter
@@ -33,6 +35,7 @@ class Runtime:
     sender: Sender
     credits: CreditsWatch | None = None
     poller: Poller | None = None
+    blacklist: BlacklistMirror | None = None
 
     def close(self) -> None:
         """Close the HTTP client's connections (Redis's pool closes with the process)."""
@@ -59,6 +62,7 @@ def build_runtime(
         by=name,
         audit_ttl_s=settings.audit_ttl_s,
     )
+    optouts = OptOuts(connection, key=settings.producer.optout_key, barrier=barrier)
     sender = Sender(
         ledger=ledger,
         client=http,
@@ -67,6 +71,9 @@ def build_runtime(
         switch=Switch(connection, audit_ttl_s=settings.audit_ttl_s, barrier=barrier),
         limiter=RateLimiter.from_settings(settings, connection),
         on_credits=lambda credits: watch.observe(credits, source="sendSms"),
+        hours=settings.sending_hours,
+        optouts=optouts,
+        optout_transactional=settings.producer.optout_transactional,
     )
     poller = Poller(
         connection,
@@ -77,4 +84,14 @@ def build_runtime(
         by=name,
         ttl_s=settings.producer.outcome_ttl_s,
     )
-    return Runtime(settings, name, connection, http, ledger, sender, watch, poller)
+    mirror = BlacklistMirror(
+        connection,
+        http,
+        optouts,
+        interval_s=settings.blacklist_poll_interval_s,
+        default_region=settings.producer.default_country,
+        by=name,
+    )
+    return Runtime(
+        settings, name, connection, http, ledger, sender, watch, poller=poller, blacklist=mirror
+    )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -22,6 +22,9 @@ from producers.errors import (
     OutcomeUnknownError,
     ProviderBusyError,
 )
+from producers.hours import HELD_FOR_HOURS, NoCommonWindowError, SendingHours
+from producers.marketing import Purpose
+from producers.optouts import OPTED_OUT, OptOuts, Source
 from producers.phones import mask_phone
 from producers.redis_errors import REDIS_UNAVAILABLE_ERRORS
 from producers.states import State
@@ -81,6 +84,8 @@ class _Send:
     attempts: int = 0
     latency_s: float | None = None
     """AllMySMS's answer time on the last attempt that reached it."""
+    opted_out: tuple[str, ...] = ()
+    """Recipients dropped just before the POST: they opted out while the message waited."""
 
     def expired(self) -> bool:
         return self.expires_at is not None and time.time() > self.expires_at
@@ -103,7 +108,18 @@ class Sender:
         limiter: RateLimiter | None = None,
         on_credits: Callable[[int], object] | None = None,
         later: LaterRetry | None = None,
+        hours: SendingHours | None = None,
+        clock: Callable[[], datetime] | None = None,
+        optouts: OptOuts | None = None,
+        optout_transactional: bool = False,
     ) -> None:
+        self._optouts = optouts
+        """The suppression list, checked again just before the POST (see :meth:`_suppress`)."""
+        self._optout_transactional = optout_transactional
+        self._clock = clock or _utc_now
+        """The wall clock the sending hours are read against (tests pass a fake one)."""
+        self._hours = hours or SendingHours()
+        """When marketing messages may leave; outside it they are held (see :meth:`_hold`)."""
         self._in_flight: set[str] = set()
         self._in_flight_lock = threading.Lock()
         self._on_credits = on_credits
@@ -144,6 +160,13 @@ class Sender:
             send = self._claim(message_id, job)
             if isinstance(send, SendResult):
                 return send
+            if send.request.purpose is Purpose.MARKETING:
+                held = self._hold(send)
+                if held is not None:
+                    return held
+            cancelled = self._suppress(send)
+            if cancelled is not None:
+                return cancelled
             if send.held:
                 given_back = self._wait_first_turn(send)
                 if given_back is not None:
@@ -194,6 +217,65 @@ class Sender:
             held=hold,
             expires_at=claim.expires_at,
         )
+
+    def _hold(self, send: _Send) -> SendResult | None:
+        """A marketing message outside its sending hours goes back to ``queued`` until the
+        window opens for every recipient (nothing posted, no rate-limit turn taken, no retry
+        round counted); one whose validity ends first expires now. None: it may leave."""
+        now = self._clock()
+        try:
+            opening = self._hours.next_opening((r.phone for r in send.request.recipients), now)
+        except NoCommonWindowError as exc:
+            return self._finish(send, State.FAILED, reason=str(exc), error=str(exc))
+        if opening is None:
+            return None
+        due = opening.timestamp()
+        due_iso = opening.isoformat(timespec="seconds")
+        if send.expires_at is not None and due >= send.expires_at:
+            reason = (
+                f"valid_for_s runs out before the marketing sending hours open ({due_iso}); "
+                "nothing was sent"
+            )
+            return self._finish(send, State.EXPIRED, reason=reason, error=reason)
+        held = self._ledger.park_for_later(
+            send.message_id,
+            due=due,
+            since=now.timestamp(),
+            reason=f"outside the marketing sending hours ({self._hours.describe()}, in the "
+            f"recipients' time zones); held until {due_iso}, nothing was sent",
+            actor=f"worker {self._ledger.worker_name}",
+            attempts=0,
+            error="",
+            hold=HELD_FOR_HOURS,
+        )
+        if not held:
+            return self._not_claimed(send.message_id, State.SENDING.value)
+        self._ledger.count({"held_for_hours": 1})
+        log.info("sms.send.held", state=State.QUEUED.value, until=due_iso, reason=HELD_FOR_HOURS)
+        return SendResult(State.QUEUED.value)
+
+    def _suppress(self, send: _Send) -> SendResult | None:
+        """Drop the recipients who opted out while the message waited (marketing, or every
+        message with ``SMSQ_OPTOUT_TRANSACTIONAL``); with none left it ends ``cancelled``,
+        nothing posted. None: it goes on (perhaps to fewer recipients)."""
+        applies = send.request.purpose is Purpose.MARKETING or self._optout_transactional
+        if self._optouts is None or not applies:
+            return None
+        suppressed = self._optouts.suppressed(r.phone for r in send.request.recipients)
+        if not suppressed:
+            return None
+        send.opted_out = tuple(r.phone for r in send.request.recipients if r.phone in suppressed)
+        left = tuple(r for r in send.request.recipients if r.phone not in suppressed)
+        log.info("sms.send.opted_out", recipients=len(send.opted_out), left=len(left))
+        if not left:
+            reason = (
+                f"every recipient ({len(send.opted_out)}) opted out while it waited; nothing "
+                "was sent"
+            )
+            return self._finish(send, State.CANCELLED, reason=reason, error=None)
+        send.request = replace(send.request, recipients=left)
+        send.cost = send.request.segments * len(left)
+        return None
 
     def _give_back(self, message_id: str, exc: NotReplicatedError) -> SendResult:
         """The claim (or the end of its hold) is on the primary, but too few replicas confirmed
@@ -406,7 +488,33 @@ class Sender:
         reason = f"{reply.status} {info.meaning}"
         if info.category == "credit":
             reason += " (safe to requeue after a credit top-up)"
-        return self._finish(send, state, reason=reason, reply=reply, category=info.category)
+        result = self._finish(send, state, reason=reason, reply=reply, category=info.category)
+        if reply.invalid_numbers and state in (State.SENT, State.PARTIAL, State.SCHEDULED):
+            self._refused_numbers(send, reply.invalid_numbers)
+        return result
+
+    def _refused_numbers(self, send: _Send, numbers: list[str]) -> None:
+        """Numbers AllMySMS listed in ``invalidNumbers`` of an answer that accepted the others
+        go on the suppression list: smsq checked every number with libphonenumber before the
+        POST, so a valid number refused there is taken to be on AllMySMS's blacklist (STOP).
+        A failure here never touches the outcome, already recorded."""
+        if self._optouts is None:
+            return
+        try:
+            added = sum(
+                self._optouts.add(
+                    number,
+                    source=Source.REFUSED,
+                    by="allmysms",
+                    comment=f"in invalidNumbers of an accepted send ({send.ids['key'][:80]})",
+                )
+                for number in numbers
+            )
+        except Exception as exc:  # noqa: BLE001 - the send's outcome matters more
+            log.warning("sms.optout.unrecorded", error=type(exc).__name__, numbers=len(numbers))
+            return
+        if added:
+            log.info("sms.optout.added", source=Source.REFUSED.value, numbers=added)
 
     def _finish(
         self,
@@ -439,6 +547,8 @@ class Sender:
                 nb_sms=reply.nb_sms,
                 nb_contacts=reply.nb_contacts,
             )
+        if send.opted_out:
+            fields[OPTED_OUT] = list(send.opted_out)
         fields.update(extra or {})
         metrics = self._metrics(send, reply)
         recorded = self._write_outcome(
@@ -570,6 +680,10 @@ class Sender:
             raise
 
 
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
 class _ExpiredError(Exception):
     """Raised inside an attempt when ``valid_for_s`` has run out: tenacity does not retry it."""
 
@@ -602,4 +716,5 @@ _EVENTS = {
     State.UNKNOWN: "sms.send.outcome_unknown",
     State.FAILED: "sms.send.failed",
     State.EXPIRED: "sms.send.expired",
+    State.CANCELLED: "sms.send.cancelled",
 }

@@ -3,7 +3,8 @@
 Written by the dead-letter desk (requeue, resolve, purge: the CLI and the admin page share it),
 ``smsq cancel`` (action ``cancel``), the kill switch (pause and resume, by operators and by
 workers themselves: actor ``worker <name>``), ``smsq purge --phone`` (the erasure record) and
-``smsq callbacks --requeue`` (dead callbacks sent again: their event ids). Read by ``smsq
+``smsq callbacks --requeue`` (dead callbacks sent again: their event ids) and ``smsq optout
+add|remove`` (a count, never the numbers). Read by ``smsq
 audit`` and the admin page ``/audit``.
 
 An entry holds no phone number and no message text: ``targets`` are message keys (the
@@ -41,7 +42,20 @@ RESUME = "resume"
 ERASURE = "erasure"
 CANCEL = "cancel"
 CALLBACK_REQUEUE = "callbacks.requeue"
-ACTIONS = (REQUEUE, RESOLVE, PURGE_DEAD_LETTERS, PAUSE, RESUME, ERASURE, CANCEL, CALLBACK_REQUEUE)
+OPTOUT_ADD = "optout.add"
+OPTOUT_REMOVE = "optout.remove"
+ACTIONS = (
+    REQUEUE,
+    RESOLVE,
+    PURGE_DEAD_LETTERS,
+    PAUSE,
+    RESUME,
+    ERASURE,
+    CANCEL,
+    CALLBACK_REQUEUE,
+    OPTOUT_ADD,
+    OPTOUT_REMOVE,
+)
 """Every action the stream records (``smsq audit --action``)."""
 TARGETS_MAX = 100
 """Keys or lanes kept in one entry; ``count`` always says how many there were."""

@@ -1,4 +1,5 @@
-"""Cancel messages smsq still holds: ``queued`` → ``cancelled``, never sent.
+"""Cancel messages smsq still holds: ``queued`` → ``cancelled``, never sent; and ``scheduled``
+ones through AllMySMS's ``deleteCampaign`` (``worker.store.cancel_scheduled``).
 
 A cancel is one compare-and-set in Lua (``ledger_finish``, expected state ``queued``), the
 same guard a worker's claim takes (``ledger_claim``: ``queued`` → ``sending``). Whichever
@@ -9,9 +10,9 @@ the message ``cancelled``, claims nothing, posts nothing and records no dead let
 
 ``cancelled`` is terminal (the key's tombstone says so after the record expires, and a
 ``message.final`` callback event carries it) but not a dead letter: it was someone's decision.
-A split message is cancelled part by part: its queued parts are cancelled, and the answer names
-each part it could not cancel and why. Each cancel command that changed something appends one
-``cancel`` entry (who, why, count, keys) to the audit stream.
+A split message is cancelled part by part: its queued (and scheduled) parts are cancelled, and
+the answer names each part it could not cancel and why. Each cancel command that changed
+something appends one ``cancel`` entry (who, why, count, keys) to the audit stream.
 """
 
 from __future__ import annotations
@@ -19,20 +20,23 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from producers import keys
+from producers.cancel_queued import why_not
 from producers.records import MessageRecord
 from producers.redis_errors import translate_redis_errors
 from producers.states import State
 from producers.store import MessageStore, decoded
 from worker.settings import AUDIT_TTL_S
 from worker.store.audit import CANCEL, AuditLog
+from worker.store.cancel_scheduled import ScheduledCanceller
 from worker.store.deadletters import Decision, done_refs
 
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Callable, Iterable
 
     from redis import Redis
 
+    from worker.store.cancel_scheduled import CampaignDeleter
     from worker.store.ledger import Ledger
 
 SCAN_COUNT = 1000
@@ -40,42 +44,42 @@ SCAN_COUNT = 1000
 CANCELLED = "cancelled"
 REFUSED = "refused"
 NOT_FOUND = "no message with that key"
-_WHY_NOT = {
-    State.SENDING: "is sending: a worker claimed it and may be talking to AllMySMS; it cannot "
-    "be cancelled any more",
-    State.SCHEDULED: "accepted by AllMySMS as deferred; cancelling it there (deleteCampaign) is "
-    "not built yet",
-    State.SENT: "is sent: AllMySMS accepted it; it cannot be cancelled",
-    State.PARTIAL: "is partial: AllMySMS accepted it for some recipients; it cannot be cancelled",
-    State.CANCELLED: "is already cancelled",
-    State.UNKNOWN: "is unknown: it may have been sent; it is no longer queued, nothing to cancel",
-}
+CANCELLABLE = frozenset({State.QUEUED.value, State.SCHEDULED.value})
+"""States a cancel acts on: ``queued`` here, ``scheduled`` through deleteCampaign."""
 
 
 def cancel_refusal(record: MessageRecord) -> str | None:
     """Why ``record`` cannot be cancelled, or None when it (for a split message: at least one
-    of its parts) is ``queued``."""
+    of its parts) is ``queued`` or ``scheduled`` (AllMySMS may still refuse that one)."""
     if record.part_ids:
         parts = [(p.get("key") or "?", p["state"]) for p in record.parts]
-        if any(state == State.QUEUED.value for _, state in parts):
+        if any(state in CANCELLABLE for _, state in parts):
             return None
         listed = ", ".join(f"{key} ({state})" for key, state in parts)
-        return f"none of its {len(parts)} parts is queued: {listed}"
-    if record.state is State.QUEUED:
+        return f"none of its {len(parts)} parts is queued or scheduled: {listed}"
+    if record.state.value in CANCELLABLE:
         return None
-    return _WHY_NOT.get(
-        record.state, f"is {record.state.value}: it is no longer queued, nothing to cancel"
-    )
+    return why_not(record.state)
 
 
 class Canceller:
-    """Cancels queued messages (and queued parts of split ones), recorded in the audit stream."""
+    """Cancels queued messages (and queued parts of split ones), and scheduled ones when given
+    a ``deleter`` (a factory of the AllMySMS client, called on the first scheduled message),
+    recorded in the audit stream."""
 
-    def __init__(self, connection: Redis, ledger: Ledger, *, audit_ttl_s: int = AUDIT_TTL_S):
+    def __init__(
+        self,
+        connection: Redis,
+        ledger: Ledger,
+        *,
+        audit_ttl_s: int = AUDIT_TTL_S,
+        deleter: Callable[[], CampaignDeleter] | None = None,
+    ):
         self._redis = connection
         self._store = MessageStore(connection)
         self._ledger = ledger
         self._audit = AuditLog(connection, ttl_s=audit_ttl_s)
+        self._scheduled = ScheduledCanceller(connection, ledger, deleter)
 
     def cancel_many(
         self, refs: Iterable[str], *, actor: str, why: str, dry_run: bool = False
@@ -102,8 +106,16 @@ class Canceller:
         return self.cancel_many([ref], actor=actor, why=why, dry_run=dry_run)[0]
 
     def campaign_keys(self, campaign: str) -> list[str]:
-        """Keys of the campaign's messages that hold something to cancel (queued, or split
-        with a queued part), sorted; parts are reached through their split message."""
+        """Keys of the campaign's messages that hold something to cancel (queued or scheduled,
+        or split with such a part), sorted; parts are reached through their split message."""
+        return self._select(lambda r: r.request.get("campaign") == campaign)
+
+    def prefix_keys(self, prefix: str) -> list[str]:
+        """Keys starting with ``prefix`` (a campaign file's ``KEY:n`` requests) that hold
+        something to cancel, sorted, like :meth:`campaign_keys`."""
+        return self._select(lambda r: r.key.startswith(prefix))
+
+    def _select(self, wanted: Callable[[MessageRecord], bool]) -> list[str]:
         found = []
         with translate_redis_errors(self._redis):
             for raw_key in self._redis.scan_iter(match=keys.message("*"), count=SCAN_COUNT):
@@ -115,10 +127,7 @@ class Canceller:
         return sorted(
             r.key
             for r in records
-            if r is not None
-            and r.parent is None
-            and r.request.get("campaign") == campaign
-            and cancel_refusal(r) is None
+            if r is not None and r.parent is None and wanted(r) and cancel_refusal(r) is None
         )
 
     def _cancel(self, ref: str, *, actor: str, why: str, dry_run: bool) -> Decision:
@@ -130,6 +139,8 @@ class Canceller:
             return Decision(record.key, REFUSED, refusal, dry_run)
         if record.part_ids:
             return self._cancel_parts(record, actor=actor, why=why, dry_run=dry_run)
+        if record.state is State.SCHEDULED:
+            return self._scheduled.cancel(record, actor=actor, why=why, dry_run=dry_run)
         if dry_run:
             return Decision(record.key, CANCELLED, "would be cancelled (it is queued)", True)
         if not self._finish(record, actor=actor, why=why):
@@ -142,10 +153,13 @@ class Canceller:
         self, parent: MessageRecord, *, actor: str, why: str, dry_run: bool
     ) -> Decision:
         parts = [(p.get("key") or "?", p["state"]) for p in parent.parts]
-        chosen = [key for key, state in parts if state == State.QUEUED.value]
-        left = [(key, state) for key, state in parts if state != State.QUEUED.value]
+        chosen = [key for key, state in parts if state in CANCELLABLE]
+        left = [(key, state) for key, state in parts if state not in CANCELLABLE]
         if dry_run:
             detail = f"would cancel {len(chosen)} of {len(parts)} parts: {', '.join(chosen)}"
+            deferred = [key for key, state in parts if state == State.SCHEDULED.value]
+            if deferred:
+                detail += f" (through deleteCampaign: {', '.join(deferred)})"
             return Decision(parent.key, CANCELLED, detail + _not_cancelled(left), True)
         done = [self._cancel(key, actor=actor, why=why, dry_run=False) for key in chosen]
         cancelled = [d.ref for d in done if d.action == CANCELLED]
@@ -172,6 +186,6 @@ class Canceller:
 
 def _not_cancelled(left: list[tuple[str, str]], raced: list[tuple[str, str]] | None = None) -> str:
     """The parts a split message's cancel left alone, each with why."""
-    reasons = [f"{key} ({_WHY_NOT.get(State(state), f'is {state}')})" for key, state in left]
+    reasons = [f"{key} ({why_not(State(state))})" for key, state in left]
     reasons += [f"{key} ({detail})" for key, detail in raced or []]
     return f"; not cancelled: {'; '.join(reasons)}" if reasons else ""

@@ -217,9 +217,13 @@ class Ledger:
         actor: str,
         attempts: int,
         error: str,
+        hold: str = "",
     ) -> bool:
         """``sending`` → ``queued`` with ``next_attempt_at``, off every lane until ``due`` (the
-        reconciler then puts a fresh job on it); False when this worker does not hold it."""
+        reconciler then puts a fresh job on it); False when this worker does not hold it.
+
+        ``hold`` names why a message is held before any attempt (``sending_hours``): such a
+        hold counts no later retry round and keeps ``attempts`` and ``error`` as they were."""
         now = utc_now_iso()
         due_iso = datetime.fromtimestamp(due, UTC).isoformat(timespec="seconds")
         result = self._run(
@@ -236,6 +240,7 @@ class Ledger:
                 self._worker,
                 attempts,
                 error,
+                hold,
             ],
         )
         return decoded(result) == "ok"

@@ -114,6 +114,7 @@ class Stats:
             "dead_letters": self.dead_letters,
             "waiting_later": self.waiting_later,
             "later_parked": self.counters.get("later_parked", 0),
+            "held_for_hours": self.counters.get("held_for_hours", 0),
             "states_reached": self.states,
             "provider_statuses": {
                 f"{code}:{lane}": n for (code, lane), n in sorted(self.provider_statuses.items())

@@ -16,6 +16,8 @@
 -- ARGV[8] worker: the worker that must hold the claim
 -- ARGV[9] attempts: POST attempts of the round that just failed
 -- ARGV[10] error_text: why they failed (AllMySMS was not reached)
+-- ARGV[11] hold: '' for a later retry round; else why it is held before any attempt
+--   ('sending_hours': a marketing message outside its window), which counts no round
 --
 -- Returns 'ok', or the state the message had when it was not this worker's send.
 local message = KEYS[1]
@@ -32,21 +34,29 @@ local since = ARGV[7]
 local worker = ARGV[8]
 local attempts = ARGV[9]
 local error_text = ARGV[10]
+local hold = ARGV[11] or ''
 
 local state = redis.call('HGET', message, 'state')
 if not state then return 'missing' end
 if state ~= 'sending' then return state end
 if redis.call('HGET', message, 'claimed_by') ~= worker then return 'sending' end
 local mid = redis.call('HGET', message, 'message_id')
-local rounds = redis.call('HINCRBY', message, 'later_rounds', 1)
-redis.call('HSETNX', message, 'later_since', since)
-redis.call('HSET', message, 'state', 'queued', 'next_attempt_at', due_iso, 'updated_at', now_iso,
-  'attempts', attempts, 'error', error_text)
+local entry = {state = 'queued', at = now_iso, reason = reason, by = actor, from = state,
+  next_attempt_at = due_iso}
+if hold == '' then
+  entry.round = redis.call('HINCRBY', message, 'later_rounds', 1)
+  entry.attempts = tonumber(attempts)
+  entry.error = error_text
+  redis.call('HSETNX', message, 'later_since', since)
+  redis.call('HSET', message, 'attempts', attempts, 'error', error_text)
+else
+  entry.held_for = hold
+  redis.call('HSET', message, 'held_for', hold)
+end
+redis.call('HSET', message, 'state', 'queued', 'next_attempt_at', due_iso, 'updated_at', now_iso)
 redis.call('HDEL', message, 'awaiting_turn')
 redis.call('EXPIRE', message, ttl)
-redis.call('RPUSH', history, cjson.encode({state = 'queued', at = now_iso, reason = reason,
-  by = actor, from = state, next_attempt_at = due_iso, round = rounds,
-  attempts = tonumber(attempts), error = error_text}))
+redis.call('RPUSH', history, cjson.encode(entry))
 redis.call('EXPIRE', history, ttl)
 redis.call('ZREM', sending, mid)
 redis.call('ZADD', later, due, mid)

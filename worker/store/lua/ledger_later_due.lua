@@ -47,5 +47,5 @@ if not redis.call('HGET', message, 'next_attempt_at') then
   return {state or 'missing'}
 end
 local result = requeue()
-if result[1] == 'queued' then redis.call('HDEL', message, 'next_attempt_at') end
+if result[1] == 'queued' then redis.call('HDEL', message, 'next_attempt_at', 'held_for') end
 return result

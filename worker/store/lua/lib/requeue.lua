@@ -25,7 +25,7 @@ local function requeue()
   redis.call('HDEL', message, 'awaiting_turn')
   if state ~= 'queued' and state ~= 'sending' then
     -- An operator's requeue of a dead letter: a fresh later-retry window, not the spent one.
-    redis.call('HDEL', message, 'later_rounds', 'later_since', 'next_attempt_at')
+    redis.call('HDEL', message, 'later_rounds', 'later_since', 'next_attempt_at', 'held_for')
   end
   redis.call('EXPIRE', message, ttl)
   redis.call('RPUSH', history, cjson.encode({state = 'queued', at = now_iso, reason = reason,
