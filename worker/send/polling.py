@@ -82,6 +82,8 @@ class PollRun:
 
 
 class Poller:
+    """The polling fallback of one worker process; :meth:`maybe_run` from the worker loop."""
+
     def __init__(
         self,
         connection: Redis,
