@@ -11,6 +11,7 @@ import httpx
 import pytest
 from redis import Redis
 from starlette.applications import Starlette
+from structlog.testing import capture_logs
 
 from producers import keys
 from producers.enqueue import Producer
@@ -305,3 +306,35 @@ def test_a_reply_polled_before_its_message_is_recorded_is_held_then_stored(
     record = store.get("race")
     assert record is not None
     assert [(r["phone"], r["message"]) for r in record.replies] == [(REPLYING, "OUI")]
+
+
+def test_a_provider_error_ends_one_step_and_the_next_run_tries_again(
+    redis: Redis,
+    producer: Producer,
+    store: MessageStore,
+    sandbox: SandboxProvider,
+    workers: Workers,
+    client: AllMySmsClient,
+) -> None:
+    """getPulls answering 502: that step is logged and skipped, getAcks still runs; the next
+    run fetches the reply."""
+    producer.enqueue({"key": "flaky", "to": [REPLYING], "text": "x"})
+    assert workers.run_burst().returncode == 0
+    sandbox.add_fault({"endpoint": "getPulls", "action": "html502"})
+    run = poller(redis, client)
+    with capture_logs() as logs:
+        first = run.run()
+    assert (first.errors, first.receipts, first.replies) == (["OutcomeUnknownError"], 1, 0)
+    [unavailable] = [e for e in logs if e["event"] == "sms.poll.unavailable"]
+    assert unavailable == {
+        "event": "sms.poll.unavailable",
+        "log_level": "warning",
+        "step": "replies",
+        "error": "AllMySMS getPulls answered HTTP 502",
+    }
+    [done] = [e for e in logs if e["event"] == "sms.poll.done"]
+    assert (done["receipts"], done["errors"]) == (1, ["OutcomeUnknownError"])
+    assert run.run().replies == 1
+    record = store.get("flaky")
+    assert record is not None
+    assert [r["message"] for r in record.replies] == ["OUI"]
