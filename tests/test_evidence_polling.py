@@ -338,3 +338,46 @@ def test_a_provider_error_ends_one_step_and_the_next_run_tries_again(
     record = store.get("flaky")
     assert record is not None
     assert [r["message"] for r in record.replies] == ["OUI"]
+
+
+def test_an_unknown_whose_campaign_shows_only_a_reply_is_settled_by_getpull(
+    redis: Redis, producer: Producer, store: MessageStore
+) -> None:
+    """getAcks has nothing yet, getPull lists a reply from the recipient: that proves the send
+    (AllMySMS answers scripted with MockTransport)."""
+    producer.enqueue({"key": "pulled", "to": [REPLYING], "text": "x"})
+    mid = keys.message_id("pulled")
+    ledger = Ledger(redis, ttl_s=3600, worker_name="t")
+    assert ledger.claim(mid).outcome == "claimed"
+    assert ledger.finish(mid, State.UNKNOWN, {"campaign_id": "cmp-7"}, reason="r", record={})
+    answers = {
+        "/http/9.0/getPulls/": {"status": "0"},
+        "/http/9.0/getAcks/": {"status": "0"},
+        "/http/9.0/getPull/": {
+            "mos": [
+                {"id": "mo-7", "phoneNumber": REPLYING, "message": "OUI", "campaignId": "cmp-7"}
+            ],
+            "cliMsgId": mid,
+        },
+    }
+    seen: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request.url.path)
+        return httpx.Response(200, json=answers[request.url.path])
+
+    http = AllMySmsClient(
+        base_url="https://api.example.test/http/9.0",
+        login=LOGIN,
+        api_key=Secret(API_KEY),
+        timeout=httpx.Timeout(5),
+        transport=httpx.MockTransport(handler),
+    )
+    assert poller(redis, http).run().settled == [mid]
+    record = store.get("pulled")
+    assert record is not None
+    assert record.state is State.SENT
+    assert record.history[-1]["reason"] == (
+        f"settled by lookup getPull cliMsgId={mid}, campaignId=cmp-7: AllMySMS got it"
+    )
+    assert seen == ["/http/9.0/getPulls/", "/http/9.0/getAcks/", "/http/9.0/getPull/"]

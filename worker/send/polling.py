@@ -18,7 +18,8 @@ Every ``poll_interval_s`` one live worker (under a Redis lock, like the credits 
    apply a receipt once;
 3. **unknown**: the campaigns of unmatched webhook receipts (leads, once each) and the
    ``unknown`` messages that know their campaignId (at most once per
-   :data:`UNKNOWN_LOOKUP_EVERY_S`) are looked up with ``getAcks``: an answer whose
+   :data:`UNKNOWN_LOOKUP_EVERY_S`) are looked up with ``getAcks`` (then ``getPull``: a
+   reply proves the send too): an answer whose
    ``cliMsgId`` names an ``unknown`` message, or that lists an ``unknown`` message's recipient
    for its own campaign, settles it (:class:`EvidenceBook`). An empty answer proves nothing.
 
@@ -274,23 +275,37 @@ class Poller:
             ):
                 continue
             budget -= 1
-            acks = self._client.get_acks(campaign)
-            proof = next((a for a in acks.acks if acks.cli_msg_id in ("", mid) and a.phone), None)
-            if proof is not None:
+            source, phone, named = self._campaign_proof(campaign, mid)
+            if phone:
                 settled = self._evidence.settle_message(
                     mid,
                     Evidence(
                         how="lookup",
-                        phone=proof.phone,
+                        phone=phone,
                         campaign_id=campaign,
-                        cli_msg_id=acks.cli_msg_id,
-                        source="getAcks",
+                        cli_msg_id=named,
+                        source=source,
                     ),
                 )
                 if settled.outcome == "settled":
                     result.settled.append(mid)
             if budget <= 0:
                 return
+
+    def _campaign_proof(self, campaign: str, mid: str) -> tuple[str, str, str]:
+        """What AllMySMS shows of an ``unknown`` message's own campaign: (endpoint, a
+        recipient it lists, the cliMsgId it names), from getAcks, else getPull (a reply proves
+        the send too); no recipient when neither lists one (an answer naming another message
+        by cliMsgId does not count)."""
+        acks = self._client.get_acks(campaign)
+        for ack in acks.acks:
+            if ack.phone and (ack.cli_msg_id or acks.cli_msg_id) in ("", mid):
+                return "getAcks", ack.phone, ack.cli_msg_id or acks.cli_msg_id
+        mos = self._client.get_pull(campaign)
+        for mo in mos.mos:
+            if mo.phone and (mo.cli_msg_id or mos.cli_msg_id) in ("", mid):
+                return "getPull", mo.phone, mo.cli_msg_id or mos.cli_msg_id
+        return "", "", ""
 
     def _apply_acks(
         self, acks: Acks, campaign: str, sms_ids: dict[str, str], result: PollRun
