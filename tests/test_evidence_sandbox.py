@@ -249,3 +249,20 @@ def test_control_api_counts_pending_receipts_and_checks_the_echo_flag(
     assert ok.status_code == 200
     send(sandbox, ["33612345678"], cli_msg_id="7" * 32)
     assert httpx.get(f"{control}/pending").json() == {"pending": 2}
+
+
+def test_the_sandbox_forgets_its_oldest_campaigns_past_its_bound() -> None:
+    """A bounded memory: past ``remembered_max`` the oldest campaigns are forgotten, and
+    replies already answered by getPulls go first."""
+    from worker.sandbox.acks import AckBook
+
+    book = AckBook(remembered_max=2)
+    for n in range(3):
+        book.record(f"c{n}", "", [(f"3361{n}555555", f"s{n}")])
+    assert book.answer("getAcks", {"campId": "c0"})["status"] == "0"
+    assert book.answer("getAckBySmsId", {"smsId": "s0"})["status"] == "0"
+    assert book.answer("getAcks", {"campId": "c2"})["acks"][0]["phoneNumber"] == "33612555555"
+    # Unanswered replies stay (getPulls answers each once): all three are still due.
+    assert len(book.answer("getPulls", {"limit": "10"})["mos"]) == 3
+    book.record("c3", "", [("33613555555", "s3")])
+    assert [m["campaignId"] for m in book.answer("getPulls", {})["mos"]] == ["c3"]

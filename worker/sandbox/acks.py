@@ -26,6 +26,9 @@ NOTHING_TEXT = "Aucun resultat"
 LOOKUP_ENDPOINTS = ("getAcks", "getAckBySmsId", "getPulls", "getPull", "getPullBySmsId")
 PULLS_LIMIT_MAX = 1000
 """Largest ``limit`` getPulls honours (davaxi passes 1000 by default)."""
+REMEMBERED_MAX = 200_000
+"""Campaigns (and replies) remembered at most: the oldest are forgotten first, so a long soak
+does not grow the sandbox without bound."""
 
 
 @dataclass(slots=True)
@@ -38,7 +41,8 @@ class _Campaign:
 class AckBook:
     """Acks and replies of every send the sandbox accepted, by campaign and by smsId."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, remembered_max: int = REMEMBERED_MAX) -> None:
+        self._max = remembered_max
         self._campaigns: dict[str, _Campaign] = {}
         self._by_sms_id: dict[str, tuple[str, int]] = {}
         self._mos: list[dict[str, str]] = []
@@ -88,7 +92,20 @@ class AckBook:
                 self._mos.append(mo)
                 replies[sms_id] = mo["id"]
         self._campaigns[campaign_id] = campaign
+        self._forget_oldest()
         return replies
+
+    def _forget_oldest(self) -> None:
+        while len(self._campaigns) > self._max:
+            oldest = self._campaigns.pop(next(iter(self._campaigns)))
+            for ack in oldest.acks:
+                self._by_sms_id.pop(ack["smsId"], None)
+        extra = len(self._mos) - self._max
+        if extra > 0:
+            # Replies getPulls has not answered yet are kept: it answers each one once.
+            drop = min(extra, self._pulled)
+            del self._mos[:drop]
+            self._pulled -= drop
 
     def answer(self, endpoint: str, params: dict[str, str]) -> dict[str, Any]:
         """The JSON answer of one lookup endpoint (login already checked).
@@ -123,7 +140,8 @@ class AckBook:
             }
         sms_id = _required(params, "smsId")
         place = self._by_sms_id.get(sms_id)
-        mos = [m for m in self._mos if m["smsId"] == sms_id] if place else []
+        mine = self._campaigns[place[0]].mos if place else []
+        mos = [m for m in mine if m["smsId"] == sms_id]
         if not mos:
             return nothing()
         mo = mos[0]
