@@ -109,6 +109,30 @@ SMS_ID_PREFIX = f"{PREFIX}:smsid:"
 message finishes with smsIds and kept for the outcome TTL; delivery receipts and replies find
 their message through it (the phone comes from the message's own ``sms_ids``, so a number
 erased by ``smsq purge`` is not found any more)."""
+CAMPAIGN_PREFIX = f"{PREFIX}:campaign:"
+"""``smsq:campaign:<campaignId>`` holds the id of the message AllMySMS gave that campaignId,
+written when the message finishes and kept for the outcome TTL: replies fetched by getPulls
+(which carry a campaignId, not an smsId) find their message through it."""
+AWAITING_RECEIPTS = f"{PREFIX}:awaiting"
+"""Sorted set of sent (and partial) message ids that have a campaignId, scored by when the
+polling fallback next asks getAcks for them (epoch seconds; first: when they finished). It
+drops one once each recipient has a final receipt, or after its last poll."""
+AWAITING_POLLS = f"{PREFIX}:awaiting:polls"
+"""Hash: message id in :data:`AWAITING_RECEIPTS` → getAcks polls made for it so far."""
+POLLED_REPLIES = f"{PREFIX}:poll:replies"
+"""Hash: smsMoId → JSON of a reply getPulls returned that matched no message yet (its message
+may still be ``sending``): getPulls answers a reply only once, so the polling fallback holds it
+and tries again on its next runs, for at most an hour (it holds the person's text)."""
+POLL_LOCK = f"{PREFIX}:poll:lock"
+"""One worker at a time runs the polling fallback (getPulls, getAcks, settling unknowns)."""
+EVIDENCE_CAMPAIGNS = f"{PREFIX}:evidence:campaigns"
+"""Hash: campaignId → JSON receipt of a webhook receipt (or reply) whose smsId matched no
+message and that settled no ``unknown`` by itself; the polling run asks getAcks for its
+campaign, whose ``cliMsgId`` may name the message. Scored copy in
+:data:`EVIDENCE_CAMPAIGNS_SEEN` (when it was stored) bounds it."""
+EVIDENCE_CAMPAIGNS_SEEN = f"{PREFIX}:evidence:campaigns:seen"
+"""Sorted set of the campaignIds in :data:`EVIDENCE_CAMPAIGNS`, scored by when they were
+stored (epoch seconds)."""
 CALLBACK_EVENTS = f"{PREFIX}:callbacks:events"
 """Hash: event id → JSON envelope {url, producer, event, created} of a callback not yet
 delivered (or dead)."""
@@ -254,6 +278,17 @@ def rq_queue(queue_name: str) -> str:
 def dead_callback(event_id: str) -> str:
     """Hash of one dead callback: its envelope and its reason (expires by itself)."""
     return f"{CALLBACK_DEAD_EVENT_PREFIX}{event_id}"
+
+
+def evidence_looked_up(mid: str) -> str:
+    """``smsq:evidence:looked:<message id>``: set (with a TTL) while an ``unknown`` message's
+    own campaign was asked getAcks recently, so the polling fallback asks again only later."""
+    return f"{PREFIX}:evidence:looked:{mid}"
+
+
+def campaign(campaign_id: str) -> str:
+    """String: the id of the message an AllMySMS campaignId belongs to."""
+    return f"{CAMPAIGN_PREFIX}{campaign_id}"
 
 
 def callback_keys() -> list[str]:

@@ -59,7 +59,8 @@ local job_id = ARGV[10]
 -- a ledger state change (fields, history entry, sending set, counters, dead letter). A message
 -- reaching a terminal state also indexes its smsIds (for delivery receipts and replies) and,
 -- when its request has a callback_url, adds a final event to the callback outbox, in the same
--- script, so neither can be missed.
+-- script, so neither can be missed. A sent or partial message with a campaignId is indexed by
+-- it and added to the messages awaiting receipts (the polling fallback's list).
 -- Relies on the includer's locals: sending (the sending set), metrics (the counters hash),
 -- callback_events, callback_due and callback_wake (the callback outbox keys).
 -- enqueue_callback(events_key, due_key, wake_key, metrics_key, msg, event): add ``event`` for
@@ -115,6 +116,13 @@ local function index_sms_ids(raw, mid, ttl)
     redis.call('SET', 'smsq:smsid:' .. sms_id, mid, 'EX', ttl)
   end
 end
+local function index_campaign(campaign_id, new_state, mid, now, ttl)
+  if not campaign_id or campaign_id == '' then return end
+  redis.call('SET', 'smsq:campaign:' .. campaign_id, mid, 'EX', ttl)
+  if new_state == 'sent' or new_state == 'partial' then
+    redis.call('ZADD', 'smsq:awaiting', now, mid)
+  end
+end
 local function apply(msg, hist, dead_set, dead_key, new_state, fields, entry, dead, now, ttl,
                      event_id)
   redis.call('HSET', msg, 'state', new_state)
@@ -145,6 +153,7 @@ local function apply(msg, hist, dead_set, dead_key, new_state, fields, entry, de
     -- The key's tombstone (if remembered: SMSQ_KEY_MEMORY_S) says what it ended as.
     redis.call('SET', 'smsq:tomb:' .. mid, new_state, 'XX', 'KEEPTTL')
     index_sms_ids(fields['sms_ids'], mid, ttl)
+    index_campaign(fields['campaign_id'], new_state, mid, now, ttl)
     enqueue_callback(callback_events, callback_due, callback_wake, metrics, msg,
       final_event(msg, new_state, fields['updated_at'], event_id))
   end

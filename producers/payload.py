@@ -18,12 +18,20 @@ PROVIDER_TIMEZONE = ZoneInfo("Europe/Paris")
 DATE_FORMAT = "%Y-%m-%d %H:%M:%S"
 
 
-def build_flux(request: SendRequest, *, now: datetime) -> dict[str, Any]:
+def build_flux(
+    request: SendRequest, *, now: datetime, client_id: str | None = None
+) -> dict[str, Any]:
     """The ``{"DATA": {...}}`` flux; absent fields are omitted, never sent as null.
 
     A ``send_at`` that has already passed is dropped, so the message goes out now.
+    ``client_id`` goes out as ``CLIMSGID``: smsq's message id (a part's own id for a split
+    message), whatever id a gateway client sent, so AllMySMS's echo (``cliMsgId`` in getAcks,
+    getPull and perhaps its webhooks) names the smsq message an answer is about. Every worker
+    send passes it; a flux built for anything else (a cost estimate) may leave it out.
     """
     data: dict[str, Any] = {"MESSAGE": request.text}
+    if client_id:
+        data["CLIMSGID"] = client_id
     if request.sender:
         data["TPOA"] = request.sender
     if request.dynamic:

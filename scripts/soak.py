@@ -1,11 +1,13 @@
 """Soak test (not in CI): 100,000 messages through 4 workers while workers, whole worker groups
-and redis-server are killed with SIGKILL at random. Prints lost / duplicated / unknown counts.
+and redis-server are killed with SIGKILL at random. Prints lost / duplicated / unknown counts,
+and how many ``unknown`` messages were settled automatically, and how (receipt / reply / lookup).
 
     .venv/bin/python scripts/soak.py [--messages 100000] [--processes 4] [--seed 1] [--sentinel]
 
 Everything runs on loopback: a private redis-server (appendonly yes, appendfsync always, as
-deploy/redis.conf), ``smsq sandbox`` in its own process, and ``smsq worker --processes N``
-supervisors. With ``--sentinel``: one primary, one replica and three sentinels
+deploy/redis.conf), ``smsq sandbox`` in its own process pushing its receipts to ``smsq gateway``'s
+webhooks, and ``smsq worker --processes N`` supervisors with the polling fallback on
+(``SMSQ_POLL_INTERVAL_S=2``). With ``--sentinel``: one primary, one replica and three sentinels
 (worker/dev/sentinel.py), every process in Sentinel mode with the durability barrier (WAIT 1),
 and the Redis kills become switches of the primary: a plain ``SENTINEL FAILOVER``, or ``kill -9``
 of the primary and its restart from its AOF once the sentinels have replaced it.
@@ -45,6 +47,9 @@ from worker.dev.sentinel import SentinelTopology  # noqa: E402
 
 BATCH = 1000
 DEADLINE_S = 3600
+SETTLE_WAIT_S = 60
+"""Longest wait after the quiet period for the sandbox's last receipts and the polling
+fallback's lookups of unmatched ones."""
 SENTINEL_DOWN_AFTER_MS = 1000
 """The sentinels' down-after in the --sentinel soak; workers need a dead-after 10 s above it."""
 
@@ -138,8 +143,38 @@ def main() -> int:
         "SMSQ_RECONCILE_INTERVAL_S": "1",
         "SMSQ_IDLE_WAIT_S": "0.2",
     }
+    # The gateway takes the sandbox's receipts (webhooks), which settle unknown messages the
+    # provider did get; the workers' polling fallback settles more by getAcks lookups.
+    webhook_port, webhook_secret = free_port(), "soak-webhook-secret-5f2a8c1e9d3b7a60"
+    env.update(
+        {
+            "SMSQ_WEBHOOK_SECRET": webhook_secret,
+            "SMSQ_PRODUCERS": json.dumps([{"login": "soak", "api_key": "soak-gw-key-9b1c"}]),
+            "SMSQ_POLL_INTERVAL_S": "2",
+            "SMSQ_POLL_ACKS_AFTER_S": "30",
+        }
+    )
+    gateway = subprocess.Popen(
+        [sys.executable, "-m", "worker", "gateway", "--port", str(webhook_port)],
+        env=env,
+        stdout=(log_dir / "gateway.log").open("w"),
+        stderr=subprocess.STDOUT,
+        cwd=ROOT,
+    )
+    hooks = f"http://127.0.0.1:{webhook_port}/webhooks/allmysms/{webhook_secret}"
     sandbox = subprocess.Popen(
-        [sys.executable, "-m", "worker", "sandbox", "--port", str(sandbox_port)],
+        [
+            sys.executable,
+            "-m",
+            "worker",
+            "sandbox",
+            "--port",
+            str(sandbox_port),
+            "--receipts-url",
+            f"{hooks}/receipts",
+            "--replies-url",
+            f"{hooks}/replies",
+        ],
         env=env,
         stdout=subprocess.PIPE,
         stderr=(log_dir / "sandbox.log").open("w"),
@@ -225,13 +260,18 @@ def main() -> int:
             flush=True,
         )
 
-    # Quiet period: dead workers' in-flight sends become unknown, stuck jobs are requeued.
+    # Quiet period: dead workers' in-flight sends become unknown, stuck jobs are requeued, and
+    # unknowns the provider got are settled from its receipts (webhooks, then getAcks lookups).
     end = time.monotonic() + 60
     store = MessageStore(client)
     while time.monotonic() < end:
         time.sleep(2)
         if not pending() and client.zcard("smsq:sending") == 0:
             break
+    settle_end = time.monotonic() + SETTLE_WAIT_S
+    while time.monotonic() < settle_end and _settleable(client, sandbox_port):
+        time.sleep(2)
+    settled = _settled_counts(client)
     os.killpg(group.pid, signal.SIGTERM)
     group.wait(timeout=60)
     elapsed = time.monotonic() - started
@@ -239,10 +279,14 @@ def main() -> int:
     (log_dir / "requests.json").write_text(json.dumps(requests))
     # A worker killed while writing its request leaves a body the provider cannot read: it is
     # counted, not attributed to a key (its message is one of the unknowns).
+    # The polling fallback's getAcks / getPulls are logged too: only sendSms requests count.
+    requests = [r for r in requests if r.get("endpoint", "sendSms") == "sendSms"]
     unreadable = [r for r in requests if not r.get("data")]
     requests = [r for r in requests if r.get("data")]
     sandbox.send_signal(signal.SIGTERM)
     sandbox.wait(timeout=30)
+    gateway.send_signal(signal.SIGTERM)
+    gateway.wait(timeout=30)
     verdict = check(store, requests, keys)
     redises.stop()
 
@@ -272,8 +316,39 @@ def main() -> int:
         f"without {sum(1 for k in unknown if not verdict.requests[k])}"
     )
     print(f"unexplained unknown   {len(unexplained)}")
+    print(
+        f"unknown settled       {sum(settled.values())}  by "
+        f"{dict(sorted(settled.items())) or {}} (from receipts and lookups; each sent once)"
+    )
     print(f"invariant problems    {len(verdict.problems)}  {verdict.problems[:5]}")
     return 0 if not lost and not duplicated and not verdict.problems else 1
+
+
+def _settled_counts(client: Redis) -> dict[str, int]:
+    """How many unknown messages were settled from evidence, by how (receipt, reply, lookup)."""
+    try:
+        metrics = client.hgetall("smsq:metrics")
+    except Exception:  # noqa: BLE001 - Redis may be down mid-chaos
+        return {}
+    prefix = "unknown_settled:"
+    counts = {}
+    for name, value in metrics.items():
+        text = name.decode() if isinstance(name, bytes) else str(name)
+        if text.startswith(prefix):
+            counts[text.removeprefix(prefix)] = int(value)
+    return counts
+
+
+def _settleable(client: Redis, sandbox_port: int) -> bool:
+    """Whether the sandbox still has receipts to push, or unmatched receipts (leads) wait for
+    the polling fallback's lookup."""
+    try:
+        pending = httpx.get(
+            f"http://127.0.0.1:{sandbox_port}/_sandbox/receipts/pending", timeout=10
+        ).json()["pending"]
+        return bool(pending or client.hlen("smsq:evidence:campaigns"))
+    except Exception:  # noqa: BLE001 - Redis may be down mid-chaos
+        return False
 
 
 if __name__ == "__main__":

@@ -92,9 +92,7 @@ exit; see tests/test_admin.py and tests/test_gateway.py for their 503s."""
 
 
 def test_every_command_that_reads_redis_url_is_walked() -> None:
-    walked = {
-        " ".join(c[:2]) if c[0] in ("dlq", "optout") else c[0] for c in [*COMMANDS, *SERVERS]
-    }
+    walked = {" ".join(c[:2]) if c[0] in ("dlq", "optout") else c[0] for c in [*COMMANDS, *SERVERS]}
     walked.add("enqueue")
 
     assert walked == {command for command, names in READS.items() if "REDIS_URL" in names}

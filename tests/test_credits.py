@@ -92,9 +92,9 @@ def test_get_info_fault_spec_is_validated(sandbox: SandboxProvider) -> None:
     with pytest.raises(
         ValueError,
         match=r"^endpoint: must be one of sendSms, getInfo, simulateCampaign, getBlacklist, "
-        r"deleteCampaign$",
+        r"deleteCampaign, getAcks, getAckBySmsId, getPulls, getPull, getPullBySmsId$",
     ):
-        sandbox.add_fault({"endpoint": "getAcks", "action": "drop"})
+        sandbox.add_fault({"endpoint": "getSubAccounts", "action": "drop"})
     with pytest.raises(ValueError, match=r"^match: not allowed with endpoint 'getInfo'$"):
         sandbox.add_fault({"endpoint": "getInfo", "action": "drop", "match": {"campaign": "x"}})
     answer = httpx.post(

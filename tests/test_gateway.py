@@ -18,6 +18,7 @@ import httpx
 import pytest
 from redis import Redis
 
+from producers import keys
 from producers.errors import ConfigError
 from producers.states import State
 from producers.store import MessageStore
@@ -397,7 +398,9 @@ def test_climsgid_retried_twice_sends_once(
     record = store.get_by_id(bodies[0]["campaignId"])
     assert record is not None
     assert record.key == "gw:shop:order-42"
-    assert_sent_once(workers, sandbox, store, bodies[0], [PHONE])
+    data = assert_sent_once(workers, sandbox, store, bodies[0], [PHONE])
+    # AllMySMS gets smsq's own id as CLIMSGID, not the client's: its echo names the message.
+    assert data["CLIMSGID"] == record.message_id == keys.message_id("gw:shop:order-42")
     # A retry after the send still answers the same ids, and sends nothing more.
     assert answer(post(gateway, flux)) == bodies[0]
     assert workers.run_burst().returncode == 0

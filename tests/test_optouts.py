@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from functools import partial
 
 import httpx
 import pytest
@@ -17,7 +18,14 @@ from producers import keys
 from producers.config import ProducerSettings
 from producers.enqueue import Producer, Refused
 from producers.errors import ConfigError, InvalidRequestError
-from producers.optouts import OPTED_OUT, OptOuts, Source, is_stop_reply, read_keywords
+from producers.optouts import (
+    KEYWORDS,
+    OPTED_OUT,
+    OptOuts,
+    Source,
+    is_stop_reply,
+    read_keywords,
+)
 from producers.states import State
 from producers.store import MessageStore, decoded
 from tests.helpers.callbacks import settings
@@ -27,7 +35,10 @@ from worker.allmysms.client import AllMySmsClient
 from worker.gateway.webhooks import webhook_routes
 from worker.sandbox import SandboxProvider
 from worker.send.blacklist import BlacklistMirror, OptOutRetention
+from worker.send.polling import Poller
 from worker.settings import OPTOUT_RETENTION_MIN_S, Secret, read_optout_retention
+from worker.store.ledger import Ledger
+from worker.store.stop_replies import record_stop
 
 
 WEBHOOK_SECRET = "wh-" + "5b8d2e4f" * 5
@@ -373,3 +384,42 @@ def test_a_retention_shorter_than_three_years_is_refused() -> None:
     assert str(short.value).startswith("SMSQ_OPTOUT_RETENTION_S: must be 0 (kept until removed)")
     assert read_optout_retention({}) == 0
     assert read_optout_retention({"SMSQ_OPTOUT_RETENTION_S": "94608000"}) == 94608000
+
+
+def test_a_stop_reply_found_by_polling_opts_out_too(redis: Redis) -> None:
+    """getPulls (no webhook registered) brings a STOP to an unknown campaign and a chat reply:
+    the STOP's number goes on the list, the other's does not."""
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/getPulls/"):
+            mos = [
+                {"phoneNumber": ANNE, "id": "mo-7", "campaignId": "", "message": "Stop !"},
+                {"phoneNumber": BRUNO, "id": "mo-8", "campaignId": "", "message": "merci"},
+            ]
+            return httpx.Response(200, json={"mos": mos})
+        return httpx.Response(200, json={"status": "0"})
+
+    client = AllMySmsClient(
+        base_url="http://allmysms.test/http/9.0",
+        login=LOGIN,
+        api_key=Secret(API_KEY),
+        timeout=httpx.Timeout(5),
+        transport=httpx.MockTransport(answer),
+    )
+    optouts = OptOuts(redis)
+    poller = Poller(
+        redis,
+        client,
+        Ledger(redis, ttl_s=3600, worker_name="w-poll"),
+        interval_s=1,
+        acks_after_s=0,
+        by="w-poll",
+        stop=partial(record_stop, optouts, keywords=KEYWORDS, default_region="FR"),
+    )
+
+    poller.run()
+
+    assert optouts.suppressed([ANNE, BRUNO]) == frozenset({ANNE})
+    entry = optouts.get(ANNE)
+    assert entry is not None
+    assert (entry.source, entry.comment) == ("reply", "smsMoId mo-7")

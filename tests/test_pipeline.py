@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from redis import Redis
 
+from producers import keys
 from producers.enqueue import Producer
 from producers.states import State
 from producers.store import MessageStore
@@ -56,6 +57,7 @@ def test_personalised_multi_recipient_message_is_sent_once(
         "TPOA": "Shop42",
         "DYNAMIC": "2",
         "CAMPAIGN_NAME": "welcome",
+        "CLIMSGID": keys.message_id("welcome-1"),
         "SMS": [
             {"MOBILEPHONE": "33612345678", "PARAM_1": "Ann", "PARAM_2": "A1"},
             {"MOBILEPHONE": "33698765432", "PARAM_1": "Bo", "PARAM_2": "B2"},

@@ -155,6 +155,7 @@ def test_form_post_with_json_flux_is_sent(provider: SandboxProvider, client: htt
         "status": 100,
         "fault": None,
         "sms_ids": [sms_id],
+        "cli_msg_id": "m-1",
     }
 
 
@@ -694,7 +695,12 @@ def test_latency_delays_every_answer(tls: ssl.SSLContext) -> None:
 
 @pytest.mark.parametrize(
     ("method", "path"),
-    [("POST", "/sendSMS/"), ("PUT", "/sendSms/"), ("DELETE", "/sendSms"), ("GET", "/getAcks/")],
+    [
+        ("POST", "/sendSMS/"),
+        ("PUT", "/sendSms/"),
+        ("DELETE", "/sendSms"),
+        ("GET", "/getSubAccounts/"),
+    ],
 )
 def test_other_paths_and_methods_are_404(
     provider: SandboxProvider, client: httpx.Client, method: str, path: str

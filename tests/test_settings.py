@@ -92,6 +92,8 @@ def test_defaults_match_env_example() -> None:
         ({"SMSQ_CREDITS_LOW": "1.5"}, "SMSQ_CREDITS_LOW", "must be a whole number"),
         ({"SMSQ_CREDITS_LOW": "-15"}, "SMSQ_CREDITS_LOW", "must be at least 0"),
         ({"SMSQ_CREDITS_AUTO_RESUME": "2"}, "SMSQ_CREDITS_AUTO_RESUME", "must be true or false"),
+        ({"SMSQ_POLL_INTERVAL_S": "-1"}, "SMSQ_POLL_INTERVAL_S", "must be at least 0"),
+        ({"SMSQ_POLL_ACKS_AFTER_S": "soon"}, "SMSQ_POLL_ACKS_AFTER_S", "must be a number"),
         (
             {"SMSQ_CALLBACK_ALLOWED_HOSTS": "shop.example.com,not a host"},
             "SMSQ_CALLBACK_ALLOWED_HOSTS",

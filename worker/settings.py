@@ -44,6 +44,11 @@ CREDITS_POLL_INTERVAL_S = 0.0
 """How often one live worker asks AllMySMS ``getInfo`` for the balance (0: never)."""
 CREDITS_LOW = 0
 """At or below this many credits the bulk lane is paused (0: no threshold)."""
+POLL_INTERVAL_S = 0.0
+"""How often one live worker polls AllMySMS for missed receipts and replies (getAcks,
+getPulls) and settles ``unknown`` messages from lookups (0: never)."""
+POLL_ACKS_AFTER_S = 600.0
+"""How long after a send the polling fallback first asks getAcks for it (the webhook's turn)."""
 INTAKE_MAX_BYTES = 1 << 20
 """Largest intake entry read (1 MiB: 10,000 recipients with params fit)."""
 """How often some live worker looks for dead workers' messages and stuck jobs."""
@@ -218,6 +223,8 @@ class Settings:
     ``smsq gateway`` listens there when ``--port`` is not given."""
     optout_retention_s: float = 0.0
     """``SMSQ_OPTOUT_RETENTION_S``: opt-outs older than this are dropped; 0: kept until removed."""
+    poll_interval_s: float = POLL_INTERVAL_S
+    poll_acks_after_s: float = POLL_ACKS_AFTER_S
     blacklist_poll_interval_s: float = BLACKLIST_POLL_INTERVAL_S
     """``SMSQ_BLACKLIST_POLL_INTERVAL_S``: how often one worker mirrors getBlacklist; 0: never."""
     optout_keywords: tuple[str, ...] = KEYWORDS
@@ -345,6 +352,10 @@ class Settings:
             ),
             credits_low=read_int(env, "SMSQ_CREDITS_LOW", CREDITS_LOW, minimum=0),
             credits_auto_resume=read_bool(env, "SMSQ_CREDITS_AUTO_RESUME", default=False),
+            poll_interval_s=read_float(env, "SMSQ_POLL_INTERVAL_S", POLL_INTERVAL_S, minimum=0),
+            poll_acks_after_s=read_float(
+                env, "SMSQ_POLL_ACKS_AFTER_S", POLL_ACKS_AFTER_S, minimum=0
+            ),
             sending_hours=SendingHours.from_env(env),
             optout_keywords=read_keywords(env.get("SMSQ_OPTOUT_KEYWORDS", "")),
             optout_retention_s=read_optout_retention(env),

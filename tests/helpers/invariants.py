@@ -47,7 +47,7 @@ def check(
         terminal = [h["state"] for h in record.history if h["state"] in TERMINAL_STATES]
         if record.state not in TERMINAL_STATES:
             verdict.problems.append(f"{key}: not terminal ({record.state.value})")
-        elif terminal != [record.state.value]:
+        elif terminal != [record.state.value] and not _settled(record.history):
             verdict.problems.append(f"{key}: terminal history {terminal}")
         sent = verdict.requests[key]
         if sent > 1:
@@ -63,3 +63,11 @@ def check(
     if unknown_keys:
         verdict.problems.append(f"requests for keys never enqueued: {sorted(unknown_keys)}")
     return verdict
+
+
+def _settled(history: list[dict[str, Any]]) -> bool:
+    """An ``unknown`` settled from evidence: ``unknown`` then ``sent``, whose reason says so."""
+    terminal = [h for h in history if h["state"] in TERMINAL_STATES]
+    return [h["state"] for h in terminal] == ["unknown", "sent"] and str(
+        terminal[-1].get("reason", "")
+    ).startswith("settled by ")

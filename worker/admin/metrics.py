@@ -128,6 +128,12 @@ EVENT_COUNTERS = {
         ("received", "duplicate", "unknown"),
         "replies_",
     ),
+    "smsq_unknown_settled": (
+        "Unknown messages settled as sent from AllMySMS's evidence, by how",
+        "how",
+        ("receipt", "reply", "lookup"),
+        "unknown_settled:",
+    ),
     "smsq_callbacks": (
         "Signed callbacks to producers",
         "result",

@@ -33,6 +33,7 @@ from producers.simulation import (
     parse_simulation,
 )
 from worker.allmysms.campaigns import parse_delete
+from worker.allmysms.polling import Ack, Acks, Mo, Mos, parse_ack, parse_acks, parse_mo, parse_mos
 from worker.settings import Secret, Settings
 
 
@@ -88,6 +89,7 @@ class AllMySmsClient:
     ) -> None:
         self._url = f"{base_url.rstrip('/')}/sendSms/"
         self._info_url = f"{base_url.rstrip('/')}/getInfo/"
+        self._base_url = base_url.rstrip("/")
         self._simulate_url = f"{base_url.rstrip('/')}/simulateCampaign/"
         self._blacklist_url = f"{base_url.rstrip('/')}/getBlacklist/"
         self._delete_url = f"{base_url.rstrip('/')}/deleteCampaign/"
@@ -188,6 +190,68 @@ class AllMySmsClient:
         except httpx.TransportError as exc:
             raise OutcomeUnknownError(f"{type(exc).__name__} during getInfo") from exc
         return parse_info(response.status_code, response.content)
+
+    def get_acks(self, campaign_id: str) -> Acks:
+        """getAcks for one campaign: every recipient's acknowledgement and the cliMsgId.
+
+        Raises:
+            NotSentError: AllMySMS was not reached.
+            OutcomeUnknownError: a transport error, an HTTP status other than 200, or an
+                answer that is neither acks nor "nothing" (status 0).
+        """
+        status, body = self._lookup("getAcks", {"campId": campaign_id})
+        return parse_acks(status, body)
+
+    def get_ack_by_sms_id(self, sms_id: str) -> Ack | None:
+        """getAckBySmsId: one recipient's acknowledgement, None when AllMySMS has none.
+
+        Raises:
+            NotSentError: AllMySMS was not reached.
+            OutcomeUnknownError: as :meth:`get_acks`.
+        """
+        status, body = self._lookup("getAckBySmsId", {"smsId": sms_id})
+        return parse_ack(status, body)
+
+    def get_pulls(self, limit: int) -> Mos:
+        """getPulls: replies received since the last call (AllMySMS forgets what it answered,
+        so the caller must store them before asking again).
+
+        Raises:
+            NotSentError: AllMySMS was not reached.
+            OutcomeUnknownError: as :meth:`get_acks`.
+        """
+        status, body = self._lookup("getPulls", {"limit": str(limit)})
+        return parse_mos(status, body, endpoint="getPulls")
+
+    def get_pull(self, campaign_id: str) -> Mos:
+        """getPull: the replies to one campaign.
+
+        Raises:
+            NotSentError: AllMySMS was not reached.
+            OutcomeUnknownError: as :meth:`get_acks`.
+        """
+        status, body = self._lookup("getPull", {"campId": campaign_id})
+        return parse_mos(status, body, endpoint="getPull")
+
+    def get_pull_by_sms_id(self, sms_id: str) -> Mo | None:
+        """getPullBySmsId: the reply to one recipient, None when there is none.
+
+        Raises:
+            NotSentError: AllMySMS was not reached.
+            OutcomeUnknownError: as :meth:`get_acks`.
+        """
+        status, body = self._lookup("getPullBySmsId", {"smsId": sms_id})
+        return parse_mo(status, body)
+
+    def _lookup(self, endpoint: str, params: dict[str, str]) -> tuple[int, bytes]:
+        """POST one polling request; the error semantics of :meth:`get_info`.
+
+        Raises:
+            NotSentError: AllMySMS was not reached.
+            OutcomeUnknownError: a transport error after the request left.
+        """
+        response = self._post_account(f"{self._base_url}/{endpoint}/", endpoint, params)
+        return response.status_code, response.content
 
     def simulate(self, flux: dict[str, Any]) -> Simulation:
         """POST one simulateCampaign request: what sending ``flux`` would cost. Nothing is sent.

@@ -26,6 +26,7 @@ READS: dict[str, tuple[str, ...]] = {
         "SMSQ_IDLE_WAIT_S",
         "SMSQ_WORKER_DEAD_AFTER_S",
         "SMSQ_RECONCILE_INTERVAL_S",
+        "SMSQ_POLL_*",
         "SMSQ_INTAKE_MAX_BYTES",
         "SMSQ_RATE_LIMIT_*",
         "SMSQ_AUDIT_TTL_S",

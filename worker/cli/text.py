@@ -342,4 +342,13 @@ def render_stats(stats: Stats) -> str:
         f"retries: {stats.counters.get('retries', 0)}   "
         f"requeued: {stats.counters.get('requeued', 0)}"
     )
+    settled = {
+        how: stats.counters.get(f"unknown_settled:{how}", 0)
+        for how in ("receipt", "reply", "lookup")
+    }
+    lines.append(
+        f"unknown settled from evidence: {sum(settled.values())} "
+        f"({', '.join(f'{k}={v}' for k, v in settled.items())}), "
+        f"{stats.counters.get('unknown_ambiguous', 0)} ambiguous matches left for a person"
+    )
     return printable_lines(lines)

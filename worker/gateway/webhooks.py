@@ -31,6 +31,8 @@ from producers.durability import Barrier
 from producers.errors import RedisUnavailableError, WebhookParamError
 from producers.optouts import OptOuts
 from producers.phones import mask_phone
+from worker.store.evidence import EvidenceBook
+from worker.store.ledger import Ledger
 from worker.store.receipts import (
     RECEIPT_PARAMS,
     REPLY_PARAMS,
@@ -76,11 +78,14 @@ class _Webhooks:
         max_body_bytes: int,
         durable: Callable[[], None],
         stop: Callable[[Reply, Applied], object] | None = None,
+        evidence: EvidenceBook | None = None,
     ) -> None:
         self._stop = stop
         """Puts the number of a STOP reply on the suppression list."""
         self._secret = secret.encode("utf-8")
         self._book = book
+        self._evidence = evidence
+        """Settles an ``unknown`` message a receipt or reply for an unknown smsId proves sent."""
         self._max_body = max_body_bytes
         self._durable = durable
         """The durability barrier: AllMySMS gets its 200 only once replicas have the receipt."""
@@ -127,6 +132,10 @@ class _Webhooks:
     def _receipt(self, params: Mapping[str, str]) -> Applied:
         receipt = parse_receipt(params)
         applied = self._book.apply_receipt(receipt, event_id=uuid.uuid4().hex)
+        if applied.outcome == "unknown" and self._evidence is not None:
+            applied = (
+                self._evidence.on_receipt(receipt, self._book, event_id=uuid.uuid4().hex) or applied
+            )
         log.info(
             "sms.receipt." + ("ignored" if applied.outcome == "unknown" else applied.outcome),
             message_id=applied.message_id,
@@ -139,6 +148,10 @@ class _Webhooks:
     def _reply(self, params: Mapping[str, str]) -> Applied:
         reply = parse_reply(params)
         applied = self._book.store_reply(reply, event_id=uuid.uuid4().hex)
+        if applied.outcome == "unknown" and self._evidence is not None:
+            applied = (
+                self._evidence.on_reply(reply, self._book, event_id=uuid.uuid4().hex) or applied
+            )
         if self._stop is not None:
             self._stop(reply, applied)
         # Never the reply text: it is the person's own words.
@@ -157,6 +170,9 @@ def webhook_routes(settings: Settings, connection: Redis) -> list[Route]:
     if not secret:
         return []
     barrier = Barrier.from_settings(settings.producer)
+    ledger = Ledger(
+        connection, ttl_s=settings.producer.outcome_ttl_s, worker_name="webhooks", barrier=barrier
+    )
     optouts = OptOuts(connection, key=settings.producer.optout_key, barrier=barrier)
     handlers = _Webhooks(
         secret,
@@ -168,6 +184,12 @@ def webhook_routes(settings: Settings, connection: Redis) -> list[Route]:
             optouts,
             keywords=settings.optout_keywords,
             default_region=settings.producer.default_country,
+        ),
+        evidence=EvidenceBook(
+            connection,
+            ledger,
+            actor="webhooks (evidence)",
+            ttl_s=settings.producer.outcome_ttl_s,
         ),
     )
     return [

@@ -18,7 +18,18 @@ ACTIONS = ("status", "delay", "drop", "html502", "truncated", "not_http", "busy"
 DELAY_MAX_MS = 600_000
 """A longer delay is surely a typo, and it would hold a server thread for as long."""
 
-ENDPOINTS = ("sendSms", "getInfo", "simulateCampaign", "getBlacklist", "deleteCampaign")
+ENDPOINTS = (
+    "sendSms",
+    "getInfo",
+    "simulateCampaign",
+    "getBlacklist",
+    "deleteCampaign",
+    "getAcks",
+    "getAckBySmsId",
+    "getPulls",
+    "getPull",
+    "getPullBySmsId",
+)
 """What a fault's ``endpoint`` may name (default sendSms)."""
 FLUX_ENDPOINTS = ("sendSms", "simulateCampaign")
 """The endpoints whose requests carry a flux, so a fault there may ``match`` it."""

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from worker.sandbox.acks import AckBook, nothing
 from worker.sandbox.blacklist import Blacklist
 from worker.sandbox.campaigns import DeferredCampaigns
 from worker.sandbox.faults import Fault, FaultBook, Target, parse_fault
@@ -87,6 +88,7 @@ class SandboxProvider:
         self._lock = threading.Lock()
         self._log: list[dict[str, Any]] = []
         self._faults = FaultBook()
+        self._acks = AckBook()
         self._blacklist = Blacklist()
         self._campaigns = DeferredCampaigns()
         self._seq = 0
@@ -169,6 +171,7 @@ class SandboxProvider:
         with self._lock:
             self._log.clear()
             self._faults.clear()
+            self._acks.clear()
             self._blacklist.clear()
             self._campaigns.clear()
             self._credits = self._initial_credits
@@ -213,14 +216,20 @@ class SandboxProvider:
         receipts_url: str | None,
         replies_url: str | None = None,
         delay_ms: int = RECEIPT_DELAY_MS,
+        *,
+        echo_cli_msg_id: bool = True,
     ) -> None:
-        """Call these webhooks after each successful send (None: stop calling).
+        """Call these webhooks after each successful send (None: stop calling); with
+        ``echo_cli_msg_id=False`` their calls carry no ``cliMsgId``.
 
         Raises:
             ValueError: a URL is not http(s), or ``delay_ms`` is negative.
         """
         self._receipts.configure(
-            receipts_url=receipts_url, replies_url=replies_url, delay_ms=delay_ms
+            receipts_url=receipts_url,
+            replies_url=replies_url,
+            delay_ms=delay_ms,
+            echo_cli_msg_id=echo_cli_msg_id,
         )
 
     def _bound_server(self) -> SandboxServer:
@@ -297,12 +306,17 @@ class SandboxProvider:
             entry["status"] = reply["status"] if reply else None
             entry["fault"] = action
             entry["sms_ids"] = [s["smsId"] for s in (reply or {}).get("smsIds", [])]
+            cli_msg_id = str((flux.data if flux else {}).get("CLIMSGID") or "")
+            entry["cli_msg_id"] = cli_msg_id or None
             self._log.append(entry)
-        if reply is not None and reply["status"] in (100, 101, 113) and reply.get("smsIds"):
+            sent, mo_ids = self._record_sent(reply, cli_msg_id)
+        if reply is not None and reply["status"] in (100, 101, 113) and sent:
             self._receipts.play(
-                [(s["phoneNumber"], s["smsId"]) for s in reply["smsIds"]],
+                sent,
                 reply["campaignId"],
                 due_in_s=0.0 if due_at is None else due_at - time.time(),
+                cli_msg_id=cli_msg_id,
+                mo_ids=mo_ids,
             )
         delay_s = self._latency_s + (fault.delay_ms / 1000 if fault else 0)
         if action in ("drop", "not_http"):
@@ -443,6 +457,69 @@ class SandboxProvider:
 
     def _fault_answer(self, fault: Fault | None, reply: dict[str, Any] | None) -> Answer:
         """The answer to a request other than sendSms, a fault applied (JSON, as getInfo)."""
+        action = fault.action if fault else None
+        delay_s = self._latency_s + (fault.delay_ms / 1000 if fault else 0)
+        if action in ("drop", "not_http"):
+            return Answer(action=str(action), delay_s=delay_s)
+        if fault is not None and action == "busy":
+            return Answer(code=fault.http_status, body=b"busy, try again later\n", delay_s=delay_s)
+        if reply is None:
+            return Answer(
+                code=502, body=HTML_502, content_type="text/html; charset=UTF-8", delay_s=delay_s
+            )
+        body, content_type = render(reply, "json")
+        if action == "truncated":
+            body = body[: len(body) // 2]
+        return Answer(body=body, content_type=content_type, delay_s=delay_s)
+
+    def _record_sent(
+        self, reply: dict[str, Any] | None, cli_msg_id: str
+    ) -> tuple[list[tuple[str, str]], dict[str, str]]:
+        """(phone, smsId) of each accepted recipient, and the smsMoIds of their replies: a
+        100/113 send goes into the polling endpoints' memory; the caller holds the lock."""
+        sent = [(s["phoneNumber"], s["smsId"]) for s in (reply or {}).get("smsIds", [])]
+        if reply is None or reply["status"] not in (100, 113) or not sent:
+            return sent, {}
+        return sent, self._acks.record(reply["campaignId"], cli_msg_id, sent)
+
+    def _answer_lookup(self, endpoint: str, params: dict[str, str]) -> Answer:
+        """Answer one polling request (getAcks, getAckBySmsId, getPulls, getPull,
+        getPullBySmsId) from what the sandbox sent (:class:`AckBook`), with its faults, and log
+        it with the parameter it was asked for."""
+        account_ok = hmac.compare_digest(params.get("login", "").encode(), self._login)
+        api_key_ok = hmac.compare_digest(params.get("apiKey", "").encode(), self._api_key)
+        asked = {k: params[k] for k in ("campId", "smsId", "limit") if k in params}
+        with self._lock:
+            fault = self._faults.take(Target(), endpoint=endpoint)
+            action = fault.action if fault else None
+            reply: dict[str, Any] | None = None
+            if fault is not None and fault.status is not None:
+                reply = error_reply(fault.status, fault.status_text)
+            elif action not in ("drop", "html502", "not_http", "busy"):
+                if not (account_ok and api_key_ok):
+                    reply = error_reply(102)
+                else:
+                    try:
+                        reply = self._acks.answer(endpoint, params)
+                    except ValueError as exc:
+                        reply = nothing(str(exc))
+            self._seq += 1
+            self._log.append(
+                {
+                    "seq": self._seq,
+                    "at": datetime.now(UTC).isoformat(timespec="milliseconds"),
+                    "endpoint": endpoint,
+                    "login": params.get("login", ""),
+                    "api_key_ok": api_key_ok,
+                    "params": asked,
+                    "status": reply.get("status") if reply else None,
+                    "found": len(reply.get("acks", reply.get("mos", []))) if reply else 0,
+                    "fault": action,
+                }
+            )
+        return self._render_lookup(reply, fault)
+
+    def _render_lookup(self, reply: dict[str, Any] | None, fault: Any) -> Answer:
         action = fault.action if fault else None
         delay_s = self._latency_s + (fault.delay_ms / 1000 if fault else 0)
         if action in ("drop", "not_http"):

@@ -8,6 +8,10 @@ calls are form POSTs with AllMySMS's parameter names, made from one background t
 sendSms answer never waits for them; each is logged (``GET /_sandbox/receipts``). A deferred
 send (a future DATE) gets its receipts from its due time on, unless ``deleteCampaign`` drops them
 first (:meth:`ReceiptPlayer.drop`).
+
+Both also carry ``cliMsgId``, the flux's ``CLIMSGID``, when it had one. Whether AllMySMS's own
+webhook carries it is unknown (no source shows it): smsq reads it when present and settles by
+smsId, or by recipient and send window, when it is not.
 """
 
 from __future__ import annotations
@@ -50,6 +54,7 @@ class ReceiptPlayer:
         replies_url: str | None = None,
         delay_ms: int = RECEIPT_DELAY_MS,
     ) -> None:
+        self._echo = True
         self._cond = threading.Condition()
         self._due: list[tuple[float, int, str, dict[str, str]]] = []
         self._seq = itertools.count()
@@ -64,12 +69,17 @@ class ReceiptPlayer:
         receipts_url: str | None,
         replies_url: str | None = None,
         delay_ms: int = RECEIPT_DELAY_MS,
+        echo_cli_msg_id: bool = True,
     ) -> None:
-        """Set (or, with None, unset) the webhook URLs.
+        """Set (or, with None, unset) the webhook URLs; ``echo_cli_msg_id=False`` plays a
+        webhook without ``cliMsgId`` (AllMySMS's may not carry it).
 
         Raises:
-            ValueError: a URL is not http(s), or ``delay_ms`` is negative.
+            ValueError: a URL is not http(s), ``delay_ms`` is negative, or
+                ``echo_cli_msg_id`` is not a boolean.
         """
+        if not isinstance(echo_cli_msg_id, bool):
+            raise ValueError("echo_cli_msg_id: must be true or false")
         for name, url in (("receipts_url", receipts_url), ("replies_url", replies_url)):
             if url is not None and (
                 urlsplit(url).scheme not in ("http", "https") or not urlsplit(url).netloc
@@ -81,10 +91,22 @@ class ReceiptPlayer:
             self._receipts_url = receipts_url
             self._replies_url = replies_url
             self._delay_s = delay_ms / 1000
+            self._echo = echo_cli_msg_id
 
-    def play(self, sent: list[tuple[str, str]], campaign_id: str, *, due_in_s: float = 0.0) -> None:
+    def play(
+        self,
+        sent: list[tuple[str, str]],
+        campaign_id: str,
+        *,
+        due_in_s: float = 0.0,
+        cli_msg_id: str = "",
+        mo_ids: dict[str, str] | None = None,
+    ) -> None:
         """Schedule the receipts of one successful send: ``sent`` is (phone, smsId) pairs;
-        ``due_in_s`` delays them all (a deferred campaign is "sent" at its DATE)."""
+        ``due_in_s`` delays them all (a deferred campaign is "sent" at its DATE); ``mo_ids``
+        (smsId → smsMoId) names the replies the provider recorded, so polling and the webhook
+        tell of the same reply."""
+        echo = {"cliMsgId": cli_msg_id} if cli_msg_id and self._echo else {}
         with self._cond:
             if self._receipts_url is None or self._stopping:
                 return
@@ -101,6 +123,7 @@ class ReceiptPlayer:
                             "statusText": STATUS_TEXTS[status],
                             "phoneNumber": phone,
                             "campaignId": campaign_id,
+                            **echo,
                         },
                     )
                 if final == 1 and phone.endswith(REPLYING_SUFFIX) and self._replies_url:
@@ -108,11 +131,12 @@ class ReceiptPlayer:
                         start + 2 * FINAL_GAP_S,
                         "reply",
                         {
-                            "smsMoId": uuid.uuid4().hex[:16],
+                            "smsMoId": (mo_ids or {}).get(sms_id) or uuid.uuid4().hex[:16],
                             "message": REPLY_TEXT,
                             "smsId": sms_id,
                             "phoneNumber": phone,
                             "campaignId": campaign_id,
+                            **echo,
                         },
                     )
             if self._thread is None:

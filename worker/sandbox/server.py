@@ -21,6 +21,7 @@ from types import FrameType
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
+from worker.sandbox.acks import LOOKUP_ENDPOINTS
 from worker.sandbox.provider import BASE_PATH, TEXT_PLAIN, Answer, SandboxProvider
 from worker.sandbox.receipt_pusher import RECEIPT_DELAY_MS
 
@@ -30,6 +31,12 @@ INFO_PATHS = frozenset({f"{BASE_PATH}/getInfo/", f"{BASE_PATH}/getInfo"})
 SIMULATE_PATHS = frozenset({f"{BASE_PATH}/simulateCampaign/", f"{BASE_PATH}/simulateCampaign"})
 BLACKLIST_PATHS = frozenset({f"{BASE_PATH}/getBlacklist/", f"{BASE_PATH}/getBlacklist"})
 DELETE_CAMPAIGN_PATHS = frozenset({f"{BASE_PATH}/deleteCampaign/", f"{BASE_PATH}/deleteCampaign"})
+LOOKUP_PATHS = {
+    path: name
+    for name in LOOKUP_ENDPOINTS
+    for path in (f"{BASE_PATH}/{name}/", f"{BASE_PATH}/{name}")
+}
+"""The polling endpoints (acks and replies) → their names."""
 MAX_BODY_BYTES = 8 * 1024 * 1024
 """Larger bodies get 413: ~2000 recipients per request is the provider's own guidance."""
 SHUTDOWN_POLL_S = 0.02
@@ -148,6 +155,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_sms(url.query, body, received_at, endpoint="simulateCampaign")
         elif url.path in INFO_PATHS and self.command in ("GET", "POST"):
             self._get_info(url.query, body)
+        elif url.path in LOOKUP_PATHS and self.command in ("GET", "POST"):
+            self._lookup(LOOKUP_PATHS[url.path], url.query, body)
         elif url.path in BLACKLIST_PATHS and self.command in ("GET", "POST"):
             self._get_info(url.query, body, endpoint="getBlacklist")
         elif url.path in DELETE_CAMPAIGN_PATHS and self.command in ("GET", "POST"):
@@ -213,6 +222,12 @@ class _Handler(BaseHTTPRequestHandler):
             params.update(_multipart_fields(self.headers.get("Content-Type", ""), body))
         return params
 
+    def _lookup(self, endpoint: str, query: str, body: bytes) -> None:
+        params = dict(parse_qsl(query, keep_blank_values=True))
+        if self.command == "POST" and self.headers.get_content_type() == _FORM:
+            params.update(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
+        self._answer(self.server.provider._answer_lookup(endpoint, params))
+
     def _answer(self, answer: Answer) -> None:
         if answer.delay_s > 0:
             self.server.stopping.wait(answer.delay_s)
@@ -246,6 +261,8 @@ class _Handler(BaseHTTPRequestHandler):
                     raise ValueError("credits: required")
                 provider.set_credits(payload["credits"])
                 self._json(200, {"credits": payload["credits"]})
+            elif route == "GET /_sandbox/receipts/pending":
+                self._json(200, {"pending": provider.receipts.pending()})
             elif path == "/_sandbox/receipts":
                 self._receipts(payload)
             elif path == "/_sandbox/blacklist":
@@ -278,6 +295,7 @@ class _Handler(BaseHTTPRequestHandler):
                 payload.get("receipts_url"),
                 payload.get("replies_url"),
                 payload.get("delay_ms", RECEIPT_DELAY_MS),
+                echo_cli_msg_id=payload.get("echo_cli_msg_id", True),
             )
             self._json(200, {"ok": True})
         else:

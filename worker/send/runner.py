@@ -462,6 +462,12 @@ class SmsWorker(SimpleWorker):
                 watch.maybe_run()
         except REDIS_UNAVAILABLE_ERRORS:
             log.warning("sms.credits.unavailable", error="redis")
+        poller = self.runtime.poller
+        try:
+            if poller is not None:
+                poller.maybe_run()
+        except REDIS_UNAVAILABLE_ERRORS:
+            log.warning("sms.poll.unavailable", step="redis", error="redis")
         self._mirror_blacklist()
 
     def _mirror_blacklist(self) -> None:

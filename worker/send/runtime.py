@@ -16,12 +16,14 @@ from worker.allmysms.client import AllMySmsClient
 from worker.connections import redis_from_settings
 from worker.send.blacklist import BlacklistMirror, OptOutRetention
 from worker.send.credits import CreditsWatch
+from worker.send.polling import Poller
 from worker.send.ratelimit import RateLimiter
 from worker.send.retries import LaterRetry, send_retrying
 from worker.send.sender import Sender
 from worker.settings import Settings
 from worker.store.control import Switch
 from worker.store.ledger import Ledger
+from worker.store.stop_replies import record_stop
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +35,7 @@ class Runtime:
     ledger: Ledger
     sender: Sender
     credits: CreditsWatch | None = None
+    poller: Poller | None = None
     blacklist: BlacklistMirror | None = None
     retention: OptOutRetention | None = None
 
@@ -74,6 +77,21 @@ def build_runtime(
         optouts=optouts,
         optout_transactional=settings.producer.optout_transactional,
     )
+    poller = Poller(
+        connection,
+        http,
+        ledger,
+        interval_s=settings.poll_interval_s,
+        acks_after_s=settings.poll_acks_after_s,
+        by=name,
+        ttl_s=settings.producer.outcome_ttl_s,
+        stop=partial(
+            record_stop,
+            optouts,
+            keywords=settings.optout_keywords,
+            default_region=settings.producer.default_country,
+        ),
+    )
     mirror = BlacklistMirror(
         connection,
         http,
@@ -85,4 +103,15 @@ def build_runtime(
     retention = OptOutRetention(
         connection, optouts, retention_s=settings.optout_retention_s, by=name
     )
-    return Runtime(settings, name, connection, http, ledger, sender, watch, mirror, retention)
+    return Runtime(
+        settings,
+        name,
+        connection,
+        http,
+        ledger,
+        sender,
+        watch,
+        poller=poller,
+        blacklist=mirror,
+        retention=retention,
+    )

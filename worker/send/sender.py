@@ -358,7 +358,7 @@ class Sender:
         if send.expired():
             raise _ExpiredError
         send.attempts += 1
-        flux = build_flux(send.request, now=datetime.now(UTC))
+        flux = build_flux(send.request, now=datetime.now(UTC), client_id=send.message_id)
         sent_at = time.monotonic()
         try:
             reply = self._client.send(flux)

@@ -84,6 +84,8 @@ class Receipt:
     """As AllMySMS gave it; the stored receipt uses the phone smsq sent to (from the index)."""
     reception_date: str = ""
     campaign_id: str = ""
+    cli_msg_id: str = ""
+    """``cliMsgId``: the CLIMSGID smsq sent (its message id), when the webhook carries it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +98,7 @@ class Reply:
     phone: str = ""
     reception_date: str = ""
     campaign_id: str = ""
+    cli_msg_id: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,6 +135,7 @@ def parse_receipt(params: Mapping[str, str]) -> Receipt:
         phone=_phone(params),
         reception_date=_reception_date(params),
         campaign_id=_id(params, "campaignId", required=False),
+        cli_msg_id=cli_msg_id(params),
     )
 
 
@@ -155,7 +159,18 @@ def parse_reply(params: Mapping[str, str]) -> Reply:
         phone=_phone(params),
         reception_date=_reception_date(params),
         campaign_id=_id(params, "campaignId", required=False),
+        cli_msg_id=cli_msg_id(params),
     )
+
+
+def cli_msg_id(params: Mapping[str, str]) -> str:
+    """``cliMsgId`` (or ``climsgid``) when it is one of smsq's message ids, else ``""``.
+
+    Whether AllMySMS's webhooks carry it is unknown; an id smsq did not write (a gateway
+    client's own, garbage) is ignored rather than refused, so the receipt still counts.
+    """
+    value = (params.get("cliMsgId") or params.get("climsgid") or "").strip()
+    return value if keys.MESSAGE_ID_PATTERN.fullmatch(value) else ""
 
 
 def _id(params: Mapping[str, str], name: str, *, required: bool) -> str:

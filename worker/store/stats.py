@@ -128,6 +128,11 @@ class Stats:
             },
             "retries": self.counters.get("retries", 0),
             "requeued": self.counters.get("requeued", 0),
+            "unknown_settled": {
+                how: self.counters.get(f"unknown_settled:{how}", 0)
+                for how in ("receipt", "reply", "lookup")
+            },
+            "unknown_ambiguous": self.counters.get("unknown_ambiguous", 0),
             "provider_latency": {
                 "count": self.counters.get("latency_count", 0),
                 "mean_ms": self.latency_mean_ms,
