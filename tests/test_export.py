@@ -6,9 +6,13 @@ import json
 
 from redis import Redis
 
+from producers import keys
 from producers.enqueue import Producer
 from producers.optouts import OptOuts, Source
+from tests.helpers.callbacks import finish_sent
 from tests.helpers.processes import Workers
+from worker.settings import Settings
+from worker.store.receipts import Receipt, ReceiptBook, Reply
 
 
 ANNE, BRUNO = "33612345678", "33698765432"
@@ -70,3 +74,22 @@ def test_export_holds_her_messages_texts_receipts_and_opt_out_and_no_one_else(
     assert (entry["actor"], entry["why"], entry["count"]) == ("dpo", "ticket 42", 4)
     assert "612345678" not in audit.stdout
     assert (bad.returncode, bad.stderr.startswith("smsq: --phone: ")) == (1, True)
+
+
+def test_receipts_and_replies_keep_their_own_retention(redis: Redis, producer: Producer) -> None:
+    """SMSQ_REPLIES_TTL_S caps how long a reply (a person's words) and a receipt stay; 0 keeps
+    them as long as their message."""
+    mid = finish_sent(
+        redis, producer, "ttl", callback_url=None, sms_ids={ANNE: "ttl-a", BRUNO: "ttl-b"}
+    )
+    short, plain = ReceiptBook(redis, keep_s=600), ReceiptBook(redis)
+
+    short.store_reply(Reply("mo-1", "STOP", sms_id="ttl-a", phone=ANNE), event_id="e1")
+    short.apply_receipt(Receipt("ttl-a", 1), event_id="e2")
+    message_ttl = redis.ttl(keys.message(mid))
+    assert 0 < redis.ttl(keys.replies(mid)) <= 600 < message_ttl
+    assert 0 < redis.ttl(keys.receipts(mid)) <= 600
+    redis.delete(keys.replies(mid), keys.receipts(mid))
+    plain.store_reply(Reply("mo-2", "merci", sms_id="ttl-b", phone=BRUNO), event_id="e3")
+    assert redis.ttl(keys.replies(mid)) > 600
+    assert Settings.from_env({"SMSQ_REPLIES_TTL_S": "600"}).replies_ttl_s == 600

@@ -221,6 +221,9 @@ class Settings:
     port: int | None = None
     """``PORT``: the port a Heroku-style platform routes HTTP to (the ``web`` process);
     ``smsq gateway`` listens there when ``--port`` is not given."""
+    replies_ttl_s: int = 0
+    """``SMSQ_REPLIES_TTL_S``: receipts and replies (a person's own words) are kept at most this
+    long; 0: as long as their message (``SMSQ_OUTCOME_TTL_S``)."""
     optout_retention_s: float = 0.0
     """``SMSQ_OPTOUT_RETENTION_S``: opt-outs older than this are dropped; 0: kept until removed."""
     poll_interval_s: float = POLL_INTERVAL_S
@@ -359,6 +362,7 @@ class Settings:
             sending_hours=SendingHours.from_env(env),
             optout_keywords=read_keywords(env.get("SMSQ_OPTOUT_KEYWORDS", "")),
             optout_retention_s=read_optout_retention(env),
+            replies_ttl_s=read_int(env, "SMSQ_REPLIES_TTL_S", 0, minimum=0),
             port=read_platform_port(env),
             blacklist_poll_interval_s=read_float(
                 env, "SMSQ_BLACKLIST_POLL_INTERVAL_S", BLACKLIST_POLL_INTERVAL_S, minimum=0

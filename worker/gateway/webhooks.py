@@ -176,7 +176,7 @@ def webhook_routes(settings: Settings, connection: Redis) -> list[Route]:
     optouts = OptOuts(connection, key=settings.producer.optout_key, barrier=barrier)
     handlers = _Webhooks(
         secret,
-        ReceiptBook(connection),
+        ReceiptBook(connection, keep_s=settings.replies_ttl_s),
         WEBHOOK_MAX_BODY_BYTES,
         partial(barrier.confirm, connection),
         stop=partial(

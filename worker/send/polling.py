@@ -98,12 +98,13 @@ class Poller:
         by: str,
         ttl_s: int = 30 * 24 * 3600,
         stop: Callable[[Reply, Applied], object] | None = None,
+        keep_s: int = 0,
     ) -> None:
         self._stop = stop
         """Puts the number of a STOP reply on the suppression list (as the webhook does)."""
         self._redis = connection
         self._client = client
-        self._book = ReceiptBook(connection)
+        self._book = ReceiptBook(connection, keep_s=keep_s)
         self._evidence = EvidenceBook(
             connection, ledger, actor=f"worker {by} (polling)", ttl_s=ttl_s
         )

@@ -85,6 +85,7 @@ def build_runtime(
         acks_after_s=settings.poll_acks_after_s,
         by=name,
         ttl_s=settings.producer.outcome_ttl_s,
+        keep_s=settings.replies_ttl_s,
         stop=partial(
             record_stop,
             optouts,

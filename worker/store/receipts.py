@@ -205,8 +205,11 @@ def _reception_date(params: Mapping[str, str]) -> str:
 class ReceiptBook:
     """Applies receipts and stores replies, each in one atomic script."""
 
-    def __init__(self, connection: Redis) -> None:
+    def __init__(self, connection: Redis, *, keep_s: int = 0) -> None:
         self._redis = connection
+        self._keep_s = keep_s
+        """``SMSQ_REPLIES_TTL_S``: receipts and replies are kept at most this long; 0: as long as
+        their message (``SMSQ_OUTCOME_TTL_S``)."""
         self._receipt = connection.register_script(lua.load("receipts_apply", **RECEIPT_VALUES))
         self._reply = connection.register_script(lua.load("receipts_store_reply", **HOOK_VALUES))
 
@@ -221,6 +224,7 @@ class ReceiptBook:
                 event_id,
                 receipt.sms_id,
                 receipt.campaign_id,
+                self._keep_s,
             ],
         )
         return _applied(raw)
@@ -238,7 +242,14 @@ class ReceiptBook:
         }
         raw = self._reply(
             keys=[keys.sms_id(reply.sms_id), keys.METRICS, *keys.callback_keys()],
-            args=[reply.sms_mo_id, json.dumps(data), utc_now_iso(), reply.sms_id, event_id],
+            args=[
+                reply.sms_mo_id,
+                json.dumps(data),
+                utc_now_iso(),
+                reply.sms_id,
+                event_id,
+                self._keep_s,
+            ],
         )
         return _applied(raw)
 

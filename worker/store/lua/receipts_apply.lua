@@ -14,6 +14,8 @@
 -- ARGV[5] event_id: id of the receipt callback event
 -- ARGV[6] sms_id: the receipt's smsId
 -- ARGV[7] campaign_id: the receipt's campaignId, or ''
+-- ARGV[8] keep_s: seconds the receipts are kept at most (SMSQ_REPLIES_TTL_S); '0': as long as
+--   their message
 --
 -- Returns {outcome, mid?, phone?, status?}: 'applied', 'duplicate' or 'stale' (with the status
 -- now stored), or 'unknown' (the smsId is another system's, expired or purged).
@@ -28,6 +30,7 @@ local reception_date = ARGV[3]
 local now_iso = ARGV[4]
 local event_id = ARGV[5]
 local sms_id = ARGV[6]
+local keep_s = tonumber(ARGV[8] or '0') or 0
 local campaign_id = ARGV[7]
 -- include: lib/callbacks.lua
 -- include: lib/lookup.lua
@@ -55,6 +58,7 @@ local receipt = {status = tonumber(status), outcome = OUTCOMES[status], final = 
   received_at = now_iso}
 redis.call('HSET', receipts, sms_id, cjson.encode(receipt))
 local ttl = redis.call('TTL', msg)
+if keep_s > 0 and (ttl <= 0 or keep_s < ttl) then ttl = keep_s end
 if ttl > 0 then redis.call('EXPIRE', receipts, ttl) end
 redis.call('RPUSH', msg .. ':history', cjson.encode({state = 'receipt', at = now_iso,
   sms_id = sms_id, status = tonumber(status), outcome = OUTCOMES[status]}))

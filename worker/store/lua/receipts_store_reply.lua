@@ -14,6 +14,8 @@
 -- ARGV[3] now_iso: the time, ISO 8601
 -- ARGV[4] sms_id: the smsId it answers
 -- ARGV[5] event_id: id of the reply callback event
+-- ARGV[6] keep_s: seconds the replies are kept at most (SMSQ_REPLIES_TTL_S); '0': as long as
+--   their message
 --
 -- Returns {outcome, mid?, phone?}: 'stored', 'duplicate' or 'unknown'.
 local index = KEYS[1]
@@ -26,6 +28,7 @@ local reply_json = ARGV[2]
 local now_iso = ARGV[3]
 local sms_id = ARGV[4]
 local event_id = ARGV[5]
+local keep_s = tonumber(ARGV[6] or '0') or 0
 -- include: lib/callbacks.lua
 -- include: lib/lookup.lua
 
@@ -39,6 +42,7 @@ if redis.call('HSETNX', replies, sms_mo_id, cjson.encode(reply)) == 0 then
   return {'duplicate', mid, phone}
 end
 local ttl = redis.call('TTL', msg)
+if keep_s > 0 and (ttl <= 0 or keep_s < ttl) then ttl = keep_s end
 if ttl > 0 then redis.call('EXPIRE', replies, ttl) end
 redis.call('HINCRBY', metrics, 'replies_received', 1)
 local m = redis.call('HMGET', msg, 'key', 'campaign_id', 'source', 'request', 'parent')
