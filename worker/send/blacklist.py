@@ -9,7 +9,6 @@ A failure is logged and changes nothing; the next turn tries again.
 
 from __future__ import annotations
 
-import time
 from typing import TYPE_CHECKING
 
 import structlog
@@ -18,6 +17,7 @@ from producers import keys
 from producers.errors import PhoneError, SmsqError
 from producers.optouts import Source
 from producers.phones import normalise_phone
+from worker.send.turns import Turn
 
 
 if TYPE_CHECKING:
@@ -37,21 +37,17 @@ class OptOutRetention:
     removed), once per ``RETENTION_INTERVAL_S`` by one worker at a time."""
 
     def __init__(self, connection: Redis, optouts: OptOuts, *, retention_s: float, by: str) -> None:
-        self._redis = connection
         self._optouts = optouts
         self._retention_s = retention_s
-        self._by = by
-        self._next_run = 0.0
+        self._turn = Turn(
+            connection,
+            keys.OPTOUT_RETENTION_LOCK,
+            interval_s=RETENTION_INTERVAL_S if retention_s > 0 else 0,
+            by=by,
+        )
 
     def maybe_run(self) -> int | None:
-        if self._retention_s <= 0:
-            return None
-        now = time.monotonic()
-        if now < self._next_run:
-            return None
-        self._next_run = now + RETENTION_INTERVAL_S
-        lock_ms = int(RETENTION_INTERVAL_S * 1000) - 50
-        if not self._redis.set(keys.OPTOUT_RETENTION_LOCK, self._by, nx=True, px=lock_ms):
+        if not self._turn.due():
             return None
         dropped = self._optouts.expire(older_than_s=self._retention_s)
         if dropped:
@@ -70,27 +66,15 @@ class BlacklistMirror:
         default_region: str,
         by: str,
     ) -> None:
-        self._redis = connection
         self._client = client
         self._optouts = optouts
-        self._interval_s = interval_s
         self._region = default_region
-        self._by = by
-        self._next_run = 0.0
+        self._turn = Turn(connection, keys.BLACKLIST_LOCK, interval_s=interval_s, by=by)
 
     def maybe_run(self) -> int | None:
         """Mirror the list if this worker's interval has passed and no other worker holds the
         turn: how many numbers were new, or None (not due, not this worker's turn, failed)."""
-        if self._interval_s <= 0:
-            return None
-        now = time.monotonic()
-        if now < self._next_run:
-            return None
-        self._next_run = now + self._interval_s
-        lock_ms = max(int(self._interval_s * 1000) - 50, 100)
-        if not self._redis.set(keys.BLACKLIST_LOCK, self._by, nx=True, px=lock_ms):
-            return None
-        return self.poll()
+        return self.poll() if self._turn.due() else None
 
     def poll(self) -> int | None:
         """Ask getBlacklist once and add what it lists; None when it failed."""

@@ -9,7 +9,6 @@ balance is back above the threshold, and only when the credits check itself made
 
 from __future__ import annotations
 
-import time
 from typing import TYPE_CHECKING
 
 import structlog
@@ -17,6 +16,7 @@ import structlog
 from producers import keys
 from producers.contract import Lane
 from producers.errors import SmsqError
+from worker.send.turns import Turn
 from worker.settings import AUDIT_TTL_S
 from worker.store.control import Switch
 from worker.store.credits import Balance, CreditsStore
@@ -50,25 +50,15 @@ class CreditsWatch:
         self._client = client
         self._store = CreditsStore(connection)
         self._switch = Switch(connection, audit_ttl_s=audit_ttl_s)
-        self._interval_s = interval_s
         self._low = low
         self._auto_resume = auto_resume
         self._by = by
-        self._next_run = 0.0
+        self._turn = Turn(connection, keys.CREDITS_LOCK, interval_s=interval_s, by=by)
 
     def maybe_run(self) -> Balance | None:
         """Poll getInfo if this worker's interval has passed and no other worker holds the
         turn; None when not due, not this worker's turn, or getInfo failed."""
-        if self._interval_s <= 0:
-            return None
-        now = time.monotonic()
-        if now < self._next_run:
-            return None
-        self._next_run = now + self._interval_s
-        lock_ms = max(int(self._interval_s * 1000) - 50, 100)
-        if not self._redis.set(keys.CREDITS_LOCK, self._by, nx=True, px=lock_ms):
-            return None
-        return self.poll()
+        return self.poll() if self._turn.due() else None
 
     def poll(self) -> Balance | None:
         """Ask getInfo once; a failure is logged (never with the apiKey) and changes nothing."""

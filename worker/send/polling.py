@@ -42,6 +42,7 @@ from producers.errors import SmsqError, WebhookParamError
 from producers.phones import mask_phone
 from producers.store import decoded
 from worker.allmysms.polling import Mo
+from worker.send.turns import Turn
 from worker.store.evidence import SETTLE_WINDOW_S, Evidence, EvidenceBook
 from worker.store.receipts import Applied, ReceiptBook, Reply, parse_receipt, parse_reply
 
@@ -111,20 +112,11 @@ class Poller:
         self._interval_s = interval_s
         self._acks_after_s = acks_after_s
         self._by = by
-        self._next_run = 0.0
+        self._turn = Turn(connection, keys.POLL_LOCK, interval_s=interval_s, by=by)
 
     def maybe_run(self) -> PollRun | None:
         """Run if this worker's interval has passed and no other worker holds the turn."""
-        if self._interval_s <= 0:
-            return None
-        now = time.monotonic()
-        if now < self._next_run:
-            return None
-        self._next_run = now + self._interval_s
-        lock_ms = max(int(self._interval_s * 1000) - 50, 100)
-        if not self._redis.set(keys.POLL_LOCK, self._by, nx=True, px=lock_ms):
-            return None
-        return self.run()
+        return self.run() if self._turn.due() else None
 
     def run(self) -> PollRun:
         """One pass: replies, then receipts, then ``unknown`` lookups."""
