@@ -249,30 +249,8 @@ def handle(
     if over is not None:
         bound.warning("gateway.rate_limited", client=client, retry_after_s=over.retry_after_s)
         return too_many(over, fmt)
-    sms_data = params.get("smsData", "")
     try:
-        if not sms_data.strip():
-            raise FluxError(105)
-        for name in TEXT_PARAMS:
-            check_text(params.get(name, ""), name)
-        flux = parse_flux(sms_data)
-        scheduled = check_flux(flux, now)
-        check_horizon(flux, now)
-        request = build_request(
-            flux,
-            login=account.login,
-            scheduled=scheduled,
-            idempotency_key=headers.get("idempotency-key", ""),
-            lane=params.get("lane", ""),
-            callback_url=params.get("callbackUrl") or headers.get("x-smsq-callback-url", ""),
-            purpose=params.get("purpose") or headers.get("x-smsq-purpose", ""),
-            account_purpose=account.purpose,
-            default_region=context.settings.producer.default_country,
-            stop=context.settings.producer.stop,
-            transliterate=params.get("transliterate", ""),
-            transliteration=account.transliterate or context.settings.producer.transliteration,
-        )
-        check_callback_url(context, request)
+        request = checked_request(context, account, params, headers, now)
     except FluxError as exc:
         bound.info("gateway.refused", status=exc.status)
         return Answer(error_reply(exc.status, _flux_error_text(exc)), fmt)
@@ -381,3 +359,43 @@ def _flux_error_text(exc: FluxError) -> str:
     if exc.status == 115:
         return f"{STATUS_TEXTS[115]} (expected YYYY-MM-DD HH:MM:SS, Paris time)"
     return base
+
+
+def checked_request(
+    context: GatewayContext,
+    account: ProducerAccount,
+    params: Mapping[str, str],
+    headers: Mapping[str, str],
+    now: datetime,
+) -> SendRequest:
+    """The contract request a sendSms (or simulateCampaign) call asks for, checked as sendSms
+    checks it: the smsData flux, the DATE horizon, the text parameters, the callback URL.
+
+    Raises:
+        FluxError: the flux is missing or broken (its AllMySMS status).
+        InvalidRequestError: the contract refuses the request (:func:`refusal` maps it).
+    """
+    sms_data = params.get("smsData", "")
+    if not sms_data.strip():
+        raise FluxError(105)
+    for name in TEXT_PARAMS:
+        check_text(params.get(name, ""), name)
+    flux = parse_flux(sms_data)
+    scheduled = check_flux(flux, now)
+    check_horizon(flux, now)
+    request = build_request(
+        flux,
+        login=account.login,
+        scheduled=scheduled,
+        idempotency_key=headers.get("idempotency-key", ""),
+        lane=params.get("lane", ""),
+        callback_url=params.get("callbackUrl") or headers.get("x-smsq-callback-url", ""),
+        purpose=params.get("purpose") or headers.get("x-smsq-purpose", ""),
+        account_purpose=account.purpose,
+        default_region=context.settings.producer.default_country,
+        stop=context.settings.producer.stop,
+        transliterate=params.get("transliterate", ""),
+        transliteration=account.transliterate or context.settings.producer.transliteration,
+    )
+    check_callback_url(context, request)
+    return request

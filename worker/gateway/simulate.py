@@ -23,17 +23,16 @@ from starlette.routing import Route
 from producers.errors import FluxError, InvalidRequestError, ProviderError, RedisUnavailableError
 from producers.simulation import TEXT_113, Simulation, combine
 from worker.allmysms.client import AllMySmsClient
-from worker.allmysms.flux import check_flux, check_text, error_reply, parse_flux
+from worker.allmysms.flux import error_reply
 from worker.allmysms.payload import build_fluxes
 from worker.gateway.context import GatewayContext, context_of
 from worker.gateway.sendsms import (
     RETRY_AFTER_S,
-    TEXT_PARAMS,
     Answer,
     _flux_error_text,
     answer_format,
     body_params,
-    check_callback_url,
+    checked_request,
     client_address,
     http_error,
     query_params,
@@ -42,7 +41,7 @@ from worker.gateway.sendsms import (
     to_response,
     too_many,
 )
-from worker.gateway.translate import build_request, check_horizon, refusal
+from worker.gateway.translate import refusal
 
 
 if TYPE_CHECKING:
@@ -152,29 +151,8 @@ def simulate(
     if over is not None:
         bound.warning("gateway.rate_limited", client=client, retry_after_s=over.retry_after_s)
         return too_many(over, fmt)
-    sms_data = params.get("smsData", "")
     try:
-        if not sms_data.strip():
-            raise FluxError(105)
-        for name in TEXT_PARAMS:
-            check_text(params.get(name, ""), name)
-        flux = parse_flux(sms_data)
-        scheduled = check_flux(flux, now)
-        check_horizon(flux, now)
-        request = build_request(
-            flux,
-            login=account.login,
-            scheduled=scheduled,
-            lane=params.get("lane", ""),
-            callback_url=params.get("callbackUrl", ""),
-            purpose=params.get("purpose", ""),
-            account_purpose=account.purpose,
-            default_region=context.settings.producer.default_country,
-            stop=context.settings.producer.stop,
-            transliterate=params.get("transliterate", ""),
-            transliteration=account.transliterate or context.settings.producer.transliteration,
-        )
-        check_callback_url(context, request)
+        request = checked_request(context, account, params, {}, now)
     except FluxError as exc:
         bound.info("gateway.simulate_refused", status=exc.status)
         return Answer(error_reply(exc.status, _flux_error_text(exc)), fmt)
