@@ -74,6 +74,9 @@ def test_purge_erases_her_callbacks_waiting_and_dead_and_keeps_bobs(
         )
         assert book.store_reply(reply, event_id=f"reply-{sms_id}").outcome == "stored"
     assert redis.hlen(keys.CALLBACK_EVENTS) == 6
+    for mo_id, phone in (("mo-held-her", HER), ("mo-held-bob", BOB)):  # getPulls, not matched yet
+        held = {"mo": {"mo_id": mo_id, "phone": phone, "text": HER_WORDS}, "held_at": 1.0}
+        redis.hset(keys.POLLED_REPLIES, mo_id, json.dumps(held))
     assert HER.encode() in redis_dump(redis)
 
     purge = workers.smsq(
@@ -94,7 +97,10 @@ def test_purge_erases_her_callbacks_waiting_and_dead_and_keeps_bobs(
         "redacted_callback_events": 1,
         "deleted_dead_callbacks": 1,
         "redacted_dead_callbacks": 1,
+        "deleted_held_replies": 1,
     }
+    assert redis.hkeys(keys.POLLED_REPLIES) == [b"mo-held-bob"]
+    redis.delete(keys.POLLED_REPLIES)  # Bob's words (the same test text) would match below
     dump = redis_dump(redis)
     assert b"612345678" not in dump
     assert "Zoé".encode() not in dump
@@ -112,7 +118,7 @@ def test_purge_erases_her_callbacks_waiting_and_dead_and_keeps_bobs(
         "action": "erasure",
         "actor": "dpo@example",
         "why": "ticket G-7",
-        "count": 10,
+        "count": 11,
         "targets": [],
         "counts": {
             "messages_deleted": 2,
@@ -123,6 +129,7 @@ def test_purge_erases_her_callbacks_waiting_and_dead_and_keeps_bobs(
             "callback_events_redacted": 1,
             "dead_callbacks_deleted": 1,
             "dead_callbacks_redacted": 1,
+            "held_replies_deleted": 1,
         },
         "erasure_id": report["erasure_id"],
     }

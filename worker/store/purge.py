@@ -5,6 +5,7 @@ message to several people, that person's entry (number and params) is removed an
 Intake entries and intake dead letters that mention the number are deleted. Logs never hold full
 numbers, and the sandbox keeps nothing in Redis.
 
+Replies the polling fallback holds until their message is known are deleted too.
 Callback events waiting in the outbox and dead callbacks are erased too: a receipt or a reply
 event of that person (it holds the number, and a reply its text) and any event of a message
 deleted here are deleted; a final event of a message to several people loses that person's
@@ -53,6 +54,8 @@ class PurgeReport:
     """Callback events waiting in the outbox, rewritten without the number."""
     deleted_dead_callbacks: int = 0
     redacted_dead_callbacks: int = 0
+    deleted_held_replies: int = 0
+    """Replies the polling fallback held (not yet matched to a message), deleted."""
     erasure_id: str = ""
     """The erasure record's id in the audit stream (empty for a dry run)."""
     deleted_ids: set[str] = field(default_factory=set, repr=False)
@@ -70,6 +73,7 @@ class PurgeReport:
             "callback_events_redacted": self.redacted_callback_events,
             "dead_callbacks_deleted": self.deleted_dead_callbacks,
             "dead_callbacks_redacted": self.redacted_dead_callbacks,
+            "held_replies_deleted": self.deleted_held_replies,
         }
 
     def as_dict(self) -> dict[str, Any]:
@@ -82,6 +86,7 @@ class PurgeReport:
             "redacted_callback_events": self.redacted_callback_events,
             "deleted_dead_callbacks": self.deleted_dead_callbacks,
             "redacted_dead_callbacks": self.redacted_dead_callbacks,
+            "deleted_held_replies": self.deleted_held_replies,
             "erasure_id": self.erasure_id,
         }
 
@@ -158,7 +163,17 @@ class Purger:
                     if not dry_run:
                         self._redis.lrem(list_key, 1, entry)  # type: ignore[arg-type]
         self._purge_callbacks(target, report, dry_run)
+        self._purge_held_replies(target, report, dry_run)
         return report
+
+    def _purge_held_replies(self, target: str, report: PurgeReport, dry_run: bool) -> None:
+        """Replies the polling fallback holds until their message is known (their text and
+        number, an hour at most)."""
+        for mo_id, raw in self._redis.hscan_iter(keys.POLLED_REPLIES, count=SCAN_COUNT):
+            if mentions(decoded(raw), target):
+                report.deleted_held_replies += 1
+                if not dry_run:
+                    self._redis.hdel(keys.POLLED_REPLIES, mo_id)
 
     def _purge_callbacks(self, target: str, report: PurgeReport, dry_run: bool) -> None:
         """Waiting callback events (and dead ones of earlier versions, whose envelope stayed in
