@@ -37,6 +37,7 @@ from worker.gateway.sendsms import (
     to_response,
 )
 from worker.gateway.simulate import simulate_routes
+from worker.gateway.status import status_routes
 from worker.gateway.webhooks import webhook_routes
 
 
@@ -65,6 +66,7 @@ def create_app(settings: Settings, connection: Redis) -> Starlette:
     delete_routes, desk = campaigns.routes(settings, connection)
     routes += delete_routes
     routes += ack_routes() + pull_routes()  # answered from smsq's own receipts and replies
+    routes += status_routes()  # smsq's own: a producer's message as smsq status --json
     routes += provider_account_routes(settings)  # asked of AllMySMS; 501 without ALLMYSMS_*
     routes.append(Route("/healthz", healthz, methods=["GET"]))
     routes += webhook_routes(settings, connection)  # [] without SMSQ_WEBHOOK_SECRET
