@@ -229,6 +229,11 @@ def alive(worker_name: str) -> str:
     return f"{PREFIX}:alive:{worker_name}"
 
 
+def quota(login: str, period: str) -> str:
+    """A gateway account's SMS counter for one Paris day (``d20261207``) or month (``m202612``)."""
+    return f"{PREFIX}:quota:{login}:{period}"
+
+
 WORKERS = f"{PREFIX}:workers"
 """Sorted set of worker names scored by their last heartbeat (worker/store/workers.py)."""
 

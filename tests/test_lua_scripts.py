@@ -78,7 +78,7 @@ def naming_block(body: list[str]) -> list[str]:
 
 
 def test_every_script_is_found() -> None:
-    assert len(SCRIPTS) == 26
+    assert len(SCRIPTS) == 27
     assert "ledger_claim" in SCRIPTS
     assert FRAGMENTS == [
         "apply.lua",

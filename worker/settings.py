@@ -81,7 +81,17 @@ LOG_FORMATS = ("auto", "json", "console")
 # --- gateway (smsq gateway): producer accounts and request limits ---
 PRODUCER_SECRET_MIN_CHARS = 16
 """Shortest producer api_key / callback_secret accepted in ``SMSQ_PRODUCERS``."""
-PRODUCER_FIELDS = frozenset({"login", "api_key", "callback_secret", "purpose", "transliterate"})
+PRODUCER_FIELDS = frozenset(
+    {
+        "login",
+        "api_key",
+        "callback_secret",
+        "purpose",
+        "transliterate",
+        "daily_quota",
+        "monthly_quota",
+    }
+)
 GATEWAY_MAX_BODY_BYTES = 2 * 1024 * 1024
 """Largest sendSms body the gateway reads: 10,000 recipients in XML fit well below it."""
 GATEWAY_MAX_BODY_BYTES_MIN = 1024
@@ -161,6 +171,10 @@ class ProducerAccount:
     transliterate: Transliteration | None = None
     """What this account's requests get unless they say (``transliterate``); None:
     ``SMSQ_TRANSLITERATE``."""
+    daily_quota: int | None = None
+    """SMS (parts x recipients) this account may send per Paris day; None: no limit."""
+    monthly_quota: int | None = None
+    """The same per Paris calendar month."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -562,6 +576,10 @@ def read_producers(env: Mapping[str, str]) -> tuple[ProducerAccount, ...]:
                 transliterate=_account_transliteration(
                     entry.get("transliterate"), name, f"{where} ({login})"
                 ),
+                daily_quota=_quota(entry.get("daily_quota"), name, f"{where} ({login})", "daily"),
+                monthly_quota=_quota(
+                    entry.get("monthly_quota"), name, f"{where} ({login})", "monthly"
+                ),
             )
         )
     return tuple(accounts)
@@ -605,6 +623,14 @@ def _account_purpose(value: object, name: str, where: str) -> Purpose | None:
         return parse_purpose(value)
     except InvalidRequestError as error:
         raise ConfigError(name, f"{where}: purpose {error.reason}") from None
+
+
+def _quota(value: object, name: str, where: str, which: str) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(name, f"{where}: {which}_quota must be a whole number of SMS above 0")
+    return value
 
 
 def _account_transliteration(value: object, name: str, where: str) -> Transliteration | None:

@@ -39,6 +39,7 @@ from worker.gateway.sendsms import (
 from worker.gateway.simulate import simulate_routes
 from worker.gateway.status import status_routes
 from worker.gateway.webhooks import webhook_routes
+from worker.store.quotas import Quotas
 
 
 if TYPE_CHECKING:
@@ -88,6 +89,7 @@ def create_app(settings: Settings, connection: Redis) -> Starlette:
         book=ProducerBook(settings.producers),
         callback_policy=CallbackPolicy.from_settings(settings),
         limits=GatewayLimits(connection, settings),
+        quotas=Quotas(connection),
     )
     return app
 

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from worker.gateway.accounts import ProducerBook
     from worker.gateway.limits import GatewayLimits
     from worker.settings import Settings
+    from worker.store.quotas import Quotas
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,6 +29,8 @@ class GatewayContext:
     """Where a ``callbackUrl`` may point (``SMSQ_CALLBACK_ALLOWED_HOSTS``/``_NETWORKS``)."""
     limits: GatewayLimits
     """The request rate per login and the failed-login throttle, counted in Redis."""
+    quotas: Quotas
+    """Each account's daily and monthly SMS quotas, counted in Redis."""
 
 
 def context_of(request: Request) -> GatewayContext:

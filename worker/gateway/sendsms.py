@@ -51,6 +51,7 @@ from worker.gateway.translate import (
     refused_phones,
     success_reply,
 )
+from worker.store.quotas import OverQuota
 
 
 if TYPE_CHECKING:
@@ -70,6 +71,9 @@ RETRY_AFTER_S = 1
 LOGIN_LOG_MAX_CHARS = 64
 """A failed login is logged cut to this length (it is whatever the client sent)."""
 TEXT_PARAMS = ("lane", "callbackUrl", "purpose", "transliterate")
+QUOTA_STATUS = 103
+"""An account over its quota is answered as AllMySMS answers an account out of credits: clients
+already stop and alert on it. The statusText says which quota and until when."""
 """Parameters besides smsData that reach the stored request: checked to be valid Unicode."""
 SMS_DATA_HINT = 'smsData must be {"DATA": {...}} (JSON) or <DATA>...</DATA> (XML)'
 HTTP_TEXTS = {
@@ -258,7 +262,28 @@ def handle(
         status, text = refusal(exc)
         bound.info("gateway.refused", status=status, field=exc.field)
         return Answer(error_reply(status, text), fmt)
-    enqueued = context.producer.enqueue(request, source=SOURCE_GATEWAY)
+    cost = request.segments * len(request.recipients)
+    charged = context.quotas.take(
+        account.login,
+        cost,
+        key=request.key,
+        daily=account.daily_quota,
+        monthly=account.monthly_quota,
+        now=now,
+    )
+    if isinstance(charged, OverQuota):
+        bound.warning(
+            "gateway.over_quota", period=charged.period, used=charged.used, limit=charged.limit
+        )
+        return Answer(error_reply(QUOTA_STATUS, charged.text), fmt)
+    try:
+        enqueued = context.producer.enqueue(request, source=SOURCE_GATEWAY)
+    except BaseException:
+        if charged:
+            context.quotas.refund(account.login, cost, now=now)
+        raise
+    if charged and enqueued.duplicate:
+        context.quotas.refund(account.login, cost, now=now)
     refused = refused_phones(enqueued.refused_numbers)
     if enqueued.duplicate:
         record = context.store.get_by_id(enqueued.message_id)
