@@ -76,6 +76,9 @@ PYTHON_PRODUCER_RULES = (
     f"%W~{keys.RQ_QUEUE_PREFIX}{keys.LANE_QUEUE_PREFIX}*",
     "%W~rq:queues",
     f"%W~{keys.WAKE}",
+    # The campaign index (smsq campaign NAME): the enqueue script adds each message of one.
+    "+zadd",
+    f"%W~{keys.CAMPAIGN_INDEX_PREFIX}*",
     # The suppression list: checked at enqueue; a producer may add a number, never remove one.
     "+hsetnx",
     f"%RW~{keys.OPTOUT}",

@@ -88,6 +88,10 @@ for i, it in ipairs(items) do
   else
     write(it)
     if tomb_ttl > 0 then redis.call('SET', tomb, 'queued', 'EX', tomb_ttl) end
+    if it[10] ~= '' then
+      redis.call('ZADD', it[10], ARGV[8], it[6]['message_id'])
+      redis.call('EXPIRE', it[10], ttl)
+    end
     if it[9] then
       for _, part in ipairs(it[9]) do
         if redis.call('HEXISTS', part[1], 'state') == 0 then write(part) end
@@ -373,6 +377,7 @@ class Producer:
             max(self._settings.key_memory_s, 0),
             keys.TOMBSTONE_PREFIX,
             len(keys.MESSAGE_PREFIX) + 1,
+            repr(time.time()),
         ]
 
 
@@ -434,7 +439,18 @@ def _split_item(request: SendRequest, now: float, source: str, chunk: int) -> li
     record.update(job_id="", parts=json.dumps([child[5]["message_id"] for child in children]))
     history = json.loads(parent[6])
     history["parts"] = parts
-    return [parent[0], parent[1], "", "", "", record, json.dumps(history), {}, children]
+    return [
+        parent[0],
+        parent[1],
+        "",
+        "",
+        "",
+        record,
+        json.dumps(history),
+        {},
+        children,
+        _campaign_index(request),
+    ]
 
 
 def _item(request: SendRequest, now: float, source: str, *, parent: str | None = None) -> list[Any]:
@@ -476,7 +492,14 @@ def _item(request: SendRequest, now: float, source: str, *, parent: str | None =
         record,
         json.dumps(history),
         job_fields(mid, queue, stamp),
+        [],
+        _campaign_index(request) if parent is None else "",
     ]
+
+
+def _campaign_index(request: SendRequest) -> str:
+    """The campaign index a message (not a part) is added to, or ''."""
+    return keys.campaign_index(request.campaign) if request.campaign else ""
 
 
 def job_fields(mid: str, queue: str, stamp: str) -> dict[str, str]:

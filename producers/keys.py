@@ -229,6 +229,15 @@ def alive(worker_name: str) -> str:
     return f"{PREFIX}:alive:{worker_name}"
 
 
+CAMPAIGN_INDEX_PREFIX = f"{PREFIX}:cidx:"
+
+
+def campaign_index(name: str) -> str:
+    """Sorted set of the message ids of one campaign (its ``campaign`` field), scored by enqueue
+    time; named by a hash of the name (any text of up to 100 characters)."""
+    return f"{CAMPAIGN_INDEX_PREFIX}{hashlib.sha256(name.encode('utf-8')).hexdigest()[:32]}"
+
+
 def quota(login: str, period: str) -> str:
     """A gateway account's SMS counter for one Paris day (``d20261207``) or month (``m202612``)."""
     return f"{PREFIX}:quota:{login}:{period}"

@@ -38,6 +38,7 @@ COMMANDS = [
     ("optout", "check", "0612345678"),
     ("optout", "list"),
     ("workers",),
+    ("campaign", "spring"),
 ]
 
 

@@ -97,6 +97,7 @@ READS: dict[str, tuple[str, ...]] = {
     "resume": ("REDIS_URL", "SMSQ_AUDIT_TTL_S"),
     "stats": ("REDIS_URL",),
     "workers": ("REDIS_URL",),
+    "campaign": ("REDIS_URL",),
     "audit": ("REDIS_URL", "SMSQ_AUDIT_TTL_S"),
 }
 NOTHING = {

@@ -111,6 +111,13 @@ def add_commands(sub: Any) -> None:
             switch.add_argument("--why", default="", help="why (recorded in the audit stream)")
         switch.set_defaults(handler=handler)
 
+    campaign = sub.add_parser(
+        "campaign", help="a campaign's progress: recipients by state, delivery, rate, end"
+    )
+    campaign.add_argument("name", help="the campaign name (a campaign file: its --key)")
+    campaign.add_argument("--json", action="store_true", help="print JSON")
+    campaign.set_defaults(handler=show_campaign)
+
     workers = sub.add_parser(
         "workers", help="worker processes: alive, stopped or dead in the last day, and their load"
     )
@@ -466,6 +473,42 @@ def show_stats(args: argparse.Namespace) -> int:
     from worker.cli.text import render_stats
 
     print(render_stats(stats))
+    return EXIT_OK
+
+
+def show_campaign(args: argparse.Namespace) -> int:
+    from worker.store.campaigns import progress
+
+    with _outages():
+        view = progress(connect(ProducerSettings.from_env()), args.name)
+    if not view.messages:
+        print(f"smsq campaign: no message in campaign {printable(args.name)!r}", file=sys.stderr)
+        return EXIT_REFUSED
+    data = view.as_dict()
+    if args.json:
+        print(dumps_json(data, indent=2))
+        return EXIT_OK
+    share = view.done / view.recipients if view.recipients else 1.0
+    bar = "#" * round(share * 30)
+    states = ", ".join(f"{n} {s}" for s, n in data["states"].items())
+    size = f"{view.messages} message(s), {view.recipients} recipient(s)"
+    print(f"campaign {printable(args.name)}: {size}")
+    print(f"[{bar:<30}] {share:.0%} gone through: {states}")
+    print(
+        f"delivered {view.delivered}, delivery failed {view.delivery_failed}, "
+        f"opted out {view.opted_out}"
+    )
+    rate = data["rate_per_min"]
+    print(
+        f"started {view.started_at or '-'}; "
+        + (
+            f"{rate} recipients/min; ends about {data['eta']}"
+            if rate and data["eta"]
+            else f"{rate} recipients/min"
+            if rate
+            else "nothing gone yet"
+        )
+    )
     return EXIT_OK
 
 

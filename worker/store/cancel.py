@@ -107,8 +107,16 @@ class Canceller:
 
     def campaign_keys(self, campaign: str) -> list[str]:
         """Keys of the campaign's messages that hold something to cancel (queued or scheduled,
-        or split with such a part), sorted; parts are reached through their split message."""
-        return self._select(lambda r: r.request.get("campaign") == campaign)
+        or split with such a part), sorted; parts are reached through their split message.
+        Found through the campaign index; a campaign it does not know (enqueued before the
+        index existed) is looked for record by record."""
+        from worker.store.campaigns import campaign_records
+
+        with translate_redis_errors(self._redis):
+            indexed = campaign_records(self._redis, campaign)
+        if not indexed:
+            return self._select(lambda r: r.request.get("campaign") == campaign)
+        return sorted(r.key for r in indexed if r.parent is None and cancel_refusal(r) is None)
 
     def prefix_keys(self, prefix: str) -> list[str]:
         """Keys starting with ``prefix`` (a campaign file's ``KEY:n`` requests) that hold

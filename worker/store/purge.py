@@ -368,6 +368,9 @@ class Purger:
         )
         pipe.zrem(keys.DEAD_LETTERS, mid)
         pipe.zrem(keys.SENDING, mid)
+        campaign = json.loads(raw.get("request") or "{}").get("campaign")
+        if campaign:
+            pipe.zrem(keys.campaign_index(campaign), mid)
         pipe.zrem(keys.LATER, mid)
         queue = f"smsq-{raw.get('lane', 'default')}"
         pipe.lrem(keys.rq_queue(queue), 0, jid)
