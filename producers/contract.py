@@ -56,6 +56,7 @@ FIELDS = frozenset(
         "producer",
         "purpose",
         "transliterate",
+        "test",
     }
 )
 
@@ -120,6 +121,8 @@ class SendRequest:
     """``marketing`` messages get the STOP mention at enqueue and wait for the sending hours."""
     segments_as_written: int | None = None
     """Parts per recipient before transliteration, when it changed the count (not stored)."""
+    test: bool = False
+    """Test mode: a worker records it ``sent`` without posting anything to AllMySMS."""
 
     def to_stored(self) -> dict[str, Any]:
         """The JSON form kept in the outcome store and read back by the worker."""
@@ -140,6 +143,8 @@ class SendRequest:
         }
         if self.purpose is not Purpose.TRANSACTIONAL:
             stored["purpose"] = self.purpose.value
+        if self.test:
+            stored["test"] = True
         return stored
 
     @classmethod
@@ -167,6 +172,7 @@ class SendRequest:
             callback_url=data.get("callback_url"),
             producer=data.get("producer"),
             purpose=Purpose(data.get("purpose") or Purpose.TRANSACTIONAL.value),
+            test=data.get("test") is True,
         )
 
 
@@ -231,6 +237,7 @@ def parse_request(
         producer=_producer(obj.get("producer")),
         purpose=purpose,
         segments_as_written=as_written if as_written != longest.segments else None,
+        test=_test(obj.get("test")),
     )
 
 
@@ -442,6 +449,14 @@ def _callback_url(value: object) -> str | None:
         raise InvalidRequestError("callback_url", f"is not a URL ({error})") from None
     if parts.scheme not in ("http", "https") or not hostname:
         raise InvalidRequestError("callback_url", "must be an absolute http(s) URL")
+    return value
+
+
+def _test(value: object) -> bool:
+    if value is None:
+        return False
+    if not isinstance(value, bool):
+        raise InvalidRequestError("test", "must be true or false")
     return value
 
 

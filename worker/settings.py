@@ -10,12 +10,13 @@ from dataclasses import dataclass, field
 from ipaddress import IPv4Network, IPv6Network, ip_address, ip_network
 from urllib.parse import urlsplit
 
-from producers.config import ProducerSettings, read_bool, read_float, read_int
+from producers.config import ProducerSettings, read_bool, read_country, read_float, read_int
 from producers.contract import PRODUCER_PATTERN
-from producers.errors import ConfigError, InvalidRequestError
+from producers.errors import ConfigError, InvalidRequestError, PhoneError
 from producers.hours import SendingHours
 from producers.marketing import Purpose, parse_purpose
 from producers.optouts import KEYWORDS, read_keywords
+from producers.phones import normalise_phone
 from producers.transliterate import Transliteration, parse_transliteration
 
 
@@ -90,6 +91,8 @@ PRODUCER_FIELDS = frozenset(
         "transliterate",
         "daily_quota",
         "monthly_quota",
+        "test",
+        "allowed_recipients",
     }
 )
 GATEWAY_MAX_BODY_BYTES = 2 * 1024 * 1024
@@ -175,6 +178,11 @@ class ProducerAccount:
     """SMS (parts x recipients) this account may send per Paris day; None: no limit."""
     monthly_quota: int | None = None
     """The same per Paris calendar month."""
+    test: bool = False
+    """A test account: its messages are recorded ``sent`` and never posted to AllMySMS."""
+    allowed_recipients: tuple[str, ...] | None = None
+    """A staging ("team") account may send only to these numbers (international digits);
+    others are refused; None: any number."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -580,6 +588,10 @@ def read_producers(env: Mapping[str, str]) -> tuple[ProducerAccount, ...]:
                 monthly_quota=_quota(
                     entry.get("monthly_quota"), name, f"{where} ({login})", "monthly"
                 ),
+                test=_flag(entry.get("test"), name, f"{where} ({login})", "test"),
+                allowed_recipients=_allowed(
+                    entry.get("allowed_recipients"), name, f"{where} ({login})", env
+                ),
             )
         )
     return tuple(accounts)
@@ -623,6 +635,31 @@ def _account_purpose(value: object, name: str, where: str) -> Purpose | None:
         return parse_purpose(value)
     except InvalidRequestError as error:
         raise ConfigError(name, f"{where}: purpose {error.reason}") from None
+
+
+def _flag(value: object, name: str, where: str, which: str) -> bool:
+    if value is None:
+        return False
+    if not isinstance(value, bool):
+        raise ConfigError(name, f"{where}: {which} must be true or false")
+    return value
+
+
+def _allowed(
+    value: object, name: str, where: str, env: Mapping[str, str]
+) -> tuple[str, ...] | None:
+    if value is None:
+        return None
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ConfigError(name, f"{where}: allowed_recipients must be a list of phone numbers")
+    region = read_country(env, "SMSQ_DEFAULT_COUNTRY")
+    numbers = []
+    for index, phone in enumerate(value):
+        try:
+            numbers.append(normalise_phone(phone, region))
+        except PhoneError as exc:
+            raise ConfigError(name, f"{where}: allowed_recipients[{index}]: {exc.reason}") from None
+    return tuple(numbers)
 
 
 def _quota(value: object, name: str, where: str, which: str) -> int | None:

@@ -12,7 +12,7 @@ answered 106; ``smsq callbacks`` checks every resolved address again when it con
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
@@ -25,7 +25,7 @@ from starlette.datastructures import UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
 from starlette.responses import Response
 
-from producers.contract import SOURCE_GATEWAY, SendRequest
+from producers.contract import SOURCE_GATEWAY, RefusedNumber, SendRequest
 from producers.errors import (
     CallbackRefusedError,
     FluxError,
@@ -421,6 +421,32 @@ def checked_request(
         stop=context.settings.producer.stop,
         transliterate=params.get("transliterate", ""),
         transliteration=account.transliterate or context.settings.producer.transliteration,
+        test=account.test,
     )
+    if account.allowed_recipients is not None:
+        request = allowed_only(request, account.allowed_recipients)
     check_callback_url(context, request)
     return request
+
+
+NOT_ALLOWED = "not on this account's allow-list"
+
+
+def allowed_only(request: SendRequest, allowed: tuple[str, ...]) -> SendRequest:
+    """``request`` with only the recipients of a staging account's allow-list; the others are
+    refused numbers (``not on this account's allow-list``).
+
+    Raises:
+        InvalidRequestError: names ``to``: none of the recipients is allowed (114).
+    """
+    left = tuple(r for r in request.recipients if r.phone in allowed)
+    if not left:
+        raise InvalidRequestError("to", f"no valid recipient (every one is {NOT_ALLOWED})")
+    dropped = tuple(
+        RefusedNumber("to", r.phone, NOT_ALLOWED)
+        for r in request.recipients
+        if r.phone not in allowed
+    )
+    if not dropped:
+        return request
+    return replace(request, recipients=left, refused_numbers=request.refused_numbers + dropped)

@@ -100,6 +100,7 @@ def build_request(
     stop: StopRule = DEFAULT_STOP_RULE,
     transliterate: str = "",
     transliteration: Transliteration = Transliteration.NONE,
+    test: bool = False,
 ) -> SendRequest:
     """Translate a checked flux (:func:`worker.allmysms.flux.check_flux`) into a contract request.
 
@@ -153,6 +154,8 @@ def build_request(
         request["purpose"] = asked
     if transliterate.strip():
         request["transliterate"] = transliterate.strip()
+    if test:
+        request["test"] = True
     return parse_request(
         request, default_region=default_region, stop=stop, transliteration=transliteration
     )

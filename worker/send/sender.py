@@ -167,6 +167,8 @@ class Sender:
             cancelled = self._suppress(send)
             if cancelled is not None:
                 return cancelled
+            if send.request.test:
+                return self._simulate(send)
             if send.held:
                 given_back = self._wait_first_turn(send)
                 if given_back is not None:
@@ -253,6 +255,21 @@ class Sender:
         self._ledger.count({"held_for_hours": 1})
         log.info("sms.send.held", state=State.QUEUED.value, until=due_iso, reason=HELD_FOR_HOURS)
         return SendResult(State.QUEUED.value)
+
+    def _simulate(self, send: _Send) -> SendResult:
+        """Test mode (a test account's message): recorded ``sent`` as AllMySMS would have
+        accepted it, with test smsIds, and nothing posted: no request, no credit, no receipt."""
+        sms_ids = {
+            r.phone: f"test-{send.message_id}-{n}"
+            for n, r in enumerate(send.request.recipients, start=1)
+        }
+        reason = "test mode: accepted as AllMySMS would, nothing was sent to AllMySMS"
+        return self._finish(
+            send,
+            State.SENT,
+            reason=reason,
+            extra={"sms_ids": sms_ids, "nb_contacts": len(sms_ids), "credits_used": 0},
+        )
 
     def _suppress(self, send: _Send) -> SendResult | None:
         """Drop the recipients who opted out while the message waited (marketing, or every
