@@ -42,7 +42,7 @@ from worker.store.receipts import (
     parse_receipt,
     parse_reply,
 )
-from worker.store.stop_replies import record_stop
+from worker.store.stop_replies import stop_recorder
 
 
 if TYPE_CHECKING:
@@ -179,12 +179,7 @@ def webhook_routes(settings: Settings, connection: Redis) -> list[Route]:
         ReceiptBook(connection, keep_s=settings.replies_ttl_s),
         WEBHOOK_MAX_BODY_BYTES,
         partial(barrier.confirm, connection),
-        stop=partial(
-            record_stop,
-            optouts,
-            keywords=settings.optout_keywords,
-            default_region=settings.producer.default_country,
-        ),
+        stop=stop_recorder(optouts, settings),
         evidence=EvidenceBook(
             connection,
             ledger,

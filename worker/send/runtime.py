@@ -23,7 +23,7 @@ from worker.send.sender import Sender
 from worker.settings import Settings
 from worker.store.control import Switch
 from worker.store.ledger import Ledger
-from worker.store.stop_replies import record_stop
+from worker.store.stop_replies import stop_recorder
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,12 +86,7 @@ def build_runtime(
         by=name,
         ttl_s=settings.producer.outcome_ttl_s,
         keep_s=settings.replies_ttl_s,
-        stop=partial(
-            record_stop,
-            optouts,
-            keywords=settings.optout_keywords,
-            default_region=settings.producer.default_country,
-        ),
+        stop=stop_recorder(optouts, settings),
     )
     mirror = BlacklistMirror(
         connection,

@@ -13,6 +13,9 @@ from producers.phones import mask_phone, normalise_phone
 
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from worker.settings import Settings
     from worker.store.receipts import Applied, Reply
 
 log = structlog.get_logger()
@@ -47,3 +50,19 @@ def record_stop(
         message_id=applied.message_id,
     )
     return added
+
+
+def stop_recorder(optouts: OptOuts, settings: Settings) -> Callable[[Reply, Applied], bool]:
+    """:func:`record_stop` with the keywords and the default country of ``settings``: what the
+    webhooks and the polling fallback call with each reply."""
+
+    def record(reply: Reply, applied: Applied) -> bool:
+        return record_stop(
+            optouts,
+            reply,
+            applied,
+            keywords=settings.optout_keywords,
+            default_region=settings.producer.default_country,
+        )
+
+    return record
