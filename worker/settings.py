@@ -105,6 +105,8 @@ GATEWAY_LOGIN_FAILURES_PER_LOGIN = 100
 GATEWAY_LOGIN_FAILURE_WINDOW_S = 60.0
 GATEWAY_LOCKOUT_S = 300.0
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+LONG_WAIT_S: dict[str, float] = {"urgent": 60.0, "default": 600.0, "bulk": 3600.0}
+"""Default of ``SMSQ_LONG_WAIT_S``: one-time codes should not wait a minute."""
 BLACKLIST_POLL_INTERVAL_S = 3600.0
 """Default of ``SMSQ_BLACKLIST_POLL_INTERVAL_S``: AllMySMS's STOP list is mirrored hourly."""
 AUDIT_TTL_S = 400 * 24 * 3600
@@ -240,6 +242,9 @@ class Settings:
     credits_poll_interval_s: float = CREDITS_POLL_INTERVAL_S
     credits_low: int = CREDITS_LOW
     credits_auto_resume: bool = False
+    long_wait_s: dict[str, float] = field(default_factory=lambda: dict(LONG_WAIT_S))
+    """``SMSQ_LONG_WAIT_S``: per lane, the oldest wait past which it is logged at error and
+    shown on the admin overview (0: never)."""
     port: int | None = None
     """``PORT``: the port a Heroku-style platform routes HTTP to (the ``web`` process);
     ``smsq gateway`` listens there when ``--port`` is not given."""
@@ -386,6 +391,7 @@ class Settings:
             optout_retention_s=read_optout_retention(env),
             replies_ttl_s=read_int(env, "SMSQ_REPLIES_TTL_S", 0, minimum=0),
             port=read_platform_port(env),
+            long_wait_s=read_long_wait(env),
             blacklist_poll_interval_s=read_float(
                 env, "SMSQ_BLACKLIST_POLL_INTERVAL_S", BLACKLIST_POLL_INTERVAL_S, minimum=0
             ),
@@ -599,6 +605,31 @@ def read_producers(env: Mapping[str, str]) -> tuple[ProducerAccount, ...]:
 
 OPTOUT_RETENTION_MIN_S = 3 * 365 * 24 * 3600
 """The CNIL asks for opposition data to be kept at least 3 years."""
+
+
+def read_long_wait(env: Mapping[str, str]) -> dict[str, float]:
+    """``SMSQ_LONG_WAIT_S``: ``urgent=60,default=600,bulk=3600`` (lanes left out keep their
+    default; 0 turns a lane's alert off).
+
+    Raises:
+        ConfigError: names the variable.
+    """
+    name = "SMSQ_LONG_WAIT_S"
+    found = dict(LONG_WAIT_S)
+    for part in env.get(name, "").replace(" ", "").split(","):
+        if not part:
+            continue
+        lane, _, value = part.partition("=")
+        if lane not in found:
+            raise ConfigError(name, f"{lane!r}: must name urgent, default or bulk")
+        try:
+            seconds = float(value)
+        except ValueError:
+            raise ConfigError(name, f"{lane}: must be a number of seconds") from None
+        if not seconds >= 0:
+            raise ConfigError(name, f"{lane}: must be at least 0")
+        found[lane] = seconds
+    return found
 
 
 def read_platform_port(env: Mapping[str, str]) -> int | None:

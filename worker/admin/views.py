@@ -18,6 +18,7 @@ from worker.admin.context import AdminContext, context_of
 from worker.admin.offers import offers
 from worker.admin.recipients import page_count, page_of, parse_page, recipients
 from worker.admin.rendering import Notice, render
+from worker.send.long_wait import long_waits
 from worker.store.cancel import cancel_refusal
 from worker.store.control import Switch
 from worker.store.deadletters import Query
@@ -56,6 +57,7 @@ async def render_overview(
             "pauses": pauses,
             "lanes": [lane.value for lane in LANE_ORDER],
             "paused_lanes": {p.lane for p in pauses},
+            "long_waits": long_waits(stats, admin.settings.long_wait_s),
             "notice": notice,
             "provider_statuses": sorted(stats.provider_statuses.items()),
         },

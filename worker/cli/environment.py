@@ -34,6 +34,7 @@ READS: dict[str, tuple[str, ...]] = {
         "SMSQ_TRANSLITERATE",
         "SMSQ_BLACKLIST_POLL_INTERVAL_S",
         "SMSQ_REPLIES_TTL_S",
+        "SMSQ_LONG_WAIT_S",
         "SMSQ_INTAKE_MAX_BYTES",
         "SMSQ_RATE_LIMIT_*",
         "SMSQ_AUDIT_TTL_S",
@@ -53,7 +54,7 @@ READS: dict[str, tuple[str, ...]] = {
     "status": ("REDIS_URL", "SMSQ_RECONCILE_INTERVAL_S"),
     "purge": ("REDIS_URL", "SMSQ_DEFAULT_COUNTRY", "SMSQ_AUDIT_TTL_S"),
     "sandbox": ("ALLMYSMS_LOGIN", "ALLMYSMS_API_KEY"),
-    "admin": ("REDIS_URL", "SMSQ_ADMIN_*", "SMSQ_AUDIT_TTL_S", *_SERVER),
+    "admin": ("REDIS_URL", "SMSQ_ADMIN_*", "SMSQ_AUDIT_TTL_S", "SMSQ_LONG_WAIT_S", *_SERVER),
     "gateway": (
         *_PRODUCER,
         "ALLMYSMS_LOGIN",

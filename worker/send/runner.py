@@ -480,6 +480,11 @@ class SmsWorker(SimpleWorker):
                 retention.maybe_run()
         except REDIS_UNAVAILABLE_ERRORS:
             log.warning("sms.blacklist.unavailable", error="redis")
+        try:
+            if self.runtime.long_wait is not None:
+                self.runtime.long_wait.maybe_run()
+        except REDIS_UNAVAILABLE_ERRORS:
+            log.warning("sms.lane.long_wait_unchecked", error="redis")
 
     def _recover_intake(self, *, legacy: bool = False) -> None:
         """Give back the intake entries stopped workers held (this worker holds the reconcile

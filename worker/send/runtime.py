@@ -16,6 +16,7 @@ from worker.allmysms.client import AllMySmsClient
 from worker.connections import redis_from_settings
 from worker.send.blacklist import BlacklistMirror, OptOutRetention
 from worker.send.credits import CreditsWatch
+from worker.send.long_wait import LongWaitWatch
 from worker.send.polling import Poller
 from worker.send.ratelimit import RateLimiter
 from worker.send.retries import LaterRetry, send_retrying
@@ -38,6 +39,7 @@ class Runtime:
     poller: Poller | None = None
     blacklist: BlacklistMirror | None = None
     retention: OptOutRetention | None = None
+    long_wait: LongWaitWatch | None = None
 
     def close(self) -> None:
         """Close the HTTP client's connections (Redis's pool closes with the process)."""
@@ -110,4 +112,5 @@ def build_runtime(
         poller=poller,
         blacklist=mirror,
         retention=retention,
+        long_wait=LongWaitWatch(connection, settings.long_wait_s, by=name),
     )
