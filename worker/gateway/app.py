@@ -64,8 +64,7 @@ def create_app(settings: Settings, connection: Redis) -> Starlette:
     settings.require_gateway()
     routes = [Route(path, send_sms, methods=["GET", "POST"]) for path in SEND_PATHS]
     routes += simulate_routes(settings)  # answers 501 without ALLMYSMS_LOGIN/_API_KEY
-    delete_routes, desk = campaigns.routes(settings, connection)
-    routes += delete_routes
+    routes += campaigns.routes(settings, connection)
     routes += ack_routes() + pull_routes()  # answered from smsq's own receipts and replies
     routes += status_routes()  # smsq's own: a producer's message as smsq status --json
     routes += provider_account_routes(settings)  # asked of AllMySMS; 501 without ALLMYSMS_*
@@ -81,7 +80,6 @@ def create_app(settings: Settings, connection: Redis) -> Starlette:
             Exception: server_error,
         },
     )
-    app.state.campaigns = desk
     app.state.gateway = GatewayContext(
         settings=settings,
         producer=Producer(connection, settings.producer),

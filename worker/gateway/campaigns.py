@@ -18,28 +18,14 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import structlog
-from redis.exceptions import RedisError
-from starlette.concurrency import run_in_threadpool
 from starlette.routing import Route
 
 from producers.durability import Barrier
-from producers.errors import RedisUnavailableError
 from producers.states import State
 from worker.allmysms.campaigns import DELETED, MISSING_CAMP_ID, NO_SUCH_CAMPAIGN, refused
-from worker.gateway.context import context_of
-from worker.gateway.sendsms import (
-    RETRY_AFTER_S,
-    Answer,
-    answer_format,
-    body_params,
-    client_address,
-    http_error,
-    query_params,
-    read_body,
-    sign_in,
-    to_response,
-    too_many,
-)
+from worker.gateway.endpoints import account_routes
+from worker.gateway.owned import own_message
+from worker.gateway.sendsms import Answer, answer_format
 from worker.store.cancel import Canceller
 from worker.store.ledger import Ledger
 
@@ -48,24 +34,14 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
 
     from redis import Redis
-    from starlette.requests import Request
-    from starlette.responses import Response
 
     from worker.allmysms.client import AllMySmsClient
     from worker.gateway.context import GatewayContext
-    from worker.settings import Settings
+    from worker.settings import ProducerAccount, Settings
     from worker.store.deadletters import Decision
 
 log = structlog.get_logger()
 
-DELETE_PATHS = (
-    "/http/9.0/deleteCampaign/",
-    "/http/9.0/deleteCampaign",
-    "/deleteCampaign/",
-    "/deleteCampaign",
-)
-CAMP_ID_MAX_CHARS = 200
-"""A longer campId is no message id of smsq's: "Campaign not found" without a lookup."""
 WHY = "deleteCampaign through the gateway"
 
 
@@ -104,52 +80,20 @@ class CampaignDesk:
                 client.close()
 
 
-async def delete_campaign(request: Request) -> Response:
-    """GET or POST ``/http/9.0/deleteCampaign/`` with ``login``, ``apiKey``, ``campId``."""
-    context = context_of(request)
-    query = query_params(request)
-    fmt = answer_format(query)
-    if request.method not in ("GET", "POST"):
-        return to_response(http_error(405, fmt, headers={"Allow": "GET, POST"}))
-    limit = context.settings.gateway_max_body_bytes
-    body = await read_body(request, limit)
-    if body is None:
-        return to_response(http_error(413, fmt, f"Request body larger than {limit} bytes"))
-    params = dict(query)
-    if request.method == "POST":
-        fields = await body_params(request.headers, body, limit)
-        if fields is None:
-            return to_response(http_error(400, fmt))
-        params.update(fields)
-    desk: CampaignDesk = request.app.state.campaigns
-    try:
-        answer = await run_in_threadpool(
-            handle_delete, context, desk, params, client_address(request)
-        )
-    except (RedisUnavailableError, RedisError) as exc:
-        log.warning("gateway.redis_unavailable", error=type(exc).__name__)
-        answer = http_error(503, answer_format(params), headers={"Retry-After": str(RETRY_AFTER_S)})
-    return to_response(answer)
-
-
 def handle_delete(
-    context: GatewayContext, desk: CampaignDesk, params: Mapping[str, str], client: str
+    context: GatewayContext,
+    desk: CampaignDesk,
+    account: ProducerAccount,
+    params: Mapping[str, str],
 ) -> Answer:
-    """Sign in, find the producer's own message, cancel it, answer like AllMySMS."""
+    """Find the signed-in producer's own message, cancel it, answer like AllMySMS."""
     fmt = answer_format(params)
-    account = sign_in(context, params, client, fmt)
-    if isinstance(account, Answer):
-        return account
     bound = log.bind(producer=account.login)
-    over = context.limits.take_request(account.login)
-    if over is not None:
-        bound.warning("gateway.rate_limited", client=client, retry_after_s=over.retry_after_s)
-        return too_many(over, fmt)
     campaign = params.get("campId", "").strip()
     if not campaign:
         return Answer(refused(MISSING_CAMP_ID), fmt)
-    record = context.store.get_by_id(campaign) if len(campaign) <= CAMP_ID_MAX_CHARS else None
-    if record is None or record.parent or record.request.get("producer") != account.login:
+    record = own_message(context, account.login, campaign)
+    if record is None:
         bound.info("gateway.delete_campaign", outcome="not_found")
         return Answer(refused(NO_SUCH_CAMPAIGN), fmt)
     decision = desk.cancel(record.key, actor=f"producer {account.login}")
@@ -171,9 +115,14 @@ def _status_text(detail: str) -> str:
     return f"Message {detail}" if detail.startswith("is ") else detail
 
 
-def routes(settings: Settings, connection: Redis) -> tuple[list[Route], CampaignDesk]:
-    """The deleteCampaign routes and the desk the app keeps in ``app.state.campaigns``."""
-    return (
-        [Route(path, delete_campaign, methods=["GET", "POST"]) for path in DELETE_PATHS],
-        CampaignDesk(settings, connection),
-    )
+def routes(settings: Settings, connection: Redis) -> list[Route]:
+    """The deleteCampaign routes (sendSms's sign-in, limits and paths, through
+    :func:`worker.gateway.endpoints.account_routes`)."""
+    desk = CampaignDesk(settings, connection)
+
+    def handler(
+        context: GatewayContext, account: ProducerAccount, params: Mapping[str, str]
+    ) -> Answer:
+        return handle_delete(context, desk, account, params)
+
+    return account_routes("deleteCampaign", handler)

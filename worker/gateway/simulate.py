@@ -16,48 +16,30 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import structlog
-from redis.exceptions import RedisError
-from starlette.concurrency import run_in_threadpool
 from starlette.routing import Route
 
-from producers.errors import FluxError, InvalidRequestError, ProviderError, RedisUnavailableError
+from producers.errors import FluxError, InvalidRequestError, ProviderError
 from producers.simulation import TEXT_113, Simulation, combine
 from worker.allmysms.client import AllMySmsClient
 from worker.allmysms.flux import error_reply
 from worker.allmysms.payload import build_fluxes
-from worker.gateway.context import GatewayContext, context_of
+from worker.gateway.context import GatewayContext
+from worker.gateway.endpoints import account_routes
 from worker.gateway.sendsms import (
-    RETRY_AFTER_S,
     Answer,
     _flux_error_text,
     answer_format,
-    body_params,
     checked_request,
-    client_address,
     http_error,
-    query_params,
-    read_body,
-    sign_in,
-    to_response,
-    too_many,
 )
 from worker.gateway.translate import refusal
 
 
 if TYPE_CHECKING:
-    from starlette.requests import Request
-    from starlette.responses import Response
-
-    from worker.settings import Settings
+    from worker.settings import ProducerAccount, Settings
 
 log = structlog.get_logger()
 
-SIMULATE_PATHS = (
-    "/http/9.0/simulateCampaign/",
-    "/http/9.0/simulateCampaign",
-    "/simulateCampaign/",
-    "/simulateCampaign",
-)
 NO_CREDENTIALS_TEXT = (
     "simulateCampaign is not available: this gateway has no AllMySMS credentials "
     "(ALLMYSMS_LOGIN, ALLMYSMS_API_KEY); nothing was sent"
@@ -91,66 +73,30 @@ class Simulator:
 
 
 def simulate_routes(settings: Settings, simulator: Simulator | None = None) -> list[Route]:
-    """The simulateCampaign routes; ``simulator`` defaults to one from ``settings``."""
+    """The simulateCampaign routes (sendSms's sign-in, limits and paths, through
+    :func:`worker.gateway.endpoints.account_routes`); ``simulator`` defaults to one from
+    ``settings``."""
     chosen = simulator or Simulator(settings)
 
-    async def endpoint(request: Request) -> Response:
-        return await simulate_campaign(request, chosen)
+    def handler(
+        context: GatewayContext, account: ProducerAccount, params: Mapping[str, str]
+    ) -> Answer:
+        return simulate(context, chosen, account, params, datetime.now(UTC))
 
-    return [Route(path, endpoint, methods=["GET", "POST"]) for path in SIMULATE_PATHS]
-
-
-async def simulate_campaign(request: Request, simulator: Simulator) -> Response:
-    """GET or POST ``/http/9.0/simulateCampaign/``: the parameters sendSms takes, the cost."""
-    context = context_of(request)
-    query = query_params(request)
-    fmt = answer_format(query)
-    if request.method not in ("GET", "POST"):  # starlette routes HEAD with GET
-        return to_response(http_error(405, fmt, headers={"Allow": "GET, POST"}))
-    limit = context.settings.gateway_max_body_bytes
-    body = await read_body(request, limit)
-    if body is None:
-        return to_response(http_error(413, fmt, f"Request body larger than {limit} bytes"))
-    params = dict(query)
-    if request.method == "POST":
-        fields = await body_params(request.headers, body, limit)
-        if fields is None:
-            return to_response(http_error(400, fmt))
-        params.update(fields)
-    try:
-        answer = await run_in_threadpool(
-            simulate, context, simulator, params, datetime.now(UTC), client_address(request)
-        )
-    except (RedisUnavailableError, RedisError) as exc:
-        log.warning("gateway.redis_unavailable", error=type(exc).__name__)
-        answer = http_error(503, answer_format(params), headers={"Retry-After": str(RETRY_AFTER_S)})
-    except Exception as exc:  # answered in the client's format; the app's handler is a backstop
-        log.error("gateway.request_failed", error=type(exc).__name__, exc_info=exc)
-        answer = http_error(500, answer_format(params))
-    return to_response(answer)
+    return account_routes("simulateCampaign", handler)
 
 
 def simulate(
     context: GatewayContext,
     simulator: Simulator,
+    account: ProducerAccount,
     params: Mapping[str, str],
     now: datetime,
-    client: str = "unknown",
 ) -> Answer:
-    """Sign in, rate-limit and check the flux as sendSms does, then ask AllMySMS the cost.
-
-    Raises:
-        RedisUnavailableError: Redis could not be reached for the login and rate checks.
-    """
+    """Check the flux of a signed-in, rate-counted request as sendSms does, then ask AllMySMS
+    the cost."""
     fmt = answer_format(params)
-    account = sign_in(context, params, client, fmt)
-    if isinstance(account, Answer):
-        return account
     bound = log.bind(producer=account.login)
-    over = context.limits.take_request(account.login)
-    if over is not None:
-        bound.warning("gateway.rate_limited", client=client, retry_after_s=over.retry_after_s)
-        return too_many(over, fmt)
     try:
         request = checked_request(context, account, params, {}, now)
     except FluxError as exc:
