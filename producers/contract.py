@@ -213,8 +213,9 @@ def parse_request(
         raise InvalidRequestError("text", "placeholders are numbered from #param_1#")
     dynamic = max(placeholders, default=0)
     recipients, refused = _recipients(obj.get("to"), default_region, dynamic)
-    as_written = _longest(written, recipients).segments
-    if level is not Transliteration.NONE:
+    as_written: int | None = None
+    if level is not Transliteration.NONE:  # counted twice only when it may change the count
+        as_written = _longest(written, recipients).segments
         recipients = tuple(
             Recipient(r.phone, tuple(transliterate(p, level) for p in r.params)) for r in recipients
         )
